@@ -1,0 +1,132 @@
+/**
+ * Typed errors with stable codes. Tests, the gRPC status mapping and the CLI exit-code mapping match on
+ * `code` (and on `reason` for intent rejections), never on message text.
+ */
+
+/** Options accepted by every lanekeeper error. */
+export interface LanekeeperErrorOptions {
+  /** The underlying error, kept for logs. */
+  cause?: unknown;
+  /** Structured, secret-free context for logs and `--json` output. */
+  details?: Readonly<Record<string, unknown>>;
+}
+
+/** Base class of every error lanekeeper throws on purpose. `code` is stable across releases. */
+export class LanekeeperError extends Error {
+  /** Stable machine-readable code, e.g. `CONFIG_INVALID` or a {@link RejectReason}. */
+  readonly code: string;
+  /** Structured, secret-free context. */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: string, message: string, options: LanekeeperErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details;
+  }
+}
+
+/**
+ * Why an intent, envelope, key, name or label was refused. Values equal their names so they travel as-is in
+ * `ResultPayload.reason_code`, audit records and logs.
+ */
+export enum RejectReason {
+  ENVELOPE_TOO_LARGE = "ENVELOPE_TOO_LARGE",
+  ENVELOPE_MALFORMED = "ENVELOPE_MALFORMED",
+  ENVELOPE_VERSION = "ENVELOPE_VERSION",
+  SIGNATURE_LENGTH = "SIGNATURE_LENGTH",
+  KEY_ID_INVALID = "KEY_ID_INVALID",
+  UNKNOWN_KEY = "UNKNOWN_KEY",
+  KEY_REVOKED = "KEY_REVOKED",
+  KEY_NOT_VALID_NOW = "KEY_NOT_VALID_NOW",
+  BAD_SIGNATURE = "BAD_SIGNATURE",
+  PAYLOAD_MALFORMED = "PAYLOAD_MALFORMED",
+  ISSUER_MISMATCH = "ISSUER_MISMATCH",
+  AUDIENCE_MISMATCH = "AUDIENCE_MISMATCH",
+  SUBJECT_MISMATCH = "SUBJECT_MISMATCH",
+  EXPIRED = "EXPIRED",
+  NOT_YET_VALID = "NOT_YET_VALID",
+  TTL_TOO_LONG = "TTL_TOO_LONG",
+  BAD_TIME_WINDOW = "BAD_TIME_WINDOW",
+  REPLAY = "REPLAY",
+  SEQUENCE_TOO_LOW = "SEQUENCE_TOO_LOW",
+  BEFORE_FLOOR = "BEFORE_FLOOR",
+  STATE_LOST = "STATE_LOST",
+  CONTROL_DISABLED = "CONTROL_DISABLED",
+  NOT_ALLOWED_ACTION = "NOT_ALLOWED_ACTION",
+  NOT_ALLOWED_SCOPE = "NOT_ALLOWED_SCOPE",
+  NOT_ALLOWED_POOL = "NOT_ALLOWED_POOL",
+  NOT_ALLOWED_BACKEND = "NOT_ALLOWED_BACKEND",
+  NOT_ALLOWED_IMAGE = "NOT_ALLOWED_IMAGE",
+  MAX_LANES = "MAX_LANES",
+  INVALID_NAME = "INVALID_NAME",
+  INVALID_LABEL = "INVALID_LABEL",
+  NOT_OWNED = "NOT_OWNED",
+  FOREIGN_HOST = "FOREIGN_HOST",
+  BAD_MARKER = "BAD_MARKER",
+  SYMLINK = "SYMLINK",
+  LANE_HELD = "LANE_HELD",
+  LANE_NOT_FOUND = "LANE_NOT_FOUND",
+  LANE_EXISTS = "LANE_EXISTS",
+  JOB_RUNNING = "JOB_RUNNING",
+  SEAL_FAILED = "SEAL_FAILED",
+  NO_ACTION = "NO_ACTION",
+}
+
+/** Every {@link RejectReason} value, for exhaustive tests and for validating reason codes read from the wire. */
+export const REJECT_REASONS: readonly RejectReason[] = Object.freeze(Object.values(RejectReason));
+
+/** Whether `s` is a known {@link RejectReason}. */
+export function isRejectReason(s: string): s is RejectReason {
+  return (REJECT_REASONS as readonly string[]).includes(s);
+}
+
+/** A refusal with a typed reason. `code` equals `reason`. */
+export class RejectError extends LanekeeperError {
+  /** Why the input was refused. */
+  readonly reason: RejectReason;
+
+  constructor(reason: RejectReason, message: string, options: LanekeeperErrorOptions = {}) {
+    super(reason, message, options);
+    this.reason = reason;
+  }
+}
+
+/** Whether `err` is a {@link RejectError}, optionally with the given reason. */
+export function isRejectError(err: unknown, reason?: RejectReason): err is RejectError {
+  return err instanceof RejectError && (reason === undefined || err.reason === reason);
+}
+
+/** One problem found in a config or policy file. */
+export interface ConfigIssue {
+  /** Dotted path with array indexes, e.g. `control.scopes[0]`; empty for the document itself. */
+  readonly path: string;
+  /** What is wrong and what to do about it. */
+  readonly message: string;
+}
+
+/** A config or policy file that cannot be used. The message lists every issue as `path: message` lines. */
+export class ConfigError extends LanekeeperError {
+  /** Every problem found, in document order where possible. */
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(what: string, issues: readonly ConfigIssue[], options: LanekeeperErrorOptions = {}) {
+    const lines = issues.map((i) => `  ${i.path === "" ? "(document)" : i.path}: ${i.message}`);
+    super("CONFIG_INVALID", `${what} is invalid:\n${lines.join("\n")}`, options);
+    this.issues = Object.freeze(issues.map((i) => Object.freeze({ path: i.path, message: i.message })));
+  }
+}
+
+/** Audit log I/O or chain problems (not tampering found by verification, which is a result, not an error). */
+export class AuditError extends LanekeeperError {
+  constructor(message: string, options: LanekeeperErrorOptions = {}) {
+    super("AUDIT_FAILED", message, options);
+  }
+}
+
+/** A key file or key encoding that cannot be used. */
+export class KeyError extends LanekeeperError {
+  constructor(message: string, options: LanekeeperErrorOptions = {}) {
+    super("KEY_INVALID", message, options);
+  }
+}

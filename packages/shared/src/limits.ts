@@ -1,0 +1,82 @@
+/**
+ * Every size, length, count and time limit of lanekeeper, in one place. Changing one is a protocol or policy
+ * decision: both sides read these constants.
+ */
+
+/** Largest encoded `SignedEnvelope` accepted, checked before any decoding. */
+export const MAX_ENVELOPE_BYTES = 64 * 1024;
+/** Longest `key_id` hint (hex SHA-256 is 64 characters). */
+export const MAX_KEY_ID_CHARS = 64;
+/** Ed25519 signatures are exactly this long. */
+export const SIGNATURE_BYTES = 64;
+/** Ed25519 and X25519 raw public keys are this long. */
+export const RAW_PUBLIC_KEY_BYTES = 32;
+/** The only envelope version accepted (no downgrade path). */
+export const ENVELOPE_VERSION = 1;
+/** The only signed key-set container version accepted. */
+export const KEYSET_ENVELOPE_VERSION = 1;
+/** Longest allowed `expires − issued_at` of an intent. */
+export const MAX_INTENT_TTL_MS = 120_000;
+/** Tolerated clock difference between coordinator and agent, on both ends of the validity window. */
+export const CLOCK_SKEW_MS = 30_000;
+/** Default TTL the coordinator gives an intent. */
+export const DEFAULT_INTENT_TTL_MS = 60_000;
+
+/** Intent ids are 128-bit random values in lower-case hex. */
+export const INTENT_ID_CHARS = 32;
+/** Host ids, lane ids and pool names: `[a-z0-9][a-z0-9-]{0,62}`. */
+export const MAX_HOST_ID_CHARS = 63;
+/** See {@link MAX_HOST_ID_CHARS}. */
+export const MAX_LANE_ID_CHARS = 63;
+/** See {@link MAX_HOST_ID_CHARS}. */
+export const MAX_POOL_NAME_CHARS = 63;
+/** GitHub user and organization logins are at most 39 characters. */
+export const MAX_GITHUB_OWNER_CHARS = 39;
+/** GitHub repository names are at most 100 characters. */
+export const MAX_GITHUB_REPO_CHARS = 100;
+/** Runner group names (GitHub allows more; kept conservative). */
+export const MAX_RUNNER_GROUP_CHARS = 100;
+
+/** Most labels one runner registers with (canonical `lk-*` labels included). */
+export const MAX_LABELS = 32;
+/** Longest runner label (conservative with respect to GitHub's limits). */
+export const MAX_LABEL_CHARS = 100;
+/** Longest systemd unit name (systemd's own limit is 255 plus NUL). */
+export const MAX_UNIT_NAME_CHARS = 255;
+/** Longest container name. */
+export const MAX_CONTAINER_NAME_CHARS = 128;
+/** Longest container label key. */
+export const MAX_CONTAINER_LABEL_KEY_CHARS = 128;
+/** Longest container label value. */
+export const MAX_CONTAINER_LABEL_VALUE_CHARS = 1024;
+/** Longest runner version string (`2.330.0`). */
+export const MAX_RUNNER_VERSION_CHARS = 32;
+/** Longest container image reference (`name@sha256:<64 hex>`). */
+export const MAX_IMAGE_REF_CHARS = 512;
+/** Longest URL carried in a lane spec. */
+export const MAX_URL_CHARS = 2048;
+/** Longest free-text field in a payload (hold reason, message, recovery note). */
+export const MAX_TEXT_CHARS = 1024;
+/** Longest operation id or `forced_by` value. */
+export const MAX_REF_CHARS = 128;
+/** Largest sealed-secret ciphertext (JIT configs are a few KiB). */
+export const MAX_SEALED_CIPHERTEXT_BYTES = 16 * 1024;
+/** Most lanes in one inventory snapshot. */
+export const MAX_INVENTORY_LANES = 1024;
+/** Most unmanaged runners in one inventory snapshot. */
+export const MAX_INVENTORY_UNMANAGED = 1024;
+/** Most keys in one trusted key set. */
+export const MAX_KEYSET_KEYS = 16;
+/** Largest encoded `SignedKeySet`. */
+export const MAX_KEYSET_BYTES = 64 * 1024;
+
+/** Largest message the local gRPC status socket receives (well below grpc-js' 4 MiB default). */
+export const MAX_GRPC_MESSAGE_BYTES = 16 * 1024;
+/** Most signed results the agent keeps for duplicate deliveries. */
+export const MAX_RECENT_RESULTS = 1024;
+/** Most audit records `GetStatus` returns. */
+export const MAX_AUDIT_TAIL = 200;
+/** Largest config or policy file accepted. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Largest single audit line. */
+export const MAX_AUDIT_LINE_BYTES = 64 * 1024;
