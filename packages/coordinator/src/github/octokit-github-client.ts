@@ -1,0 +1,472 @@
+import { randomBytes } from "node:crypto";
+import { createAppAuth } from "@octokit/auth-app";
+import { retry } from "@octokit/plugin-retry";
+import { throttling } from "@octokit/plugin-throttling";
+import { Octokit } from "@octokit/rest";
+import { systemClock, type Clock } from "@lanekeeper/shared";
+import type { Logger } from "pino";
+import {
+  DEFAULT_GITHUB_RETRIES,
+  DEFAULT_MAX_RETRY_WAIT_SECONDS,
+  DEFAULT_RATE_LIMIT_RESERVE,
+  DEFAULT_RATE_LIMIT_RETRIES,
+  DEFAULT_RETRY_BASE_MS,
+  DEFAULT_SECONDARY_RETRY_AFTER_SECONDS,
+  GITHUB_PER_PAGE,
+  MAX_ETAG_CACHE_ENTRIES,
+  MAX_GITHUB_MESSAGE_CHARS,
+  MAX_RUNNER_PAGES,
+} from "../limits.js";
+import { EtagCache } from "./etag-cache.js";
+import type { GitHubClient } from "./github-client.js";
+import {
+  GitHubApiError,
+  GitHubAuthError,
+  GitHubConflictError,
+  GitHubNotFoundError,
+  GitHubRateLimitedError,
+  GitHubRateLimitReserveError,
+  GitHubRunnerBusyError,
+  type GitHubErrorFacts,
+} from "./github-errors.js";
+import { GitHubMetricsRecorder, type GitHubClientMetrics } from "./github-metrics.js";
+import type {
+  DeleteRunnerOutcome,
+  GitHubRunner,
+  GitHubRunnerLabel,
+  JitConfig,
+  JitConfigRequest,
+  RunnerGroup,
+  RunnerList,
+  RunnerToken,
+} from "./github-types.js";
+import { RateLimitTracker, type CallPurpose, type RateLimitState } from "./rate-limit-tracker.js";
+import { RedactedSecret } from "./redacted-secret.js";
+import {
+  hasNextPage,
+  parseJitConfig,
+  parseLabelList,
+  parseRunner,
+  parseRunnerGroupPage,
+  parseRunnerPage,
+  parseToken,
+} from "./runner-parse.js";
+import { scopeRoute } from "./scope-route.js";
+
+/** How the client authenticates. Secrets stay wrapped until handed to octokit. */
+export type GitHubCredential =
+  | { readonly kind: "token"; readonly token: RedactedSecret }
+  | {
+      readonly kind: "app";
+      readonly appId: number | string;
+      readonly privateKey: RedactedSecret;
+      readonly installationId: number;
+    };
+
+/** Options of {@link OctokitGitHubClient}. */
+export interface OctokitGitHubClientOptions {
+  /** REST base URL: `https://api.github.com`, or `https://<host>/api/v3` for GHES. */
+  readonly apiUrl: string;
+  readonly credential: GitHubCredential;
+  /**
+   * Requests kept for removals: at or below this many remaining, observation and creation are deferred.
+   * @default 200
+   */
+  readonly rateLimitReserve?: number;
+  /** Retries of 5xx and network failures for idempotent calls. @default 3 */
+  readonly retries?: number;
+  /** Retries after a primary or secondary rate limit, per request. @default 2 */
+  readonly rateLimitRetries?: number;
+  /** A rate-limit retry that would wait longer is given up. @default 120 */
+  readonly maxRetryWaitSeconds?: number;
+  /** ms per unit of `retry-after` and of the 5xx backoff (`(n+1)^2` units). Tests shrink it. @default 1000 */
+  readonly retryBaseMs?: number;
+  /** Secondary-limit wait when GitHub sends no `retry-after`. @default 60 */
+  readonly secondaryRetryAfterSeconds?: number;
+  /** Runners per page. @default 100 */
+  readonly perPage?: number;
+  /** @default systemClock */
+  readonly clock?: Clock;
+  /** Logger for throttling and retry events. Tokens are never logged. */
+  readonly log?: Logger;
+  /** fetch implementation (tests may wrap it to observe requests). @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
+  /** @default "lanekeeper" */
+  readonly userAgent?: string;
+}
+
+interface CachedPage {
+  readonly runners: readonly GitHubRunner[];
+  readonly totalCount: number;
+  readonly hasNext: boolean;
+}
+
+interface CallContext {
+  attempts: number;
+}
+
+interface SendOptions {
+  readonly headers?: Record<string, string>;
+  readonly body?: Record<string, unknown>;
+  /** Override the 5xx retry count (0 for non-idempotent calls). */
+  readonly retries?: number;
+}
+
+interface SendResult {
+  readonly status: number;
+  readonly data: unknown;
+  readonly headers: Readonly<Record<string, string | number | undefined>>;
+}
+
+/** Counts attempts per logical call. Registered first, so it sits inside the retry and throttling wrappers. */
+function attemptCounter(octokit: Parameters<typeof retry>[0]): void {
+  octokit.hook.before("request", (options) => {
+    const ctx = (options.request as { lanekeeperCall?: CallContext } | undefined)?.lanekeeperCall;
+    if (ctx !== undefined) ctx.attempts++;
+  });
+}
+
+const LanekeeperOctokit = Octokit.plugin(attemptCounter, retry, throttling);
+type LanekeeperOctokit = InstanceType<typeof LanekeeperOctokit>;
+
+function headerString(v: string | number | undefined): string | undefined {
+  return v === undefined ? undefined : String(v);
+}
+
+/**
+ * {@link GitHubClient} over `@octokit/rest` with the throttling and retry plugins, conditional listing with a
+ * per-page ETag cache, rate-limit accounting from `x-ratelimit-*` headers and a reserve kept for removals.
+ */
+export class OctokitGitHubClient implements GitHubClient {
+  private readonly octokit: LanekeeperOctokit;
+  private readonly tracker: RateLimitTracker;
+  private readonly recorder = new GitHubMetricsRecorder();
+  private readonly etags = new EtagCache<CachedPage>(MAX_ETAG_CACHE_ENTRIES);
+  private readonly clock: Clock;
+  private readonly perPage: number;
+  private readonly log: Logger | undefined;
+
+  constructor(options: OctokitGitHubClientOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.perPage = options.perPage ?? GITHUB_PER_PAGE;
+    this.log = options.log;
+    this.tracker = new RateLimitTracker(options.rateLimitReserve ?? DEFAULT_RATE_LIMIT_RESERVE);
+    const rateLimitRetries = options.rateLimitRetries ?? DEFAULT_RATE_LIMIT_RETRIES;
+    const maxWait = options.maxRetryWaitSeconds ?? DEFAULT_MAX_RETRY_WAIT_SECONDS;
+    const baseFetch = options.fetch ?? globalThis.fetch;
+    const countingFetch: typeof fetch = async (input, init) => {
+      this.recorder.request();
+      const res = await baseFetch(input, init);
+      this.recorder.response(res.status);
+      this.tracker.update(res.headers, this.clock.now());
+      return res;
+    };
+    const log = this.log;
+    const onLimit =
+      (kind: "primary" | "secondary") =>
+      (retryAfter: number, opts: { method: string; url: string }, _o: unknown, retryCount: number): boolean => {
+        const willRetry = retryCount < rateLimitRetries && retryAfter <= maxWait;
+        // opts.url is the route template (no query, no headers), so nothing secret is logged.
+        log?.warn(
+          { kind, method: opts.method, route: opts.url, retryAfterSeconds: retryAfter, retryCount, willRetry },
+          `GitHub ${kind} rate limit hit`,
+        );
+        if (willRetry) this.recorder.retry();
+        return willRetry;
+      };
+    const auth =
+      options.credential.kind === "token"
+        ? { auth: options.credential.token.reveal() }
+        : {
+            authStrategy: createAppAuth,
+            auth: {
+              appId: options.credential.appId,
+              privateKey: options.credential.privateKey.reveal(),
+              installationId: options.credential.installationId,
+            },
+          };
+    this.octokit = new LanekeeperOctokit({
+      ...auth,
+      baseUrl: options.apiUrl.replace(/\/+$/, ""),
+      userAgent: options.userAgent ?? "lanekeeper",
+      request: { fetch: countingFetch },
+      log: {
+        debug: (): void => undefined,
+        info: (): void => undefined,
+        warn: (m: string): void => log?.warn({ source: "octokit" }, m),
+        error: (m: string): void => log?.error({ source: "octokit" }, m),
+      },
+      retry: {
+        retries: options.retries ?? DEFAULT_GITHUB_RETRIES,
+        retryAfterBaseValue: options.retryBaseMs ?? DEFAULT_RETRY_BASE_MS,
+        // 403/429 belong to the throttling plugin; 409/422 are answers, not glitches.
+        doNotRetry: [400, 401, 403, 404, 409, 410, 422, 429, 451],
+      },
+      throttle: {
+        // A unique id keeps the plugin's module-wide limiter groups from coupling separate clients.
+        id: `lanekeeper-${randomBytes(6).toString("hex")}`,
+        retryAfterBaseValue: options.retryBaseMs ?? DEFAULT_RETRY_BASE_MS,
+        fallbackSecondaryRateRetryAfter: options.secondaryRetryAfterSeconds ?? DEFAULT_SECONDARY_RETRY_AFTER_SECONDS,
+        onRateLimit: onLimit("primary"),
+        onSecondaryRateLimit: onLimit("secondary"),
+      },
+    });
+  }
+
+  rateLimit(): RateLimitState {
+    return this.tracker.state(this.clock.now());
+  }
+
+  metrics(): GitHubClientMetrics {
+    return this.recorder.snapshot();
+  }
+
+  async listRunners(scope: string): Promise<RunnerList> {
+    const op = "listRunners";
+    const route = scopeRoute(scope);
+    const byId = new Map<number, GitHubRunner>();
+    let totalCount = 0;
+    let notModified = true;
+    let requests = 0;
+    for (let page = 1; ; page++) {
+      if (page > MAX_RUNNER_PAGES) {
+        throw new GitHubApiError({ operation: op, scope }, `more than ${MAX_RUNNER_PAGES} pages of runners`);
+      }
+      this.admit(op, "observe");
+      const key = `${scope}\u0000runners\u0000${this.perPage}\u0000${page}`;
+      const cached = this.etags.get(key);
+      let data: CachedPage;
+      try {
+        requests++;
+        const res = await this.send(op, scope, `GET ${route.prefix}/actions/runners`, route.params, {
+          headers: cached === undefined ? {} : { "if-none-match": cached.etag },
+        }, { per_page: this.perPage, page });
+        const parsed = parseRunnerPage(res.data, op);
+        data = { ...parsed, hasNext: hasNextPage(headerString(res.headers.link)) };
+        notModified = false;
+        const etag = headerString(res.headers.etag);
+        if (etag !== undefined) this.etags.set(key, etag, data);
+        else this.etags.delete(key);
+      } catch (err) {
+        if (cached !== undefined && err instanceof NotModified) data = cached.value;
+        else throw err;
+      }
+      if (page === 1) totalCount = data.totalCount;
+      for (const r of data.runners) byId.set(r.id, r);
+      if (!data.hasNext) break;
+    }
+    const runners = [...byId.values()].sort((a, b) => a.id - b.id);
+    return { scope, runners, notModified, complete: runners.length >= totalCount, requests };
+  }
+
+  async getRunner(scope: string, runnerId: number): Promise<GitHubRunner | undefined> {
+    const op = "getRunner";
+    this.admit(op, "observe");
+    const route = scopeRoute(scope);
+    try {
+      const res = await this.send(op, scope, `GET ${route.prefix}/actions/runners/{runner_id}`, {
+        ...route.params,
+        runner_id: String(runnerId),
+      });
+      return parseRunner(res.data, op);
+    } catch (err) {
+      if (err instanceof GitHubNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async deleteRunner(scope: string, runnerId: number): Promise<DeleteRunnerOutcome> {
+    const op = "deleteRunner";
+    this.admit(op, "remove");
+    const route = scopeRoute(scope);
+    try {
+      await this.send(op, scope, `DELETE ${route.prefix}/actions/runners/{runner_id}`, {
+        ...route.params,
+        runner_id: String(runnerId),
+      });
+      return "deleted";
+    } catch (err) {
+      if (err instanceof GitHubNotFoundError) return "not-found";
+      throw err;
+    }
+  }
+
+  async createRegistrationToken(scope: string): Promise<RunnerToken> {
+    return this.token("createRegistrationToken", scope, "registration-token", "create");
+  }
+
+  async createRemoveToken(scope: string): Promise<RunnerToken> {
+    return this.token("createRemoveToken", scope, "remove-token", "remove");
+  }
+
+  async generateJitConfig(scope: string, request: JitConfigRequest): Promise<JitConfig> {
+    const op = "generateJitConfig";
+    this.admit(op, "create");
+    const route = scopeRoute(scope);
+    const res = await this.send(op, scope, `POST ${route.prefix}/actions/runners/generate-jitconfig`, route.params, {
+      body: {
+        name: request.name,
+        runner_group_id: request.runnerGroupId,
+        labels: [...request.labels],
+        work_folder: request.workFolder ?? "_work",
+      },
+      retries: 0,
+    });
+    const parsed = parseJitConfig(res.data, op);
+    return { runner: parsed.runner, encodedJitConfig: new RedactedSecret(parsed.encoded) };
+  }
+
+  async setCustomLabels(scope: string, runnerId: number, labels: readonly string[]): Promise<readonly GitHubRunnerLabel[]> {
+    return this.labels("setCustomLabels", scope, runnerId, "PUT", { labels: [...labels] });
+  }
+
+  async addLabels(scope: string, runnerId: number, labels: readonly string[]): Promise<readonly GitHubRunnerLabel[]> {
+    return this.labels("addLabels", scope, runnerId, "POST", { labels: [...labels] });
+  }
+
+  async removeLabel(scope: string, runnerId: number, label: string): Promise<readonly GitHubRunnerLabel[]> {
+    const op = "removeLabel";
+    this.admit(op, "remove");
+    const route = scopeRoute(scope);
+    const res = await this.send(op, scope, `DELETE ${route.prefix}/actions/runners/{runner_id}/labels/{name}`, {
+      ...route.params,
+      runner_id: String(runnerId),
+      name: label,
+    });
+    return parseLabelList(res.data, op);
+  }
+
+  async listRunnerGroups(org: string): Promise<readonly RunnerGroup[]> {
+    const op = "listRunnerGroups";
+    const scope = `org:${org}`;
+    const route = scopeRoute(scope);
+    const groups: RunnerGroup[] = [];
+    for (let page = 1; page <= MAX_RUNNER_PAGES; page++) {
+      this.admit(op, "observe");
+      const res = await this.send(op, scope, `GET ${route.prefix}/actions/runner-groups`, route.params, {}, {
+        per_page: this.perPage,
+        page,
+      });
+      groups.push(...parseRunnerGroupPage(res.data, op).groups);
+      if (!hasNextPage(headerString(res.headers.link))) return groups;
+    }
+    throw new GitHubApiError({ operation: op, scope }, `more than ${MAX_RUNNER_PAGES} pages of runner groups`);
+  }
+
+  private async token(op: string, scope: string, path: string, purpose: CallPurpose): Promise<RunnerToken> {
+    this.admit(op, purpose);
+    const route = scopeRoute(scope);
+    const res = await this.send(op, scope, `POST ${route.prefix}/actions/runners/${path}`, route.params);
+    const t = parseToken(res.data, op);
+    return { token: new RedactedSecret(t.token), expiresAt: t.expiresAt };
+  }
+
+  private async labels(
+    op: string,
+    scope: string,
+    runnerId: number,
+    method: "PUT" | "POST",
+    body: Record<string, unknown>,
+  ): Promise<readonly GitHubRunnerLabel[]> {
+    // Label changes are how a drain starts and how an interrupted one is undone: allowed under the reserve.
+    this.admit(op, "remove");
+    const route = scopeRoute(scope);
+    const res = await this.send(op, scope, `${method} ${route.prefix}/actions/runners/{runner_id}/labels`, {
+      ...route.params,
+      runner_id: String(runnerId),
+    }, { body });
+    return parseLabelList(res.data, op);
+  }
+
+  /** Refuse a non-removal call while the reserve is active, without sending anything. */
+  private admit(op: string, purpose: CallPurpose): void {
+    const now = this.clock.now();
+    if (this.tracker.allows(purpose, now)) return;
+    this.recorder.deferral();
+    const s = this.tracker.state(now);
+    throw new GitHubRateLimitReserveError(op, s.remaining ?? 0, s.reserve, s.resetAtMs ?? now);
+  }
+
+  private async send(
+    op: string,
+    scope: string,
+    route: string,
+    params: Readonly<Record<string, string>>,
+    options: SendOptions = {},
+    query: Readonly<Record<string, number>> = {},
+  ): Promise<SendResult> {
+    this.recorder.call(op);
+    const ctx: CallContext = { attempts: 0 };
+    try {
+      const res = await this.octokit.request(route, {
+        ...params,
+        ...query,
+        ...(options.body ?? {}),
+        headers: options.headers ?? {},
+        request: {
+          lanekeeperCall: ctx,
+          ...(options.retries === undefined ? {} : { retries: options.retries }),
+        },
+      });
+      return { status: res.status, data: res.data as unknown, headers: res.headers };
+    } catch (err) {
+      throw this.mapError(op, scope, err);
+    } finally {
+      // Throttling retries are counted by the limit handlers; the rest are 5xx retries.
+      const extra = ctx.attempts - 1;
+      for (let i = 0; i < extra; i++) this.recorder.retry();
+    }
+  }
+
+  private mapError(operation: string, scope: string, err: unknown): Error {
+    if (!isRequestError(err)) {
+      return new GitHubApiError({ operation, scope }, err instanceof Error ? err.name : "unknown failure");
+    }
+    if (err.status === 304) return new NotModified();
+    const headers = err.response?.headers ?? {};
+    const data: unknown = err.response?.data;
+    const rawMsg =
+      typeof data === "object" && data !== null && typeof (data as { message?: unknown }).message === "string"
+        ? (data as { message: string }).message
+        : undefined;
+    const facts: GitHubErrorFacts = {
+      operation,
+      scope,
+      status: err.status,
+      ...(rawMsg === undefined ? {} : { githubMessage: rawMsg.slice(0, MAX_GITHUB_MESSAGE_CHARS) }),
+      ...(headers["x-github-request-id"] === undefined ? {} : { requestId: String(headers["x-github-request-id"]) }),
+    };
+    const rateLimited =
+      err.status === 429 ||
+      (err.status === 403 && (headers["x-ratelimit-remaining"] === "0" || /rate limit/i.test(rawMsg ?? "")));
+    if (rateLimited) return new GitHubRateLimitedError(facts);
+    switch (err.status) {
+      case 401:
+      case 403:
+        return new GitHubAuthError(facts);
+      case 404:
+        return new GitHubNotFoundError(facts);
+      case 409:
+        return new GitHubConflictError(facts);
+      case 422:
+        if (operation === "deleteRunner" && /running a job/i.test(rawMsg ?? "")) return new GitHubRunnerBusyError(facts);
+        return new GitHubApiError(facts);
+      default:
+        return new GitHubApiError(facts);
+    }
+  }
+}
+
+/** Internal signal: a conditional request was answered 304. Never escapes the client. */
+class NotModified extends Error {}
+
+/** The parts of octokit's `RequestError` the mapping reads (duck-typed: the class is a transitive dependency). */
+interface RequestErrorLike {
+  readonly name: "HttpError";
+  readonly status: number;
+  readonly response?: { readonly headers: Readonly<Record<string, string | number | undefined>>; readonly data?: unknown };
+}
+
+function isRequestError(err: unknown): err is RequestErrorLike {
+  return err instanceof Error && err.name === "HttpError" && typeof (err as { status?: unknown }).status === "number";
+}

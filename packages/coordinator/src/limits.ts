@@ -1,0 +1,42 @@
+/**
+ * Coordinator limits and defaults, in one place. Protocol limits shared with the agent live in
+ * `@lanekeeper/shared`'s `limits.ts`; these only bound the coordinator's own work.
+ */
+
+/** Runners per page when listing (GitHub's maximum is 100). */
+export const GITHUB_PER_PAGE = 100;
+/** Most pages read for one scope's runner list (10,000 runners); more is treated as an error, not truncated. */
+export const MAX_RUNNER_PAGES = 100;
+/** Most URLs remembered by the ETag cache (one per page of each scope's listing). */
+export const MAX_ETAG_CACHE_ENTRIES = 20_000;
+/** Requests kept back for removals when the rate limit runs low. */
+export const DEFAULT_RATE_LIMIT_RESERVE = 200;
+/** Retries of a 5xx or network failure (idempotent calls only). */
+export const DEFAULT_GITHUB_RETRIES = 3;
+/** Retries after a primary or secondary rate limit, per request. */
+export const DEFAULT_RATE_LIMIT_RETRIES = 2;
+/** A rate-limit retry that would wait longer than this is given up (the next reconcile tries again). */
+export const DEFAULT_MAX_RETRY_WAIT_SECONDS = 120;
+/** Scale of `retry-after` seconds and of the retry plugin's backoff, in ms per unit. */
+export const DEFAULT_RETRY_BASE_MS = 1000;
+/** Secondary-limit wait when GitHub sends no `retry-after`. */
+export const DEFAULT_SECONDARY_RETRY_AFTER_SECONDS = 60;
+/** Longest GitHub error message kept in an error's details. */
+export const MAX_GITHUB_MESSAGE_CHARS = 300;
+
+/** Lane removals (scale-down and moves) one plan may contain. */
+export const DEFAULT_MAX_REMOVALS_PER_PLAN = 2;
+/** Orphan cleanups one plan may contain. */
+export const DEFAULT_MAX_ORPHAN_CLEANUPS_PER_PLAN = 5;
+/** Lane creations one plan may contain. */
+export const DEFAULT_MAX_CREATES_PER_PLAN = 50;
+/** An orphan must stay marked at least this long before it is cleaned up. */
+export const DEFAULT_ORPHAN_GRACE_MS = 5 * 60_000;
+/** A lane still `creating` after this long is reported as needing attention. */
+export const DEFAULT_CREATE_TIMEOUT_MS = 15 * 60_000;
+/** A registration that has not shown up on GitHub this long after the lane was created is an orphan candidate. */
+export const DEFAULT_REGISTRATION_GRACE_MS = 5 * 60_000;
+/** Host inventories older than this are treated as unknown. */
+export const DEFAULT_INVENTORY_MAX_AGE_MS = 60_000;
+/** Most attempts at finding a free lane id for one new lane. */
+export const MAX_LANE_ID_ATTEMPTS = 1000;
