@@ -71,6 +71,8 @@ export enum RejectReason {
   JOB_RUNNING = "JOB_RUNNING",
   SEAL_FAILED = "SEAL_FAILED",
   NO_ACTION = "NO_ACTION",
+  /** A key-set update whose version is not exactly the current version + 1 (rollback, replay or skip). */
+  KEYSET_VERSION = "KEYSET_VERSION",
 }
 
 /** Every {@link RejectReason} value, for exhaustive tests and for validating reason codes read from the wire. */

@@ -1,0 +1,176 @@
+/**
+ * Signed envelopes, DSSE-style: the signature covers PAE("lanekeeper.<kind>.v1", payload) over the exact payload
+ * bytes, so a result, an inventory or a key set can never pass as an intent, and nothing is parsed before the
+ * signature holds. Checks run cheapest first: size → decode → version → signature length → key id → key →
+ * signature.
+ */
+import { createHash, createPublicKey, KeyObject, sign, verify } from "node:crypto";
+import { systemClock, type Clock } from "./clock.js";
+import { RejectError, RejectReason } from "./errors.js";
+import { SignedEnvelope } from "./gen/lanekeeper/v1/envelope.js";
+import { keyIdOf, publicKeyFromRaw, type SigningKey } from "./keys.js";
+import { ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, MAX_KEY_ID_CHARS, SIGNATURE_BYTES } from "./limits.js";
+import { decodeStrict } from "./strict-decode.js";
+import { assertKeyUsable, type TrustedKeyLike } from "./trusted-key.js";
+
+/** What a `SignedEnvelope` carries. */
+export type EnvelopeKind = "intent" | "result" | "inventory";
+/** Everything lanekeeper signs: envelope kinds plus key sets. */
+export type SignedPayloadKind = EnvelopeKind | "keyset";
+
+/** The DSSE payload type of each kind. */
+export const PAYLOAD_TYPES: Readonly<Record<SignedPayloadKind, string>> = Object.freeze({
+  intent: "lanekeeper.intent.v1",
+  result: "lanekeeper.result.v1",
+  inventory: "lanekeeper.inventory.v1",
+  keyset: "lanekeeper.keyset.v1",
+});
+
+const PAE_PREFIXES: Readonly<Record<SignedPayloadKind, Buffer>> = Object.freeze({
+  intent: paePrefix(PAYLOAD_TYPES.intent),
+  result: paePrefix(PAYLOAD_TYPES.result),
+  inventory: paePrefix(PAYLOAD_TYPES.inventory),
+  keyset: paePrefix(PAYLOAD_TYPES.keyset),
+});
+
+function paePrefix(type: string): Buffer {
+  return Buffer.from(`DSSEv1 ${Buffer.byteLength(type, "utf8")} ${type} `, "utf8");
+}
+
+/**
+ * DSSE pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`, lengths in ASCII
+ * decimal bytes.
+ */
+export function pae(kind: SignedPayloadKind, payload: Uint8Array): Buffer {
+  const prefix = PAE_PREFIXES[kind];
+  if (prefix === undefined) throw new TypeError(`unknown payload kind ${String(kind)}`);
+  return Buffer.concat([prefix, Buffer.from(`${payload.length} `, "ascii"), payload]);
+}
+
+/** Sign `payload` as `kind` and return the encoded `SignedEnvelope`. */
+export function signEnvelope(kind: EnvelopeKind, payload: Uint8Array, key: SigningKey): Uint8Array {
+  const signature = sign(null, pae(kind, payload), key.privateKey);
+  const bytes = SignedEnvelope.encode({
+    version: ENVELOPE_VERSION,
+    keyId: key.keyId,
+    payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+    signature,
+  }).finish();
+  if (bytes.length > MAX_ENVELOPE_BYTES) {
+    throw new RejectError(RejectReason.ENVELOPE_TOO_LARGE, `envelope of ${bytes.length} bytes exceeds ${MAX_ENVELOPE_BYTES}`);
+  }
+  return bytes;
+}
+
+/**
+ * What a resolver returns for a key id: a bare public `KeyObject` (caller vouches for it), or a trusted key with
+ * status and validity window (checked here), or `undefined` for an unknown key. A resolver may also throw a
+ * `RejectError` itself (as `TrustedKeyStore.lookup` does).
+ */
+export type VerifyingKey = KeyObject | TrustedKeyLike;
+/** Maps a key id hint to the key that must have signed. Keys are never fetched from the network. */
+export type KeyResolver = (keyId: string) => VerifyingKey | undefined;
+
+/** A verified envelope. */
+export interface OpenedEnvelope {
+  /** The exact signed payload bytes; decode these and nothing else. */
+  payload: Buffer;
+  /** Id of the key that verified the signature. */
+  keyId: string;
+  /** SHA-256 of `payload`: the digest logged and echoed in results. */
+  digest: Buffer;
+}
+
+/** Decode and check the outer envelope (steps 1–2): size, structure, version, signature length, key id. */
+export function decodeEnvelope(bytes: Uint8Array): SignedEnvelope {
+  if (!(bytes instanceof Uint8Array)) throw new RejectError(RejectReason.ENVELOPE_MALFORMED, "envelope must be bytes");
+  if (bytes.length > MAX_ENVELOPE_BYTES) {
+    throw new RejectError(
+      RejectReason.ENVELOPE_TOO_LARGE,
+      `envelope of ${bytes.length} bytes exceeds the ${MAX_ENVELOPE_BYTES}-byte limit`,
+    );
+  }
+  let env: SignedEnvelope;
+  try {
+    env = SignedEnvelope.decode(bytes);
+  } catch (cause) {
+    throw new RejectError(RejectReason.ENVELOPE_MALFORMED, `envelope cannot be decoded: ${(cause as Error).message}`, { cause });
+  }
+  if (env.version !== ENVELOPE_VERSION) {
+    throw new RejectError(
+      RejectReason.ENVELOPE_VERSION,
+      `envelope version ${env.version} is not supported; only version ${ENVELOPE_VERSION} is accepted`,
+    );
+  }
+  if (env.signature.length !== SIGNATURE_BYTES) {
+    throw new RejectError(
+      RejectReason.SIGNATURE_LENGTH,
+      `signature is ${env.signature.length} bytes; Ed25519 signatures are exactly ${SIGNATURE_BYTES}`,
+    );
+  }
+  if (env.keyId.length === 0 || env.keyId.length > MAX_KEY_ID_CHARS || !/^[0-9a-f]+$/.test(env.keyId)) {
+    throw new RejectError(
+      RejectReason.KEY_ID_INVALID,
+      `key id must be 1-${MAX_KEY_ID_CHARS} lower-case hex characters`,
+    );
+  }
+  // Unknown or duplicated outer fields are not signed, so they cannot hurt, but a sender that writes them is not
+  // ours: refuse rather than guess.
+  decodeStrict(SignedEnvelope, bytes, "envelope", RejectReason.ENVELOPE_MALFORMED);
+  return env;
+}
+
+/**
+ * Resolve the public key for `keyId` and return it with the id that will be reported. Shared by envelopes and
+ * key sets.
+ */
+export function resolveVerifyingKey(keyId: string, resolveKey: KeyResolver, nowMs: number): { key: KeyObject; keyId: string } {
+  const found = resolveKey(keyId);
+  if (found === undefined) {
+    throw new RejectError(RejectReason.UNKNOWN_KEY, `key ${keyId} is not in the trusted key set`, { details: { keyId } });
+  }
+  if (found instanceof KeyObject) {
+    if (found.asymmetricKeyType !== "ed25519") {
+      throw new RejectError(RejectReason.UNKNOWN_KEY, `key ${keyId} is not an Ed25519 key`);
+    }
+    return { key: found.type === "private" ? createPublicKey(found) : found, keyId };
+  }
+  // A resolver must answer for the id it was asked about, and the id must be the hash of the key.
+  if (found.keyId !== keyId || keyIdOf(found.publicKey) !== keyId) {
+    throw new RejectError(RejectReason.UNKNOWN_KEY, `key ${keyId} is not in the trusted key set`, { details: { keyId } });
+  }
+  assertKeyUsable(found, nowMs);
+  let key: KeyObject;
+  try {
+    key = found.keyObject ?? publicKeyFromRaw(found.publicKey);
+  } catch (cause) {
+    throw new RejectError(RejectReason.UNKNOWN_KEY, `trusted key ${keyId} is unusable`, { cause });
+  }
+  return { key, keyId };
+}
+
+/**
+ * Verify an envelope of `kind` and return its exact payload bytes. Order: size → decode → version → signature
+ * length → key id → key lookup (unknown, revoked, outside its window) → signature over the PAE. The payload is
+ * not decoded here; decode exactly `payload`, once.
+ * @param clock - the instant key windows are checked against (`TrustedKeyLike` results only)
+ */
+export function openEnvelope(
+  kind: EnvelopeKind,
+  bytes: Uint8Array,
+  resolveKey: KeyResolver,
+  clock: Clock = systemClock,
+): OpenedEnvelope {
+  const env = decodeEnvelope(bytes);
+  const { key, keyId } = resolveVerifyingKey(env.keyId, resolveKey, clock.now());
+  let ok = false;
+  try {
+    ok = verify(null, pae(kind, env.payload), key, env.signature);
+  } catch (cause) {
+    throw new RejectError(RejectReason.BAD_SIGNATURE, "signature verification failed", { cause });
+  }
+  if (!ok) {
+    throw new RejectError(RejectReason.BAD_SIGNATURE, `signature does not verify as ${PAYLOAD_TYPES[kind]} with key ${keyId}`);
+  }
+  return { payload: env.payload, keyId, digest: createHash("sha256").update(env.payload).digest() };
+}

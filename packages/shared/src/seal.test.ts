@@ -1,0 +1,96 @@
+import { generateKeyPairSync } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { RejectError, RejectReason } from "./errors.js";
+import { generateSealingKey, sealingKeyFromSeed } from "./keys.js";
+import { openSecret, sealContext, sealSecret, sealSecretWithEphemeral } from "./seal.js";
+
+function sealFailure(fn: () => unknown): RejectReason | "none" {
+  try {
+    fn();
+    return "none";
+  } catch (err) {
+    if (err instanceof RejectError) return err.reason;
+    throw err;
+  }
+}
+
+const ctx = sealContext({ purpose: "registration", hostId: "build01", laneId: "l1" });
+
+describe("sealed secrets", () => {
+  it("round-trips and hides the plaintext", () => {
+    const k = generateSealingKey();
+    const secret = Buffer.from("AABBCCDDEEFF-registration-token");
+    const sealed = sealSecret(k.publicKey, secret, ctx);
+    expect(sealed.recipientKeyId).toBe(k.keyId);
+    expect(sealed.ephemeralPublicKey).toHaveLength(32);
+    expect(sealed.nonce).toHaveLength(12);
+    expect(sealed.ciphertext).toHaveLength(secret.length + 16);
+    expect(sealed.ciphertext.includes(secret)).toBe(false);
+    expect(openSecret(k, sealed, ctx).equals(secret)).toBe(true);
+    expect(ctx).toBe("registration:build01/l1");
+  });
+
+  it("uses a fresh ephemeral key and nonce every time", () => {
+    const k = generateSealingKey();
+    const a = sealSecret(k.publicKey, Buffer.from("x"), ctx);
+    const b = sealSecret(k.publicKey, Buffer.from("x"), ctx);
+    expect(a.ephemeralPublicKey.equals(b.ephemeralPublicKey)).toBe(false);
+    expect(a.ciphertext.equals(b.ciphertext)).toBe(false);
+  });
+
+  it("is deterministic with a fixed ephemeral key and nonce", () => {
+    const k = sealingKeyFromSeed(Buffer.alloc(32, 7));
+    const eph = sealingKeyFromSeed(Buffer.alloc(32, 9)).privateKey;
+    const a = sealSecretWithEphemeral(k.publicKey, Buffer.from("s"), ctx, eph, Buffer.alloc(12, 1));
+    const b = sealSecretWithEphemeral(k.publicKey, Buffer.from("s"), ctx, eph, Buffer.alloc(12, 1));
+    expect(a.ciphertext.equals(b.ciphertext)).toBe(true);
+    expect(openSecret(k, a, ctx).toString()).toBe("s");
+  });
+
+  it("detects tampering anywhere", () => {
+    const k = generateSealingKey();
+    const sealed = sealSecret(k.publicKey, Buffer.from("token-value"), ctx);
+    for (let i = 0; i < sealed.ciphertext.length; i++) {
+      const c = Buffer.from(sealed.ciphertext);
+      c[i] = (c[i] ?? 0) ^ 0x01;
+      expect(sealFailure(() => openSecret(k, { ...sealed, ciphertext: c }, ctx))).toBe(RejectReason.SEAL_FAILED);
+    }
+    const n = Buffer.from(sealed.nonce);
+    n[0] = (n[0] ?? 0) ^ 1;
+    expect(sealFailure(() => openSecret(k, { ...sealed, nonce: n }, ctx))).toBe(RejectReason.SEAL_FAILED);
+    const e = Buffer.from(sealed.ephemeralPublicKey);
+    e[3] = (e[3] ?? 0) ^ 1;
+    expect(sealFailure(() => openSecret(k, { ...sealed, ephemeralPublicKey: e }, ctx))).toBe(RejectReason.SEAL_FAILED);
+  });
+
+  it("binds the context and the recipient", () => {
+    const k = generateSealingKey();
+    const other = generateSealingKey();
+    const sealed = sealSecret(k.publicKey, Buffer.from("t"), ctx);
+    const elsewhere = sealContext({ purpose: "registration", hostId: "build01", laneId: "l2" });
+    expect(sealFailure(() => openSecret(k, sealed, elsewhere))).toBe(RejectReason.SEAL_FAILED);
+    expect(sealFailure(() => openSecret(k, sealed, sealContext({ purpose: "remove-token", hostId: "build01", laneId: "l1" })))).toBe(
+      RejectReason.SEAL_FAILED,
+    );
+    expect(sealFailure(() => openSecret(other, sealed, ctx))).toBe(RejectReason.SEAL_FAILED);
+    // Even with the recipient id rewritten, the other key cannot open it.
+    expect(sealFailure(() => openSecret(other, { ...sealed, recipientKeyId: other.keyId }, ctx))).toBe(RejectReason.SEAL_FAILED);
+  });
+
+  it("refuses malformed sealed secrets and low-order points", () => {
+    const k = generateSealingKey();
+    const sealed = sealSecret(k.publicKey, Buffer.from("t"), ctx);
+    expect(sealFailure(() => openSecret(k, { ...sealed, nonce: Buffer.alloc(11) }, ctx))).toBe(RejectReason.SEAL_FAILED);
+    expect(sealFailure(() => openSecret(k, { ...sealed, ciphertext: Buffer.alloc(15) }, ctx))).toBe(RejectReason.SEAL_FAILED);
+    expect(sealFailure(() => openSecret(k, { ...sealed, ephemeralPublicKey: Buffer.alloc(31) }, ctx))).toBe(RejectReason.SEAL_FAILED);
+    // The all-zero point is of low order: the shared secret would be zero.
+    expect(sealFailure(() => openSecret(k, { ...sealed, ephemeralPublicKey: Buffer.alloc(32) }, ctx))).toBe(RejectReason.SEAL_FAILED);
+    expect(sealFailure(() => sealSecret(Buffer.alloc(32), Buffer.from("t"), ctx))).toBe(RejectReason.SEAL_FAILED);
+    expect(sealFailure(() => sealSecret(Buffer.alloc(31), Buffer.from("t"), ctx))).toBe(RejectReason.SEAL_FAILED);
+    expect(sealFailure(() => sealSecret(k.publicKey, Buffer.alloc(17 * 1024), ctx))).toBe(RejectReason.SEAL_FAILED);
+    const eph = generateKeyPairSync("x25519").privateKey;
+    expect(sealFailure(() => sealSecretWithEphemeral(k.publicKey, Buffer.from("t"), ctx, eph, Buffer.alloc(8)))).toBe(
+      RejectReason.SEAL_FAILED,
+    );
+  });
+});
