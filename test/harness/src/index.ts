@@ -10,3 +10,7 @@ export {
   runCommand, waitUntil, waitForExit, terminate, pidExists, makeTempDir, readTail,
   type CommandResult, type RunCommandOptions, type WaitUntilOptions, type ExitStatus,
 } from "./process-util.js";
+export {
+  runnerEmulatorDir, runnerImageBuildScript, buildRunnerImage, parseBuildOutput, RUNNER_IMAGE_BUILD_TIMEOUT_MS,
+  type RunnerImage, type BuildRunnerImageOptions,
+} from "./runner-image.js";
