@@ -14,3 +14,14 @@ export {
   runnerEmulatorDir, runnerImageBuildScript, buildRunnerImage, parseBuildOutput, RUNNER_IMAGE_BUILD_TIMEOUT_MS,
   type RunnerImage, type BuildRunnerImageOptions,
 } from "./runner-image.js";
+export { startGitHubEmulator, type GitHubEmulator } from "./github-emulator/server.js";
+export type { GitHubEmulatorOptions, ExtraToken, TokenAccess, Clock as GitHubEmulatorClock } from "./github-emulator/options.js";
+export { GitHubEmulatorError, type GitHubEmulatorErrorCode } from "./github-emulator/errors.js";
+export { EmulatorControl } from "./github-emulator/control-client.js";
+export type {
+  CreateJobRequest, JobView, RunnerView, EmulatorStats, Faults as EmulatorFaults, WebhookDelivery, JobStatus, RunnerConclusion,
+} from "./github-emulator/control-types.js";
+export type { RateLimitFault } from "./github-emulator/faults.js";
+export type { CallCounters } from "./github-emulator/stats.js";
+export { signPayload as signWebhookPayload } from "./github-emulator/webhooks.js";
+export { OpenApiValidator, type ConformanceResult } from "./github-emulator/openapi-conformance.js";
