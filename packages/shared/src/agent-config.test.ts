@@ -1,0 +1,120 @@
+import { describe, expect, it } from "vitest";
+import { parseAgentConfig } from "./agent-config.js";
+import { ConfigError } from "./errors.js";
+
+const minimal = "hostId: build01\nnats:\n  url: nats://127.0.0.1:4222\n";
+
+function issuesOf(text: string): { path: string; message: string }[] {
+  try {
+    parseAgentConfig(text);
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.issues];
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("parseAgentConfig", () => {
+  it("applies documented defaults and fails closed", () => {
+    const c = parseAgentConfig(minimal);
+    expect(c.hostId).toBe("build01");
+    expect(c.unitDir).toBe("/etc/systemd/system");
+    expect(c.trustFile).toBe("/etc/lanekeeper/trust.json");
+    expect(c.health).toEqual({ maxRestarts: 5, windowMs: 600_000, backoffBaseMs: 1000, backoffMaxMs: 60_000 });
+    expect(c.control).toEqual({ enabled: false, scopes: [], pools: [], backends: [], actions: [], images: [], maxLanes: 0 });
+    expect(c.runnerRoots).toEqual([]);
+    expect(c.logLevel).toBe("info");
+  });
+
+  it("returns a deeply frozen object", () => {
+    const c = parseAgentConfig(`${minimal}control:\n  enabled: true\n  scopes: [acme/api]\n`);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.control)).toBe(true);
+    expect(Object.isFrozen(c.control.scopes)).toBe(true);
+    expect(() => (c.control.scopes).push("x")).toThrow(TypeError);
+  });
+
+  it("accepts a full config", () => {
+    const d = "a".repeat(64);
+    const c = parseAgentConfig(`
+hostId: build01
+nats: { url: "tls://nats.example:4222", credsFile: /etc/lanekeeper/agent.creds }
+stateDir: /var/lib/lk
+runnerRoots: [/opt/runners, /home/ci]
+health: { maxRestarts: 3 }
+control:
+  enabled: true
+  scopes: [acme/api, "org:acme"]
+  pools: [linux-x64]
+  backends: [systemd, container]
+  actions: [create, drain, restart, remove]
+  images: ["ghcr.io/acme/runner@sha256:${d}"]
+  maxLanes: 4
+`);
+    expect(c.control.actions).toEqual(["create", "drain", "restart", "remove"]);
+    expect(c.health.maxRestarts).toBe(3);
+    expect(c.health.windowMs).toBe(600_000);
+  });
+
+  it("reports unknown keys with their paths", () => {
+    expect(issuesOf(`${minimal}control:\n  enabeld: true\n`)).toEqual([
+      { path: "control.enabeld", message: "unknown key; remove it or fix its spelling" },
+    ]);
+    expect(issuesOf(`${minimal}extra: 1\n`)[0]!.path).toBe("extra");
+  });
+
+  it("names the offending list item", () => {
+    const issues = issuesOf(`${minimal}control:\n  scopes: [acme/api, "acme/a b"]\n`);
+    expect(issues).toHaveLength(1);
+    expect(issues[0]!.path).toBe("control.scopes[1]");
+    expect(issues[0]!.message).toContain("repository name");
+    expect(issuesOf(`${minimal}control:\n  scopes: [acme/api, acme/api]\n`)[0]).toEqual({
+      path: "control.scopes[1]",
+      message: "scope listed twice",
+    });
+    expect(issuesOf(`${minimal}control:\n  images: ["ubuntu:latest"]\n  backends: [container]\n`)[0]!.path).toBe("control.images[0]");
+    expect(issuesOf(`${minimal}control:\n  actions: [reboot]\n`)[0]!.path).toBe("control.actions[0]");
+  });
+
+  it("lists every issue in the message as path: message lines", () => {
+    try {
+      parseAgentConfig("hostId: Build01\nnats: { url: 'http://x' }\nstateDir: relative\n");
+      expect.unreachable();
+    } catch (err) {
+      const e = err as ConfigError;
+      expect(e.code).toBe("CONFIG_INVALID");
+      expect(e.issues.map((i) => i.path).sort()).toEqual(["hostId", "nats.url", "stateDir"]);
+      expect(e.message).toMatch(/^agent config is invalid:\n/);
+      expect(e.message).toContain("  stateDir: must be an absolute path");
+      expect(e.message).toContain("  nats.url: must use nats or tls or ws or wss");
+    }
+  });
+
+  it("refuses paths with traversal and NATS URLs with credentials", () => {
+    expect(issuesOf(`${minimal}laneRoot: /var/lib/../../etc\n`)[0]!.path).toBe("laneRoot");
+    expect(issuesOf("hostId: build01\nnats: { url: 'nats://u:p@h:4222' }\n")[0]!.message).toContain("credentials");
+  });
+
+  it("applies cross-field rules", () => {
+    expect(issuesOf("hostId: h\nnats: { url: 'nats://h', user: u }\n")).toEqual([{ path: "nats.password", message: "user and password go together" }]);
+    expect(issuesOf("hostId: h\nnats: { url: 'nats://h', user: u, password: p, credsFile: /x }\n")[0]!.path).toBe("nats.credsFile");
+    expect(issuesOf(`${minimal}health: { backoffBaseMs: 5000, backoffMaxMs: 1000 }\n`)[0]!.path).toBe("health.backoffBaseMs");
+    expect(issuesOf(`${minimal}runnerRoots: [/var/lib/lanekeeper]\n`)[0]!.path).toBe("runnerRoots[0]");
+    const d = "a".repeat(64);
+    expect(issuesOf(`${minimal}control: { images: ["r@sha256:${d}"] }\n`)[0]!.path).toBe("control.images");
+  });
+
+  it("refuses YAML-level problems", () => {
+    expect(issuesOf(`${minimal}hostId: other\n`)[0]).toMatchObject({ path: "hostId", message: expect.stringContaining("duplicate key") });
+    expect(issuesOf(`\uFEFF${minimal}`)[0]!.message).toContain("byte-order mark");
+    expect(issuesOf(`${minimal}---\nhostId: x\n`)[0]!.message).toContain("2 YAML documents");
+    expect(issuesOf(`${minimal}}}}\n`).length).toBeGreaterThan(0);
+    expect(issuesOf("")[0]!.message).toBe("is empty");
+    expect(issuesOf("# nothing\n")[0]!.message).toBe("is empty");
+    expect(issuesOf("- a\n- b\n")[0]!.message).toMatch(/expected object/);
+    expect(issuesOf(`${minimal}__proto__: { polluted: true }\n`)[0]).toMatchObject({ path: "__proto__", message: expect.stringContaining("not allowed") });
+    expect(issuesOf(`${minimal}control:\n  constructor: {}\n`)[0]).toMatchObject({ path: "control.constructor" });
+    expect(issuesOf(`${minimal}runAsUser: !custom root\n`).length).toBeGreaterThan(0);
+    expect(issuesOf(`${minimal}stateDir: /x\0\n`)[0]!.message).toContain("NUL");
+  });
+});

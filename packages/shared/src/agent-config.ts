@@ -1,0 +1,204 @@
+/**
+ * The agent's config (`/etc/lanekeeper/agent.yaml`). It fails closed: `control.enabled` defaults to false (the
+ * agent only observes and reports), and every allowlist defaults to empty, and an empty allowlist allows
+ * nothing: with `enabled: true` and `scopes: []`, every create intent is refused with `NOT_ALLOWED_SCOPE`.
+ */
+import { z } from "zod";
+import {
+  absolutePathField,
+  hostIdField,
+  imageField,
+  msField,
+  natsUrlField,
+  poolNameField,
+  scopeField,
+  uniqueList,
+} from "./config-fields.js";
+import { parseYamlDocument, validateConfig } from "./config-loader.js";
+import type { ConfigIssue } from "./errors.js";
+import { ACTION_KINDS, type ActionKind } from "./intent.js";
+
+/** A lane backend. */
+export type BackendName = "systemd" | "container";
+/** Every backend name. */
+export const BACKEND_NAMES: readonly BackendName[] = Object.freeze(["systemd", "container"] as const);
+/** pino log levels. */
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+/** How the agent reaches NATS. */
+export interface AgentNatsConfig {
+  /** Server URL, e.g. `nats://nats.example:4222` (no credentials in the URL). */
+  url: string;
+  /** User name for user/password auth. */
+  user?: string | undefined;
+  /** Password for user/password auth (prefer `credsFile`; the config file must then be mode 0600). */
+  password?: string | undefined;
+  /** NATS credentials file (JWT + nkey seed). Exclusive with `user`/`password`. */
+  credsFile?: string | undefined;
+  /** CA bundle to verify a TLS server. */
+  tlsCaFile?: string | undefined;
+}
+
+/** Health watching and restart backoff. */
+export interface AgentHealthConfig {
+  /** Restarts within `windowMs` before a lane is marked needs-attention. @default 5 */
+  maxRestarts: number;
+  /** Window over which restarts are counted. @default 600000 (10 min) */
+  windowMs: number;
+  /** First restart delay; doubles each time. @default 1000 */
+  backoffBaseMs: number;
+  /** Longest restart delay. @default 60000 */
+  backoffMaxMs: number;
+}
+
+/** The local allowlist: what this host lets the coordinator do. Empty lists allow nothing. */
+export interface AgentControlConfig {
+  /** Accept mutating intents at all. @default false */
+  enabled: boolean;
+  /** Exact scopes lanes may register with (`owner/repo`, `org:<org>`). @default [] */
+  scopes: string[];
+  /** Exact pool names. @default [] */
+  pools: string[];
+  /** Backends lanes may use. @default [] */
+  backends: BackendName[];
+  /** Intent actions accepted. @default [] */
+  actions: ActionKind[];
+  /** Container images (pinned by digest) lanes may run. @default [] */
+  images: string[];
+  /** Most managed lanes on this host. @default 0 */
+  maxLanes: number;
+}
+
+/** The parsed, frozen agent config. */
+export interface AgentConfig {
+  /** This host's id; intents must name it exactly. */
+  hostId: string;
+  nats: AgentNatsConfig;
+  /** Trusted coordinator key set (installed out of band). @default "/etc/lanekeeper/trust.json" */
+  trustFile: string;
+  /** Agent Ed25519 identity key (PKCS#8 PEM, mode 0600). @default "/etc/lanekeeper/identity.key" */
+  identityKeyFile: string;
+  /** Agent X25519 sealing key (PKCS#8 PEM, mode 0600). @default "/etc/lanekeeper/sealing.key" */
+  sealingKeyFile: string;
+  /** Private state (replay high-water mark, journal), mode 0700. @default "/var/lib/lanekeeper" */
+  stateDir: string;
+  /** Read-only gRPC status socket. @default "/run/lanekeeper/agent.sock" */
+  statusSocket: string;
+  /** Where lane units are written. @default "/etc/systemd/system" */
+  unitDir: string;
+  /** Directories searched for hand-made runners (reported as unmanaged, never touched). @default [] */
+  runnerRoots: string[];
+  /** Runner distributions, one directory per version. @default "/opt/lanekeeper/runners" */
+  runnerDistPath: string;
+  /** Lane directories. @default "/var/lib/lanekeeper/lanes" */
+  laneRoot: string;
+  /** Unprivileged user the runners run as. @default "lanekeeper-runner" */
+  runAsUser: string;
+  /** Container engine API socket; unset uses the engine default. */
+  containerSocket?: string | undefined;
+  /** Inventory publication interval. @default 5000 */
+  inventoryIntervalMs: number;
+  /** @default "info" */
+  logLevel: LogLevel;
+  health: AgentHealthConfig;
+  control: AgentControlConfig;
+}
+
+const natsSchema = z.strictObject({
+  url: natsUrlField,
+  user: z.string().min(1).max(256).optional(),
+  password: z.string().min(1).max(1024).optional(),
+  credsFile: absolutePathField.optional(),
+  tlsCaFile: absolutePathField.optional(),
+});
+
+const healthSchema = z
+  .strictObject({
+    maxRestarts: z.number().int().min(0).max(1000).default(5),
+    windowMs: msField(1000, 86_400_000).default(600_000),
+    backoffBaseMs: msField(10, 3_600_000).default(1000),
+    backoffMaxMs: msField(10, 3_600_000).default(60_000),
+  })
+  .prefault({});
+
+const controlSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).meta({ description: "Accept mutating intents. Off by default: observe only." }),
+    scopes: uniqueList(scopeField, "scope").default([]),
+    pools: uniqueList(poolNameField, "pool").default([]),
+    backends: uniqueList(z.enum(["systemd", "container"]), "backend").default([]),
+    actions: uniqueList(z.enum(ACTION_KINDS as [ActionKind, ...ActionKind[]]), "action").default([]),
+    images: uniqueList(imageField, "image").default([]),
+    maxLanes: z.number().int().min(0).max(1000).default(0),
+  })
+  .prefault({})
+  .meta({ description: "Local allowlist. Empty lists allow nothing." });
+
+/** The zod schema of the agent config (exported for the JSON Schema generator). */
+export const agentConfigSchema = z
+  .strictObject({
+    hostId: hostIdField,
+    nats: natsSchema,
+    trustFile: absolutePathField.default("/etc/lanekeeper/trust.json"),
+    identityKeyFile: absolutePathField.default("/etc/lanekeeper/identity.key"),
+    sealingKeyFile: absolutePathField.default("/etc/lanekeeper/sealing.key"),
+    stateDir: absolutePathField.default("/var/lib/lanekeeper"),
+    statusSocket: absolutePathField.default("/run/lanekeeper/agent.sock"),
+    unitDir: absolutePathField.default("/etc/systemd/system"),
+    runnerRoots: uniqueList(absolutePathField, "runner root").default([]),
+    runnerDistPath: absolutePathField.default("/opt/lanekeeper/runners"),
+    laneRoot: absolutePathField.default("/var/lib/lanekeeper/lanes"),
+    runAsUser: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a system user name ([a-z_][a-z0-9_-]{0,31})")
+      .default("lanekeeper-runner"),
+    containerSocket: absolutePathField.optional(),
+    inventoryIntervalMs: msField(500, 3_600_000).default(5000),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    health: healthSchema,
+    control: controlSchema,
+  })
+  .meta({ title: "lanekeeper agent config", description: "/etc/lanekeeper/agent.yaml" });
+
+// Compile-time check that the documented interface and the schema agree.
+type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _agentConfigMatches: Equal<z.output<typeof agentConfigSchema>, AgentConfig> = true;
+void _agentConfigMatches;
+
+function crossCheck(c: AgentConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (c.nats.credsFile !== undefined && (c.nats.user !== undefined || c.nats.password !== undefined)) {
+    issues.push({ path: "nats.credsFile", message: "use either credsFile or user/password, not both" });
+  }
+  if ((c.nats.user === undefined) !== (c.nats.password === undefined)) {
+    issues.push({ path: c.nats.user === undefined ? "nats.user" : "nats.password", message: "user and password go together" });
+  }
+  if (c.health.backoffBaseMs > c.health.backoffMaxMs) {
+    issues.push({ path: "health.backoffBaseMs", message: "must not exceed health.backoffMaxMs" });
+  }
+  const dirs: [string, string][] = [
+    ["stateDir", c.stateDir],
+    ["laneRoot", c.laneRoot],
+    ["unitDir", c.unitDir],
+    ["runnerDistPath", c.runnerDistPath],
+  ];
+  c.runnerRoots.forEach((root, i) => {
+    for (const [name, dir] of dirs) {
+      if (name !== "unitDir" && (dir === root || dir.startsWith(`${root}/`) || root.startsWith(`${dir}/`))) {
+        issues.push({ path: `runnerRoots[${i}]`, message: `overlaps ${name} (${dir}); hand-made runners must live elsewhere` });
+      }
+    }
+  });
+  if (c.control.images.length > 0 && !c.control.backends.includes("container")) {
+    issues.push({ path: "control.images", message: 'images are only used by the "container" backend; add it to control.backends or remove the images' });
+  }
+  return issues;
+}
+
+/**
+ * Parse and validate the agent config YAML. Throws `ConfigError` listing every problem as `path: message`.
+ * The result is deeply frozen.
+ */
+export function parseAgentConfig(yamlText: string): AgentConfig {
+  return validateConfig(parseYamlDocument(yamlText, "agent config"), agentConfigSchema, "agent config", crossCheck);
+}

@@ -1,0 +1,134 @@
+/** zod field types shared by the agent config and the coordinator policy. */
+import { z } from "zod";
+import { LanekeeperError } from "./errors.js";
+import {
+  parseScope,
+  validateHostId,
+  validateImageRef,
+  validateLabel,
+  validatePoolName,
+  validateRunnerGroup,
+  validateRunnerVersion,
+} from "./names.js";
+
+/**
+ * A string checked by one of the `names.ts` validators, so config errors say the same precise thing as intent
+ * rejections. `pattern` is published in the JSON Schema for editors.
+ */
+export function validatedString(validate: (s: string) => unknown, meta: { pattern?: string; description: string }) {
+  return z
+    .string()
+    .superRefine((value, ctx) => {
+      try {
+        validate(value);
+      } catch (err) {
+        if (!(err instanceof LanekeeperError)) throw err;
+        ctx.addIssue({ code: "custom", message: err.message });
+      }
+    })
+    .meta(meta);
+}
+
+/** A host id. */
+export const hostIdField = validatedString(validateHostId, {
+  pattern: "^[a-z0-9][a-z0-9-]{0,62}$",
+  description: "Host id: lower-case letters, digits and '-', at most 63 characters.",
+});
+
+/** A pool name. */
+export const poolNameField = validatedString(validatePoolName, {
+  pattern: "^[a-z0-9][a-z0-9-]{0,62}$",
+  description: "Pool name: lower-case letters, digits and '-', at most 63 characters.",
+});
+
+/** A scope: `owner/repo` or `org:<org>`. */
+export const scopeField = validatedString(parseScope, {
+  pattern: "^(org:[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}|[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100})$",
+  description: 'Runner scope: "owner/repo" or "org:<org>".',
+});
+
+/** A capability label (the reserved `lk-` prefix is refused). */
+export const labelField = validatedString((s) => validateLabel(s), {
+  pattern: "^[A-Za-z0-9][A-Za-z0-9._:+/-]{0,99}$",
+  description: 'Runner label: letters, digits and . _ : + / -, at most 100 characters, not starting with "lk-".',
+});
+
+/** A container image pinned by digest. */
+export const imageField = validatedString(validateImageRef, {
+  pattern: "^[^@\\s]+@sha256:[0-9a-f]{64}$",
+  description: "Container image pinned by digest: name@sha256:<64 hex>.",
+});
+
+/** A runner version such as `2.330.0`. */
+export const runnerVersionField = validatedString(validateRunnerVersion, {
+  pattern: "^\\d{1,6}\\.\\d{1,6}\\.\\d{1,6}$",
+  description: "GitHub Actions runner version, e.g. 2.330.0.",
+});
+
+/** A runner group name. */
+export const runnerGroupField = validatedString(validateRunnerGroup, {
+  description: "Runner group of an organization scope.",
+});
+
+function checkAbsolutePath(p: string): void {
+  if (!p.startsWith("/")) throw new LanekeeperError("INVALID_PATH", "must be an absolute path (starting with /)");
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(p)) throw new LanekeeperError("INVALID_PATH", "must not contain control characters");
+  if (p.split("/").some((seg) => seg === ".." || seg === ".")) {
+    throw new LanekeeperError("INVALID_PATH", "must not contain '.' or '..' segments");
+  }
+  if (p.length > 4096) throw new LanekeeperError("INVALID_PATH", "is longer than 4096 characters");
+}
+
+/** An absolute, normalized filesystem path. */
+export const absolutePathField = validatedString(checkAbsolutePath, {
+  pattern: "^/",
+  description: "Absolute path without '.' or '..' segments.",
+});
+
+function checkUrl(protocols: readonly string[]) {
+  return (s: string): void => {
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      throw new LanekeeperError("INVALID_URL", "must be a URL");
+    }
+    if (!protocols.includes(u.protocol)) {
+      throw new LanekeeperError("INVALID_URL", `must use ${protocols.map((p) => p.replace(/:$/, "")).join(" or ")}`);
+    }
+    if (u.username !== "" || u.password !== "") {
+      throw new LanekeeperError("INVALID_URL", "must not embed credentials; use the separate credential settings");
+    }
+  };
+}
+
+/** An http(s) URL without embedded credentials. */
+export const httpUrlField = validatedString(checkUrl(["https:", "http:"]), { description: "http(s) URL." });
+
+/** A NATS URL without embedded credentials. */
+export const natsUrlField = validatedString(checkUrl(["nats:", "tls:", "ws:", "wss:"]), {
+  description: "NATS server URL (nats://, tls://, ws:// or wss://), without credentials.",
+});
+
+/** An environment variable name. */
+export const envVarField = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]{0,127}$/, "must be an environment variable name such as GITHUB_TOKEN")
+  .meta({ description: "Name of an environment variable (upper case, digits, '_')." });
+
+/** A positive integer number of milliseconds within bounds. */
+export function msField(min: number, max: number) {
+  return z.number().int().min(min).max(max);
+}
+
+/** A list with no duplicates. */
+export function uniqueList<T extends z.ZodType>(item: T, what: string) {
+  return z.array(item).superRefine((list, ctx) => {
+    const seen = new Set<unknown>();
+    list.forEach((v, i) => {
+      if (seen.has(v)) ctx.addIssue({ code: "custom", path: [i], message: `${what} listed twice` });
+      seen.add(v);
+    });
+  });
+}

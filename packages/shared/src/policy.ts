@@ -1,0 +1,335 @@
+/**
+ * The coordinator policy (`lanekeeper.yaml`): GitHub auth, enrolled hosts, scopes, pools and desired lanes.
+ * Nothing is used unless it opted in: a lane may only name hosts with `optIn: true` and a scope with
+ * `optIn: true`. Empty maps mean no lanes at all.
+ */
+import { z } from "zod";
+import type { BackendName } from "./agent-config.js";
+import {
+  absolutePathField,
+  envVarField,
+  hostIdField,
+  httpUrlField,
+  imageField,
+  labelField,
+  msField,
+  natsUrlField,
+  poolNameField,
+  runnerGroupField,
+  runnerVersionField,
+  scopeField,
+  uniqueList,
+} from "./config-fields.js";
+import { formatConfigPath, parseYamlDocument, validateConfig } from "./config-loader.js";
+import { type ConfigIssue, LanekeeperError } from "./errors.js";
+import { keyIdOf, parseSealingPublicKey, parseSigningPublicKey } from "./keys.js";
+import { MAX_INTENT_TTL_MS, MAX_LABELS } from "./limits.js";
+import { parseScope } from "./names.js";
+
+/** GitHub credentials: a token read from an environment variable, or a GitHub App. */
+export type GitHubAuthPolicy =
+  | { tokenEnv: string }
+  | { app: { appId: number; privateKeyFile: string; installationId: number } };
+
+/** How the coordinator talks to GitHub. */
+export interface GitHubPolicy {
+  /** REST API base URL. @default "https://api.github.com" */
+  apiUrl: string;
+  /** Web URL runners register against (`config.sh --url`). @default "https://github.com" */
+  webUrl: string;
+  auth: GitHubAuthPolicy;
+}
+
+/** Drain protocol timing. */
+export interface DrainPolicy {
+  /** How long a lane must look idle (agent and GitHub agree) before it is stopped. @default 15000 */
+  settleMs: number;
+  /** After this, a drain turns into needs-attention (never into a kill). @default 3600000 */
+  deadlineMs: number;
+  /** Poll interval while draining. @default 5000 */
+  pollMs: number;
+}
+
+/** The coordinator's own settings. */
+export interface CoordinatorPolicy {
+  /** Ed25519 intent-signing key (PKCS#8 PEM, mode 0600). */
+  keyFile: string;
+  /** NATS server URL (no credentials in the URL). */
+  natsUrl: string;
+  /** NATS user for user/password auth. */
+  natsUser?: string | undefined;
+  /** Environment variable holding the NATS password (never the password itself). */
+  natsPasswordEnv?: string | undefined;
+  /** NATS credentials file. */
+  natsCredsFile?: string | undefined;
+  /** Local copy of the audit chain. @default "/var/lib/lanekeeper/audit.jsonl" */
+  auditFile: string;
+  /** Intent lifetime. @default 60000 */
+  intentTtlMs: number;
+  /** How long to wait for a signed result. @default 30000 */
+  resultTimeoutMs: number;
+  /** Interval of the `serve` reconcile loop. @default 30000 */
+  reconcileIntervalMs: number;
+  drain: DrainPolicy;
+}
+
+/** An enrolled host: its public keys from `lanekeeper-agent init`, its opt-in and capacity. */
+export interface HostPolicy {
+  enrolled: {
+    /** Ed25519 identity public key: base64 of the raw 32 bytes, or an SPKI PEM. */
+    identityKey: string;
+    /** X25519 sealing public key: base64 of the raw 32 bytes, or an SPKI PEM. */
+    sealingKey: string;
+  };
+  /** Lanes may be placed here only when true. @default false */
+  optIn: boolean;
+  /** Most lanes on this host. */
+  capacity: number;
+}
+
+/** A scope runners register with. */
+export interface ScopePolicy {
+  /** Lanes may register here only when true. @default false */
+  optIn: boolean;
+  /** Runner group (organization scopes only). */
+  runnerGroup?: string | undefined;
+}
+
+/** Resource limits of a lane. */
+export interface PoolLimits {
+  /** CPU limit in thousandths of a core. */
+  cpuMillis?: number | undefined;
+  /** Memory limit in bytes. */
+  memoryBytes?: number | undefined;
+}
+
+/** A class of lanes. */
+export interface PoolPolicy {
+  /** Capability labels (the `lk-` prefix is reserved). @default [] */
+  labels: string[];
+  backend: BackendName;
+  /** @default "persistent" */
+  mode: "persistent" | "ephemeral";
+  /** Runner version (systemd pools, required there). */
+  runnerVersion?: string | undefined;
+  /** Image pinned by digest (container pools, required there). */
+  image?: string | undefined;
+  limits?: PoolLimits | undefined;
+}
+
+/** Desired lanes: `count` lanes of `pool` for `scope`, spread over `hosts`. */
+export interface LanePolicy {
+  scope: string;
+  pool: string;
+  count: number;
+  hosts: string[];
+}
+
+/** The parsed, frozen policy. */
+export interface Policy {
+  github: GitHubPolicy;
+  coordinator: CoordinatorPolicy;
+  /** @default {} */
+  hosts: Record<string, HostPolicy>;
+  /** @default {} */
+  scopes: Record<string, ScopePolicy>;
+  /** @default {} */
+  pools: Record<string, PoolPolicy>;
+  /** @default [] */
+  lanes: LanePolicy[];
+}
+
+const githubSchema = z.strictObject({
+  apiUrl: httpUrlField.default("https://api.github.com"),
+  webUrl: httpUrlField.default("https://github.com"),
+  auth: z.union([
+    z.strictObject({ tokenEnv: envVarField }),
+    z.strictObject({
+      app: z.strictObject({
+        appId: z.number().int().positive(),
+        privateKeyFile: absolutePathField,
+        installationId: z.number().int().positive(),
+      }),
+    }),
+  ]),
+});
+
+const coordinatorSchema = z.strictObject({
+  keyFile: absolutePathField,
+  natsUrl: natsUrlField,
+  natsUser: z.string().min(1).max(256).optional(),
+  natsPasswordEnv: envVarField.optional(),
+  natsCredsFile: absolutePathField.optional(),
+  auditFile: absolutePathField.default("/var/lib/lanekeeper/audit.jsonl"),
+  intentTtlMs: msField(1000, MAX_INTENT_TTL_MS).default(60_000),
+  resultTimeoutMs: msField(100, 3_600_000).default(30_000),
+  reconcileIntervalMs: msField(1000, 86_400_000).default(30_000),
+  drain: z
+    .strictObject({
+      settleMs: msField(0, 3_600_000).default(15_000),
+      deadlineMs: msField(1000, 7 * 86_400_000).default(3_600_000),
+      pollMs: msField(100, 600_000).default(5000),
+    })
+    .prefault({}),
+});
+
+const hostSchema = z.strictObject({
+  enrolled: z.strictObject({
+    identityKey: z.string().meta({ description: "Ed25519 public key: base64 of the raw 32 bytes, or an SPKI PEM." }),
+    sealingKey: z.string().meta({ description: "X25519 public key: base64 of the raw 32 bytes, or an SPKI PEM." }),
+  }),
+  optIn: z.boolean().default(false),
+  capacity: z.number().int().min(0).max(1000),
+});
+
+const scopeSchema = z.strictObject({
+  optIn: z.boolean().default(false),
+  runnerGroup: runnerGroupField.optional(),
+});
+
+const poolSchema = z.strictObject({
+  labels: uniqueList(labelField, "label").max(MAX_LABELS - 4).default([]),
+  backend: z.enum(["systemd", "container"]),
+  mode: z.enum(["persistent", "ephemeral"]).default("persistent"),
+  runnerVersion: runnerVersionField.optional(),
+  image: imageField.optional(),
+  limits: z
+    .strictObject({
+      cpuMillis: z.number().int().min(1).max(1_024_000).optional(),
+      memoryBytes: z.number().int().min(4 * 1024 * 1024).max(Number.MAX_SAFE_INTEGER).optional(),
+    })
+    .optional(),
+});
+
+const laneSchema = z.strictObject({
+  scope: scopeField,
+  pool: poolNameField,
+  count: z.number().int().min(0).max(10_000),
+  hosts: uniqueList(hostIdField, "host").min(1),
+});
+
+/** The zod schema of the policy (exported for the JSON Schema generator). */
+export const policySchema = z
+  .strictObject({
+    github: githubSchema,
+    coordinator: coordinatorSchema,
+    hosts: z.record(hostIdField, hostSchema).default({}),
+    scopes: z.record(scopeField, scopeSchema).default({}),
+    pools: z.record(poolNameField, poolSchema).default({}),
+    lanes: z.array(laneSchema).default([]),
+  })
+  .meta({ title: "lanekeeper policy", description: "lanekeeper.yaml" });
+
+type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _policyMatches: Equal<z.output<typeof policySchema>, Policy> = true;
+void _policyMatches;
+
+function keyProblem(err: unknown): string {
+  return err instanceof LanekeeperError ? err.message : "cannot be parsed";
+}
+
+function crossCheck(p: Policy): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const at = (...path: (string | number)[]): string => formatConfigPath(path);
+
+  if (p.coordinator.natsCredsFile !== undefined && p.coordinator.natsUser !== undefined) {
+    issues.push({ path: at("coordinator", "natsCredsFile"), message: "use either natsCredsFile or natsUser/natsPasswordEnv, not both" });
+  }
+  if ((p.coordinator.natsUser === undefined) !== (p.coordinator.natsPasswordEnv === undefined)) {
+    issues.push({ path: at("coordinator", "natsUser"), message: "natsUser and natsPasswordEnv go together" });
+  }
+
+  const identityOwners = new Map<string, string>();
+  for (const [hostId, h] of Object.entries(p.hosts)) {
+    try {
+      const raw = parseSigningPublicKey(h.enrolled.identityKey);
+      const keyId = keyIdOf(raw);
+      const other = identityOwners.get(keyId);
+      if (other !== undefined) {
+        issues.push({ path: at("hosts", hostId, "enrolled", "identityKey"), message: `same identity key as host ${other}; each host has its own` });
+      }
+      identityOwners.set(keyId, hostId);
+    } catch (err) {
+      issues.push({ path: at("hosts", hostId, "enrolled", "identityKey"), message: keyProblem(err) });
+    }
+    try {
+      parseSealingPublicKey(h.enrolled.sealingKey);
+    } catch (err) {
+      issues.push({ path: at("hosts", hostId, "enrolled", "sealingKey"), message: keyProblem(err) });
+    }
+  }
+
+  for (const [scope, s] of Object.entries(p.scopes)) {
+    if (s.runnerGroup !== undefined && parseScope(scope).kind !== "org") {
+      issues.push({ path: at("scopes", scope, "runnerGroup"), message: "runner groups apply to organization scopes (org:<org>) only" });
+    }
+  }
+
+  for (const [name, pool] of Object.entries(p.pools)) {
+    if (pool.backend === "systemd") {
+      if (pool.runnerVersion === undefined) {
+        issues.push({ path: at("pools", name, "runnerVersion"), message: "systemd pools need a runnerVersion, e.g. 2.330.0" });
+      }
+      if (pool.image !== undefined) issues.push({ path: at("pools", name, "image"), message: "image applies to container pools only" });
+    } else {
+      if (pool.image === undefined) {
+        issues.push({ path: at("pools", name, "image"), message: "container pools need an image pinned by digest (name@sha256:<64 hex>)" });
+      }
+      if (pool.runnerVersion !== undefined) {
+        issues.push({ path: at("pools", name, "runnerVersion"), message: "runnerVersion applies to systemd pools only (the image pins the runner)" });
+      }
+    }
+  }
+
+  const seenLanes = new Map<string, number>();
+  p.lanes.forEach((lane, i) => {
+    const key = `${lane.scope}\u0000${lane.pool}`;
+    const first = seenLanes.get(key);
+    if (first !== undefined) {
+      issues.push({ path: at("lanes", i), message: `lanes[${first}] already declares scope ${lane.scope} with pool ${lane.pool}; merge them` });
+    }
+    seenLanes.set(key, i);
+
+    const scope = p.scopes[lane.scope];
+    if (!Object.hasOwn(p.scopes, lane.scope) || scope === undefined) {
+      issues.push({ path: at("lanes", i, "scope"), message: `scope "${lane.scope}" is not declared under scopes` });
+    } else if (!scope.optIn) {
+      issues.push({
+        path: at("lanes", i, "scope"),
+        message: `scope "${lane.scope}" has not opted in; set ${at("scopes", lane.scope, "optIn")}: true to let lanes register there`,
+      });
+    }
+    if (!Object.hasOwn(p.pools, lane.pool)) {
+      issues.push({ path: at("lanes", i, "pool"), message: `pool "${lane.pool}" is not declared under pools` });
+    }
+    let capacity = 0;
+    lane.hosts.forEach((hostId, j) => {
+      const host = p.hosts[hostId];
+      if (!Object.hasOwn(p.hosts, hostId) || host === undefined) {
+        issues.push({ path: at("lanes", i, "hosts", j), message: `host "${hostId}" is not enrolled under hosts` });
+      } else if (!host.optIn) {
+        issues.push({
+          path: at("lanes", i, "hosts", j),
+          message: `host "${hostId}" has not opted in; set ${at("hosts", hostId, "optIn")}: true to let lanes use it`,
+        });
+      } else {
+        capacity += host.capacity;
+      }
+    });
+    if (lane.count > capacity) {
+      issues.push({
+        path: at("lanes", i, "count"),
+        message: `${lane.count} lanes do not fit: the listed opted-in hosts have a total capacity of ${capacity}`,
+      });
+    }
+  });
+  return issues;
+}
+
+/**
+ * Parse and validate the policy YAML, including cross-field rules. Throws `ConfigError` listing every problem
+ * as `path: message`. The result is deeply frozen.
+ */
+export function parsePolicy(yamlText: string): Policy {
+  return validateConfig(parseYamlDocument(yamlText, "policy"), policySchema, "policy", crossCheck);
+}
