@@ -1,0 +1,199 @@
+import { verify } from "node:crypto";
+import { constants as fsConstants } from "node:fs";
+import { open, readFile, rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  applyKeySetUpdate,
+  decodeSignedKeySet,
+  decodeStrict,
+  encodeSignedKeySet,
+  KeyStatus,
+  LanekeeperError,
+  MAX_KEYSET_BYTES,
+  pae,
+  publicKeyFromRaw,
+  RejectReason,
+  TrustedKeySet,
+  TrustedKeyStore,
+  type Clock,
+  type SignedKeySet,
+} from "@lanekeeper/shared";
+
+/** File in the agent's state directory holding the newest key set accepted through a signed update. */
+export const APPLIED_KEYSET_FILE = "trusted-keyset.pb";
+
+/** The trust file or the applied key set cannot be used; the agent must not accept intents. */
+export class TrustError extends LanekeeperError {
+  constructor(code: "TRUST_FILE_INVALID" | "TRUST_ROLLBACK", message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
+  }
+}
+
+/** Options of {@link AgentTrust.load}. */
+export interface AgentTrustOptions {
+  /** The installed trust file (`trustFile` in agent.yaml): an encoded `SignedKeySet`, installed out of band. */
+  trustFile: string;
+  /** The agent's state directory, where applied updates are kept (the config directory is read-only). */
+  stateDir: string;
+  /**
+   * The key-set version the replay state last recorded; a trusted set older than this is a rollback and is
+   * refused (a deleted applied set must not resurrect keys revoked since installation).
+   */
+  recordedVersion: number;
+  clock: Clock;
+}
+
+/**
+ * The agent's trusted coordinator keys. The installed trust file is the root of trust (installed out of band at
+ * enrollment, like SPIRE's trust bundle); later versions arrive only as `SignedKeySet` updates verified by
+ * `applyKeySetUpdate` (exactly current + 1, signed by a key active in the current set and by every key it adds,
+ * not expired) and are kept in the state directory. At start the newer of the two is used; anything older than
+ * the version recorded in the replay state is refused.
+ */
+export class AgentTrust {
+  private current: TrustedKeyStore;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    store: TrustedKeyStore,
+    private readonly stateDir: string,
+    private readonly clock: Clock,
+  ) {
+    this.current = store;
+  }
+
+  /** Load the installed trust file and the applied set, choose the newer, and refuse a rollback. */
+  static async load(opts: AgentTrustOptions): Promise<AgentTrust> {
+    const installed = await readKeySetFile(opts.trustFile, true);
+    if (installed === undefined) throw new TrustError("TRUST_FILE_INVALID", `trust file ${opts.trustFile} does not exist`);
+    const applied = await readKeySetFile(join(opts.stateDir, APPLIED_KEYSET_FILE), false);
+    const chosen = applied !== undefined && applied.version > installed.version ? applied : installed;
+    if (chosen.version < opts.recordedVersion) {
+      throw new TrustError(
+        "TRUST_ROLLBACK",
+        `trusted key set version ${chosen.version} is older than version ${opts.recordedVersion} recorded in the replay state; ` +
+          `install the current key set as ${opts.trustFile} (lanekeeper keys export) and restart`,
+      );
+    }
+    return new AgentTrust(new TrustedKeyStore(chosen), opts.stateDir, opts.clock);
+  }
+
+  /** Build from a set already in memory (tests and tools). */
+  static fromSet(set: TrustedKeySet, stateDir: string, clock: Clock): AgentTrust {
+    return new AgentTrust(new TrustedKeyStore(set), stateDir, clock);
+  }
+
+  /** The key store intents are verified against. */
+  get keys(): TrustedKeyStore {
+    return this.current;
+  }
+
+  /** Version of the current set. */
+  get version(): number {
+    return this.current.version;
+  }
+
+  /**
+   * Verify a signed key-set update against the current set and, when it holds, persist it atomically and
+   * switch to it. Updates are applied one at a time. Throws `RejectError` (`KEYSET_VERSION` for a rollback,
+   * replay or skipped version; `EXPIRED`; `BAD_SIGNATURE`; `UNKNOWN_KEY`, ...) and keeps the current set.
+   */
+  applyUpdate(bytes: Uint8Array): Promise<TrustedKeySet> {
+    const run = this.chain.then(async () => {
+      const signed = decodeSignedKeySet(bytes);
+      const next = applyKeySetUpdate(this.current.set, signed, this.clock);
+      const store = new TrustedKeyStore(next);
+      await writeAtomic(join(this.stateDir, APPLIED_KEYSET_FILE), encodeSignedKeySet(signed));
+      this.current = store;
+      return next;
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** What {@link keySetUpdateHandler} needs of the replay store. */
+export interface KeySetReplayHooks {
+  setKeysetVersion(version: number): Promise<void>;
+  raiseHwm(floor: number): Promise<void>;
+}
+
+/**
+ * The handler the intake calls for a signed key-set update: apply it to `trust`, then record the new version in
+ * the replay state (rollback detection across restarts) and raise the intent high-water mark to the set's
+ * `hwm_floor` (TUF fast-forward recovery after an online key was compromised).
+ */
+export function keySetUpdateHandler(
+  trust: AgentTrust,
+  replay: KeySetReplayHooks,
+): { applyKeySetUpdate(bytes: Uint8Array): Promise<{ version: number; hwmFloor: number }> } {
+  return {
+    async applyKeySetUpdate(bytes: Uint8Array) {
+      const next = await trust.applyUpdate(bytes);
+      await replay.setKeysetVersion(next.version);
+      if (next.hwmFloor > 0) await replay.raiseHwm(next.hwmFloor);
+      return { version: next.version, hwmFloor: next.hwmFloor };
+    },
+  };
+}
+
+/**
+ * Read an encoded `SignedKeySet` file and return its key set. The installed trust file must be signed by at
+ * least one of its own active keys (an integrity check: it is trusted because an operator installed it).
+ */
+async function readKeySetFile(path: string, installed: boolean): Promise<TrustedKeySet | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new TrustError("TRUST_FILE_INVALID", `cannot read ${path}`, { cause: err });
+  }
+  if (bytes.length > MAX_KEYSET_BYTES) throw new TrustError("TRUST_FILE_INVALID", `${path} is larger than ${MAX_KEYSET_BYTES} bytes`);
+  let signed: SignedKeySet;
+  let set: TrustedKeySet;
+  try {
+    signed = decodeSignedKeySet(bytes);
+    set = decodeStrict(TrustedKeySet, signed.payload, "key set", RejectReason.PAYLOAD_MALFORMED);
+    new TrustedKeyStore(set);
+  } catch (err) {
+    throw new TrustError("TRUST_FILE_INVALID", `${path} is not a valid signed key set${installed ? "" : " (applied update)"}`, {
+      cause: err,
+    });
+  }
+  const message = pae("keyset", signed.payload);
+  const selfSigned = signed.signatures.some((s) => {
+    const k = set.keys.find((x) => x.keyId === s.keyId && x.status === KeyStatus.KEY_STATUS_ACTIVE);
+    if (k === undefined) return false;
+    try {
+      return verify(null, message, publicKeyFromRaw(k.publicKey), s.signature);
+    } catch {
+      return false;
+    }
+  });
+  if (!selfSigned) throw new TrustError("TRUST_FILE_INVALID", `${path} is not signed by any of its own active keys`);
+  return set;
+}
+
+async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW, 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const dh = await open(join(path, ".."), "r");
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw new TrustError("TRUST_FILE_INVALID", `cannot persist the key set to ${path}`, { cause: err });
+  }
+}

@@ -1,0 +1,149 @@
+import { createHash } from "node:crypto";
+import type { NatsConnection } from "nats";
+import type { Logger } from "pino";
+import {
+  InventorySnapshot,
+  signInventory,
+  systemClock,
+  type Capabilities,
+  type Clock,
+  type LaneObservation,
+  type SigningKey,
+  type UnmanagedRunner,
+} from "@lanekeeper/shared";
+import { DEFAULT_INVENTORY_INTERVAL_MS, INVENTORY_CHANGE_DEBOUNCE_MS } from "./limits.js";
+
+/** Subject prefix of inventories; the last token is the reporting host. */
+export const INVENTORY_SUBJECT_PREFIX = "lk.v1.inventory.";
+
+/** The inventory subject of a host. */
+export function inventorySubject(hostId: string): string {
+  return `${INVENTORY_SUBJECT_PREFIX}${hostId}`;
+}
+
+/** What the agent's lane manager / inventory builder supplies for each snapshot. */
+export interface InventoryContent {
+  readonly lanes: readonly LaneObservation[];
+  readonly unmanaged: readonly UnmanagedRunner[];
+  readonly capabilities?: Capabilities;
+  readonly agentVersion: string;
+}
+
+/** Options of {@link InventoryPublisher}. */
+export interface InventoryPublisherOptions {
+  hostId: string;
+  /** The agent's identity key: signs every snapshot. */
+  identityKey: SigningKey;
+  /** Builds the lanes, unmanaged runners and capabilities part. */
+  provider: () => Promise<InventoryContent>;
+  /** Whether control is enabled (reported so the coordinator plans nothing for an observe-only host). */
+  controlEnabled: () => boolean;
+  /** The intent high-water mark (from the replay store). */
+  intentHwm: () => number;
+  /** The trusted key-set version (lets the coordinator see a rotation land). */
+  keysetVersion: () => number;
+  /** @default systemClock */
+  clock?: Clock;
+  /** @default DEFAULT_INVENTORY_INTERVAL_MS */
+  intervalMs?: number;
+  /** @default INVENTORY_CHANGE_DEBOUNCE_MS */
+  debounceMs?: number;
+  log?: Logger;
+}
+
+/**
+ * Publishes a signed `InventorySnapshot` on `lk.v1.inventory.<hostId>` every `intervalMs` and soon after
+ * {@link notifyChange} (debounced). `snapshot_seq` is `max(previous + 1, now in ms)`: strictly increasing within
+ * the process and, as long as the clock does not jump back across a restart, across restarts too, so the
+ * coordinator can refuse old or reordered snapshots without the agent persisting a counter.
+ */
+export class InventoryPublisher {
+  private readonly clock: Clock;
+  private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = true;
+  private lastDigest = "";
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly opts: InventoryPublisherOptions,
+  ) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Publish now and then periodically. */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.trigger();
+    this.timer = setInterval(() => this.trigger(), this.opts.intervalMs ?? DEFAULT_INVENTORY_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  /** Something changed (an intent ran, a lane's state moved): publish soon. */
+  notifyChange(): void {
+    if (this.stopped || this.debounce !== undefined) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      this.trigger();
+    }, this.opts.debounceMs ?? INVENTORY_CHANGE_DEBOUNCE_MS);
+    this.debounce.unref();
+  }
+
+  /** Stop publishing and wait for a snapshot in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.debounce !== undefined) clearTimeout(this.debounce);
+    this.timer = undefined;
+    this.debounce = undefined;
+    await this.running;
+  }
+
+  /** Build, sign and publish one snapshot now; returns the envelope (for tests and `status`). */
+  async publishNow(): Promise<Uint8Array> {
+    const content = await this.opts.provider();
+    const now = this.clock.now();
+    this.seq = Math.max(this.seq + 1, now);
+    const snapshot = InventorySnapshot.fromPartial({
+      hostId: this.opts.hostId,
+      snapshotSeq: this.seq,
+      takenAtMs: now,
+      agentVersion: content.agentVersion,
+      controlEnabled: this.opts.controlEnabled(),
+      lanes: [...content.lanes],
+      unmanaged: [...content.unmanaged],
+      capabilities: content.capabilities,
+      intentHwm: this.opts.intentHwm(),
+      keysetVersion: this.opts.keysetVersion(),
+    });
+    const env = signInventory(snapshot, this.opts.identityKey);
+    this.nc.publish(inventorySubject(this.opts.hostId), env);
+    const digest = createHash("sha256").update(InventorySnapshot.encode({ ...snapshot, snapshotSeq: 0, takenAtMs: 0 }).finish()).digest("hex");
+    if (digest !== this.lastDigest) this.opts.log?.debug({ snapshotSeq: this.seq, lanes: snapshot.lanes.length }, "inventory changed");
+    this.lastDigest = digest;
+    return env;
+  }
+
+  private trigger(): void {
+    if (this.running !== undefined) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.publishNow();
+        } catch (err) {
+          this.opts.log?.error({ err }, "cannot publish inventory");
+        }
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.running = undefined;
+    });
+  }
+}

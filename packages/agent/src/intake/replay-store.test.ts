@@ -1,0 +1,193 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FakeClock, RejectReason } from "@lanekeeper/shared";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ReplayStore } from "./replay-store.js";
+import { FileStateStore, MemoryStateStore } from "./state-store.js";
+
+const HOST = "build01";
+let dir: string;
+let clock: FakeClock;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "lk-replay-"));
+  clock = new FakeClock();
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function intent(seq: number, id = seq.toString(16).padStart(32, "0"), digestByte = seq % 256) {
+  return {
+    intentId: id,
+    digest: Buffer.alloc(32, digestByte),
+    sequence: seq,
+    issuedAtMs: clock.now(),
+    expiresAtMs: clock.now() + 60_000,
+  };
+}
+
+async function openFresh(): Promise<{ store: FileStateStore; rs: ReplayStore }> {
+  const store = new FileStateStore(dir, HOST);
+  await store.initialize();
+  return { store, rs: await ReplayStore.open(store, { hostId: HOST, clock }) };
+}
+
+describe("ReplayStore", () => {
+  it("accepts increasing sequences with gaps and refuses lower or equal ones", async () => {
+    const { rs } = await openFresh();
+    expect(rs.check(intent(1)).kind).toBe("fresh");
+    expect(rs.check(intent(5)).kind).toBe("fresh");
+    const low = rs.check(intent(3));
+    expect(low).toMatchObject({ kind: "reject", reason: RejectReason.SEQUENCE_TOO_LOW });
+    const same = rs.check(intent(5, "f".repeat(32)));
+    expect(same).toMatchObject({ kind: "reject", reason: RejectReason.SEQUENCE_TOO_LOW });
+    await rs.close();
+  });
+
+  it("answers an exact duplicate with the recorded result, and refuses an id reused with other content", async () => {
+    const { rs } = await openFresh();
+    const first = rs.check(intent(7));
+    if (first.kind !== "fresh") throw new Error("expected fresh");
+    const dup = rs.check(intent(7));
+    expect(dup.kind).toBe("duplicate");
+    rs.complete(first.reservation, new Uint8Array([1, 2, 3]));
+    if (dup.kind === "duplicate") expect(await dup.result).toEqual(new Uint8Array([1, 2, 3]));
+    const other = rs.check(intent(8, intent(7).intentId, 99));
+    expect(other).toMatchObject({ kind: "reject", reason: RejectReason.REPLAY });
+    await rs.close();
+  });
+
+  it("persists the reservation before durable() resolves, and survives a restart", async () => {
+    const { store, rs } = await openFresh();
+    const c = rs.check(intent(42));
+    if (c.kind !== "fresh") throw new Error("expected fresh");
+    await rs.durable(c.reservation);
+    const onDisk = JSON.parse(await readFile(store.path, "utf8"));
+    expect(onDisk.hwm).toBe(42);
+    expect(onDisk.recent.map((e: { intentId: string }) => e.intentId)).toEqual([intent(42).intentId]);
+    rs.complete(c.reservation, new Uint8Array([9]));
+    await rs.close();
+
+    const again = await ReplayStore.open(new FileStateStore(dir, HOST), { hostId: HOST, clock });
+    expect(again.hwm).toBe(42);
+    expect(again.floor).toBeUndefined();
+    const dup = again.check(intent(42));
+    expect(dup.kind).toBe("duplicate");
+    if (dup.kind === "duplicate") expect(await dup.result).toEqual(new Uint8Array([9]));
+    expect(again.check(intent(41, "a".repeat(32)))).toMatchObject({ reason: RejectReason.SEQUENCE_TOO_LOW });
+    await again.close();
+  });
+
+  it("group-commits: many reservations share few writes, each durable before it resolves", async () => {
+    const mem = new MemoryStateStore();
+    mem.state = { formatVersion: 1, hostId: HOST, hwm: 0, keysetVersion: 0, recent: [] };
+    const rs = await ReplayStore.open(mem, { hostId: HOST, clock });
+    const waits: Promise<void>[] = [];
+    for (let s = 1; s <= 50; s++) {
+      const c = rs.check(intent(s));
+      if (c.kind !== "fresh") throw new Error("expected fresh");
+      waits.push(rs.durable(c.reservation).then(() => expect(mem.state!.hwm).toBeGreaterThanOrEqual(s)));
+    }
+    await Promise.all(waits);
+    expect(mem.saves).toBeLessThan(50);
+    await rs.close();
+  });
+
+  it("fails the waiting reservation when the state cannot be written", async () => {
+    const mem = new MemoryStateStore();
+    mem.state = { formatVersion: 1, hostId: HOST, hwm: 0, keysetVersion: 0, recent: [] };
+    const rs = await ReplayStore.open(mem, { hostId: HOST, clock });
+    mem.failSaves = true;
+    const c = rs.check(intent(1));
+    if (c.kind !== "fresh") throw new Error("expected fresh");
+    await expect(rs.durable(c.reservation)).rejects.toThrow(/save failed/);
+    // The sequence stays consumed in memory: failing closed never lowers the mark.
+    expect(rs.check(intent(1, "b".repeat(32)))).toMatchObject({ reason: RejectReason.SEQUENCE_TOO_LOW });
+    mem.failSaves = false;
+    await rs.close();
+  });
+
+  it.each([
+    ["missing", (): Promise<void> => Promise.resolve()],
+    ["garbage", async (): Promise<void> => writeFile(join(dir, "replay-state.json"), "{not json")],
+    [
+      "another host",
+      async (): Promise<void> =>
+        writeFile(join(dir, "replay-state.json"), JSON.stringify({ formatVersion: 1, hostId: "other", hwm: 9, keysetVersion: 0, recent: [] })),
+    ],
+    [
+      "prototype pollution",
+      async (): Promise<void> =>
+        writeFile(
+          join(dir, "replay-state.json"),
+          '{"formatVersion":1,"hostId":"build01","hwm":9,"keysetVersion":0,"recent":[],"__proto__":{"x":1}}',
+        ),
+    ],
+    [
+      "entry above hwm",
+      async (): Promise<void> =>
+        writeFile(
+          join(dir, "replay-state.json"),
+          JSON.stringify({
+            formatVersion: 1,
+            hostId: HOST,
+            hwm: 1,
+            keysetVersion: 0,
+            recent: [{ intentId: "a".repeat(32), digest: "b".repeat(64), seq: 5, expiresAt: 1 }],
+          }),
+        ),
+    ],
+  ])("state %s: floor rule, then the first accepted sequence is persisted", async (_name, prepare) => {
+    await prepare();
+    const start = clock.now();
+    const store = new FileStateStore(dir, HOST);
+    const rs = await ReplayStore.open(store, { hostId: HOST, clock, skewMs: 30_000, processStartMs: start });
+    expect(rs.floor).toBe(start + 30_000);
+    expect(rs.stateLostReason).toBeDefined();
+    // Issued before start + skew: refused whatever its sequence.
+    expect(rs.check({ ...intent(1_000_000), issuedAtMs: start + 30_000 })).toMatchObject({ reason: RejectReason.BEFORE_FLOOR });
+    clock.advance(31_000);
+    const ok = rs.check(intent(17));
+    if (ok.kind !== "fresh") throw new Error("expected fresh");
+    await rs.durable(ok.reservation);
+    expect(JSON.parse(await readFile(store.path, "utf8")).hwm).toBe(17);
+    await rs.close();
+  });
+
+  it("refuses everything with STATE_LOST when configured to", async () => {
+    const rs = await ReplayStore.open(new FileStateStore(dir, HOST), { hostId: HOST, clock, onStateLost: "refuse" });
+    clock.advance(3_600_000);
+    expect(rs.check(intent(1))).toMatchObject({ reason: RejectReason.STATE_LOST });
+    await rs.close();
+  });
+
+  it("prunes expired entries and caps the cache", async () => {
+    const mem = new MemoryStateStore();
+    mem.state = { formatVersion: 1, hostId: HOST, hwm: 0, keysetVersion: 0, recent: [] };
+    const rs = await ReplayStore.open(mem, { hostId: HOST, clock, maxRecent: 3, skewMs: 0 });
+    for (let s = 1; s <= 5; s++) {
+      const c = rs.check(intent(s));
+      if (c.kind !== "fresh") throw new Error("expected fresh");
+      rs.complete(c.reservation, new Uint8Array([s]));
+    }
+    await rs.flush();
+    expect(mem.state.recent.map((e) => e.seq)).toEqual([3, 4, 5]);
+    clock.advance(61_000);
+    await rs.raiseHwm(100);
+    expect(mem.state.recent).toEqual([]);
+    expect(mem.state.hwm).toBe(100);
+    await rs.close();
+  });
+
+  it("refuses a second store on the same directory while the lock is held", async () => {
+    const a = new FileStateStore(dir, HOST);
+    await a.lock();
+    await expect(new FileStateStore(dir, HOST).lock()).rejects.toThrow(/holds/);
+    await a.unlock();
+    const b = new FileStateStore(dir, HOST);
+    await b.lock();
+    await b.unlock();
+  });
+});

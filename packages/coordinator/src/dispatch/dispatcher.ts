@@ -1,0 +1,244 @@
+import type { NatsConnection } from "nats";
+import type { Logger } from "pino";
+import {
+  LanekeeperError,
+  RejectReason,
+  ResultStatus,
+  systemClock,
+  type ActionKind,
+  type Clock,
+  type ResultPayload,
+  type SigningKey,
+} from "@lanekeeper/shared";
+import type { HostRegistry } from "./host-registry.js";
+import { buildSignedIntent, dispatchLaneId, type DispatchAction } from "./intent-builder.js";
+import { DEFAULT_DISPATCH_ATTEMPTS, DEFAULT_NOT_BEFORE_SLACK_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "./limits.js";
+import { ResultRejectedError, ResultVerifier } from "./result-verifier.js";
+import type { SequenceAllocator } from "./sequence-allocator.js";
+
+/** Subject prefix of intents; the last token is the audience host. */
+export const INTENT_SUBJECT_PREFIX = "lk.v1.intent.";
+
+/**
+ * Whether re-issuing an action after a timeout is safe by default, i.e. running it twice has the effect of
+ * running it once on the agent:
+ * - `create` is idempotent by lane id: an owned lane with the same spec answers OK without a runtime call (a
+ *   different spec is `LANE_EXISTS`); the registration token of the first attempt is simply not used again.
+ * - `drain`, `undrain`, `start`, `stop`, `hold`, `release` set a state.
+ * - `remove` of a lane already removed answers `LANE_NOT_FOUND`, which {@link isRemoveDone} reads as done.
+ * - `restart` would restart twice, and `arm` would hand over a second single-use JIT config: not re-issued
+ *   unless the caller says so.
+ */
+export const REISSUE_SAFE: Readonly<Record<ActionKind, boolean>> = Object.freeze({
+  create: true,
+  drain: true,
+  undrain: true,
+  start: true,
+  stop: true,
+  restart: false,
+  remove: true,
+  hold: true,
+  release: true,
+  arm: false,
+});
+
+/** Dispatch could not get a verified result. */
+export class DispatchError extends LanekeeperError {
+  constructor(
+    code: "DISPATCH_TIMEOUT" | "DISPATCH_NO_RESPONDERS" | "DISPATCH_UNKNOWN_HOST" | "DISPATCH_BAD_RESULT",
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** Options of {@link Dispatcher}. */
+export interface DispatcherOptions {
+  nc: NatsConnection;
+  /** The coordinator's active intent-signing key. */
+  signingKey: SigningKey;
+  sequences: SequenceAllocator;
+  hosts: HostRegistry;
+  /** @default a verifier over `hosts` */
+  verifier?: ResultVerifier;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Intent lifetime. @default DEFAULT_INTENT_TTL_MS */
+  ttlMs?: number;
+  /** @default DEFAULT_NOT_BEFORE_SLACK_MS */
+  notBeforeSlackMs?: number;
+  /** @default DEFAULT_REQUEST_TIMEOUT_MS */
+  requestTimeoutMs?: number;
+  /**
+   * The agent's signed high-water mark (from its last verified inventory). When a result says
+   * `SEQUENCE_TOO_LOW` (this coordinator's sequence store is behind the agent, e.g. restored from a backup) the
+   * dispatcher fast-forwards the host's sequence past it and re-issues once: the refused intent did not run.
+   */
+  agentHwm?: (hostId: string) => Promise<number | undefined>;
+  log?: Logger;
+}
+
+/** One dispatch. */
+export interface DispatchRequest {
+  hostId: string;
+  action: DispatchAction;
+  operationId?: string;
+  forcedBy?: string;
+  /** Re-issue after a timeout. @default REISSUE_SAFE[action kind] */
+  reissue?: boolean;
+  /** Attempts including the first. @default DEFAULT_DISPATCH_ATTEMPTS */
+  attempts?: number;
+  /** @default the dispatcher's requestTimeoutMs */
+  timeoutMs?: number;
+}
+
+/** A verified answer. */
+export interface DispatchOutcome {
+  readonly result: ResultPayload;
+  /** The signed result envelope (for the audit record). */
+  readonly resultEnvelope: Uint8Array;
+  /** Intent ids sent, in order; the last one is the one answered. */
+  readonly intentIds: readonly string[];
+  readonly sequence: number;
+}
+
+/** Whether a remove outcome means the lane is gone (removed now, or already gone before a re-issue). */
+export function isRemoveDone(r: ResultPayload): boolean {
+  return r.status === ResultStatus.RESULT_STATUS_OK || (r.status === ResultStatus.RESULT_STATUS_REJECTED && r.reasonCode === String(RejectReason.LANE_NOT_FOUND));
+}
+
+/**
+ * Sends signed intents as NATS requests to `lk.v1.intent.<hostId>` and returns the verified signed result.
+ *
+ * Every attempt is a NEW intent: a fresh id, a new durable sequence, fresh sealing, new signature. The same
+ * bytes are never sent twice, so the agent's replay protection and the at-most-once rule hold even when a
+ * reply was lost after the agent acted. Whether a timed-out action is re-issued is the caller's decision
+ * (`reissue`, defaulting to {@link REISSUE_SAFE}). Allocation and publication are serialized per host, so
+ * intents reach an agent in sequence order and are not refused as out of order.
+ */
+export class Dispatcher {
+  private readonly verifier: ResultVerifier;
+  private readonly clock: Clock;
+  private readonly hostTails = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly opts: DispatcherOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.verifier = opts.verifier ?? new ResultVerifier(opts.hosts, { clock: this.clock });
+  }
+
+  /** Send `req.action` to `req.hostId` and wait for a verified result (OK, REJECTED or FAILED). */
+  async dispatch(req: DispatchRequest): Promise<DispatchOutcome> {
+    const host = this.opts.hosts.host(req.hostId);
+    if (host === undefined) throw new DispatchError("DISPATCH_UNKNOWN_HOST", `host ${req.hostId} is not enrolled`);
+    const attempts = Math.max(1, req.attempts ?? DEFAULT_DISPATCH_ATTEMPTS);
+    const reissue = req.reissue ?? REISSUE_SAFE[req.action.kind];
+    const timeout = req.timeoutMs ?? this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const intentIds: string[] = [];
+    let fastForwarded = false;
+    for (let attempt = 1; ; attempt++) {
+      const { reply, intentId, sequence } = await this.send(req, host.sealingKey, timeout, intentIds);
+      let data: Uint8Array;
+      try {
+        data = (await reply).data;
+      } catch (err) {
+        this.verifier.abandon(intentId);
+        const code = (err as { code?: string }).code;
+        // No responders: nobody received it, so a re-issue is safe whatever the action.
+        const noResponders = code === "503";
+        const canRetry = attempt < attempts && (reissue || noResponders);
+        this.opts.log?.warn(
+          { hostId: req.hostId, intentId, sequence, attempt, noResponders, reissue: canRetry, laneId: dispatchLaneId(req.action) },
+          "no result for intent",
+        );
+        if (canRetry) continue;
+        throw new DispatchError(
+          noResponders ? "DISPATCH_NO_RESPONDERS" : "DISPATCH_TIMEOUT",
+          noResponders
+            ? `no agent is listening for ${req.hostId}: check that lanekeeper-agent runs there and is connected`
+            : `no result from ${req.hostId} within ${timeout} ms (intent ${intentId}); whether it ran is unknown: check the host's inventory`,
+          { cause: err, details: { intentIds: [...intentIds] } },
+        );
+      }
+      let accepted;
+      try {
+        accepted = this.verifier.accept(data, intentId);
+      } catch (err) {
+        this.verifier.abandon(intentId);
+        if (err instanceof ResultRejectedError) {
+          throw new DispatchError("DISPATCH_BAD_RESULT", `the reply from ${req.hostId} failed verification: ${err.reason}`, {
+            cause: err,
+            details: { intentIds: [...intentIds], reason: err.reason },
+          });
+        }
+        throw err;
+      }
+      const r = accepted.result;
+      if (
+        r.status === ResultStatus.RESULT_STATUS_REJECTED &&
+        r.reasonCode === String(RejectReason.SEQUENCE_TOO_LOW) &&
+        !fastForwarded &&
+        this.opts.agentHwm !== undefined
+      ) {
+        const hwm = await this.opts.agentHwm(req.hostId);
+        if (hwm !== undefined && hwm >= sequence) {
+          fastForwarded = true;
+          this.opts.log?.warn({ hostId: req.hostId, sequence, agentHwm: hwm }, "sequence store behind the agent; fast-forwarding");
+          await this.opts.sequences.advanceTo(req.hostId, hwm);
+          continue;
+        }
+      }
+      return { result: r, resultEnvelope: data, intentIds, sequence };
+    }
+  }
+
+  /**
+   * Allocate, build, sign and publish one intent while holding the host's lock, so publication order equals
+   * sequence order; the reply is awaited outside the lock.
+   */
+  private send(
+    req: DispatchRequest,
+    sealingKey: Uint8Array,
+    timeout: number,
+    intentIds: string[],
+  ): Promise<{ reply: ReturnType<NatsConnection["request"]>; intentId: string; sequence: number }> {
+    return this.onHost(req.hostId, async () => {
+      const sequence = await this.opts.sequences.next(req.hostId);
+      const built = buildSignedIntent({
+        hostId: req.hostId,
+        hostSealingKey: sealingKey,
+        sequence,
+        action: req.action,
+        signingKey: this.opts.signingKey,
+        nowMs: this.clock.now(),
+        ...(this.opts.ttlMs === undefined ? {} : { ttlMs: this.opts.ttlMs }),
+        notBeforeSlackMs: this.opts.notBeforeSlackMs ?? DEFAULT_NOT_BEFORE_SLACK_MS,
+        ...(req.operationId === undefined ? {} : { operationId: req.operationId }),
+        ...(req.forcedBy === undefined ? {} : { forcedBy: req.forcedBy }),
+      });
+      this.verifier.expect({
+        intentId: built.intent.intentId,
+        hostId: req.hostId,
+        sequence,
+        digest: built.digest,
+        expiresAtMs: built.intent.expiresAtMs,
+      });
+      intentIds.push(built.intent.intentId);
+      // request() writes to the connection synchronously, so holding the lock until here fixes the order.
+      const reply = this.opts.nc.request(`${INTENT_SUBJECT_PREFIX}${req.hostId}`, built.envelope, { timeout });
+      void reply.catch(() => undefined);
+      return { reply, intentId: built.intent.intentId, sequence };
+    });
+  }
+
+  private onHost<T>(hostId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.hostTails.get(hostId) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.hostTails.set(hostId, tail);
+    void tail.then(() => {
+      if (this.hostTails.get(hostId) === tail) this.hostTails.delete(hostId);
+    });
+    return run;
+  }
+}

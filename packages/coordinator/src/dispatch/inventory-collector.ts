@@ -1,0 +1,204 @@
+import type { KeyObject } from "node:crypto";
+import type { JetStreamClient, KV, NatsConnection, Subscription } from "nats";
+import type { Logger } from "pino";
+import {
+  CLOCK_SKEW_MS,
+  isRejectError,
+  LanekeeperError,
+  publicKeyFromRaw,
+  RejectReason,
+  systemClock,
+  verifyInventory,
+  type Clock,
+  type EnrolledHostKey,
+  type InventorySnapshot,
+} from "@lanekeeper/shared";
+import type { HostRegistry } from "./host-registry.js";
+import { INVENTORY_BUCKET, MAX_INVENTORY_AGE_MS } from "./limits.js";
+
+/** Subject prefix of inventories; the last token is the reporting host. */
+export const INVENTORY_SUBJECT_PREFIX = "lk.v1.inventory.";
+
+/** An inventory the coordinator refused. `reason` is a {@link RejectReason}. */
+export class InventoryRejectedError extends LanekeeperError {
+  readonly reason: RejectReason;
+
+  constructor(reason: RejectReason, message: string, options: { cause?: unknown } = {}) {
+    super(reason, message, options);
+    this.reason = reason;
+  }
+}
+
+/** A verified snapshot with the envelope it came in. */
+export interface StoredInventory {
+  readonly snapshot: InventorySnapshot;
+  readonly envelope: Uint8Array;
+}
+
+/** Options of {@link InventoryCollector.open}. */
+export interface InventoryCollectorOptions {
+  hosts: HostRegistry;
+  /** @default systemClock */
+  clock?: Clock;
+  /** @default INVENTORY_BUCKET */
+  bucket?: string;
+  /** Snapshots older than this (by their signed `taken_at`) are stale. @default MAX_INVENTORY_AGE_MS */
+  maxAgeMs?: number;
+  /** @default CLOCK_SKEW_MS */
+  skewMs?: number;
+  /** KV replicas when the bucket is created. @default 1 */
+  replicas?: number;
+  log?: Logger;
+  /** Called after each accepted snapshot. */
+  onSnapshot?: (s: StoredInventory) => void;
+}
+
+/**
+ * The coordinator's view of agent inventories. It verifies every snapshot on `lk.v1.inventory.*` against the
+ * identity key enrolled for the host (a host reports only on itself: the snapshot's host, the key's host and
+ * the subject's host must agree), refuses stale snapshots and any `snapshot_seq` not above the last accepted
+ * one, and keeps the last verified envelope per host in a JetStream KV bucket (`lk_inventory`), written with
+ * compare-and-set so two coordinators can never move a host's snapshot backwards. Agents need no JetStream
+ * rights: they only publish.
+ */
+export class InventoryCollector {
+  private readonly clock: Clock;
+  private readonly keyObjects = new Map<string, KeyObject>();
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private sub: Subscription | undefined;
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly opts: InventoryCollectorOptions,
+  ) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Open (creating if needed) the KV bucket. */
+  static async open(js: JetStreamClient, opts: InventoryCollectorOptions): Promise<InventoryCollector> {
+    const kv = await js.views.kv(opts.bucket ?? INVENTORY_BUCKET, { history: 1, replicas: opts.replicas ?? 1 });
+    return new InventoryCollector(kv, opts);
+  }
+
+  /** Subscribe to `lk.v1.inventory.*` and ingest every snapshot; refusals are logged. */
+  start(nc: NatsConnection): void {
+    if (this.sub !== undefined) return;
+    this.sub = nc.subscribe(`${INVENTORY_SUBJECT_PREFIX}*`, {
+      callback: (err, msg) => {
+        if (err !== null) {
+          this.opts.log?.error({ err }, "inventory subscription failed");
+          return;
+        }
+        const p = this.ingest(msg.subject, msg.data).catch((e: unknown) => {
+          this.opts.log?.warn({ subject: msg.subject, reason: (e as { code?: string }).code }, "inventory refused");
+        });
+        this.inflight.add(p);
+        void p.finally(() => this.inflight.delete(p));
+      },
+    });
+  }
+
+  /** Stop the subscription and wait for snapshots being stored. */
+  async stop(): Promise<void> {
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  /**
+   * Verify one snapshot that arrived on `subject` and store it when it is newer than the stored one.
+   * @throws InventoryRejectedError
+   */
+  async ingest(subject: string, envelope: Uint8Array): Promise<StoredInventory> {
+    const now = this.clock.now();
+    const snapshot = this.verify(envelope, now);
+    const subjectHost = subject.startsWith(INVENTORY_SUBJECT_PREFIX) ? subject.slice(INVENTORY_SUBJECT_PREFIX.length) : "";
+    if (subjectHost !== snapshot.hostId) {
+      throw new InventoryRejectedError(RejectReason.SUBJECT_MISMATCH, `inventory of ${snapshot.hostId} arrived on ${subject}`);
+    }
+    const maxAge = this.opts.maxAgeMs ?? MAX_INVENTORY_AGE_MS;
+    const skew = this.opts.skewMs ?? CLOCK_SKEW_MS;
+    if (snapshot.takenAtMs < now - maxAge) {
+      throw new InventoryRejectedError(RejectReason.EXPIRED, `inventory of ${snapshot.hostId} is stale (taken ${now - snapshot.takenAtMs} ms ago)`);
+    }
+    if (snapshot.takenAtMs > now + skew) {
+      throw new InventoryRejectedError(RejectReason.NOT_YET_VALID, `inventory of ${snapshot.hostId} is dated in the future`);
+    }
+    return await this.onHost(snapshot.hostId, () => this.store(snapshot, envelope));
+  }
+
+  /** The last verified snapshot of `hostId` (re-verified from the KV bucket), or undefined. */
+  async latest(hostId: string): Promise<StoredInventory | undefined> {
+    const e = await this.kv.get(hostId);
+    if (e === null || e.operation !== "PUT") return undefined;
+    const snapshot = this.verify(e.value, this.clock.now());
+    if (snapshot.hostId !== hostId) {
+      throw new InventoryRejectedError(RejectReason.ISSUER_MISMATCH, `stored inventory under ${hostId} belongs to ${snapshot.hostId}`);
+    }
+    return { snapshot, envelope: e.value };
+  }
+
+  /** The intent high-water mark the host last reported (for the dispatcher's sequence fast-forward). */
+  async agentHwm(hostId: string): Promise<number | undefined> {
+    return (await this.latest(hostId))?.snapshot.intentHwm;
+  }
+
+  private verify(envelope: Uint8Array, now: number): InventorySnapshot {
+    try {
+      return verifyInventory(envelope, (keyId) => this.resolve(keyId), { now: () => now }).snapshot;
+    } catch (err) {
+      if (isRejectError(err)) throw new InventoryRejectedError(err.reason, err.message, { cause: err });
+      throw err;
+    }
+  }
+
+  private async store(snapshot: InventorySnapshot, envelope: Uint8Array): Promise<StoredInventory> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const e = await this.kv.get(snapshot.hostId);
+      const exists = e !== null && e.operation === "PUT";
+      if (exists) {
+        const stored = this.verify(e.value, this.clock.now());
+        if (!(snapshot.snapshotSeq > stored.snapshotSeq)) {
+          throw new InventoryRejectedError(
+            RejectReason.SEQUENCE_TOO_LOW,
+            `inventory of ${snapshot.hostId} has snapshot_seq ${snapshot.snapshotSeq}, not above the stored ${stored.snapshotSeq}`,
+          );
+        }
+      }
+      try {
+        if (exists) await this.kv.update(snapshot.hostId, envelope, e.revision);
+        else await this.kv.create(snapshot.hostId, envelope);
+        const s = { snapshot, envelope };
+        this.opts.onSnapshot?.(s);
+        return s;
+      } catch (err) {
+        const apiErr = (err as { api_error?: { err_code?: number }; message?: string });
+        if (apiErr.api_error?.err_code !== 10071 && !/wrong last sequence|key exists/i.test(apiErr.message ?? "")) throw err;
+      }
+    }
+    throw new InventoryRejectedError(RejectReason.SEQUENCE_TOO_LOW, `inventory of ${snapshot.hostId} kept losing to concurrent writers`);
+  }
+
+  private resolve(keyId: string): EnrolledHostKey | undefined {
+    const host = this.opts.hosts.hostForKey(keyId);
+    if (host === undefined) return undefined;
+    let key = this.keyObjects.get(keyId);
+    if (key === undefined) {
+      key = publicKeyFromRaw(host.identityKey);
+      this.keyObjects.set(keyId, key);
+    }
+    return { hostId: host.hostId, publicKey: key };
+  }
+
+  private onHost<T>(hostId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(hostId) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.chains.set(hostId, tail);
+    void tail.then(() => {
+      if (this.chains.get(hostId) === tail) this.chains.delete(hostId);
+    });
+    return run;
+  }
+}

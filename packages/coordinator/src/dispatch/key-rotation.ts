@@ -1,0 +1,180 @@
+import { createHash } from "node:crypto";
+import type { NatsConnection } from "nats";
+import { headers } from "nats";
+import {
+  CLOCK_SKEW_MS,
+  encodeSignedKeySet,
+  KeyStatus,
+  keyIdOf,
+  LanekeeperError,
+  MAX_INTENT_TTL_MS,
+  publicKeyFromRaw,
+  ResultStatus,
+  signKeySet,
+  systemClock,
+  TrustedKeySet,
+  verifyResult,
+  type Clock,
+  type ResultPayload,
+  type SignedKeySet,
+  type SigningKey,
+  type TrustedKey,
+} from "@lanekeeper/shared";
+import type { HostRegistry } from "./host-registry.js";
+import { INTENT_SUBJECT_PREFIX } from "./dispatcher.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS } from "./limits.js";
+
+/** How long a key-set version stays acceptable to agents after it is issued (they refuse expired updates). */
+export const DEFAULT_KEYSET_VALIDITY_MS = 7 * 24 * 3_600_000;
+/** Default lifetime of an online intent-signing key. */
+export const DEFAULT_SIGNING_KEY_LIFETIME_MS = 90 * 24 * 3_600_000;
+/** NATS header naming a key-set update on the intent subject (the agent's `KIND_HEADER`). */
+export const KIND_HEADER = "Lk-Kind";
+/** {@link KIND_HEADER} value of a key-set update. */
+export const KEYSET_KIND = "keyset";
+
+/** A key-set operation was asked in a state where it makes no sense (unknown key, no active key, ...). */
+export class KeyRotationError extends LanekeeperError {
+  constructor(message: string) {
+    super("KEY_ROTATION_INVALID", message);
+  }
+}
+
+interface Times {
+  /** Current time. */
+  nowMs: number;
+  /** @default DEFAULT_KEYSET_VALIDITY_MS */
+  validityMs?: number;
+}
+
+function next(set: TrustedKeySet, keys: TrustedKey[], t: Times, hwmFloor = set.hwmFloor): TrustedKeySet {
+  return TrustedKeySet.fromPartial({
+    version: set.version + 1,
+    keys,
+    hwmFloor,
+    issuedAtMs: t.nowMs,
+    expiresAtMs: t.nowMs + (t.validityMs ?? DEFAULT_KEYSET_VALIDITY_MS),
+  });
+}
+
+function trustedKey(key: Pick<SigningKey, "keyId" | "publicKey">, status: KeyStatus, nowMs: number, lifetimeMs: number): TrustedKey {
+  return { keyId: key.keyId, publicKey: Buffer.from(key.publicKey), notBeforeMs: nowMs, notAfterMs: nowMs + lifetimeMs, status };
+}
+
+/** Version 1: the coordinator's first signing key, ACTIVE. Sign it with that key and install it on agents out of band. */
+export function initialKeySet(key: Pick<SigningKey, "keyId" | "publicKey">, t: Times & { keyLifetimeMs?: number }): TrustedKeySet {
+  return TrustedKeySet.fromPartial({
+    version: 1,
+    keys: [trustedKey(key, KeyStatus.KEY_STATUS_ACTIVE, t.nowMs, t.keyLifetimeMs ?? DEFAULT_SIGNING_KEY_LIFETIME_MS)],
+    hwmFloor: 0,
+    issuedAtMs: t.nowMs,
+    expiresAtMs: t.nowMs + (t.validityMs ?? DEFAULT_KEYSET_VALIDITY_MS),
+  });
+}
+
+/** Phase 1, prepare: announce a new key as NEXT (agents learn it; nobody signs with it yet). Sign with the active key AND the new key. */
+export function announceKey(
+  set: TrustedKeySet,
+  key: Pick<SigningKey, "keyId" | "publicKey">,
+  t: Times & { keyLifetimeMs?: number },
+): TrustedKeySet {
+  if (set.keys.some((k) => k.keyId === key.keyId)) throw new KeyRotationError(`key ${key.keyId} is already in the set`);
+  return next(set, [...set.keys, trustedKey(key, KeyStatus.KEY_STATUS_NEXT, t.nowMs, t.keyLifetimeMs ?? DEFAULT_SIGNING_KEY_LIFETIME_MS)], t);
+}
+
+/**
+ * Phase 2, activate: the NEXT key becomes ACTIVE and the previously active keys RETIRED, valid for verification
+ * only until every intent they signed has expired (`now + MAX_INTENT_TTL_MS + skew`). Sign with a key active in
+ * the current set (the old one). Start signing intents with the new key once agents report this version.
+ */
+export function activateKey(set: TrustedKeySet, keyId: string, t: Times): TrustedKeySet {
+  const k = set.keys.find((x) => x.keyId === keyId);
+  if (k?.status !== KeyStatus.KEY_STATUS_NEXT) throw new KeyRotationError(`key ${keyId} is not announced as NEXT`);
+  const retireAt = t.nowMs + MAX_INTENT_TTL_MS + CLOCK_SKEW_MS;
+  return next(
+    set,
+    set.keys.map((x) =>
+      x.keyId === keyId
+        ? { ...x, status: KeyStatus.KEY_STATUS_ACTIVE }
+        : x.status === KeyStatus.KEY_STATUS_ACTIVE
+          ? { ...x, status: KeyStatus.KEY_STATUS_RETIRED, notAfterMs: Math.min(x.notAfterMs, retireAt) }
+          : x,
+    ),
+    t,
+  );
+}
+
+/** Phase 3, retire: drop RETIRED keys whose window has passed. Sign with the active key. */
+export function dropRetiredKeys(set: TrustedKeySet, t: Times): TrustedKeySet {
+  return next(set, set.keys.filter((k) => !(k.status === KeyStatus.KEY_STATUS_RETIRED && k.notAfterMs < t.nowMs)), t);
+}
+
+/**
+ * Revoke a key at once (compromise): it is kept in the set as REVOKED so it can never come back through a
+ * stale copy. `hwmFloor` optionally raises every agent's intent high-water mark past anything the compromised
+ * key may have signed. Sign with an active key that is not the revoked one.
+ */
+export function revokeKey(set: TrustedKeySet, keyId: string, t: Times & { hwmFloor?: number }): TrustedKeySet {
+  if (!set.keys.some((k) => k.keyId === keyId)) throw new KeyRotationError(`key ${keyId} is not in the set`);
+  const keys = set.keys.map((k) => (k.keyId === keyId ? { ...k, status: KeyStatus.KEY_STATUS_REVOKED } : k));
+  if (!keys.some((k) => k.status === KeyStatus.KEY_STATUS_ACTIVE)) throw new KeyRotationError("revoking it would leave no ACTIVE key");
+  return next(set, keys, t, Math.max(set.hwmFloor, t.hwmFloor ?? 0));
+}
+
+/** Sign a key-set update (shared `signKeySet`): pass the current active key and every key the update adds. */
+export function signKeySetUpdate(set: TrustedKeySet, signers: readonly SigningKey[]): SignedKeySet {
+  return signKeySet(set, signers);
+}
+
+/** A push of a key-set update was refused or not answered. */
+export class KeySetPushError extends LanekeeperError {
+  /** The agent's reason code when it refused (e.g. `KEYSET_VERSION`). */
+  readonly reasonCode: string;
+
+  constructor(message: string, reasonCode: string, options: { cause?: unknown } = {}) {
+    super("KEYSET_PUSH_FAILED", message, options);
+    this.reasonCode = reasonCode;
+  }
+}
+
+/**
+ * Deliver a signed key-set update to one agent: a NATS request on its intent subject with header
+ * `Lk-Kind: keyset` (the only subject the coordinator may send to an agent on). The agent verifies the update
+ * against its current set (shared `applyKeySetUpdate`) and answers with a signed result whose digest is the
+ * SHA-256 of the update bytes and whose sequence is the version it now trusts.
+ * @returns the version the agent now trusts
+ * @throws KeySetPushError when the agent refused, the reply does not verify, or nothing answered
+ */
+export async function pushKeySetUpdate(
+  nc: NatsConnection,
+  hosts: HostRegistry,
+  hostId: string,
+  signed: SignedKeySet,
+  opts: { timeoutMs?: number; clock?: Clock } = {},
+): Promise<number> {
+  const host = hosts.host(hostId);
+  if (host === undefined) throw new KeySetPushError(`host ${hostId} is not enrolled`, "UNKNOWN_HOST");
+  const bytes = encodeSignedKeySet(signed);
+  const h = headers();
+  h.set(KIND_HEADER, KEYSET_KIND);
+  let data: Uint8Array;
+  try {
+    data = (await nc.request(`${INTENT_SUBJECT_PREFIX}${hostId}`, bytes, { timeout: opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, headers: h })).data;
+  } catch (err) {
+    throw new KeySetPushError(`no answer from ${hostId} to the key-set update`, "TIMEOUT", { cause: err });
+  }
+  let result: ResultPayload;
+  try {
+    const key = publicKeyFromRaw(host.identityKey);
+    ({ result } = verifyResult(data, (keyId) => (keyId === keyIdOf(host.identityKey) ? { hostId, publicKey: key } : undefined), opts.clock ?? systemClock));
+  } catch (err) {
+    throw new KeySetPushError(`the answer of ${hostId} does not verify`, (err as { code?: string }).code ?? "BAD_RESULT", { cause: err });
+  }
+  if (!result.intentDigest.equals(createHash("sha256").update(bytes).digest())) {
+    throw new KeySetPushError(`the answer of ${hostId} is about another update`, "RESULT_DIGEST_MISMATCH");
+  }
+  if (result.status !== ResultStatus.RESULT_STATUS_OK) {
+    throw new KeySetPushError(`${hostId} refused the key-set update: ${result.reasonCode} (${result.message})`, result.reasonCode);
+  }
+  return result.sequence;
+}

@@ -1,0 +1,138 @@
+import { LanekeeperError, validateHostId } from "@lanekeeper/shared";
+import type { JetStreamClient, KV } from "nats";
+import { DEFAULT_SEQUENCE_BLOCK, MAX_SEQUENCE_CAS_ATTEMPTS, SEQUENCES_BUCKET } from "./limits.js";
+
+/** Hands out per-host intent sequences that never repeat, even across coordinator restarts. */
+export interface SequenceAllocator {
+  /** The next sequence for `hostId` (strictly above every sequence handed out before). */
+  next(hostId: string): Promise<number>;
+  /**
+   * Make every later sequence for `hostId` greater than `floor` (fast-forward after the agent reported a higher
+   * high-water mark, e.g. when this store was restored from an old backup).
+   */
+  advanceTo(hostId: string, floor: number): Promise<void>;
+}
+
+/** Sequence allocation failed: the KV bucket is unreachable or compare-and-set kept losing. */
+export class SequenceAllocationError extends LanekeeperError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("SEQUENCE_ALLOCATION_FAILED", message, options);
+  }
+}
+
+/** Options of {@link KvSequenceAllocator.open}. */
+export interface KvSequenceAllocatorOptions {
+  /** @default SEQUENCES_BUCKET */
+  bucket?: string;
+  /** Sequences leased per compare-and-set. @default DEFAULT_SEQUENCE_BLOCK */
+  block?: number;
+  /** @default MAX_SEQUENCE_CAS_ATTEMPTS */
+  maxAttempts?: number;
+  /** KV replicas when the bucket is created. @default 1 */
+  replicas?: number;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Whether a KV create/update failed because the key's revision moved (someone else wrote first). */
+function isRevisionConflict(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; message?: string };
+  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
+}
+
+/**
+ * A durable per-host sequence in a JetStream KV bucket (`lk_sequences`, key = host id, value = the highest
+ * sequence leased, in decimal). Every lease is a compare-and-set on the key's revision (`create` for the first,
+ * `update(key, value, revision)` after), retried on conflict, so two coordinators can never hand out the same
+ * sequence. A lease covers `block` sequences; the unused rest of a block is lost on restart, which the agent
+ * accepts (gaps are allowed, only going back is refused).
+ */
+export class KvSequenceAllocator implements SequenceAllocator {
+  private readonly leases = new Map<string, { next: number; last: number }>();
+  private readonly chains = new Map<string, Promise<unknown>>();
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly block: number,
+    private readonly maxAttempts: number,
+  ) {}
+
+  /** Open (creating if needed) the bucket. The coordinator's NATS user needs JetStream rights on it. */
+  static async open(js: JetStreamClient, opts: KvSequenceAllocatorOptions = {}): Promise<KvSequenceAllocator> {
+    const block = opts.block ?? DEFAULT_SEQUENCE_BLOCK;
+    if (!Number.isSafeInteger(block) || block < 1) throw new SequenceAllocationError("block must be a positive integer");
+    const kv = await js.views.kv(opts.bucket ?? SEQUENCES_BUCKET, { history: 1, replicas: opts.replicas ?? 1 });
+    return new KvSequenceAllocator(kv, block, opts.maxAttempts ?? MAX_SEQUENCE_CAS_ATTEMPTS);
+  }
+
+  next(hostId: string): Promise<number> {
+    validateHostId(hostId);
+    return this.serialized(hostId, async () => {
+      const lease = this.leases.get(hostId);
+      if (lease !== undefined && lease.next <= lease.last) return lease.next++;
+      const last = await this.cas(hostId, (cur) => cur + this.block);
+      this.leases.set(hostId, { next: last - this.block + 2, last });
+      return last - this.block + 1;
+    });
+  }
+
+  advanceTo(hostId: string, floor: number): Promise<void> {
+    validateHostId(hostId);
+    if (!Number.isSafeInteger(floor) || floor < 0) throw new SequenceAllocationError("floor must be a non-negative integer");
+    return this.serialized(hostId, async () => {
+      this.leases.delete(hostId);
+      await this.cas(hostId, (cur) => Math.max(cur, floor));
+    });
+  }
+
+  /** The highest sequence leased for `hostId` so far (0 when none), as stored. */
+  async current(hostId: string): Promise<number> {
+    const e = await this.kv.get(hostId);
+    return e === null || e.operation !== "PUT" ? 0 : parseStored(hostId, e.value);
+  }
+
+  /** Compare-and-set loop: read, compute, write with the read revision; retry on conflict. Returns the new value. */
+  private async cas(hostId: string, f: (cur: number) => number): Promise<number> {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const e = await this.kv.get(hostId);
+      const exists = e !== null && e.operation === "PUT";
+      const cur = exists ? parseStored(hostId, e.value) : 0;
+      const nextValue = f(cur);
+      if (!Number.isSafeInteger(nextValue)) throw new SequenceAllocationError(`sequence of ${hostId} overflows`);
+      if (nextValue === cur && exists) return cur;
+      try {
+        if (exists) await this.kv.update(hostId, enc.encode(String(nextValue)), e.revision);
+        else await this.kv.create(hostId, enc.encode(String(nextValue)));
+        return nextValue;
+      } catch (err) {
+        if (!isRevisionConflict(err)) throw new SequenceAllocationError(`cannot update ${hostId}'s sequence`, { cause: err });
+        lastErr = err;
+        // Someone else wrote first: back off a little (jittered) and re-read.
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
+      }
+    }
+    throw new SequenceAllocationError(`gave up allocating a sequence for ${hostId} after ${this.maxAttempts} conflicts`, {
+      cause: lastErr,
+    });
+  }
+
+  private serialized<T>(hostId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(hostId) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.chains.set(hostId, tail);
+    void tail.then(() => {
+      if (this.chains.get(hostId) === tail) this.chains.delete(hostId);
+    });
+    return run;
+  }
+}
+
+function parseStored(hostId: string, value: Uint8Array): number {
+  const text = dec.decode(value);
+  const n = /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new SequenceAllocationError(`stored sequence of ${hostId} is not a number; refusing to guess`);
+  return n;
+}

@@ -1,0 +1,213 @@
+// Shared set-up of the intake security suites: a real Intake with a real file-backed replay store in a temp
+// state dir, a trusted key set with a freshly generated coordinator key, fresh agent keys, a FakeClock, and the
+// RecordingExecutor (so every test can assert that no runtime call happened). Keys are generated at test time.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  Backend,
+  buildIntent,
+  decodeEnvelope,
+  FakeClock,
+  generateSealingKey,
+  generateSigningKey,
+  identityLabels,
+  KeyStatus,
+  LaneMode,
+  ResultPayload,
+  sealSecret,
+  signIntent,
+  TrustedKeySet,
+  TrustedKeyStore,
+  type IntentAction as WireAction,
+  type IntentPayload,
+  type LaneSpec,
+  type SealingKey,
+  type SigningKey,
+} from "@lanekeeper/shared";
+import { Intake, type IntakeOutcome } from "../../packages/agent/src/intake/intake.js";
+import type { IntakeControl } from "../../packages/agent/src/intake/intake-policy.js";
+import { RecordingExecutor } from "../../packages/agent/src/intake/recording-executor.js";
+import { ReplayStore } from "../../packages/agent/src/intake/replay-store.js";
+import { intentSealContext } from "../../packages/agent/src/intake/seal-context.js";
+import { FileStateStore } from "../../packages/agent/src/intake/state-store.js";
+
+export const HOST = "build01";
+export const OTHER_HOST = "build02";
+export const SCOPE = "acme/api";
+export const POOL = "linux-x64";
+export const IMAGE = `ghcr.io/acme/runner@sha256:${"a".repeat(64)}`;
+
+/** Everything allowed, the way a test starts before narrowing one thing. */
+export function openControl(over: Partial<IntakeControl> = {}): IntakeControl {
+  return {
+    enabled: true,
+    scopes: [SCOPE],
+    pools: [POOL],
+    backends: ["systemd", "container"],
+    actions: ["create", "drain", "undrain", "start", "stop", "restart", "remove", "hold", "release", "arm"],
+    images: [IMAGE],
+    maxLanes: 10,
+    ...over,
+  };
+}
+
+/** A valid systemd lane spec for `laneId` on `host`. */
+export function laneSpec(laneId: string, over: Partial<LaneSpec> = {}, host = HOST): LaneSpec {
+  return {
+    laneId,
+    scope: SCOPE,
+    pool: POOL,
+    backend: Backend.BACKEND_SYSTEMD,
+    mode: LaneMode.LANE_MODE_PERSISTENT,
+    labels: [...identityLabels({ laneId, hostId: host, pool: over.pool ?? POOL }), "linux", "x64"],
+    runnerGroup: "",
+    githubUrl: "https://github.com/acme/api",
+    runnerVersion: "2.330.0",
+    image: "",
+    limits: undefined,
+    ...over,
+  };
+}
+
+/** The decoded result envelope an intake answered with. */
+export interface Answer {
+  bytes: Uint8Array;
+  result: ResultPayload;
+}
+
+export function decodeAnswer(bytes: Uint8Array): Answer {
+  return { bytes, result: ResultPayload.decode(decodeEnvelope(bytes).payload) };
+}
+
+export interface IntakeFixture {
+  dir: string;
+  clock: FakeClock;
+  coordinatorKey: SigningKey;
+  identityKey: SigningKey;
+  sealingKey: SealingKey;
+  keys: TrustedKeyStore;
+  control: IntakeControl;
+  executor: RecordingExecutor;
+  replay: ReplayStore;
+  intake: Intake;
+  outcomes: IntakeOutcome[];
+  /** Next sequence `intent()` uses. */
+  seq: number;
+  /** Build and sign an intent to this host (override any field; `key` signs). */
+  intent(action: WireAction, over?: Partial<IntentPayload>, key?: SigningKey): { bytes: Uint8Array; intent: IntentPayload };
+  /** A create intent with a registration token sealed with the right context. */
+  create(laneId: string, specOver?: Partial<LaneSpec>, over?: Partial<IntentPayload>): { bytes: Uint8Array; intent: IntentPayload };
+  /** Deliver to the intake on `subject` (default: this host's intent subject). */
+  send(bytes: Uint8Array, subject?: string): Promise<Answer>;
+  /** Close the intake and the replay store and open new ones on the same state dir (an agent restart). */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link makeIntake}. */
+export interface FixtureOptions {
+  control?: Partial<IntakeControl>;
+  /** Do not initialize the replay state (first start counts as lost state). */
+  noInit?: boolean;
+  /** Use this directory (for restarts across fixtures). */
+  dir?: string;
+}
+
+export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixture> {
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "lk-intake-")));
+  const clock = new FakeClock();
+  const coordinatorKey = generateSigningKey();
+  const identityKey = generateSigningKey();
+  const sealingKey = generateSealingKey();
+  const keys = new TrustedKeyStore(
+    TrustedKeySet.fromPartial({
+      version: 1,
+      keys: [
+        {
+          keyId: coordinatorKey.keyId,
+          publicKey: coordinatorKey.publicKey,
+          notBeforeMs: clock.now() - 86_400_000,
+          notAfterMs: clock.now() + 86_400_000 * 90,
+          status: KeyStatus.KEY_STATUS_ACTIVE,
+        },
+      ],
+      issuedAtMs: clock.now() - 1000,
+      expiresAtMs: clock.now() + 86_400_000,
+    }),
+  );
+  const store = new FileStateStore(dir, HOST);
+  if (!opts.noInit && opts.dir === undefined) await store.initialize();
+  const control = openControl(opts.control);
+  const executor = new RecordingExecutor();
+  const outcomes: IntakeOutcome[] = [];
+  const trust = { keys };
+
+  const open = async (): Promise<{ replay: ReplayStore; intake: Intake }> => {
+    const replay = await ReplayStore.open(new FileStateStore(dir, HOST), { hostId: HOST, clock });
+    const intake = new Intake({
+      hostId: HOST,
+      identityKey,
+      sealingKey,
+      trust,
+      replay,
+      executor,
+      control: () => fx.control,
+      clock,
+      onOutcome: (o) => outcomes.push(o),
+    });
+    return { replay, intake };
+  };
+
+  const first = await open();
+  const fx: IntakeFixture = {
+    dir,
+    clock,
+    coordinatorKey,
+    identityKey,
+    sealingKey,
+    keys,
+    control,
+    executor,
+    replay: first.replay,
+    intake: first.intake,
+    outcomes,
+    seq: 1,
+    intent(action, over = {}, key = coordinatorKey) {
+      const intent: IntentPayload = {
+        ...buildIntent({ audienceHost: HOST, issuer: key, sequence: fx.seq++, action, nowMs: clock.now() }),
+        ...over,
+      };
+      return { bytes: signIntent(intent, key), intent };
+    },
+    create(laneId, specOver = {}, over = {}) {
+      const intentId = over.intentId ?? randomId();
+      const registration = sealSecret(
+        sealingKey.publicKey,
+        Buffer.from("REGTOKEN-test-only"),
+        intentSealContext("registration", HOST, laneId, intentId),
+      );
+      return fx.intent({ $case: "create", value: { spec: laneSpec(laneId, specOver), registration } }, { intentId, ...over });
+    },
+    async send(bytes, subject = `lk.v1.intent.${HOST}`) {
+      return decodeAnswer(await fx.intake.handle(subject, bytes));
+    },
+    async restart() {
+      await fx.intake.close();
+      await fx.replay.close();
+      const next = await open();
+      fx.replay = next.replay;
+      fx.intake = next.intake;
+    },
+    async close() {
+      await fx.intake.close();
+      await fx.replay.close();
+      if (opts.dir === undefined) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return fx;
+}
+
+function randomId(): string {
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
