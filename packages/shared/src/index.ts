@@ -23,3 +23,8 @@ export { FORBIDDEN_CONFIG_KEYS, formatConfigPath, deepFreeze, parseYamlDocument 
 export * from "./agent-config.js";
 export * from "./policy.js";
 export * from "./json-schemas.js";
+export * from "./canonical-json.js";
+export * from "./redact.js";
+export * from "./audit.js";
+export * from "./logger.js";
+export * from "./trust-file.js";

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "./errors.js";
+import { KeyStatus } from "./gen/lanekeeper/v1/envelope.js";
+import { generateSigningKey } from "./keys.js";
+import { buildKeySet } from "./keyset.js";
+import { formatTrustFile, parseTrustFile } from "./trust-file.js";
+
+describe("trust file", () => {
+  const a = generateSigningKey();
+  const b = generateSigningKey();
+  const set = buildKeySet({ version: 2, issuedAtMs: 1000, members: [{ key: a }, { key: b, status: KeyStatus.KEY_STATUS_NEXT }], hwmFloor: 9 });
+
+  it("round-trips", () => {
+    const text = formatTrustFile(set);
+    expect(JSON.parse(text)).toMatchObject({ format: "lanekeeper.trust.v1", version: 2, keys: [{ status: "active" }, { status: "next" }] });
+    expect(parseTrustFile(text)).toEqual(set);
+  });
+
+  it("refuses bad files with paths", () => {
+    const doc = JSON.parse(formatTrustFile(set)) as Record<string, unknown>;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const bad = (mut: (d: any) => void): string[] => {
+      const d = structuredClone(doc);
+      mut(d);
+      try {
+        parseTrustFile(JSON.stringify(d));
+      } catch (err) {
+        return (err as ConfigError).issues.map((i) => i.path);
+      }
+      throw new Error("expected a ConfigError");
+    };
+    expect(bad((d) => { d.keys[0].status = "trusted"; })).toEqual(["keys[0].status"]);
+    expect(bad((d) => { d.extra = 1; })).toEqual(["extra"]);
+    expect(bad((d) => { d.keys[1].keyId = d.keys[0].keyId; })).toEqual(["keys"]);
+    expect(bad((d) => { d.format = "other"; })).toEqual(["format"]);
+    expect(() => parseTrustFile('{"__proto__": {}}')).toThrow(ConfigError);
+    expect(() => parseTrustFile("not json")).toThrow(/not valid JSON/);
+  });
+});
