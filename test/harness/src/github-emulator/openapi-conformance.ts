@@ -47,7 +47,7 @@ function loadSubset(): Subset {
   const version = (require("@octokit/openapi/package.json") as { version: string }).version;
   const size = statSync(specPath).size;
   const cacheDir = join(tmpdir(), "lk-openapi-cache");
-  const cachePath = join(cacheDir, `runner-subset-${version}-${size}.json`);
+  const cachePath = join(cacheDir, `runner-subset-v2-${version}-${size}.json`);
   try {
     return JSON.parse(readFileSync(cachePath, "utf8")) as Subset;
   } catch {
@@ -67,11 +67,27 @@ function loadSubset(): Subset {
   const basicError = notFound?.content?.["application/json"]?.schema;
   if (!basicError) throw new Error("@octokit/openapi: cannot find the basic-error schema");
   const subset: Subset = { paths, webhooks, basicError };
+  allowNullInNullableEnums(subset);
   mkdirSync(cacheDir, { recursive: true });
   const tmp = `${cachePath}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(subset));
   renameSync(tmp, cachePath);
   return subset;
+}
+
+/**
+ * OpenAPI 3.0 `nullable: true` next to an `enum` that lacks null: GitHub sends null there (a queued job's
+ * `conclusion`) and its own clients type it `… | null`, but Ajv's enum check would refuse it. Add the null.
+ */
+function allowNullInNullableEnums(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const item of node) allowNullInNullableEnums(item);
+    return;
+  }
+  if (typeof node !== "object" || node === null) return;
+  const schema = node as Schema;
+  if (schema.nullable === true && Array.isArray(schema.enum) && !schema.enum.includes(null)) schema.enum = [...(schema.enum as unknown[]), null];
+  for (const value of Object.values(schema)) allowNullInNullableEnums(value);
 }
 
 interface CompiledPath {
