@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { LauncherError } from "./launcher-error.js";
 import { NATS_START_TIMEOUT_MS, NATS_STOP_GRACE_MS } from "./launcher-limits.js";
 import { renderNatsConfig, type NatsAgentUser, type NatsCoordinatorUser } from "./nats-permissions.js";
-import { forgetOnExit, killOnExit, makeTempDir, readTail, spawnChild, terminate, waitUntil } from "./process-util.js";
+import { dieWithParent, forgetOnExit, killOnExit, makeTempDir, readTail, spawnChild, terminate, waitUntil } from "./process-util.js";
 
 /** lanekeeper's logins for a permission-checked server (see `renderNatsConfig`). */
 export interface NatsUsers {
@@ -113,7 +113,8 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     const logFd = openSync(logPath, "a");
     let proc: ChildProcess;
     try {
-      proc = spawnChild(binary, ["-c", configPath], { stdio: ["ignore", logFd, logFd] });
+      const argv = dieWithParent(binary, ["-c", configPath]);
+      proc = spawnChild(argv.cmd, argv.args, { stdio: ["ignore", logFd, logFd] });
     } finally {
       closeSync(logFd);
     }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, open, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -263,4 +264,16 @@ export function forgetOnExit(pid: number): void {
 /** `spawn` with the defaults launchers want: argv array, no shell, piped stdio unless told otherwise. */
 export function spawnChild(cmd: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
   return spawn(cmd, [...args], { stdio: ["ignore", "pipe", "pipe"], ...opts });
+}
+
+const SETPRIV = "/usr/bin/setpriv";
+
+/**
+ * Wraps a command so the kernel SIGKILLs it when the spawning thread dies (`setpriv --pdeathsig KILL`,
+ * util-linux): a test worker killed by a signal skips every `afterAll` and `exit` hook, and would otherwise
+ * leave a nats-server or podman service running. Without setpriv the command is returned unchanged.
+ */
+export function dieWithParent(cmd: string, args: readonly string[]): { cmd: string; args: string[] } {
+  if (!existsSync(SETPRIV)) return { cmd, args: [...args] };
+  return { cmd: SETPRIV, args: ["--pdeathsig", "KILL", "--", cmd, ...args] };
 }
