@@ -141,6 +141,13 @@ export async function configure(root, cmd, diag) {
     workFolder: workHint,
   });
 
+  if (noDefaultLabels && labels.length === 0) {
+    // Refused before anything is registered; the real runner gets here after authenticating.
+    term.line();
+    term.success("Connected to GitHub");
+    term.section("Runner Registration");
+    throw new ConfigError("Disabling default labels via --no-default-labels without specifying --labels is not supported");
+  }
   let res = await post(registerUrl, token, body(false));
   if (res.status === 401 || (res.status === 404 && !/runner group/i.test(messageOf(res)))) {
     throw httpFailure("POST", registerUrl, res);
@@ -148,9 +155,6 @@ export async function configure(root, cmd, diag) {
   term.line();
   term.success("Connected to GitHub");
   term.section("Runner Registration");
-  if (noDefaultLabels && labels.length === 0) {
-    throw new ConfigError("Disabling default labels via --no-default-labels without specifying --labels is not supported");
-  }
   let replaced = false;
   for (;;) {
     if (res.status === 409) {
