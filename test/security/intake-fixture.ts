@@ -1,30 +1,31 @@
 // Shared set-up of the intake security suites: a real Intake with a real file-backed replay store in a temp
 // state dir, a trusted key set with a freshly generated coordinator key, fresh agent keys, a FakeClock, and the
 // RecordingExecutor (so every test can assert that no runtime call happened). Keys are generated at test time.
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   Backend,
   buildIntent,
   decodeEnvelope,
+  encodeSignedKeySet,
   FakeClock,
   generateSealingKey,
   generateSigningKey,
-  identityLabels,
   KeyStatus,
   LaneMode,
   ResultPayload,
   sealSecret,
   signIntent,
+  signKeySet,
   TrustedKeySet,
-  TrustedKeyStore,
   type IntentAction as WireAction,
   type IntentPayload,
   type LaneSpec,
   type SealingKey,
   type SigningKey,
 } from "@lanekeeper/shared";
+import { AgentTrust, keySetUpdateHandler } from "../../packages/agent/src/intake/agent-trust.js";
 import { Intake, type IntakeOutcome } from "../../packages/agent/src/intake/intake.js";
 import type { IntakeControl } from "../../packages/agent/src/intake/intake-policy.js";
 import { RecordingExecutor } from "../../packages/agent/src/intake/recording-executor.js";
@@ -60,7 +61,8 @@ export function laneSpec(laneId: string, over: Partial<LaneSpec> = {}, host = HO
     pool: POOL,
     backend: Backend.BACKEND_SYSTEMD,
     mode: LaneMode.LANE_MODE_PERSISTENT,
-    labels: [...identityLabels({ laneId, hostId: host, pool: over.pool ?? POOL }), "linux", "x64"],
+    // Built by hand (not identityLabels) so tests can also make specs with invalid names.
+    labels: ["lk-managed", `lk-lane-${laneId}`, `lk-host-${host}`, `lk-pool-${over.pool ?? POOL}`, "linux", "x64"],
     runnerGroup: "",
     githubUrl: "https://github.com/acme/api",
     runnerVersion: "2.330.0",
@@ -86,7 +88,9 @@ export interface IntakeFixture {
   coordinatorKey: SigningKey;
   identityKey: SigningKey;
   sealingKey: SealingKey;
-  keys: TrustedKeyStore;
+  /** The agent's trust (installed trust file plus applied updates). */
+  trust: AgentTrust;
+  trustFile: string;
   control: IntakeControl;
   executor: RecordingExecutor;
   replay: ReplayStore;
@@ -120,8 +124,7 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
   const coordinatorKey = generateSigningKey();
   const identityKey = generateSigningKey();
   const sealingKey = generateSealingKey();
-  const keys = new TrustedKeyStore(
-    TrustedKeySet.fromPartial({
+  const initialSet = TrustedKeySet.fromPartial({
       version: 1,
       keys: [
         {
@@ -134,17 +137,19 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
       ],
       issuedAtMs: clock.now() - 1000,
       expiresAtMs: clock.now() + 86_400_000,
-    }),
-  );
+    });
+  // The installed trust file (out of band at enrollment): version 1, signed by its own active key.
+  const trustFile = join(dir, "trust.keyset");
+  if (opts.dir === undefined) await writeFile(trustFile, encodeSignedKeySet(signKeySet(initialSet, [coordinatorKey])), { mode: 0o644 });
   const store = new FileStateStore(dir, HOST);
   if (!opts.noInit && opts.dir === undefined) await store.initialize();
   const control = openControl(opts.control);
   const executor = new RecordingExecutor();
   const outcomes: IntakeOutcome[] = [];
-  const trust = { keys };
-
-  const open = async (): Promise<{ replay: ReplayStore; intake: Intake }> => {
+  const open = async (): Promise<{ replay: ReplayStore; intake: Intake; trust: AgentTrust }> => {
     const replay = await ReplayStore.open(new FileStateStore(dir, HOST), { hostId: HOST, clock });
+    const trust = await AgentTrust.load({ trustFile, stateDir: dir, recordedVersion: replay.keysetVersion, clock });
+    await replay.setKeysetVersion(trust.version);
     const intake = new Intake({
       hostId: HOST,
       identityKey,
@@ -155,8 +160,9 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
       control: () => fx.control,
       clock,
       onOutcome: (o) => outcomes.push(o),
+      keySetUpdates: keySetUpdateHandler(trust, replay),
     });
-    return { replay, intake };
+    return { replay, intake, trust };
   };
 
   const first = await open();
@@ -166,7 +172,8 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
     coordinatorKey,
     identityKey,
     sealingKey,
-    keys,
+    trust: first.trust,
+    trustFile,
     control,
     executor,
     replay: first.replay,
@@ -187,7 +194,10 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
         Buffer.from("REGTOKEN-test-only"),
         intentSealContext("registration", HOST, laneId, intentId),
       );
-      return fx.intent({ $case: "create", value: { spec: laneSpec(laneId, specOver), registration } }, { intentId, ...over });
+      const action: WireAction = { $case: "create", value: { spec: laneSpec(laneId, specOver), registration } };
+      // buildIntent validates field caps; the real action goes in afterwards so tests can sign oversized fields.
+      const valid: WireAction = { $case: "create", value: { spec: laneSpec(laneId), registration } };
+      return fx.intent(valid, { intentId, action, ...over });
     },
     async send(bytes, subject = `lk.v1.intent.${HOST}`) {
       return decodeAnswer(await fx.intake.handle(subject, bytes));
@@ -198,6 +208,7 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
       const next = await open();
       fx.replay = next.replay;
       fx.intake = next.intake;
+      fx.trust = next.trust;
     },
     async close() {
       await fx.intake.close();
