@@ -1,1 +1,17 @@
-export {};
+// Public API of @lanekeeper/agent. See docs/agent.md and docs/internals.md.
+export * from "./errors.js";
+export * from "./limits.js";
+export { type AgentLog, type AuditEntryInput, type AuditPhase, type AuditSink, silentLog } from "./audit-sink.js";
+export { type CommandOptions, type CommandResult, type CommandRunner, execFileRunner, prefixedRunner } from "./command-runner.js";
+export * from "./lane-runtime.js";
+export * from "./lane-marker.js";
+export { LaneDirectories, LANE_FILES } from "./lane-directory.js";
+export { SystemdRuntime, type SystemdRuntimeOptions, CONSOLE_START_MARK } from "./systemd-runtime.js";
+export { renderLaneUnit, parseUnitFile, LANE_UNIT_HARDENING, UNIT_HOST_KEY, UNIT_LANE_KEY, UNIT_MARKER_KEY } from "./systemd-unit.js";
+export { ContainerRuntime, type ContainerRuntimeOptions, CONTAINER_LABELS, CONTAINER_START_SCRIPT } from "./container-runtime.js";
+export * from "./lane-manager.js";
+export { laneRecordFromSpec, validateLaneLabels, validateGithubUrl } from "./lane-spec.js";
+export { type HealthPolicy, type AttentionReason, backoffDelayMs, decideHealth, recoveryNote } from "./health-policy.js";
+export { type LaneHold, readHold, writeHold, removeHold, listHolds } from "./lane-holds.js";
+export { OperationJournal, type JournalEntry, CREATE_STEPS, REMOVE_STEPS, ARM_STEPS } from "./operation-journal.js";
+export { type UserAccount, lookupUser, lookupGroupId } from "./user-account.js";

@@ -1,0 +1,62 @@
+/**
+ * The agent's own error classes. Every one carries a stable `code`; the CLI maps codes to exit codes in
+ * `exit-codes.ts` and the future intake maps them to result reason codes. Messages never contain secrets or raw
+ * child-process output.
+ */
+import { LanekeeperError, type LanekeeperErrorOptions } from "@lanekeeper/shared";
+
+/** A runtime (systemd or container engine) call failed or timed out. */
+export class RuntimeError extends LanekeeperError {
+  constructor(message: string, options: LanekeeperErrorOptions = {}) {
+    super("RUNTIME_FAILED", message, options);
+  }
+}
+
+/** `config.sh` (configure or remove) failed: registration or deregistration did not happen. */
+export class RunnerConfigError extends LanekeeperError {
+  constructor(code: "RUNNER_CONFIGURE_FAILED" | "RUNNER_REMOVE_FAILED", message: string, options: LanekeeperErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
+
+/** A child process exceeded its timeout and was killed. */
+export class CommandTimeoutError extends LanekeeperError {
+  constructor(message: string, options: LanekeeperErrorOptions = {}) {
+    super("COMMAND_TIMEOUT", message, options);
+  }
+}
+
+/** Another agent instance holds the state directory. */
+export class AgentLockedError extends LanekeeperError {
+  constructor(message: string, options: LanekeeperErrorOptions = {}) {
+    super("AGENT_LOCKED", message, options);
+  }
+}
+
+/** A state file (lane state, journal, hold, identity) is unreadable or invalid. */
+export class AgentStateError extends LanekeeperError {
+  constructor(message: string, options: LanekeeperErrorOptions = {}) {
+    super("STATE_INVALID", message, options);
+  }
+}
+
+/** The agent has not been initialised (`lanekeeper-agent init`), or would overwrite an existing identity. */
+export class AgentInitError extends LanekeeperError {
+  constructor(code: "NOT_INITIALIZED" | "ALREADY_INITIALIZED", message: string, options: LanekeeperErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
+
+/** The status socket could not be reached or answered with an error. */
+export class StatusUnavailableError extends LanekeeperError {
+  constructor(message: string, options: LanekeeperErrorOptions = {}) {
+    super("STATUS_UNAVAILABLE", message, options);
+  }
+}
+
+/** The audit chain failed verification. */
+export class AuditChainBrokenError extends LanekeeperError {
+  constructor(message: string, options: LanekeeperErrorOptions = {}) {
+    super("AUDIT_CHAIN_BROKEN", message, options);
+  }
+}
