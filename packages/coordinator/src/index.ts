@@ -1,1 +1,24 @@
-export {};
+// Public API of @lanekeeper/coordinator. See docs/coordinator.md.
+export * from "./github/github-client.js";
+export * from "./github/github-errors.js";
+export * from "./github/github-metrics.js";
+export * from "./github/github-types.js";
+export * from "./github/octokit-github-client.js";
+export * from "./github/rate-limit-tracker.js";
+export * from "./github/redacted-secret.js";
+export * from "./observe/classify.js";
+export * from "./observe/github-observer.js";
+export * from "./observe/inventory-view.js";
+export * from "./observe/lane-record.js";
+export * from "./observe/lane-store.js";
+export * from "./observe/memory-lane-store.js";
+export * from "./observe/observed-state.js";
+export * from "./observe/scope-observation.js";
+export * from "./plan/action.js";
+export * from "./plan/evidence.js";
+export * from "./plan/guard.js";
+export * from "./plan/lane-id.js";
+export * from "./plan/plan-types.js";
+export * from "./plan/planner.js";
+export * from "./plan/steps.js";
+export * as coordinatorLimits from "./limits.js";

@@ -171,7 +171,6 @@ export class OctokitGitHubClient implements GitHubClient {
           { kind, method: opts.method, route: opts.url, retryAfterSeconds: retryAfter, retryCount, willRetry },
           `GitHub ${kind} rate limit hit`,
         );
-        if (willRetry) this.recorder.retry();
         return willRetry;
       };
     const auth =
@@ -225,7 +224,7 @@ export class OctokitGitHubClient implements GitHubClient {
     const op = "listRunners";
     const route = scopeRoute(scope);
     const byId = new Map<number, GitHubRunner>();
-    let totalCount = 0;
+    const totals = new Set<number>();
     let notModified = true;
     let requests = 0;
     for (let page = 1; ; page++) {
@@ -251,12 +250,16 @@ export class OctokitGitHubClient implements GitHubClient {
         if (cached !== undefined && err instanceof NotModified) data = cached.value;
         else throw err;
       }
-      if (page === 1) totalCount = data.totalCount;
+      totals.add(data.totalCount);
       for (const r of data.runners) byId.set(r.id, r);
       if (!data.hasNext) break;
     }
     const runners = [...byId.values()].sort((a, b) => a.id - b.id);
-    return { scope, runners, notModified, complete: runners.length >= totalCount, requests };
+    // Every page must report the same total, and the unique runners must add up to it; otherwise registrations
+    // moved while we paged and one may have been skipped.
+    const [total] = totals;
+    const complete = totals.size === 1 && runners.length === total;
+    return { scope, runners, notModified, complete, requests };
   }
 
   async getRunner(scope: string, runnerId: number): Promise<GitHubRunner | undefined> {
@@ -412,7 +415,7 @@ export class OctokitGitHubClient implements GitHubClient {
     } catch (err) {
       throw this.mapError(op, scope, err);
     } finally {
-      // Throttling retries are counted by the limit handlers; the rest are 5xx retries.
+      // Every attempt after the first is a retry, whichever plugin made it.
       const extra = ctx.attempts - 1;
       for (let i = 0; i < extra; i++) this.recorder.retry();
     }

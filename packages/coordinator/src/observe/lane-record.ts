@@ -1,0 +1,71 @@
+/**
+ * The coordinator's own record of a lane: ownership marker 3 (DESIGN.md section 6). A lane is managed only
+ * when this record, the GitHub identity labels and the host's signed marker agree.
+ */
+
+/**
+ * Where a lane is in its life, from the coordinator's side.
+ * - `creating`: a create was started (the record is written before the intent is sent).
+ * - `active`: verified online with its canonical labels.
+ * - `draining`: deliberately drained (scale-down, move or operator); takes no new job.
+ * - `removing`: a remove was started; resumed by the next apply if interrupted.
+ * - `needs-attention`: an operation hit a deadline or a disagreement; only an operator moves it on.
+ * - `orphaned`: an orphan mark (see {@link OrphanMark}); cleaned up on a later cycle if still orphaned.
+ */
+export type LaneRecordState = "creating" | "active" | "draining" | "removing" | "needs-attention" | "orphaned";
+
+/**
+ * What is orphaned:
+ * - `registration-without-lane`: a GitHub registration with this lane's identity labels, and the host (whose
+ *   inventory is known) has no such lane;
+ * - `lane-without-registration`: the host has the lane (valid marker), and the scope's complete runner list
+ *   has no registration for it;
+ * - `record-without-lane`: only the coordinator record is left: no registration, no lane on the host.
+ */
+export type OrphanKind = "registration-without-lane" | "lane-without-registration" | "record-without-lane";
+
+/** Phase one of orphan cleanup: what was seen, and when. Phase two acts only if it still holds. */
+export interface OrphanMark {
+  readonly kind: OrphanKind;
+  readonly markedAtMs: number;
+  /** The registration seen orphaned; cleanup requires the same id (registration kinds only). */
+  readonly runnerId?: number;
+  /** The record's state before it was marked, when there was a record. */
+  readonly previousState?: LaneRecordState;
+  /** The plan that marked it. */
+  readonly planId?: string;
+}
+
+/** Why a record needs an operator, with a stable code. */
+export interface AttentionNote {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** The coordinator's record of one lane. */
+export interface LaneRecord {
+  readonly laneId: string;
+  /** `owner/repo` or `org:<org>`. */
+  readonly scope: string;
+  readonly pool: string;
+  readonly hostId: string;
+  /** The current GitHub registration, once known (changes with every job for ephemeral lanes). */
+  readonly runnerId?: number;
+  readonly state: LaneRecordState;
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+  /** Why the lane is draining, when it is. */
+  readonly drainReason?: "scale-down" | "move" | "operator";
+  /** Set when `state` is `orphaned`. */
+  readonly orphan?: OrphanMark;
+  /** Set when `state` is `needs-attention`. */
+  readonly attention?: AttentionNote;
+  /** The operation that last changed the record, for audit correlation. */
+  readonly operationId?: string;
+}
+
+/** A record as stored, with the store's revision for compare-and-set updates. */
+export interface StoredLaneRecord extends LaneRecord {
+  /** Increases with every write; an update must name the revision it read. */
+  readonly revision: number;
+}

@@ -1,0 +1,26 @@
+import { LanekeeperError } from "@lanekeeper/shared";
+import type { LaneRecord, StoredLaneRecord } from "./lane-record.js";
+
+/**
+ * Durable lane records. Every write is compare-and-set on the revision, so two coordinators (or an apply and
+ * a stale plan) cannot both act on the same record: the second write fails with `LaneStoreConflictError`.
+ * The JetStream KV implementation maps `create` to KV create, `update`/`delete` to revision-checked writes.
+ */
+export interface LaneStore {
+  /** Every record, sorted by lane id. */
+  list(): Promise<readonly StoredLaneRecord[]>;
+  get(laneId: string): Promise<StoredLaneRecord | undefined>;
+  /** Write a new record; fails with a conflict if the lane id exists. */
+  create(record: LaneRecord): Promise<StoredLaneRecord>;
+  /** Replace a record read at `expectedRevision`. */
+  update(record: LaneRecord, expectedRevision: number): Promise<StoredLaneRecord>;
+  /** Delete a record read at `expectedRevision`. */
+  delete(laneId: string, expectedRevision: number): Promise<void>;
+}
+
+/** A compare-and-set write lost: the record changed (or appeared, or vanished) since it was read. */
+export class LaneStoreConflictError extends LanekeeperError {
+  constructor(laneId: string, message: string) {
+    super("LANE_STORE_CONFLICT", `lane ${laneId}: ${message}; re-plan and try again`, { details: { laneId } });
+  }
+}

@@ -1,0 +1,55 @@
+import type { LaneRecord, StoredLaneRecord } from "./lane-record.js";
+import { LaneStoreConflictError, type LaneStore } from "./lane-store.js";
+
+/** {@link LaneStore} in memory, with the same compare-and-set rules as the durable store. For tests and `plan`. */
+export class MemoryLaneStore implements LaneStore {
+  private readonly records = new Map<string, StoredLaneRecord>();
+  private nextRevision = 1;
+
+  /** @param initial - records to start with (revisions are assigned). */
+  constructor(initial: readonly LaneRecord[] = []) {
+    for (const r of initial) this.put(r);
+  }
+
+  list(): Promise<readonly StoredLaneRecord[]> {
+    return Promise.resolve([...this.records.values()].sort((a, b) => (a.laneId < b.laneId ? -1 : a.laneId > b.laneId ? 1 : 0)));
+  }
+
+  get(laneId: string): Promise<StoredLaneRecord | undefined> {
+    return Promise.resolve(this.records.get(laneId));
+  }
+
+  create(record: LaneRecord): Promise<StoredLaneRecord> {
+    if (this.records.has(record.laneId)) {
+      return Promise.reject(new LaneStoreConflictError(record.laneId, "a record already exists"));
+    }
+    return Promise.resolve(this.put(record));
+  }
+
+  update(record: LaneRecord, expectedRevision: number): Promise<StoredLaneRecord> {
+    const cur = this.records.get(record.laneId);
+    if (cur?.revision !== expectedRevision) {
+      return Promise.reject(
+        new LaneStoreConflictError(record.laneId, `expected revision ${expectedRevision}, found ${cur?.revision ?? "none"}`),
+      );
+    }
+    return Promise.resolve(this.put(record));
+  }
+
+  delete(laneId: string, expectedRevision: number): Promise<void> {
+    const cur = this.records.get(laneId);
+    if (cur?.revision !== expectedRevision) {
+      return Promise.reject(
+        new LaneStoreConflictError(laneId, `expected revision ${expectedRevision}, found ${cur?.revision ?? "none"}`),
+      );
+    }
+    this.records.delete(laneId);
+    return Promise.resolve();
+  }
+
+  private put(record: LaneRecord): StoredLaneRecord {
+    const stored: StoredLaneRecord = Object.freeze({ ...record, revision: this.nextRevision++ });
+    this.records.set(record.laneId, stored);
+    return stored;
+  }
+}

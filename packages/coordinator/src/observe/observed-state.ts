@@ -1,0 +1,9 @@
+import type { InventoryView } from "./inventory-view.js";
+import type { ScopeObservation } from "./scope-observation.js";
+
+/** Everything observed for one plan: GitHub per scope, and the agents' inventories. */
+export interface ObservedState {
+  /** One entry per scope the observer was asked about; a scope without an entry is treated as unavailable. */
+  readonly scopes: ReadonlyMap<string, ScopeObservation>;
+  readonly inventory: InventoryView;
+}

@@ -1,0 +1,190 @@
+import type { LaneSpec } from "@lanekeeper/shared";
+import type { LaneRecordState, OrphanKind, OrphanMark } from "../observe/lane-record.js";
+import type { Evidence } from "./evidence.js";
+import type { Guard } from "./guard.js";
+
+/** Every kind of action a plan can hold. */
+export type PlanActionKind =
+  | "update-record"
+  | "undrain"
+  | "create"
+  | "restart"
+  | "relabel"
+  | "drain"
+  | "remove"
+  | "mark-orphan"
+  | "cleanup-orphan"
+  | "forget-record";
+
+/**
+ * The steps apply executes, in order, for each action (see `STEPS` in `steps.ts`). Each step is one
+ * idempotent unit: a crash between steps resumes at the first step whose effect is not yet visible.
+ *
+ * - `write-record` / `delete-record`: compare-and-set on the lane store (revision from the guard).
+ * - `set-draining-labels`: GitHub custom labels := identity labels + `lk-draining`.
+ * - `restore-labels`: GitHub custom labels := canonical labels.
+ * - `send-*`: a signed intent to the lane's host (`send-create`, `send-drain`, ...), then wait for its signed
+ *   result; a rejection stops the action and leaves the lane as the last completed step left it.
+ * - `wait-idle`: the drain wait: no `Runner.Worker` on the host AND GitHub not busy, across a settle window; a
+ *   404 or an error is never idle; the deadline turns into `needs-attention`, never into a kill.
+ * - `mint-registration`: registration token (persistent) or JIT config (ephemeral), sealed to the host.
+ * - `mint-remove-token`: a remove token, sealed to the host.
+ * - `delete-registration`: `deleteRunner` (runner id from the guard).
+ * - `verify-online`: GitHub shows the registration online with the canonical labels.
+ * - `verify-gone`: neither GitHub nor the host shows the lane any more.
+ */
+export type PlanStep =
+  | "write-record"
+  | "delete-record"
+  | "set-draining-labels"
+  | "restore-labels"
+  | "set-labels"
+  | "mint-registration"
+  | "mint-remove-token"
+  | "send-create"
+  | "send-drain"
+  | "send-undrain"
+  | "send-restart"
+  | "send-remove"
+  | "wait-idle"
+  | "delete-registration"
+  | "verify-online"
+  | "verify-gone"
+  | "verify-labels";
+
+/** Stable reason codes, one per planner rule. */
+export type ReasonCode =
+  | "SCALE_UP"
+  | "SCALE_DOWN"
+  | "SCALE_DOWN_BUSY"
+  | "REUSE_DRAINED"
+  | "MISPLACED"
+  | "MISPLACED_BUSY"
+  | "NOT_IN_POLICY"
+  | "NOT_IN_POLICY_BUSY"
+  | "RESUME_REMOVE"
+  | "REMOVED"
+  | "LEFTOVER_DRAIN"
+  | "STOPPED"
+  | "LABEL_DRIFT"
+  | "RUNNER_ID_CHANGED"
+  | "CREATE_COMPLETED"
+  | "ORPHAN_SEEN"
+  | "ORPHAN_CONFIRMED"
+  | "ORPHAN_CLEARED";
+
+/** Why an action is in the plan. */
+export interface ActionReason {
+  readonly code: ReasonCode;
+  /** One line for humans. */
+  readonly message: string;
+}
+
+/** Fields every action has. */
+export interface ActionBase {
+  /** Unique within the plan: `<kind>:<laneId>`. */
+  readonly id: string;
+  readonly kind: PlanActionKind;
+  readonly laneId: string;
+  readonly scope: string;
+  readonly pool: string;
+  readonly hostId: string;
+  readonly reason: ActionReason;
+  /** Conditions apply re-checks right before the step they name (or before the first step). */
+  readonly guards: readonly Guard[];
+  /** The observations the action rests on. */
+  readonly evidence: readonly Evidence[];
+  /** What apply does, in order. */
+  readonly steps: readonly PlanStep[];
+  /** Actions that must succeed first (e.g. a move's create before its remove). */
+  readonly dependsOn: readonly string[];
+}
+
+/** Create a new lane on a host. */
+export interface CreateAction extends ActionBase {
+  readonly kind: "create";
+  /** The lane spec for the `CreateLane` intent; apply adds the sealed registration. */
+  readonly spec: LaneSpec;
+}
+
+/** Drain a lane: capability labels swapped for `lk-draining`, not re-armed; it keeps its running job. */
+export interface DrainAction extends ActionBase {
+  readonly kind: "drain";
+  readonly runnerId: number | undefined;
+  readonly drainReason: "scale-down" | "move";
+}
+
+/** Undo a drain: restore the canonical labels and let the host re-arm it. */
+export interface UndrainAction extends ActionBase {
+  readonly kind: "undrain";
+  readonly runnerId: number | undefined;
+  /** The canonical label set to restore. */
+  readonly labels: readonly string[];
+}
+
+/** Restart a stopped or failed lane (drain, restart, verify online, restore labels). */
+export interface RestartAction extends ActionBase {
+  readonly kind: "restart";
+  readonly runnerId: number | undefined;
+  readonly labels: readonly string[];
+}
+
+/** Remove a lane (drain, wait idle, stop, deregister, delete unit/container and directory, verify gone). */
+export interface RemoveAction extends ActionBase {
+  readonly kind: "remove";
+  readonly runnerId: number | undefined;
+}
+
+/** Set a managed runner's custom labels back to its canonical set. */
+export interface RelabelAction extends ActionBase {
+  readonly kind: "relabel";
+  readonly runnerId: number;
+  readonly from: readonly string[];
+  readonly to: readonly string[];
+}
+
+/** Phase one of orphan cleanup: record what is orphaned. Changes nothing outside the lane store. */
+export interface MarkOrphanAction extends ActionBase {
+  readonly kind: "mark-orphan";
+  readonly orphanKind: OrphanKind;
+  readonly runnerId: number | undefined;
+  /**
+   * The mark to write (the record becomes `orphaned`; a record is created when there was none, from the
+   * action's scope, pool and host). Apply may set `markedAtMs` to its own clock.
+   */
+  readonly mark: OrphanMark;
+}
+
+/** Phase two: remove what is still orphaned (a registration, a host lane, or just the record). */
+export interface CleanupOrphanAction extends ActionBase {
+  readonly kind: "cleanup-orphan";
+  readonly orphanKind: OrphanKind;
+  readonly runnerId: number | undefined;
+}
+
+/** Drop a record that no longer stands for anything (removal finished, orphan mark cleared). */
+export interface ForgetRecordAction extends ActionBase {
+  readonly kind: "forget-record";
+}
+
+/** Bring a record in line with what the markers agree on (never changes anything outside the store). */
+export interface UpdateRecordAction extends ActionBase {
+  readonly kind: "update-record";
+  readonly changes: {
+    readonly state?: LaneRecordState;
+    readonly runnerId?: number;
+  };
+}
+
+/** One planned action. Switch on `kind`. */
+export type Action =
+  | CreateAction
+  | DrainAction
+  | UndrainAction
+  | RestartAction
+  | RemoveAction
+  | RelabelAction
+  | MarkOrphanAction
+  | CleanupOrphanAction
+  | ForgetRecordAction
+  | UpdateRecordAction;

@@ -1,0 +1,102 @@
+import type { Classification } from "../observe/classify.js";
+import type { Action, PlanActionKind } from "./action.js";
+
+/** Stable warning codes. */
+export type PlanWarningCode =
+  | "NO_INVENTORY"
+  | "HOST_INVENTORY_UNKNOWN"
+  | "HOST_INVENTORY_STALE"
+  | "HOST_NOT_ENROLLED"
+  | "HOST_NOT_OPTED_IN"
+  | "HOST_CONTROL_DISABLED"
+  | "HOST_NOT_ALLOWED"
+  | "SCOPE_NOT_OPTED_IN"
+  | "SCOPE_UNOBSERVED"
+  | "SCOPE_INCOMPLETE"
+  | "POOL_NOT_DECLARED"
+  | "NO_CAPACITY"
+  | "CREATE_BUDGET"
+  | "REMOVAL_BUDGET"
+  | "SCALE_DOWN_WAITING"
+  | "LANE_NEEDS_ATTENTION"
+  | "LANE_HELD"
+  | "LANE_UNHEALTHY"
+  | "CREATE_STALLED"
+  | "ORPHAN_UNVERIFIED"
+  | "ORPHAN_WAITING"
+  | "ORPHAN_BUSY"
+  | "ORPHAN_MARK_STALE"
+  | "ORPHAN_BUDGET"
+  | "FOREIGN_RUNNERS"
+  | "INVALID_LANE";
+
+/** Something the operator should know; never an action. */
+export interface PlanWarning {
+  readonly code: PlanWarningCode;
+  /** What is wrong, and what to do about it. */
+  readonly message: string;
+  readonly scope?: string;
+  readonly hostId?: string;
+  readonly laneId?: string;
+  readonly pool?: string;
+}
+
+/** Options of `plan()`. Every threshold has a default; `nowMs` is required so the planner reads no clock. */
+export interface PlanOptions {
+  /** The time the plan is made for (ms since the epoch). */
+  readonly nowMs: number;
+  /** Id of this plan, written into orphan marks. @default `plan-<nowMs>` */
+  readonly planId?: string;
+  /** Lane removals and scale-down drains per plan. @default 2 */
+  readonly maxRemovals?: number;
+  /** Orphan cleanups per plan. @default 5 */
+  readonly maxOrphanCleanups?: number;
+  /** Lane creations per plan. @default 50 */
+  readonly maxCreates?: number;
+  /** How long an orphan stays marked before it is cleaned up. @default 300000 */
+  readonly orphanGraceMs?: number;
+  /** A lane still `creating` after this is reported. @default 900000 */
+  readonly createTimeoutMs?: number;
+  /** How long a new lane's other half may lag before it counts as orphaned. @default 300000 */
+  readonly registrationGraceMs?: number;
+  /** Inventories older than this are unknown. @default 60000 */
+  readonly inventoryMaxAgeMs?: number;
+  /**
+   * Scale-down with no idle lane to remove drains busy ones instead (they finish their job, take no new one,
+   * and are removed by a later plan once idle). @default true
+   */
+  readonly drainBusyOnScaleDown?: boolean;
+}
+
+/** Per-group counts, for the plan header. */
+export interface GroupSummary {
+  readonly scope: string;
+  readonly pool: string;
+  readonly desired: number;
+  /** Lanes that count toward `desired` before this plan (serving, creating, or left alone). */
+  readonly current: number;
+  /** After this plan's actions succeed. */
+  readonly planned: number;
+}
+
+/** What the plan was made from. */
+export interface PlanObservationSummary {
+  readonly scopesObserved: readonly string[];
+  readonly scopesUnavailable: readonly { readonly scope: string; readonly code: string }[];
+  readonly hostsKnown: readonly string[];
+  readonly hostsUnknown: readonly string[];
+  readonly hostsStale: readonly string[];
+}
+
+/** The output of `plan()`: ordered actions, warnings, and what they were made from. */
+export interface Plan {
+  readonly planId: string;
+  readonly createdAtMs: number;
+  /** In execution order: record fixes, undrains, creates, restarts, relabels, drains, removals, orphans. */
+  readonly actions: readonly Action[];
+  readonly warnings: readonly PlanWarning[];
+  readonly groups: readonly GroupSummary[];
+  readonly counts: Readonly<Record<PlanActionKind, number>>;
+  readonly observation: PlanObservationSummary;
+  readonly classification: Classification;
+}

@@ -1,0 +1,40 @@
+import type { OrphanKind } from "../observe/lane-record.js";
+import type { PlanActionKind, PlanStep } from "./action.js";
+
+/**
+ * The steps of each action kind, in execution order (see {@link PlanStep}). `cleanup-orphan` depends on what
+ * is orphaned, see {@link cleanupSteps}.
+ */
+export const STEPS: Readonly<Record<Exclude<PlanActionKind, "cleanup-orphan">, readonly PlanStep[]>> = Object.freeze({
+  "update-record": ["write-record"],
+  undrain: ["send-undrain", "restore-labels", "write-record"],
+  create: ["write-record", "mint-registration", "send-create", "verify-online", "write-record"],
+  restart: ["set-draining-labels", "send-drain", "wait-idle", "send-restart", "verify-online", "restore-labels"],
+  relabel: ["set-labels", "verify-labels"],
+  drain: ["write-record", "set-draining-labels", "send-drain"],
+  remove: [
+    "write-record",
+    "set-draining-labels",
+    "send-drain",
+    "wait-idle",
+    "mint-remove-token",
+    "send-remove",
+    "delete-registration",
+    "verify-gone",
+    "delete-record",
+  ],
+  "mark-orphan": ["write-record"],
+  "forget-record": ["delete-record"],
+});
+
+/** The steps of a `cleanup-orphan` action for each orphan kind. */
+export function cleanupSteps(kind: OrphanKind): readonly PlanStep[] {
+  switch (kind) {
+    case "registration-without-lane":
+      return ["delete-registration", "verify-gone", "delete-record"];
+    case "lane-without-registration":
+      return ["send-remove", "verify-gone", "delete-record"];
+    case "record-without-lane":
+      return ["delete-record"];
+  }
+}
