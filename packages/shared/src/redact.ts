@@ -44,7 +44,14 @@ function redactValue(value: unknown, depth: number): unknown {
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) return REDACTED;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    out[k] = isSecretFieldName(k) ? REDACTED : redactValue(v, depth + 1);
+    // defineProperty, not assignment: an own "__proto__" key (JSON.parse makes those) must stay data, not
+    // become the copy's prototype.
+    Object.defineProperty(out, k, {
+      value: isSecretFieldName(k) ? REDACTED : redactValue(v, depth + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }
