@@ -1,14 +1,14 @@
 // Shared set-up of the intake security suites: a real Intake with a real file-backed replay store in a temp
 // state dir, a trusted key set with a freshly generated coordinator key, fresh agent keys, a FakeClock, and the
 // RecordingExecutor (so every test can assert that no runtime call happened). Keys are generated at test time.
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   Backend,
   buildIntent,
   decodeEnvelope,
-  encodeSignedKeySet,
+  formatTrustFile,
   FakeClock,
   generateSealingKey,
   generateSigningKey,
@@ -17,7 +17,6 @@ import {
   ResultPayload,
   sealSecret,
   signIntent,
-  signKeySet,
   TrustedKeySet,
   type IntentAction as WireAction,
   type IntentPayload,
@@ -138,9 +137,12 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
       issuedAtMs: clock.now() - 1000,
       expiresAtMs: clock.now() + 86_400_000,
     });
-  // The installed trust file (out of band at enrollment): version 1, signed by its own active key.
-  const trustFile = join(dir, "trust.keyset");
-  if (opts.dir === undefined) await writeFile(trustFile, encodeSignedKeySet(signKeySet(initialSet, [coordinatorKey])), { mode: 0o644 });
+  // The installed trust file (out of band at enrollment): version 1, in a directory of its own.
+  const trustFile = join(dir, "etc", "trust.json");
+  if (opts.dir === undefined) {
+    await mkdir(join(dir, "etc"));
+    await writeFile(trustFile, formatTrustFile(initialSet), { mode: 0o644 });
+  }
   const store = new FileStateStore(dir, HOST);
   if (!opts.noInit && opts.dir === undefined) await store.initialize();
   const control = openControl(opts.control);

@@ -54,7 +54,7 @@ describe("sealed secrets", () => {
 
   it("a flipped ciphertext bit → SEAL_FAILED", async () => {
     const sealed = sealSecret(fx.sealingKey.publicKey, SECRET, intentSealContext("registration", HOST, "lane-1", ID));
-    sealed.ciphertext[0] ^= 1;
+    sealed.ciphertext[0]! ^= 1;
     const { result } = await fx.send(createWith(sealed).bytes);
     expect(result.reasonCode).toBe(RejectReason.SEAL_FAILED);
     expect(fx.executor.executeCalls).toEqual([]);

@@ -1,26 +1,24 @@
-import { verify } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import {
   applyKeySetUpdate,
   decodeSignedKeySet,
-  decodeStrict,
-  encodeSignedKeySet,
-  KeyStatus,
+  formatTrustFile,
   LanekeeperError,
-  MAX_KEYSET_BYTES,
-  pae,
-  publicKeyFromRaw,
-  RejectReason,
-  TrustedKeySet,
+  MAX_CONFIG_BYTES,
+  parseTrustFile,
   TrustedKeyStore,
   type Clock,
-  type SignedKeySet,
+  type TrustedKeySet,
 } from "@lanekeeper/shared";
 
-/** File in the agent's state directory holding the newest key set accepted through a signed update. */
-export const APPLIED_KEYSET_FILE = "trusted-keyset.pb";
+/**
+ * File in the agent's state directory holding the newest key set accepted through a signed update, in the
+ * trust-file format. The installed trust file lives in the config directory, which the hardened agent unit
+ * cannot write (`ProtectSystem=strict`), so updates are kept here.
+ */
+export const APPLIED_KEYSET_FILE = "trust.json";
 
 /** The trust file or the applied key set cannot be used; the agent must not accept intents. */
 export class TrustError extends LanekeeperError {
@@ -31,7 +29,7 @@ export class TrustError extends LanekeeperError {
 
 /** Options of {@link AgentTrust.load}. */
 export interface AgentTrustOptions {
-  /** The installed trust file (`trustFile` in agent.yaml): an encoded `SignedKeySet`, installed out of band. */
+  /** The installed trust file (`trustFile` in agent.yaml, shared's `lanekeeper.trust.v1` JSON), installed out of band. */
   trustFile: string;
   /** The agent's state directory, where applied updates are kept (the config directory is read-only). */
   stateDir: string;
@@ -64,9 +62,9 @@ export class AgentTrust {
 
   /** Load the installed trust file and the applied set, choose the newer, and refuse a rollback. */
   static async load(opts: AgentTrustOptions): Promise<AgentTrust> {
-    const installed = await readKeySetFile(opts.trustFile, true);
+    const installed = await readTrustFile(opts.trustFile);
     if (installed === undefined) throw new TrustError("TRUST_FILE_INVALID", `trust file ${opts.trustFile} does not exist`);
-    const applied = await readKeySetFile(join(opts.stateDir, APPLIED_KEYSET_FILE), false);
+    const applied = await readTrustFile(join(opts.stateDir, APPLIED_KEYSET_FILE));
     const chosen = applied !== undefined && applied.version > installed.version ? applied : installed;
     if (chosen.version < opts.recordedVersion) {
       throw new TrustError(
@@ -103,7 +101,7 @@ export class AgentTrust {
       const signed = decodeSignedKeySet(bytes);
       const next = applyKeySetUpdate(this.current.set, signed, this.clock);
       const store = new TrustedKeyStore(next);
-      await writeAtomic(join(this.stateDir, APPLIED_KEYSET_FILE), encodeSignedKeySet(signed));
+      await writeAtomic(join(this.stateDir, APPLIED_KEYSET_FILE), formatTrustFile(next));
       this.current = store;
       return next;
     });
@@ -137,45 +135,26 @@ export function keySetUpdateHandler(
   };
 }
 
-/**
- * Read an encoded `SignedKeySet` file and return its key set. The installed trust file must be signed by at
- * least one of its own active keys (an integrity check: it is trusted because an operator installed it).
- */
-async function readKeySetFile(path: string, installed: boolean): Promise<TrustedKeySet | undefined> {
-  let bytes: Buffer;
+/** Read a trust file (shared's JSON format, `lanekeeper.trust.v1`); `undefined` when it does not exist. */
+async function readTrustFile(path: string): Promise<TrustedKeySet | undefined> {
+  let text: string;
   try {
-    bytes = await readFile(path);
+    const st = await stat(path);
+    if (st.size > MAX_CONFIG_BYTES) throw new TrustError("TRUST_FILE_INVALID", `${path} is larger than ${MAX_CONFIG_BYTES} bytes`);
+    text = await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if (err instanceof TrustError) throw err;
     throw new TrustError("TRUST_FILE_INVALID", `cannot read ${path}`, { cause: err });
   }
-  if (bytes.length > MAX_KEYSET_BYTES) throw new TrustError("TRUST_FILE_INVALID", `${path} is larger than ${MAX_KEYSET_BYTES} bytes`);
-  let signed: SignedKeySet;
-  let set: TrustedKeySet;
   try {
-    signed = decodeSignedKeySet(bytes);
-    set = decodeStrict(TrustedKeySet, signed.payload, "key set", RejectReason.PAYLOAD_MALFORMED);
-    new TrustedKeyStore(set);
+    return parseTrustFile(text);
   } catch (err) {
-    throw new TrustError("TRUST_FILE_INVALID", `${path} is not a valid signed key set${installed ? "" : " (applied update)"}`, {
-      cause: err,
-    });
+    throw new TrustError("TRUST_FILE_INVALID", `${path} is not a valid trust file: ${(err as Error).message}`, { cause: err });
   }
-  const message = pae("keyset", signed.payload);
-  const selfSigned = signed.signatures.some((s) => {
-    const k = set.keys.find((x) => x.keyId === s.keyId && x.status === KeyStatus.KEY_STATUS_ACTIVE);
-    if (k === undefined) return false;
-    try {
-      return verify(null, message, publicKeyFromRaw(k.publicKey), s.signature);
-    } catch {
-      return false;
-    }
-  });
-  if (!selfSigned) throw new TrustError("TRUST_FILE_INVALID", `${path} is not signed by any of its own active keys`);
-  return set;
 }
 
-async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
+async function writeAtomic(path: string, data: string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW, 0o600);
