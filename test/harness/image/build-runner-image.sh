@@ -13,7 +13,8 @@
 #   digestReference=localhost/lanekeeper/runner-emulator@sha256:<manifest digest>
 #   built=true|false
 # Progress goes to stderr. Environment: LK_RUNNER_IMAGE_REPO (default localhost/lanekeeper/runner-emulator),
-# LK_RUNNER_EMULATOR_DIR (default ../runner-emulator next to this script), NODE_BIN (default `command -v node`).
+# LK_RUNNER_EMULATOR_DIR (default ../runner-emulator next to this script), NODE_BIN (default `command -v node`),
+# LK_RUNNER_IMAGE_KEEP_OLD (set: keep older tags of the repository; by default a build removes them).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,18 +33,20 @@ if [ ! -f /etc/containers/containers.conf ] || ! grep -q 'runtime *= *"runc"' /e
   log "warning: /etc/containers/containers.conf does not select runc; run scripts/setup-machine.sh (DESIGN.md 9)"
 fi
 
-# Programs in the image. bash runs config.sh/run.sh; env serves the `#!/usr/bin/env node` shebangs; the rest
-# make `podman exec` sessions and the scripts' fallbacks usable.
-programs=("$node_bin")
-for p in bash env cat cp sleep id ls rm mkdir; do
-  programs+=("$(readlink -f "$(command -v "$p")")")
+# Programs in the image. bash runs config.sh/run.sh; env serves the `#!/usr/bin/env node` shebangs; the
+# coreutils are what the runner's scripts call (cp, dirname, readlink, sleep...) plus what an operator or a
+# drain script expects in a runner image (ps, pgrep, as in ARC's graceful-stop.sh).
+tools=(bash env cat cp mv rm mkdir ls id sleep dirname readlink chmod touch stat head tail tr wc grep sed uname ps pgrep)
+tool_paths=()
+for t in "${tools[@]}"; do
+  tool_paths+=("$(command -v "$t")") || { log "missing program for the image: $t"; exit 1; }
 done
+# Few processes on purpose: the test machine is often loaded, and each fork counts.
+mapfile -t programs < <(readlink -f "$node_bin" "${tool_paths[@]}")
 
-# Every shared object a program needs, as the path ldd prints (the loader included).
-libs_of() {
-  ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
-}
-mapfile -t libs < <(for p in "${programs[@]}"; do libs_of "$p"; done | sort -u)
+# Every shared object a program needs, as the path ldd prints (the loader included). With several files
+# ldd prints a "<file>:" header before each list; those lines are skipped.
+mapfile -t libs < <(ldd "${programs[@]}" | awk '$1 ~ /:$/ { next } $2 == "=>" && $3 ~ /^\// { print $3; next } $1 ~ /^\// { print $1 }' | sort -u)
 
 # Emulator files: the tracked sources only, never state a local run left behind.
 mapfile -t emu_files < <(cd "$emu_dir" && find . -type f \
@@ -56,12 +59,9 @@ content_hash="$(
   {
     sha256sum "$here/build-runner-image.sh" | cut -d' ' -f1
     echo "uid=$runner_uid gid=$runner_gid repo=$repo"
-    for f in "${programs[@]}" "${libs[@]}"; do
-      printf '%s %s\n' "$f" "$(sha256sum "$(readlink -f "$f")" | cut -d' ' -f1)"
-    done
-    for f in "${emu_files[@]}"; do
-      printf '%s %s %s\n' "$f" "$(stat -c '%a' "$emu_dir/$f")" "$(sha256sum "$emu_dir/$f" | cut -d' ' -f1)"
-    done
+    printf '%s\n' "${programs[@]}" "${libs[@]}"
+    sha256sum $(readlink -f "${programs[@]}" "${libs[@]}") | cut -d' ' -f1
+    cd "$emu_dir" && stat -c '%n %a' "${emu_files[@]}" && sha256sum "${emu_files[@]}"
   } | sha256sum | cut -c1-16
 )"
 reference="$repo:$content_hash"
@@ -154,4 +154,14 @@ podman import \
   --quiet "$work/rootfs.tar" "$reference" >/dev/null
 
 log "built $reference in $(echo "$(date +%s.%N) - $started" | bc 2>/dev/null || echo '?') s"
+
+# Every change to the emulator makes a new ~110 MB image; drop this repository's older tags unless asked to
+# keep them. `podman rmi` without --force leaves images that containers still use.
+if [ -z "${LK_RUNNER_IMAGE_KEEP_OLD:-}" ]; then
+  while read -r old; do
+    [ "$old" = "$reference" ] && continue
+    podman rmi "$old" >/dev/null 2>&1 && log "removed older $old" || true
+  done < <(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$repo" 2>/dev/null)
+fi
+
 print_result true

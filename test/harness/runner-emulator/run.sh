@@ -15,10 +15,7 @@ DIR="$( cd -P "$( dirname "$SOURCE" )" && pwd )"
 
 copyHelper() {
     # run-helper.sh is re-created from its template on every start, so a self-update could replace it.
-    local content
-    IFS= read -r -d '' content < "$DIR"/run-helper.sh.template
-    printf '%s' "$content" > "$DIR"/run-helper.sh
-    chmod 755 "$DIR"/run-helper.sh
+    cp -f "$DIR"/run-helper.sh.template "$DIR"/run-helper.sh
 }
 
 run() {

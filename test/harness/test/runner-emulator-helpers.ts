@@ -4,6 +4,7 @@
  * environment, process trees) that are how lanekeeper itself finds a job in progress.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { cp, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { makeTempDir, runCommand, waitForExit, waitUntil, type CommandResult, type ExitStatus } from "../src/process-util.js";
@@ -122,6 +123,35 @@ export class RunningRunner {
 }
 
 const running = new Set<RunningRunner>();
+
+// If the test process dies without its afterAll, runners must not outlive it: kill every tree synchronously.
+process.once("exit", () => {
+  for (const r of running) {
+    for (const pid of processTreeSync(r.pid)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+});
+
+function processTreeSync(root: number): number[] {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const [pid, ppid] of parents) if (ppid === out[i] && !out.includes(pid)) out.push(pid);
+  return out;
+}
 
 /** Starts a runner script in `dir`; {@link killAllRunners} ends it if the test does not. */
 export function startRunner(dir: string, script: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = runnerEnv()): RunningRunner {
