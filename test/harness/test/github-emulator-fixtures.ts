@@ -90,7 +90,7 @@ export async function errorOf(p: Promise<unknown>): Promise<{ status: number; da
 }
 
 /** Polls `fn` until it returns a truthy value (fails after `timeoutMs`). */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+export async function eventually<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, what = "condition"): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -19,7 +19,7 @@ const auth = { authorization: "token t-admin" };
 
 beforeAll(async () => {
   validator = OpenApiValidator.load();
-  emu = await startGitHubEmulator({ token: "t-admin", repos: ["acme/api"], orgs: ["acme"] });
+  emu = await startGitHubEmulator({ token: "t-admin", repos: ["acme/api"], orgs: ["acme"], offlineAfterMs: 30_000 });
   emulators.push(emu);
   log = new ConformanceLog(validator, emu.apiUrl);
   octokit = checkedOctokit(emu, log);

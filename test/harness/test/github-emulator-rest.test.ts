@@ -20,6 +20,7 @@ beforeAll(async () => {
     repos: ["acme/api", "acme/web", "acme/pages", "solo/tool"],
     orgs: ["acme"],
     tokens: [{ name: "reader", token: READ_TOKEN, access: "read" }],
+    offlineAfterMs: 30_000,
   });
   log = new ConformanceLog(validator, emu.apiUrl);
   octokit = checkedOctokit(emu, log);

@@ -63,7 +63,7 @@ export async function startGitHubEmulator(options: GitHubEmulatorOptions = {}): 
     if (path === "/api/v3" || path.startsWith("/api/v3/")) return rest.handle(req, res, url, path.slice("/api/v3".length) || "/");
     if (path.startsWith("/_runner/")) {
       core.broker.sweep();
-      return serveSimple(runnerRouter, req, res, url, path.slice("/_runner".length), (route) => core.stats.runnerCall(`${req.method} /_runner${route}`));
+      return serveSimple(runnerRouter, req, res, url, path.slice("/_runner".length), (route) => core.stats.runnerCall(`${req.method} /_runner${route}`), true);
     }
     if (path.startsWith("/_emulator/")) return serveSimple(control, req, res, url, path.slice("/_emulator".length));
     return serveWebPage(req, res, path);
@@ -120,7 +120,7 @@ async function stop(server: Server, core: EmulatorCore, sweeper: NodeJS.Timeout,
   await stateFile?.flush();
 }
 
-/** Serves a request of the runner protocol or the control API: `{message}` errors, no rate limits. */
+/** Serves a request of the runner protocol or the control API: no auth pipeline, no rate limits. */
 async function serveSimple(
   router: Router,
   req: IncomingMessage,
@@ -128,6 +128,7 @@ async function serveSimple(
   url: URL,
   path: string,
   count?: (template: string) => void,
+  messageOnly = false,
 ): Promise<void> {
   const match = router.match(req.method ?? "GET", path);
   if (match.kind !== "found") {
@@ -140,6 +141,7 @@ async function serveSimple(
     send(res, reply.status, bodyText(reply), reply.headers ?? {});
   } catch (err) {
     if (!(err instanceof HttpError)) throw err;
-    send(res, err.status, JSON.stringify(err.body), err.headers);
+    // The runner protocol's errors are exactly `{message}`, even when the model raised a GitHub-shaped body.
+    send(res, err.status, JSON.stringify(messageOnly ? { message: err.message } : err.body), err.headers);
   }
 }
