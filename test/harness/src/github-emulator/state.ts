@@ -180,12 +180,14 @@ export class EmulatorState {
     return this.counters[counter];
   }
 
-  /** Forgets runners, sessions, tokens, jobs and runs; keeps repos and orgs (with only their Default group). */
+  /**
+   * Forgets runners, sessions, tokens, jobs and runs; keeps repos and orgs (with only their Default group).
+   * Credentials stay as tombstones, so runner processes still holding one learn "registration deleted" (404).
+   */
   clearActivity(): void {
     this.runners.clear();
     this.sessions.clear();
     this.tokens.clear();
-    this.credentials.clear();
     this.jobs.clear();
     this.runs.clear();
     for (const org of this.orgs.values()) org.groups = org.groups.filter((g) => g.isDefault);
