@@ -227,6 +227,17 @@ describe.concurrent("runner emulator: config.sh", () => {
     expect(await runnersNamed("cfg-org-bad")).toEqual([]);
   });
 
+  it("sends a github.com URL to the emulator named by LK_RUNNER_EMULATOR_URL", async () => {
+    const dir = await freshRunnerDir();
+    const r = await runScript(dir, "config.sh", ["--unattended", "--url", `https://github.com/${REPO}`, "--name", "cfg-redirect"], {
+      env: runnerEnv({ ACTIONS_RUNNER_INPUT_TOKEN: await registrationToken(), LK_RUNNER_EMULATOR_URL: gh.url }),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await runnersNamed("cfg-redirect")).toHaveLength(1);
+    const cred = JSON.parse((await readFile(join(dir, ".credentials"), "utf8")).slice(1)) as { data: { authorizationUrl: string } };
+    expect(cred.data.authorizationUrl).toBe(`${gh.url}/_runner`);
+  });
+
   it("prompts on stdin when not unattended", async () => {
     const dir = await freshRunnerDir();
     const token = await registrationToken();
