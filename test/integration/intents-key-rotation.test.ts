@@ -1,0 +1,72 @@
+// Coordinator key rotation over the real nats-server: signed key-set updates pushed on each agent's intent
+// subject (header Lk-Kind: keyset), applied by the agents, visible in their signed inventories, and the old key
+// refused once revoked. Rollbacks and skipped versions are refused over the wire too.
+import { generateSigningKey, RejectReason, ResultStatus, signKeySet, TrustedKeySet, type SignedKeySet } from "@lanekeeper/shared";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
+import { activateKey, announceKey, KeySetPushError, pushKeySetUpdate, revokeKey } from "../../packages/coordinator/src/dispatch/key-rotation.js";
+import { waitUntil } from "../harness/src/process-util.js";
+import { laneSpec, startIntentsWorld, type IntentsWorld } from "./intents-fixture.js";
+
+const HOSTS = ["build01", "build02"];
+let world: IntentsWorld;
+
+beforeAll(async () => {
+  world = await startIntentsWorld({ hostIds: HOSTS });
+});
+afterAll(async () => {
+  await world?.close();
+});
+
+async function pushAll(signed: SignedKeySet): Promise<number[]> {
+  return Promise.all(HOSTS.map((h) => pushKeySetUpdate(world.coord, world.hosts, h, signed, { timeoutMs: 5_000 })));
+}
+
+describe("key rotation over NATS", () => {
+  it("announce → activate → sign with the new key → revoke the old one", async () => {
+    const oldKey = world.coordinatorKey;
+    const newKey = generateSigningKey();
+    let set: TrustedKeySet = world.keySet;
+    const now = () => ({ nowMs: Date.now() });
+
+    set = announceKey(set, newKey, now());
+    expect(await pushAll(signKeySet(set, [oldKey, newKey]))).toEqual([2, 2]);
+    // The agents report the version they trust in their signed inventories.
+    for (const h of HOSTS) await world.agent(h).inventory.publishNow();
+    await waitUntil(async () => {
+      const v = await Promise.all(HOSTS.map(async (h) => (await world.collector.latest(h))?.snapshot.keysetVersion));
+      return v.every((x) => x === 2) ? true : undefined;
+    }, { timeoutMs: 10_000, what: "inventories at key-set version 2" });
+
+    set = activateKey(set, newKey.keyId, now());
+    expect(await pushAll(signKeySet(set, [oldKey]))).toEqual([3, 3]);
+    const rotated = new Dispatcher({ nc: world.coord, signingKey: newKey, sequences: world.sequences, hosts: world.hosts });
+    const out = await rotated.dispatch({ hostId: "build01", action: { kind: "create", spec: laneSpec("lane-k", "build01"), registration: Buffer.from("t") } });
+    expect(out.result.status).toBe(ResultStatus.RESULT_STATUS_OK);
+
+    set = revokeKey(set, oldKey.keyId, now());
+    expect(await pushAll(signKeySet(set, [newKey]))).toEqual([4, 4]);
+    const stale = await world.dispatcher.dispatch({ hostId: "build01", action: { kind: "stop", laneId: "lane-k" } });
+    expect(stale.result).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.KEY_REVOKED });
+    expect((await rotated.dispatch({ hostId: "build01", action: { kind: "stop", laneId: "lane-k" } })).result.status).toBe(ResultStatus.RESULT_STATUS_OK);
+
+    // Survives an agent restart (the applied set lives in the state dir).
+    await world.agent("build02").restart();
+    expect(world.agent("build02").trust.version).toBe(4);
+
+    // A replay of an older update, a skipped version, and an update signed by the revoked key are all refused.
+    await expect(pushKeySetUpdate(world.coord, world.hosts, "build01", signKeySet(set, [newKey]))).rejects.toMatchObject({
+      reasonCode: RejectReason.KEYSET_VERSION,
+    });
+    const skipped = { ...revokeKey(set, oldKey.keyId, now()), version: 6 };
+    await expect(pushKeySetUpdate(world.coord, world.hosts, "build01", signKeySet(skipped, [newKey]))).rejects.toMatchObject({
+      reasonCode: RejectReason.KEYSET_VERSION,
+    });
+    const third = generateSigningKey();
+    const byRevoked = signKeySet(announceKey(set, third, now()), [oldKey, third]);
+    const err = await pushKeySetUpdate(world.coord, world.hosts, "build01", byRevoked).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KeySetPushError);
+    expect((err as KeySetPushError).reasonCode).toBe(RejectReason.KEY_REVOKED);
+    expect(world.agent("build01").trust.version).toBe(4);
+  });
+});
