@@ -100,7 +100,9 @@ export class Placement {
   choose(
     allowed: readonly string[],
     req: PlacementRequest,
-  ): { readonly hostId: string; readonly capacity: number; readonly evidence: Evidence } | { readonly refused: ReadonlyMap<string, Eligibility> } {
+  ):
+    | { readonly hostId: string; readonly capacity: number; readonly evidence: Evidence; readonly refused: ReadonlyMap<string, Eligibility> }
+    | { readonly hostId?: undefined; readonly refused: ReadonlyMap<string, Eligibility> } {
     const refused = new Map<string, Eligibility>();
     let best: { hostId: string; capacity: number; key: [number, number, number, string] } | undefined;
     for (const hostId of allowed) {
@@ -130,7 +132,7 @@ export class Placement {
     this.load.set(best.hostId, this.lanesOn(best.hostId) + 1);
     const gk = groupKey(req.scope, req.pool, best.hostId);
     this.groupLoad.set(gk, (this.groupLoad.get(gk) ?? 0) + 1);
-    return { hostId: best.hostId, capacity: best.capacity, evidence };
+    return { hostId: best.hostId, capacity: best.capacity, evidence, refused };
   }
 }
 

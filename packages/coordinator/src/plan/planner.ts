@@ -786,19 +786,20 @@ class Planner {
     const backend = poolPolicy.backend;
     const req: PlacementRequest = { scope, pool, backend, image: backend === "container" ? poolPolicy.image : undefined };
     const choice = placement.choose(hosts, req);
-    if (!("hostId" in choice)) {
-      const why = [...choice.refused.entries()].map(([h, e]) => (e.ok ? h : `${h}: ${e.detail}`));
-      for (const [h, e] of choice.refused) {
-        if (!e.ok && e.why === "control-disabled") this.blocked(scope, h, "create");
-        if (!e.ok && e.why === "not-allowed") {
-          this.warn("HOST_NOT_ALLOWED", `host ${h} does not take ${scope}/${pool}: ${e.detail}. Extend control in its agent config`, {
-            hostId: h,
-            scope,
-            pool,
-          });
-        }
-        if (!e.ok && (e.why === "not-opted-in" || e.why === "not-enrolled")) this.blocked(scope, h, "create");
+    for (const [h, e] of choice.refused) {
+      if (e.ok || e.why === "full") continue;
+      if (e.why === "not-allowed") {
+        this.warn("HOST_NOT_ALLOWED", `host ${h} does not take ${scope}/${pool}: ${e.detail}. Extend control in its agent config`, {
+          hostId: h,
+          scope,
+          pool,
+        });
+      } else {
+        this.blocked(scope, h, "create");
       }
+    }
+    if (choice.hostId === undefined) {
+      const why = [...choice.refused.entries()].map(([h, e]) => (e.ok ? h : `${h}: ${e.detail}`));
       this.warn("NO_CAPACITY", `no host can take another lane of ${scope}/${pool}${why.length > 0 ? ` (${why.join("; ")})` : ""}`, {
         scope,
         pool,
