@@ -10,7 +10,7 @@ import { RejectError, RejectReason } from "./errors.js";
 import { SignedEnvelope } from "./gen/lanekeeper/v1/envelope.js";
 import { keyIdOf, publicKeyFromRaw, type SigningKey } from "./keys.js";
 import { ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, MAX_KEY_ID_CHARS, SIGNATURE_BYTES } from "./limits.js";
-import { decodeStrict } from "./strict-decode.js";
+import { isCanonical } from "./strict-decode.js";
 import { assertKeyUsable, type TrustedKeyLike } from "./trusted-key.js";
 
 /** What a `SignedEnvelope` carries. */
@@ -115,8 +115,13 @@ export function decodeEnvelope(bytes: Uint8Array): SignedEnvelope {
     );
   }
   // Unknown or duplicated outer fields are not signed, so they cannot hurt, but a sender that writes them is not
-  // ours: refuse rather than guess.
-  decodeStrict(SignedEnvelope, bytes, "envelope", RejectReason.ENVELOPE_MALFORMED);
+  // ours: refuse rather than guess (same canonical-encoding rule as decodeStrict, without decoding twice).
+  if (!isCanonical(SignedEnvelope.encode(env).finish(), bytes)) {
+    throw new RejectError(
+      RejectReason.ENVELOPE_MALFORMED,
+      "envelope is not canonically encoded (unknown, duplicated or mistyped field, or non-minimal varint)",
+    );
+  }
   return env;
 }
 

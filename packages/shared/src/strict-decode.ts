@@ -14,6 +14,13 @@ export interface MessageCodec<T> {
   encode(message: T): { finish(): Uint8Array };
 }
 
+/** Whether a re-encoding equals the original bytes. */
+export function isCanonical(reencoded: Uint8Array, original: Uint8Array): boolean {
+  return Buffer.from(reencoded.buffer, reencoded.byteOffset, reencoded.byteLength).equals(
+    Buffer.from(original.buffer, original.byteOffset, original.byteLength),
+  );
+}
+
 /** Decode `bytes` as `codec`, throwing `RejectError(reason)` unless the encoding is exactly canonical. */
 export function decodeStrict<T>(codec: MessageCodec<T>, bytes: Uint8Array, what: string, reason: RejectReason): T {
   let message: T;
@@ -28,7 +35,7 @@ export function decodeStrict<T>(codec: MessageCodec<T>, bytes: Uint8Array, what:
   } catch (cause) {
     throw new RejectError(reason, `${what} cannot be re-encoded`, { cause });
   }
-  if (!Buffer.from(again.buffer, again.byteOffset, again.byteLength).equals(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))) {
+  if (!isCanonical(again, bytes)) {
     throw new RejectError(
       reason,
       `${what} is not canonically encoded (unknown, duplicated or mistyped field, non-minimal varint, default value written, or invalid UTF-8)`,
