@@ -15,3 +15,17 @@ export { type HealthPolicy, type AttentionReason, backoffDelayMs, decideHealth, 
 export { type LaneHold, readHold, writeHold, removeHold, listHolds } from "./lane-holds.js";
 export { OperationJournal, type JournalEntry, CREATE_STEPS, REMOVE_STEPS, ARM_STEPS } from "./operation-journal.js";
 export { type UserAccount, lookupUser, lookupGroupId } from "./user-account.js";
+export {
+  Intake, intentSubject, INTENT_SUBJECT_PREFIX, KIND_HEADER, KEYSET_KIND, UNKNOWN_INTENT_ID,
+  type IntakeOptions, type IntakeOutcome, type KeySource, type KeySetUpdateHandler,
+} from "./intake/intake.js";
+export * from "./intake/lane-executor.js";
+export { LaneManagerExecutor } from "./intake/lane-manager-executor.js";
+export { RecordingExecutor, type RecordedCall } from "./intake/recording-executor.js";
+export * from "./intake/replay-store.js";
+export * from "./intake/state-store.js";
+export { checkIntentAllowed, checkLaneAllowed, laneMatchesSpec, allowedWhileHeld, type IntakeControl, type AllowedIntent } from "./intake/intake-policy.js";
+export * from "./intake/agent-trust.js";
+export * from "./intake/inventory-publisher.js";
+export { intentSealContext } from "./intake/seal-context.js";
+export * as intakeLimits from "./intake/limits.js";
