@@ -244,6 +244,13 @@ describe("malformed config input", () => {
     expect(issues(parsePolicy, `${policy}lanes:\n  - { scope: acme/api, pool: p, count: 1, hosts: [h], extra: 1 }\n`).map((i) => i.path)).toContain("lanes[0].extra");
   });
 
+  it("rejects alias bombs (billion laughs)", () => {
+    let doc = `${agent}a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n`;
+    for (let i = 1; i < 9; i++) doc += `a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(", ")}]\n`;
+    const found = issues(parseAgentConfig, doc);
+    expect(found[0]).toMatchObject({ path: "", message: expect.stringContaining("alias") });
+  });
+
   it("never throws anything but ConfigError on random text", () => {
     const rand = prng(99);
     const alphabet = "ab:-_ \n\t{}[]'\"#&*!|>%@`,?\\\u0000\uFEFF0123456789";

@@ -107,7 +107,13 @@ export function parseYamlDocument(text: string, what: string): unknown {
     issues.push({ path: "", message: `${e.message.split("\n")[0] ?? e.code}` });
   }
   if (issues.length > 0) throw new ConfigError(what, issues);
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    // The alias cap stops "billion laughs" documents from expanding without bound.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(what, [{ path: "", message: (err as Error).message }]);
+  }
   if (data === null || data === undefined) throw new ConfigError(what, [{ path: "", message: "is empty" }]);
   return data;
 }

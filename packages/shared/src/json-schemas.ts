@@ -3,17 +3,16 @@ import { z } from "zod";
 import { agentConfigSchema } from "./agent-config.js";
 import { policySchema } from "./policy.js";
 
-function toSchema(schema: z.ZodType, id: string): Record<string, unknown> {
-  const json = z.toJSONSchema(schema, { io: "input", target: "draft-2020-12", unrepresentable: "any" }) as Record<string, unknown>;
-  return { $id: id, ...json };
+function toSchema(schema: z.ZodType): Record<string, unknown> {
+  return z.toJSONSchema(schema, { io: "input", target: "draft-2020-12", unrepresentable: "any" }) as Record<string, unknown>;
 }
 
 /** JSON Schema of `agent.yaml` (input form: fields with defaults are optional). */
 export function agentConfigJsonSchema(): Record<string, unknown> {
-  return toSchema(agentConfigSchema, "https://lanekeeper.dev/schemas/agent-config.schema.json");
+  return toSchema(agentConfigSchema);
 }
 
 /** JSON Schema of `lanekeeper.yaml` (input form). Cross-field rules are enforced by `parsePolicy` only. */
 export function policyJsonSchema(): Record<string, unknown> {
-  return toSchema(policySchema, "https://lanekeeper.dev/schemas/policy.schema.json");
+  return toSchema(policySchema);
 }
