@@ -88,13 +88,13 @@ describe("runner emulator image (podman)", () => {
     });
     expect(await runnerNamed("img-jit")).toMatchObject({ version: "2.336.0", os: "Linux", ephemeral: true });
 
-    const job = await gh.control.createJob(REPO, { labels: ["lk-img-jit"], name: "in a container", durationMs: 3000 });
+    const job = await gh.control.createJob(REPO, { labels: ["lk-img-jit"], name: "in a container", durationMs: 6000 });
     expect((await gh.control.waitForJob(job.id, "in_progress", 15_000)).status).toBe("in_progress");
     // The host sees the container's worker in /proc, by name and argv, as lanekeeper's agent does.
     const worker = await waitUntil(async () => {
       const w = (await allProcesses()).filter((p) => p.comm === "Runner.Worker" && p.argv.includes("/home/runner/bin/Runner.Worker"));
       return w.length > 0 ? w : undefined;
-    }, { timeoutMs: 10_000, what: "the container's Runner.Worker on the host" });
+    }, { timeoutMs: 20_000, what: "the container's Runner.Worker on the host" });
     expect(worker[0]!.argv.slice(-3)).toEqual(["spawnclient", "3", "4"]);
 
     expect(await podman(["wait", name])).toBe("0");

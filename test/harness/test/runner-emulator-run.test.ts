@@ -92,7 +92,7 @@ describe.concurrent("runner emulator: run.sh, Runner.Listener and Runner.Worker"
     const workers = await waitUntil(async () => {
       const w = await findByComm("Runner.Worker", dir);
       return w.length > 0 ? w : undefined;
-    }, { timeoutMs: 10_000, what: "a Runner.Worker process" });
+    }, { timeoutMs: 20_000, what: "a Runner.Worker process" });
     expect(workers).toHaveLength(1);
     const worker = workers[0]!;
     expect(worker.ppid).toBe(listener!.pid);
@@ -134,16 +134,16 @@ describe.concurrent("runner emulator: run.sh, Runner.Listener and Runner.Worker"
     const run = startRunner(dir, "run.sh");
     await listening(run);
 
-    const failing = await gh.control.createJob(REPO, { labels: ["lk-results"], name: "tests", durationMs: 1500, conclusion: "failure" });
+    const failing = await gh.control.createJob(REPO, { labels: ["lk-results"], name: "tests", durationMs: 5000, conclusion: "failure" });
     await run.waitForOutput(/Running job: tests$/m);
     const [worker] = await waitUntil(async () => {
       const w = await findByComm("Runner.Worker", dir);
       return w.length > 0 ? w : undefined;
-    }, { timeoutMs: 10_000, what: "the worker" });
+    }, { timeoutMs: 20_000, what: "the worker" });
     // While the job is in progress the worker lives; once it is completed the worker is gone.
     expect((await gh.control.getJob(failing.id)).status).toBe("in_progress");
     expect(pidExists(worker!.pid)).toBe(true);
-    const done = await gh.control.waitForJob(failing.id, "completed", 15_000);
+    const done = await gh.control.waitForJob(failing.id, "completed", 30_000);
     expect(done).toMatchObject({ status: "completed", conclusion: "failure" });
     await waitUntil(() => !pidExists(worker!.pid) || undefined, { timeoutMs: 5000, what: "worker exit" });
     await run.waitForOutput(/Z: Job tests completed with result: Failed$/m);
@@ -190,12 +190,12 @@ describe.concurrent("runner emulator: run.sh, Runner.Listener and Runner.Worker"
     expect(settings.agentName).toBe("jit-env");
     const [listener] = await findByComm("Runner.Listener", envDir);
     expect(listener!.argv.join(" ")).not.toContain("jitconfig");
-    const job = await gh.control.createJob(REPO, { labels: ["lk-jit-env"], name: "jit job", durationMs: 1000 });
+    const job = await gh.control.createJob(REPO, { labels: ["lk-jit-env"], name: "jit job", durationMs: 5000 });
     await envRun.waitForOutput(/Running job: jit job$/m);
     const [worker] = await waitUntil(async () => {
       const w = await findByComm("Runner.Worker", envDir);
       return w.length > 0 ? w : undefined;
-    }, { timeoutMs: 10_000, what: "the JIT runner's worker" });
+    }, { timeoutMs: 20_000, what: "the JIT runner's worker" });
     expect((await procEnviron(worker!.pid)).some((e) => e.startsWith("ACTIONS_RUNNER_INPUT_JITCONFIG="))).toBe(false);
     expect(await envRun.waitForExit()).toEqual({ code: 0, signal: null });
     expect((await gh.control.getJob(job.id)).conclusion).toBe("success");
@@ -284,7 +284,7 @@ describe.concurrent("runner emulator: run.sh, Runner.Listener and Runner.Worker"
     await listening(run);
     const job = await gh.control.createJob(REPO, { labels: ["lk-trap"], name: "trapped", durationMs: 120_000 });
     await run.waitForOutput(/Running job: trapped$/m);
-    await waitUntil(async () => (await findByComm("Runner.Worker", dir)).length > 0 || undefined, { timeoutMs: 10_000, what: "the worker" });
+    await waitUntil(async () => (await findByComm("Runner.Worker", dir)).length > 0 || undefined, { timeoutMs: 20_000, what: "the worker" });
     run.child.kill("SIGTERM");
     expect(await run.waitForExit()).toEqual({ code: 0, signal: null });
     expect(run.output).toMatch(/^Exiting\.\.\.$/m); // the trap forwards SIGINT
