@@ -47,11 +47,23 @@ export async function readCmdline(pid: number, procRoot = "/proc"): Promise<stri
 
 /**
  * Whether an argv is the runner's job worker: `Runner.Worker spawnclient …` (the real .NET binary), or an
- * interpreter running a script named `Runner.Worker[.js|.mjs]` (the emulator, or a wrapper).
+ * interpreter (`node`, `dotnet`, a shell) running a script named `Runner.Worker[.js|.mjs]` (the emulator, or a
+ * wrapper). Any other program that merely mentions the name (`grep Runner.Worker`) is not.
  */
 export function isRunnerWorkerArgv(argv: readonly string[]): boolean {
-  const names = argv.slice(0, 2).map((a) => basename(a));
-  return names.some((n) => n === "Runner.Worker" || /^Runner\.Worker\.(c?js|mjs|sh)$/.test(n));
+  const first = basename(argv[0] ?? "");
+  if (first === "Runner.Worker") return true;
+  if (!/^(node|nodejs|dotnet|bash|sh)$/.test(first)) return false;
+  return /^Runner\.Worker(\.(c?js|mjs|dll|sh))?$/.test(basename(argv[1] ?? ""));
+}
+
+/** A process's kernel name (`comm`), or `undefined` if it is gone. */
+export async function readComm(pid: number, procRoot = "/proc"): Promise<string | undefined> {
+  try {
+    return (await readFile(join(procRoot, String(pid), "comm"), "utf8")).trim();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Every live pid on the host. */
@@ -117,6 +129,11 @@ export async function cgroupPids(cgroupPath: string, roots: readonly string[] = 
 export async function runnerWorkers(pids: readonly number[], procRoot = "/proc"): Promise<number[]> {
   const found: number[] = [];
   for (const pid of pids) {
+    // The real binary (and the emulator, which sets it) is named Runner.Worker in the kernel.
+    if ((await readComm(pid, procRoot)) === "Runner.Worker") {
+      found.push(pid);
+      continue;
+    }
     const argv = await readCmdline(pid, procRoot);
     if (argv && isRunnerWorkerArgv(argv)) found.push(pid);
   }

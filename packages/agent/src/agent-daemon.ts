@@ -1,0 +1,256 @@
+/**
+ * `lanekeeper-agent run`: the long-running agent. Start-up order matters and fails closed: config (already
+ * parsed), single-instance lock, keys, audit chain (verified on open), runtimes, crash recovery from the journal,
+ * then the status socket and the health and inventory loops. Receiving intents over NATS is added by the intake
+ * on top of {@link AgentDaemon.manager} and {@link AgentDaemon.inventory}.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, chmod } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  type AgentConfig,
+  type AgentStatusReport,
+  AuditLog,
+  ConfigError,
+  type Logger,
+  childLogger,
+} from "@lanekeeper/shared";
+import { AGENT_VERSION } from "./agent-version.js";
+import { loadAgentKeys, type AgentKeys } from "./agent-identity.js";
+import type { CommandRunner } from "./command-runner.js";
+import { ContainerRuntime } from "./container-runtime.js";
+import { InstanceLock } from "./instance-lock.js";
+import { InventoryBuilder } from "./inventory.js";
+import { LaneDirectories } from "./lane-directory.js";
+import { MarkerSigner, type BackendName } from "./lane-marker.js";
+import { LaneManager } from "./lane-manager.js";
+import type { LaneRuntime } from "./lane-runtime.js";
+import { HEALTH_INTERVAL_MS, INVENTORY_INTERVAL_MS } from "./limits.js";
+import { StatusServer } from "./status-server.js";
+import { SystemdRuntime } from "./systemd-runtime.js";
+import { lookupUser } from "./user-account.js";
+
+/** Options of {@link AgentDaemon.start}. */
+export interface AgentDaemonOptions {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  /** @default HEALTH_INTERVAL_MS, or `LANEKEEPER_HEALTH_INTERVAL_MS` */
+  readonly healthIntervalMs?: number;
+  /** @default config.inventoryIntervalMs */
+  readonly inventoryIntervalMs?: number;
+  /** Runs systemctl. @default execFileRunner */
+  readonly systemctl?: CommandRunner;
+  /** `NetworkMode` of lane containers. @default `LANEKEEPER_CONTAINER_NETWORK` or "host" */
+  readonly containerNetworkMode?: string;
+  /** Hooks the intake fills in later (shown by `status`). */
+  readonly natsState?: () => string;
+  readonly intentHwm?: () => number;
+  readonly keysetVersion?: () => number;
+}
+
+/** Default container engine sockets, tried in order when the config names none. */
+export const DEFAULT_ENGINE_SOCKETS: readonly string[] = Object.freeze(["/run/podman/podman.sock", "/var/run/docker.sock"]);
+
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || !/^\d+$/.test(v)) return undefined;
+  return Number.parseInt(v, 10);
+}
+
+/** A running agent. */
+export class AgentDaemon {
+  private healthTimer: NodeJS.Timeout | undefined;
+  private inventoryTimer: NodeJS.Timeout | undefined;
+  private healthRun: Promise<void> = Promise.resolve();
+  private inventoryRun: Promise<void> = Promise.resolve();
+  private stopping = false;
+  readonly startedAtMs = Date.now();
+
+  private constructor(
+    readonly config: AgentConfig,
+    readonly keys: AgentKeys,
+    readonly manager: LaneManager,
+    readonly inventory: InventoryBuilder,
+    readonly audit: AuditLog,
+    private readonly lock: InstanceLock,
+    private server: StatusServer | undefined,
+    private readonly log: Logger,
+    private readonly opts: AgentDaemonOptions,
+  ) {}
+
+  /** Start the agent (see the module comment for the order). */
+  static async start(opts: AgentDaemonOptions): Promise<AgentDaemon> {
+    const { config } = opts;
+    const log = childLogger(opts.log, { component: "agent", hostId: config.hostId });
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+    await chmod(config.stateDir, 0o700);
+    if (config.laneRoot === config.stateDir || config.laneRoot.startsWith(`${config.stateDir}/`)) {
+      // The state directory is 0700: a lane user other than root could not reach its runner directory.
+      const user = await lookupUser(config.runAsUser).catch(() => undefined);
+      if (user && user.uid !== 0) {
+        throw new ConfigError("agent config", [
+          { path: "laneRoot", message: `must not be inside stateDir (${config.stateDir}, mode 0700): ${config.runAsUser} could not reach its runner; use e.g. ${config.stateDir}-lanes` },
+        ]);
+      }
+    }
+    const lock = await InstanceLock.acquire(config.stateDir);
+    try {
+      const keys = await loadAgentKeys(config);
+      const audit = await AuditLog.open(join(config.stateDir, "audit.log"), { mode: 0o600 });
+      const signer = new MarkerSigner(config.hostId, keys.identity);
+      await mkdir(config.laneRoot, { recursive: true, mode: 0o755 });
+      const dirs = new LaneDirectories(config.laneRoot, signer);
+      const runtimes = await buildRuntimes(config, signer, dirs, opts, log);
+      const manager = new LaneManager({
+        hostId: config.hostId,
+        stateDir: config.stateDir,
+        dirs,
+        runtimes,
+        audit,
+        health: config.health,
+        log: childLogger(opts.log, { component: "lanes", hostId: config.hostId }),
+        auditSource: `agent:${config.hostId}`,
+      });
+      const recovered = await manager.recover();
+      for (const r of recovered) log.warn({ laneId: r.laneId, op: r.op, step: r.step, outcome: r.outcome }, r.message);
+      const inventory = new InventoryBuilder({
+        manager,
+        runnerRoots: config.runnerRoots,
+        laneRoot: config.laneRoot,
+        diskPath: config.laneRoot,
+        log: childLogger(opts.log, { component: "inventory", hostId: config.hostId }),
+      });
+      const daemon = new AgentDaemon(config, keys, manager, inventory, audit, lock, undefined, log, opts);
+      daemon.server = await StatusServer.start({
+        socketPath: config.statusSocket,
+        report: (n) => daemon.report(n),
+        log: childLogger(opts.log, { component: "status", hostId: config.hostId }),
+      });
+      daemon.scheduleHealth(0);
+      daemon.scheduleInventory(0);
+      log.info({ version: AGENT_VERSION, controlEnabled: config.control.enabled, backends: Object.keys(runtimes) }, "agent running");
+      return daemon;
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+  }
+
+  private scheduleHealth(delayMs: number): void {
+    if (this.stopping) return;
+    const interval = this.opts.healthIntervalMs ?? envInt("LANEKEEPER_HEALTH_INTERVAL_MS") ?? HEALTH_INTERVAL_MS;
+    this.healthTimer = setTimeout(() => {
+      this.healthRun = this.manager
+        .superviseOnce()
+        .catch((err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, "health pass failed"))
+        .finally(() => this.scheduleHealth(interval));
+    }, delayMs);
+  }
+
+  private scheduleInventory(delayMs: number): void {
+    if (this.stopping) return;
+    const interval = this.opts.inventoryIntervalMs ?? envInt("LANEKEEPER_INVENTORY_INTERVAL_MS") ?? this.config.inventoryIntervalMs ?? INVENTORY_INTERVAL_MS;
+    this.inventoryTimer = setTimeout(() => {
+      this.inventoryRun = this.inventory
+        .build()
+        .then(() => undefined)
+        .catch((err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, "inventory failed"))
+        .finally(() => this.scheduleInventory(interval));
+    }, delayMs);
+  }
+
+  /** The status report served on the socket. */
+  async report(auditTail: number): Promise<AgentStatusReport> {
+    const c = this.config;
+    const lanes = await this.manager.list({ evidence: true });
+    const inv = this.inventory.last ?? (await this.inventory.build());
+    const audit = await this.audit.tail(auditTail);
+    return {
+      hostId: c.hostId,
+      agentVersion: AGENT_VERSION,
+      startedAtMs: this.startedAtMs,
+      controlEnabled: c.control.enabled,
+      allowlist: {
+        scopes: [...c.control.scopes],
+        pools: [...c.control.pools],
+        backends: [...c.control.backends],
+        images: [...c.control.images],
+        actions: [...c.control.actions],
+        maxLanes: c.control.maxLanes,
+      },
+      lanes,
+      unmanaged: [...inv.unmanaged],
+      recentAudit: audit.map((r) => ({
+        seq: r.seq,
+        atMs: r.at,
+        action: r.action,
+        phase: r.phase,
+        laneId: r.laneId ?? "",
+        reasonCode: r.reasonCode ?? "",
+        hash: r.hash,
+      })),
+      natsState: this.opts.natsState?.() ?? "disabled",
+      recentIntents: [],
+      capabilities: inv.capabilities,
+      intentHwm: this.opts.intentHwm?.() ?? 0,
+      keysetVersion: this.opts.keysetVersion?.() ?? 0,
+    };
+  }
+
+  /** Stop loops and the socket, wait for in-flight passes, close the audit log and release the lock. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearTimeout(this.healthTimer);
+    clearTimeout(this.inventoryTimer);
+    await Promise.all([this.healthRun, this.inventoryRun]);
+    await this.server?.close();
+    await this.audit.close();
+    await this.lock.release();
+    this.log.info({}, "agent stopped");
+  }
+}
+
+async function buildRuntimes(
+  config: AgentConfig,
+  signer: MarkerSigner,
+  dirs: LaneDirectories,
+  opts: AgentDaemonOptions,
+  log: Logger,
+): Promise<Partial<Record<BackendName, LaneRuntime>>> {
+  const runtimes: Partial<Record<BackendName, LaneRuntime>> = {};
+  const wantSystemd = config.control.backends.includes("systemd");
+  if (existsSync("/run/systemd/system") || opts.systemctl) {
+    try {
+      const user = await lookupUser(config.runAsUser);
+      runtimes.systemd = new SystemdRuntime({
+        hostId: config.hostId,
+        unitDir: config.unitDir,
+        signer,
+        dirs,
+        runnerDistPath: config.runnerDistPath,
+        user,
+        ...(opts.systemctl ? { systemctl: opts.systemctl } : {}),
+      });
+    } catch (err) {
+      if (wantSystemd) throw err;
+      log.warn({ user: config.runAsUser }, "runAsUser does not exist: systemd lanes and unit discovery are off");
+    }
+  } else if (wantSystemd) {
+    log.warn({}, "systemd is not running on this host: systemd lanes are off");
+  }
+  const socket = config.containerSocket ?? DEFAULT_ENGINE_SOCKETS.find((s) => existsSync(s));
+  if (socket !== undefined && existsSync(socket)) {
+    runtimes.container = new ContainerRuntime({
+      hostId: config.hostId,
+      signer,
+      dirs,
+      socketPath: socket,
+      allowedImages: config.control.images,
+      networkMode: opts.containerNetworkMode ?? process.env.LANEKEEPER_CONTAINER_NETWORK ?? "host",
+    });
+  } else if (config.control.backends.includes("container")) {
+    log.warn({ socket: config.containerSocket ?? null }, "no container engine socket found: container lanes are off");
+  }
+  return runtimes;
+}

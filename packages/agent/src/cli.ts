@@ -1,0 +1,207 @@
+/**
+ * The `lanekeeper-agent` command line: `init`, `run`, `status`, `hold`, `release`, `audit verify`. Human output
+ * by default, `--json` for tools; every failure prints what to do next and exits with the code from
+ * `exit-codes.ts`.
+ */
+import { readFile } from "node:fs/promises";
+import { userInfo } from "node:os";
+import { Command, CommanderError } from "commander";
+import {
+  type AgentConfig,
+  createLogger,
+  LanekeeperError,
+  MAX_CONFIG_BYTES,
+  parseAgentConfig,
+  validateLaneId,
+  verifyAuditChain,
+} from "@lanekeeper/shared";
+import { AgentDaemon } from "./agent-daemon.js";
+import { enrollmentYaml, initAgent, loadAgentKeys } from "./agent-identity.js";
+import { AGENT_VERSION } from "./agent-version.js";
+import { gatherCapabilities } from "./capabilities.js";
+import { AuditChainBrokenError } from "./errors.js";
+import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { LaneDirectories } from "./lane-directory.js";
+import { cleanHoldReason, readHold, removeHold, writeHold } from "./lane-holds.js";
+import { MarkerSigner } from "./lane-marker.js";
+import { STATUS_DEFAULT_AUDIT_TAIL } from "./limits.js";
+import { fetchStatus } from "./status-client.js";
+import { formatStatus, statusJson } from "./status-format.js";
+import { readSmallFile } from "./atomic-file.js";
+import { ConfigError } from "@lanekeeper/shared";
+
+/** Default config location. */
+export const DEFAULT_CONFIG_PATH = "/etc/lanekeeper/agent.yaml";
+/** Default status socket when no config is readable. */
+export const DEFAULT_STATUS_SOCKET = "/run/lanekeeper/agent.sock";
+
+/** Where output goes (tests capture it). */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIo: CliIo = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+};
+
+/** Read and parse the config, failing closed with `path: message` lines. */
+export async function loadConfig(path: string): Promise<AgentConfig> {
+  let buf: Buffer | undefined;
+  try {
+    buf = await readSmallFile(path, MAX_CONFIG_BYTES);
+  } catch (err) {
+    throw new ConfigError(`agent config ${path}`, [{ path: "", message: err instanceof Error ? err.message : String(err) }]);
+  }
+  if (!buf) throw new ConfigError(`agent config ${path}`, [{ path: "", message: "file not found; run `lanekeeper-agent init` or pass --config" }]);
+  return parseAgentConfig(buf.toString("utf8"));
+}
+
+function operator(): string {
+  const sudo = process.env.SUDO_USER;
+  let me = "unknown";
+  try {
+    me = userInfo().username;
+  } catch {
+    // No passwd entry: keep "unknown".
+  }
+  return sudo && sudo !== me ? `${sudo} (via ${me})` : me;
+}
+
+async function verifiedLane(config: AgentConfig, laneId: string): Promise<void> {
+  const keys = await loadAgentKeys(config);
+  await new LaneDirectories(config.laneRoot, new MarkerSigner(config.hostId, keys.identity)).read(validateLaneId(laneId));
+}
+
+/** Build the program; actions resolve to an exit code through `setExit`. */
+function program(io: CliIo, setExit: (code: number) => void): Command {
+  const cmd = new Command("lanekeeper-agent")
+    .description("Owns the GitHub Actions runner lanes on this host. See docs/agent.md.")
+    .version(AGENT_VERSION)
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+
+  cmd
+    .command("init")
+    .description("create this host's identity and sealing keys and an observe-only config; print the enrollment bundle")
+    .requiredOption("--host-id <id>", "this host's id ([a-z0-9][a-z0-9-]{0,62})")
+    .option("--config <path>", "config file to write", DEFAULT_CONFIG_PATH)
+    .option("--state-dir <dir>", "private state directory (mode 0700)", "/var/lib/lanekeeper")
+    .option("--json", "print the bundle as JSON")
+    .action(async (o: { hostId: string; config: string; stateDir: string; json?: boolean }) => {
+      const capabilities = await gatherCapabilities().catch(() => undefined);
+      const bundle = await initAgent({ hostId: o.hostId, configPath: o.config, stateDir: o.stateDir, ...(capabilities ? { capabilities } : {}) });
+      io.out(o.json ? `${JSON.stringify(bundle, null, 2)}\n` : enrollmentYaml(bundle));
+      if (!o.json) io.err(`wrote ${o.config} (control.enabled: false) and keys in ${o.stateDir}\n`);
+      setExit(EXIT.OK);
+    });
+
+  cmd
+    .command("run")
+    .description("run the agent: lock, recover interrupted operations, health and inventory loops, status socket")
+    .option("--config <path>", "config file", DEFAULT_CONFIG_PATH)
+    .action(async (o: { config: string }) => {
+      const config = await loadConfig(o.config);
+      const log = createLogger({ component: "lanekeeper-agent", level: config.logLevel });
+      const daemon = await AgentDaemon.start({ config, log });
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off("SIGTERM", stop);
+          process.off("SIGINT", stop);
+          daemon.stop().then(resolve, resolve);
+        };
+        process.on("SIGTERM", stop);
+        process.on("SIGINT", stop);
+      });
+      setExit(EXIT.OK);
+    });
+
+  cmd
+    .command("status")
+    .description("show lanes, unmanaged runners and recent audit records (read-only, through the status socket)")
+    .option("--config <path>", "config file (for the socket path)", DEFAULT_CONFIG_PATH)
+    .option("--socket <path>", "status socket (overrides the config)")
+    .option("--audit <n>", "recent audit records to show", String(STATUS_DEFAULT_AUDIT_TAIL))
+    .option("--json", "stable JSON output")
+    .action(async (o: { config: string; socket?: string; audit: string; json?: boolean }) => {
+      let socket = o.socket;
+      if (socket === undefined) socket = await loadConfig(o.config).then((c) => c.statusSocket, () => DEFAULT_STATUS_SOCKET);
+      const tail = Number.parseInt(o.audit, 10);
+      const report = await fetchStatus(socket, { auditTail: Number.isSafeInteger(tail) && tail >= 0 ? tail : STATUS_DEFAULT_AUDIT_TAIL });
+      io.out(o.json ? statusJson(report) : formatStatus(report));
+      setExit(EXIT.OK);
+    });
+
+  cmd
+    .command("hold")
+    .description("put a local hold on a lane: the agent refuses every mutation of it and does not restart it")
+    .argument("<laneId>")
+    .option("--reason <text>", "why (shown in status and the audit log)", "")
+    .option("--config <path>", "config file", DEFAULT_CONFIG_PATH)
+    .action(async (laneId: string, o: { reason: string; config: string }) => {
+      const config = await loadConfig(o.config);
+      await verifiedLane(config, laneId);
+      await writeHold(config.stateDir, { laneId, reason: cleanHoldReason(o.reason), atMs: Date.now(), by: operator() });
+      io.out(`lane ${laneId} is held; the running agent applies it before its next action\n`);
+      setExit(EXIT.OK);
+    });
+
+  cmd
+    .command("release")
+    .description("release a local hold")
+    .argument("<laneId>")
+    .option("--config <path>", "config file", DEFAULT_CONFIG_PATH)
+    .action(async (laneId: string, o: { config: string }) => {
+      const config = await loadConfig(o.config);
+      validateLaneId(laneId);
+      const had = (await readHold(config.stateDir, laneId)) !== undefined;
+      await removeHold(config.stateDir, laneId);
+      io.out(had ? `lane ${laneId} released\n` : `lane ${laneId} had no hold\n`);
+      setExit(EXIT.OK);
+    });
+
+  const audit = cmd.command("audit").description("the agent's tamper-evident audit log");
+  audit
+    .command("verify")
+    .description("verify the hash chain of the audit log")
+    .option("--config <path>", "config file", DEFAULT_CONFIG_PATH)
+    .option("--file <path>", "audit log to verify (default: <stateDir>/audit.log)")
+    .option("--json", "JSON output")
+    .action(async (o: { config: string; file?: string; json?: boolean }) => {
+      const file = o.file ?? `${(await loadConfig(o.config)).stateDir}/audit.log`;
+      const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") return "";
+        throw err;
+      });
+      const res = verifyAuditChain(text);
+      if (o.json) io.out(`${JSON.stringify({ file, ...res })}\n`);
+      if (!res.ok) {
+        const b = res.firstBroken;
+        throw new AuditChainBrokenError(
+          `${file}: chain broken at line ${b.line}${b.seq === null ? "" : ` (seq ${b.seq})`}: ${b.why}; ${res.count} records verified before it. Keep the file as evidence.`,
+        );
+      }
+      if (!o.json) io.out(`${file}: ${res.count} records, chain intact\n`);
+      setExit(EXIT.OK);
+    });
+  return cmd;
+}
+
+/** Run the CLI with `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  let code: number = EXIT.OK;
+  const cmd = program(io, (c) => (code = c));
+  try {
+    await cmd.parseAsync([...argv], { from: "user" });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    const msg = err instanceof LanekeeperError ? `${err.message}` : err instanceof Error ? `unexpected error: ${err.message}` : String(err);
+    io.err(`lanekeeper-agent: ${msg}\n`);
+    return exitCodeFor(err);
+  }
+}

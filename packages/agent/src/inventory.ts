@@ -1,0 +1,91 @@
+/**
+ * The agent's view of its host, as the inventory publisher and the status socket need it: managed lanes (state,
+ * health, job evidence), unmanaged runners (units, containers, `.runner` directories) and capabilities. Building
+ * it never mutates anything.
+ */
+import type { Capabilities, LaneObservation, UnmanagedRunner } from "@lanekeeper/shared";
+import { AGENT_VERSION } from "./agent-version.js";
+import type { AgentLog } from "./audit-sink.js";
+import { silentLog } from "./audit-sink.js";
+import { gatherCapabilities } from "./capabilities.js";
+import { ContainerRuntime } from "./container-runtime.js";
+import type { LaneManager } from "./lane-manager.js";
+import { CAPABILITIES_REFRESH_MS } from "./limits.js";
+import { scanRunnerRoots } from "./runner-root-scan.js";
+
+/** One inventory (the intake's `InventoryContent`). */
+export interface InventoryContent {
+  readonly lanes: readonly LaneObservation[];
+  readonly unmanaged: readonly UnmanagedRunner[];
+  readonly capabilities?: Capabilities;
+  readonly agentVersion: string;
+  /** When it was built (ms since the epoch). */
+  readonly builtAtMs: number;
+}
+
+/** Options of {@link InventoryBuilder}. */
+export interface InventoryBuilderOptions {
+  readonly manager: LaneManager;
+  /** Directories searched for hand-made `.runner` directories. */
+  readonly runnerRoots: readonly string[];
+  /** Never searched (the agent's own lanes). */
+  readonly laneRoot: string;
+  /** Disk whose free space is reported. */
+  readonly diskPath?: string;
+  readonly log?: AgentLog;
+}
+
+/** Builds inventories; keeps the last one for the status socket. */
+export class InventoryBuilder {
+  private capabilities: Capabilities | undefined;
+  private capabilitiesAt = 0;
+  private latest: InventoryContent | undefined;
+  private readonly log: AgentLog;
+
+  constructor(private readonly opts: InventoryBuilderOptions) {
+    this.log = opts.log ?? silentLog;
+  }
+
+  /** The last inventory built, if any. */
+  get last(): InventoryContent | undefined {
+    return this.latest;
+  }
+
+  /** Capabilities, refreshed every few minutes. */
+  async capabilitiesNow(): Promise<Capabilities> {
+    if (!this.capabilities || Date.now() - this.capabilitiesAt > CAPABILITIES_REFRESH_MS) {
+      const engine = await this.detectEngine();
+      this.capabilities = await gatherCapabilities({ containerEngine: engine, ...(this.opts.diskPath ? { diskPath: this.opts.diskPath } : {}) });
+      this.capabilitiesAt = Date.now();
+    }
+    return this.capabilities;
+  }
+
+  private async detectEngine(): Promise<string> {
+    const rt = this.opts.manager.runtimes.container;
+    if (!(rt instanceof ContainerRuntime)) return "";
+    try {
+      const v = await rt.engine.version();
+      return (v.Components ?? []).some((c) => /podman/i.test(c.Name)) ? "podman" : "docker";
+    } catch {
+      return "";
+    }
+  }
+
+  /** Build a fresh inventory. */
+  async build(): Promise<InventoryContent> {
+    const lanes = await this.opts.manager.list({ evidence: true });
+    const unmanaged: UnmanagedRunner[] = [];
+    for (const rt of Object.values(this.opts.manager.runtimes)) {
+      try {
+        unmanaged.push(...(await rt.list()).unmanaged);
+      } catch (err) {
+        this.log.warn({ backend: rt.backend, err: err instanceof Error ? err.message : String(err) }, "inventory: cannot list runtime");
+      }
+    }
+    unmanaged.push(...(await scanRunnerRoots(this.opts.runnerRoots, [this.opts.laneRoot])));
+    const capabilities = await this.capabilitiesNow().catch(() => undefined);
+    this.latest = { lanes, unmanaged, ...(capabilities ? { capabilities } : {}), agentVersion: AGENT_VERSION, builtAtMs: Date.now() };
+    return this.latest;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * `lanekeeper-agent status` output: a readable table for people and stable JSON (the protobuf JSON mapping of
+ * `AgentStatusReport`, enums as names) for tools.
+ */
+import { type AgentStatusReport, AgentStatusReport as ReportCodec, backendToJSON, healthToJSON, laneStateToJSON } from "@lanekeeper/shared";
+
+/** Render rows as aligned columns. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+function short(enumText: string, prefix: string): string {
+  return enumText.startsWith(prefix) ? enumText.slice(prefix.length).toLowerCase().replace(/_/g, "-") : enumText.toLowerCase();
+}
+
+function ago(ms: number, now: number): string {
+  if (ms <= 0) return "-";
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  return `${Math.round(s / 3600)}h`;
+}
+
+/** The human rendering. */
+export function formatStatus(r: AgentStatusReport, now = Date.now()): string {
+  const out: string[] = [];
+  const a = r.allowlist;
+  out.push(`host ${r.hostId}  agent ${r.agentVersion}  up ${ago(r.startedAtMs, now)}  nats ${r.natsState || "-"}`);
+  out.push(
+    r.controlEnabled
+      ? `control: ENABLED  scopes ${a?.scopes.join(",") || "-"}  pools ${a?.pools.join(",") || "-"}  backends ${a?.backends.join(",") || "-"}  actions ${a?.actions.join(",") || "-"}  images ${a?.images.length ?? 0}  max lanes ${a?.maxLanes ?? 0}`
+      : "control: disabled (observe and report only; set control.enabled in the config to opt in)",
+  );
+  out.push("");
+  out.push(`LANES (${r.lanes.length})`);
+  if (r.lanes.length === 0) out.push("  none");
+  else {
+    out.push(
+      table(
+        ["LANE", "BACKEND", "STATE", "HEALTH", "JOB", "RUNNER", "RESTARTS", "SINCE", "FLAGS"],
+        r.lanes.map((l) => [
+          l.laneId,
+          short(backendToJSON(l.backend), "BACKEND_"),
+          short(laneStateToJSON(l.state), "LANE_STATE_"),
+          short(healthToJSON(l.health), "HEALTH_"),
+          l.jobRunning ? "running" : "-",
+          l.runnerId ? `#${l.runnerId} ${l.runnerName}` : l.runnerName || "-",
+          String(l.restartsInWindow),
+          ago(l.stateSinceMs, now),
+          [l.held ? `held${l.holdReason ? `(${l.holdReason})` : ""}` : "", l.draining ? "draining" : ""].filter((s) => s !== "").join(" ") || "-",
+        ]),
+      ),
+    );
+    for (const l of r.lanes.filter((x) => x.recoveryNote !== "")) out.push(`  ! ${l.laneId} ${l.attentionReason}: ${l.recoveryNote}`);
+  }
+  out.push("");
+  out.push(`UNMANAGED RUNNERS (${r.unmanaged.length}, read-only: never touched)`);
+  if (r.unmanaged.length === 0) out.push("  none");
+  else out.push(table(["KIND", "NAME", "RUNNER", "STATE", "WHY"], r.unmanaged.map((u) => [u.kind, u.name, u.runnerName || "-", u.state || "-", u.reason])));
+  out.push("");
+  out.push("RECENT AUDIT");
+  if (r.recentAudit.length === 0) out.push("  none");
+  else
+    out.push(
+      table(
+        ["SEQ", "TIME", "ACTION", "PHASE", "LANE", "REASON"],
+        r.recentAudit.map((e) => [String(e.seq), new Date(e.atMs).toISOString(), e.action, e.phase, e.laneId || "-", e.reasonCode || "-"]),
+      ),
+    );
+  return `${out.join("\n")}\n`;
+}
+
+/** The JSON rendering (stable: protobuf JSON names, enums as strings). */
+export function statusJson(r: AgentStatusReport): string {
+  return `${JSON.stringify(ReportCodec.toJSON(r), null, 2)}\n`;
+}
