@@ -1,5 +1,6 @@
 // Public API of @lanekeeper/coordinator. See docs/coordinator.md.
 export * from "./github/github-client.js";
+export * from "./github/github-client-from-policy.js";
 export * from "./github/github-errors.js";
 export * from "./github/github-metrics.js";
 export * from "./github/github-types.js";
