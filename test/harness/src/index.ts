@@ -25,3 +25,7 @@ export type { RateLimitFault } from "./github-emulator/faults.js";
 export type { CallCounters } from "./github-emulator/stats.js";
 export { signPayload as signWebhookPayload } from "./github-emulator/webhooks.js";
 export { OpenApiValidator, type ConformanceResult } from "./github-emulator/openapi-conformance.js";
+export {
+  startSystemdSandbox, defaultSandboxBaseDir,
+  type SystemdSandbox, type SystemdSandboxOptions, type SandboxCommandOptions,
+} from "./systemd-sandbox.js";
