@@ -29,3 +29,7 @@ export {
   startSystemdSandbox, defaultSandboxBaseDir,
   type SystemdSandbox, type SystemdSandboxOptions, type SandboxCommandOptions,
 } from "./systemd-sandbox.js";
+export {
+  startPodmanService, ensureMinimalImage, MINIMAL_IMAGE_PROGRAMS,
+  type PodmanService, type PodmanServiceOptions, type MinimalImageOptions,
+} from "./podman-service.js";
