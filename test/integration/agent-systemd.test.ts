@@ -5,8 +5,7 @@
 import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Health, LaneState, RejectReason, isRejectError } from "@lanekeeper/shared";
-import { startGitHubEmulator, type GitHubEmulator } from "@lanekeeper/harness";
-import { startSystemdSandbox, type SystemdSandbox } from "../harness/src/systemd-sandbox.js";
+import { startGitHubEmulator, startSystemdSandbox, type GitHubEmulator, type SystemdSandbox } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type LaneManager,

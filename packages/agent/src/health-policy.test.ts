@@ -53,6 +53,10 @@ describe("health policy", () => {
     });
   });
 
+  it("waits when .runner cannot be read right now", () => {
+    expect(decideHealth({ state: base(), mode: "persistent", activity: "stopped", nowMs: 1, policy, console: "", runnerConfigured: undefined }).kind).toBe("wait");
+  });
+
   it("waits through transitions and reports a vanished unit", () => {
     expect(decideHealth({ state: base(), mode: "persistent", activity: "starting", nowMs: 1, policy, console: "", runnerConfigured: true }).kind).toBe("wait");
     expect(decideHealth({ state: base(), mode: "persistent", activity: "missing", nowMs: 1, policy, console: "", runnerConfigured: true })).toMatchObject({

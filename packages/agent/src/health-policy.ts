@@ -58,8 +58,11 @@ export interface HealthInput {
   readonly policy: HealthPolicy;
   /** Runner console of the last run (only needed when the lane is down). */
   readonly console: string;
-  /** Whether `.runner` exists (only needed when the lane is down). */
-  readonly runnerConfigured: boolean;
+  /**
+   * Whether `.runner` exists (only needed when the lane is down); `undefined` when it could not be read right
+   * now (e.g. the engine is still tearing the container down): decide on the next pass.
+   */
+  readonly runnerConfigured: boolean | undefined;
 }
 
 /** Decide for a lane the agent wants running (not held, not needing attention). */
@@ -70,6 +73,7 @@ export function decideHealth(i: HealthInput): HealthDecision {
   if (i.console.includes(REGISTRATION_DELETED_TEXT)) {
     return { kind: "attention", reason: "REGISTRATION_DELETED", health: "registration-deleted" };
   }
+  if (i.runnerConfigured === undefined) return { kind: "wait" };
   if (!i.runnerConfigured) {
     // An ephemeral runner deletes .runner after its one job: done, waiting for a fresh JIT config.
     if (i.mode === "ephemeral") return { kind: "idle-unarmed" };

@@ -828,7 +828,12 @@ export class LaneManager {
       nowMs: now,
       policy: this.opts.health,
       console: down ? await rt.consoleTail(lane).catch(() => "") : "",
-      runnerConfigured: down ? (await rt.runnerSettings(lane).catch(() => undefined)) !== undefined : true,
+      runnerConfigured: down
+        ? await rt.runnerSettings(lane).then(
+            (s) => s !== undefined,
+            () => undefined,
+          )
+        : true,
     });
     const exit = status.exitCode !== undefined ? { lastExitCode: status.exitCode } : {};
     switch (decision.kind) {
