@@ -11,7 +11,7 @@ import { SignedEnvelope } from "./gen/lanekeeper/v1/envelope.js";
 import { keyIdOf, publicKeyFromRaw, type SigningKey } from "./keys.js";
 import { ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, MAX_KEY_ID_CHARS, SIGNATURE_BYTES } from "./limits.js";
 import { isCanonical } from "./strict-decode.js";
-import { assertKeyUsable, type TrustedKeyLike } from "./trusted-key.js";
+import { assertKeyUsable, isKeyIdChecked, type TrustedKeyLike } from "./trusted-key.js";
 
 /** What a `SignedEnvelope` carries. */
 export type EnvelopeKind = "intent" | "result" | "inventory";
@@ -141,7 +141,7 @@ export function resolveVerifyingKey(keyId: string, resolveKey: KeyResolver, nowM
     return { key: found.type === "private" ? createPublicKey(found) : found, keyId };
   }
   // A resolver must answer for the id it was asked about, and the id must be the hash of the key.
-  if (found.keyId !== keyId || keyIdOf(found.publicKey) !== keyId) {
+  if (found.keyId !== keyId || (!isKeyIdChecked(found) && keyIdOf(found.publicKey) !== keyId)) {
     throw new RejectError(RejectReason.UNKNOWN_KEY, `key ${keyId} is not in the trusted key set`, { details: { keyId } });
   }
   assertKeyUsable(found, nowMs);

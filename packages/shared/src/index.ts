@@ -10,7 +10,7 @@ export * from "./clock.js";
 export * from "./names.js";
 export * from "./labels.js";
 export * from "./keys.js";
-export * from "./trusted-key.js";
+export { assertKeyUsable, statusVerifies, type TrustedKeyLike } from "./trusted-key.js";
 export * from "./strict-decode.js";
 export * from "./time-window.js";
 export { sealContext, sealSecret, openSecret, type SealPurpose } from "./seal.js";

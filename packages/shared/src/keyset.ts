@@ -20,7 +20,7 @@ import {
   SIGNATURE_BYTES,
 } from "./limits.js";
 import { decodeStrict } from "./strict-decode.js";
-import { assertKeyUsable, type TrustedKeyLike } from "./trusted-key.js";
+import { assertKeyUsable, markKeyIdChecked, type TrustedKeyLike } from "./trusted-key.js";
 
 /** A key of a {@link TrustedKeyStore}, with its public KeyObject ready for verification. */
 export interface TrustedKeyEntry extends TrustedKeyLike {
@@ -80,17 +80,17 @@ export class TrustedKeyStore {
     const entries = new Map<string, TrustedKeyEntry>();
     for (const k of copy.keys) {
       const publicKey = Buffer.from(k.publicKey);
-      entries.set(
-        k.keyId,
-        Object.freeze({
-          keyId: k.keyId,
-          publicKey,
-          status: k.status,
-          notBeforeMs: k.notBeforeMs,
-          notAfterMs: k.notAfterMs,
-          keyObject: publicKeyFromRaw(publicKey),
-        }),
-      );
+      const entry: TrustedKeyEntry = Object.freeze({
+        keyId: k.keyId,
+        publicKey,
+        status: k.status,
+        notBeforeMs: k.notBeforeMs,
+        notAfterMs: k.notAfterMs,
+        keyObject: publicKeyFromRaw(publicKey),
+      });
+      // validateKeySet above checked keyId == sha256(publicKey).
+      markKeyIdChecked(entry);
+      entries.set(k.keyId, entry);
       Object.freeze(k);
     }
     Object.freeze(copy.keys);

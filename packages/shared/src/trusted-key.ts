@@ -21,6 +21,21 @@ export interface TrustedKeyLike {
   readonly keyObject?: KeyObject;
 }
 
+const vouched = new WeakSet<object>();
+
+/**
+ * Record that `key.keyId` was checked to be the hash of `key.publicKey` (a `TrustedKeyStore` does this when it
+ * is built), so the per-verification re-check can be skipped. Entries must be frozen.
+ */
+export function markKeyIdChecked(key: TrustedKeyLike): void {
+  if (Object.isFrozen(key)) vouched.add(key);
+}
+
+/** Whether {@link markKeyIdChecked} vouched for this exact (frozen) object. */
+export function isKeyIdChecked(key: TrustedKeyLike): boolean {
+  return vouched.has(key);
+}
+
 /** Statuses a key may verify with: announced (`NEXT`), `ACTIVE`, and `RETIRED` (until `notAfterMs`). */
 export function statusVerifies(status: KeyStatus): boolean {
   return status === KeyStatus.KEY_STATUS_NEXT || status === KeyStatus.KEY_STATUS_ACTIVE || status === KeyStatus.KEY_STATUS_RETIRED;
