@@ -86,6 +86,6 @@ describe("renderNatsConfig", () => {
     ["a server max payload below the agents'", { maxPayload: 2048, agentMaxPayload: 4096 }, /maxPayload/],
     ["a malformed reply window", { replyWindow: "5 minutes" }, /replyWindow/],
   ] as const)("refuses %s", (_what, patch, message) => {
-    expect(() => renderNatsConfig({ ...base, ...patch } as NatsConfigSpec)).toThrow(message);
+    expect(() => renderNatsConfig({ ...base, ...patch })).toThrow(message);
   });
 });
