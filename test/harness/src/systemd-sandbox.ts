@@ -136,7 +136,7 @@ const SANDBOX_TARGET = "lk-sandbox.target";
 
 /**
  * Stage 1, PID 1 of the new PID/mount/UTS/IPC namespaces. Everything it mounts is private to the new mount
- * namespace. The private /tmp and /var/tmp keep systemd and PrivateTmp= away from the host's; the private
+ * namespace. The private /tmp, /var/tmp and /dev/shm keep systemd and PrivateTmp= away from the host's; the private
  * /etc (or only /etc/systemd/system), /home and /var/lib/systemd catch `systemctl enable`, `useradd -m`,
  * installers and systemd's state. systemd logs to /dev/kmsg, here a file, instead of the host's kernel log. Then it moves itself
  * into the sandbox's own cgroup and enters a new cgroup namespace, so systemd's cgroup tree lives below that
@@ -149,6 +149,7 @@ root="$1" cgroup="$2" target="$3"
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mount --bind "$root/var-tmp" /var/tmp
 if [ -d "$root/etc" ]; then
   mount --bind "$root/etc" /etc

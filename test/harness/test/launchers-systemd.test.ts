@@ -108,11 +108,14 @@ describe("startSystemdSandbox (real systemd in namespaces)", () => {
     await waitUntil(() => hostPids.every((p) => !pidExists(p)), { timeoutMs: 10_000, what: "the unit's processes to exit" });
   });
 
-  it("keeps /tmp, /etc and enablement private: the host's /tmp marker survives and stays invisible inside", async () => {
+  it("keeps /tmp, /dev/shm, /etc and enablement private: the host's /tmp marker survives and stays invisible inside", async () => {
     // The unit above wrote /tmp/lk-unit-wrote-this inside; the host's /tmp never sees it.
     expect((await sb.exec("cat", ["/tmp/lk-unit-wrote-this"])).stdout).toBe("inside\n");
     expect(existsSync("/tmp/lk-unit-wrote-this")).toBe(false);
     expect((await sb.exec("test", ["-e", marker])).code).toBe(1);
+    const shm = `lk-sandbox-shm-${randomBytes(4).toString("hex")}`;
+    expect((await sb.exec("sh", ["-c", `echo inside > /dev/shm/${shm}`])).code).toBe(0);
+    expect(existsSync(`/dev/shm/${shm}`)).toBe(false);
     expect(await readFile(marker, "utf8")).toBe("host\n");
 
     // /etc is a private copy: a write inside lands in etcDir, not in the host's /etc.
