@@ -4,7 +4,7 @@ import { agentConfigSchema } from "./agent-config.js";
 import { policySchema } from "./policy.js";
 
 function toSchema(schema: z.ZodType): Record<string, unknown> {
-  return z.toJSONSchema(schema, { io: "input", target: "draft-2020-12", unrepresentable: "any" }) as Record<string, unknown>;
+  return z.toJSONSchema(schema, { io: "input", target: "draft-2020-12", unrepresentable: "any" });
 }
 
 /** JSON Schema of `agent.yaml` (input form: fields with defaults are optional). */
