@@ -83,6 +83,8 @@ class Planner {
   private readonly warnings = new Map<string, PlanWarning>();
   private readonly targeted = new Set<string>();
   private readonly actionIds = new Set<string>();
+  /** Unverified orphans per `scope\0pool`: counted toward the group, never acted on. */
+  private readonly unverified = new Map<string, number>();
   private readonly takenIds: Set<string>;
   private readonly groups: GroupSummary[] = [];
   private removalBudget: number;
@@ -433,6 +435,9 @@ class Planner {
     const kind = v.orphanKind;
     if (kind === undefined) return;
     if (!isOrphanVerified(v)) {
+      // Probably ours with its other half unobserved: counted, so the group does not create a duplicate.
+      const key = `${v.scope}\u0000${v.pool}`;
+      this.unverified.set(key, (this.unverified.get(key) ?? 0) + 1);
       this.warn("ORPHAN_UNVERIFIED", `lane ${v.laneId} looks orphaned (${kind}) but the evidence is incomplete: waiting for fresh observations`, {
         laneId: v.laneId,
       });
@@ -657,7 +662,7 @@ class Planner {
         serving.push(gl);
       }
     }
-    let current = serving.length + frozen.length;
+    let current = serving.length + frozen.length + (this.unverified.get(`${scope}\u0000${pool}`) ?? 0);
     const before = current;
     const scopeBlocked = this.scopeBlocked(scope);
     const createIds: string[] = [];

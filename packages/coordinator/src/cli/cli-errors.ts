@@ -1,0 +1,18 @@
+import { LanekeeperError, type LanekeeperErrorOptions } from "@lanekeeper/shared";
+
+/** Stable codes of errors the CLI itself raises (see `exit-codes.ts` for their exit codes). */
+export type CliErrorCode =
+  | "POLICY_UNREADABLE"
+  | "POLICY_WRITE_FAILED"
+  | "RECORDS_INVALID"
+  | "ENROLLMENT_INVALID"
+  | "HOST_EXISTS"
+  | "HOST_NOT_FOUND"
+  | "HOST_IN_USE";
+
+/** A CLI failure with a stable code and a message that says what to do next. */
+export class CliError extends LanekeeperError {
+  constructor(code: CliErrorCode, message: string, options: LanekeeperErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
