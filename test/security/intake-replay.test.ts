@@ -82,9 +82,11 @@ describe("replay", () => {
 
   it("the high-water mark and intent id are on disk before the executor runs", async () => {
     const { bytes, intent } = fx.create("lane-1");
-    let onDisk: { hwm: number; recent: { intentId: string }[] } | undefined;
+    let onDisk: { hwm: number; recent: readonly { intentId: string }[] } | undefined;
     fx.executor.onExecute = async () => {
-      onDisk = JSON.parse(await readFile(join(fx.dir, "replay-state.json"), "utf8"));
+      // What a crash right now would leave: the snapshot plus the journal, read the way a restart reads them.
+      const loaded = await new FileStateStore(fx.dir, HOST).load();
+      if (loaded.kind === "ok") onDisk = loaded.state;
     };
     await fx.send(bytes);
     expect(onDisk?.hwm).toBe(intent.sequence);
@@ -133,8 +135,24 @@ describe("replay", () => {
     fx.clock.advance(31_000);
     const fresh = fx.create("lane-4");
     expect((await fx.send(fresh.bytes)).result.status).toBe(ResultStatus.RESULT_STATUS_OK);
-    const state = JSON.parse(await readFile(join(fx.dir, "replay-state.json"), "utf8"));
-    expect(state.hwm).toBe(fresh.intent.sequence);
+    const loaded = await new FileStateStore(fx.dir, HOST).load();
+    expect(loaded.kind === "ok" && loaded.state.hwm).toBe(fresh.intent.sequence);
+    expect(fx.executor.executeCalls).toHaveLength(2);
+  });
+
+  it("a corrupt journal line (not the torn last one) fails closed with the floor rule", async () => {
+    const old = fx.create("lane-1");
+    await fx.send(old.bytes);
+    await fx.send(fx.create("lane-2").bytes);
+    await fx.intake.close();
+    await fx.replay.close();
+    const path = join(fx.dir, "replay-state.journal");
+    const lines = (await readFile(path, "utf8")).split("\n");
+    lines[0] = lines[0]!.replace('"t":"r"', '"t":"x"');
+    await writeFile(path, lines.join("\n"));
+    await fx.restart();
+    expect(fx.replay.stateLostReason).toMatch(/journal line 1/);
+    expect((await fx.send(old.bytes)).result.reasonCode).toBe(RejectReason.BEFORE_FLOOR);
     expect(fx.executor.executeCalls).toHaveLength(2);
   });
 
@@ -150,20 +168,35 @@ describe("replay", () => {
     expect(fx.executor.executeCalls).toHaveLength(1);
   });
 
-  it("a lowered hwm in a tampered but well-formed file is not a way around: entries above hwm make it corrupt", async () => {
+  it("a snapshot rolled back to an older copy does not lower the mark while the journal holds it", async () => {
     const a = fx.create("lane-1");
-    await fx.send(a.bytes);
+    const first = await fx.send(a.bytes);
     await fx.intake.close();
     await fx.replay.close();
     const path = join(fx.dir, "replay-state.json");
     const state = JSON.parse(await readFile(path, "utf8"));
-    state.hwm = 0;
-    await writeFile(path, JSON.stringify(state));
+    await writeFile(path, JSON.stringify({ ...state, hwm: 0, recent: [] }));
     const reopened = await ReplayStore.open(new FileStateStore(fx.dir, HOST), { hostId: HOST, clock: fx.clock });
-    expect(reopened.floor).toBeDefined();
+    expect(reopened.hwm).toBe(a.intent.sequence);
     await reopened.close();
     await fx.restart();
+    expect(Buffer.from((await fx.send(a.bytes)).bytes).equals(Buffer.from(first.bytes))).toBe(true);
+    expect(fx.executor.executeCalls).toHaveLength(1);
+  });
+
+  it("a state whose entries lie above its hwm is corrupt: fails closed with the floor rule", async () => {
+    const a = fx.create("lane-1");
+    await fx.send(a.bytes);
+    await fx.intake.close();
+    await fx.replay.close();
+    await rm(join(fx.dir, "replay-state.journal"), { force: true });
+    const path = join(fx.dir, "replay-state.json");
+    const state = JSON.parse(await readFile(path, "utf8"));
+    await writeFile(path, JSON.stringify({ ...state, hwm: 0, recent: [{ intentId: a.intent.intentId, digest: "0".repeat(64), seq: 5, expiresAt: 1 }] }));
+    await fx.restart();
+    expect(fx.replay.stateLostReason).toMatch(/above hwm/);
     expect((await fx.send(a.bytes)).result.reasonCode).toBe(RejectReason.BEFORE_FLOOR);
+    expect(fx.executor.executeCalls).toHaveLength(1);
   });
 
   it("an intent id reused with other content is refused as REPLAY", async () => {

@@ -9,6 +9,16 @@ export const REPLAY_STATE_FORMAT_VERSION = 1;
 export const MAX_REPLAY_STATE_BYTES = 8 * 1024 * 1024;
 /** File name of the replay state inside the agent's state directory. */
 export const REPLAY_STATE_FILE = "replay-state.json";
+/** File name of the replay journal (changes since the last snapshot) inside the agent's state directory. */
+export const REPLAY_JOURNAL_FILE = "replay-state.journal";
+/** Journal lines after which the replay store writes a full snapshot and empties the journal. */
+export const REPLAY_JOURNAL_MAX_LINES = 4096;
+/**
+ * How long a recorded result may wait before it is written on its own. Results need no flush before the reply
+ * (losing one in a crash only turns a later duplicate's cached answer into a refusal), so they ride along with
+ * the next reservation's write when intents keep coming.
+ */
+export const REPLAY_LAZY_FLUSH_MS = 50;
 /** File name of the single-instance lock inside the agent's state directory. */
 export const STATE_LOCK_FILE = "replay-state.lock";
 /** Default interval between two inventory snapshots when nothing changes. */

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { CLOCK_SKEW_MS, MAX_RECENT_RESULTS, RejectReason, type Clock } from "@lanekeeper/shared";
-import { REPLAY_STATE_FORMAT_VERSION } from "./limits.js";
-import { FileStateStore, type ReplayState, type StateStore } from "./state-store.js";
+import { REPLAY_JOURNAL_MAX_LINES, REPLAY_LAZY_FLUSH_MS as LAZY_FLUSH_MS, REPLAY_STATE_FORMAT_VERSION } from "./limits.js";
+import { FileStateStore, isJournaled, type ReplayState, type StateStore } from "./state-store.js";
 
 /** What the agent does when its replay state is missing or corrupt at start. */
 export type StateLostPolicy =
@@ -23,6 +23,8 @@ export interface ReplayStoreOptions {
   onStateLost?: StateLostPolicy;
   /** @default MAX_RECENT_RESULTS */
   maxRecent?: number;
+  /** Journal lines before a full snapshot. @default REPLAY_JOURNAL_MAX_LINES */
+  journalMaxLines?: number;
   /** Alerts about lost or corrupt state go here. */
   log?: Logger;
 }
@@ -85,8 +87,9 @@ interface Waiter {
  *
  * `check` is synchronous, so deliveries are ordered by arrival and two concurrent deliveries of one intent
  * cannot both be fresh. `durable` resolves once the reservation is on disk; the intake executes only after it
- * (at-most-once). Writes are group-committed: every save snapshots all reservations made so far, so under load
- * one fsync covers many intents without weakening the write-before-execute rule.
+ * (at-most-once). Writes are group-committed: each write covers every change made before it started (journal
+ * lines appended with one `fdatasync`, or a full atomic snapshot every few thousand lines), so under load one
+ * flush covers many intents without weakening the write-before-execute rule.
  */
 export class ReplayStore {
   private hwmValue: number;
@@ -101,10 +104,17 @@ export class ReplayStore {
 
   private generation = 0;
   private persistedGeneration = 0;
+  /** Journal lines of changes not yet written. */
+  private pendingLines: string[] = [];
+  /** Journal lines written since the last snapshot. */
+  private journalLines = 0;
+  /** Set after a failed journal write (its lines are gone from memory): the next write is a full snapshot. */
+  private needSnapshot = true;
   private writing = false;
   private waiters: Waiter[] = [];
   private closed = false;
   private idle: Promise<void> = Promise.resolve();
+  private lazyTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly store: StateStore,
@@ -217,6 +227,7 @@ export class ReplayStore {
     this.hwmValue = intent.sequence;
     const entry = makeEntry(intent.intentId, digest, intent.sequence, intent.expiresAtMs + this.skewMs);
     this.recent.set(intent.intentId, entry);
+    this.pendingLines.push(`${JSON.stringify({ t: "r", i: entry.intentId, d: entry.digest, s: entry.seq, e: entry.expiresAt })}\n`);
     this.generation++;
     return { kind: "fresh", reservation: new Reservation(entry, this.generation) };
   }
@@ -245,14 +256,26 @@ export class ReplayStore {
     e.result = resultEnvelope;
     e.json = undefined;
     e.settle(resultEnvelope);
+    this.pendingLines.push(`${JSON.stringify({ t: "c", i: e.intentId, r: Buffer.from(resultEnvelope).toString("base64") })}\n`);
     this.generation++;
-    this.kick();
+    // No flush of its own: it rides along with the next reservation's write, or a lazy flush shortly after.
+    this.scheduleLazyFlush();
+  }
+
+  private scheduleLazyFlush(): void {
+    if (this.lazyTimer !== undefined || this.closed) return;
+    this.lazyTimer = setTimeout(() => {
+      this.lazyTimer = undefined;
+      this.kick();
+    }, LAZY_FLUSH_MS);
+    this.lazyTimer.unref();
   }
 
   /** Raise the high-water mark (a key set's `hwm_floor`, TUF fast-forward recovery) and persist it. */
   async raiseHwm(floor: number): Promise<void> {
     if (floor <= this.hwmValue) return;
     this.hwmValue = floor;
+    this.pendingLines.push(`${JSON.stringify({ t: "h", s: floor })}\n`);
     await this.commitNow();
   }
 
@@ -260,18 +283,21 @@ export class ReplayStore {
   async setKeysetVersion(version: number): Promise<void> {
     if (version === this.keysetVersionValue) return;
     this.keysetVersionValue = version;
+    this.pendingLines.push(`${JSON.stringify({ t: "k", v: version })}\n`);
     await this.commitNow();
   }
 
   /** Persist everything now (used on shutdown and after key-set changes). */
   async flush(): Promise<void> {
-    if (this.persistedGeneration >= this.generation && !this.writing) return;
+    if (this.persistedGeneration >= this.generation && !this.writing && this.pendingLines.length === 0) return;
     await this.commitNow();
   }
 
   /** Refuse new intents, write what is pending, and stop. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.lazyTimer !== undefined) clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
     await this.flush().catch(() => undefined);
     await this.idle;
   }
@@ -296,11 +322,13 @@ export class ReplayStore {
     try {
       while (this.persistedGeneration < this.generation) {
         const generation = this.generation;
-        const text = this.serialize();
+        const lines = this.pendingLines;
+        this.pendingLines = [];
         try {
-          await this.save(text);
+          await this.write(lines);
         } catch (err) {
-          // Fail the intents waiting on this write; they will not run. Later reservations try again.
+          // Fail the intents waiting on this write; they will not run. The lost lines force a full snapshot next.
+          this.needSnapshot = true;
           this.persistedGeneration = generation;
           const failed = this.waiters.filter((w) => w.generation <= generation);
           this.waiters = this.waiters.filter((w) => w.generation > generation);
@@ -318,9 +346,23 @@ export class ReplayStore {
     }
   }
 
-  private async save(text: string): Promise<void> {
-    if (this.store instanceof FileStateStore) await this.store.writeAtomic(text);
-    else await this.store.save(JSON.parse(text) as ReplayState);
+  /**
+   * Persist the changes in `lines`: appended to the journal with one `fdatasync` when the store has one and
+   * the journal is short, otherwise as a full snapshot (temp file, fsync, rename, fsync dir) that empties it.
+   */
+  private async write(lines: string[]): Promise<void> {
+    const store = this.store;
+    if (isJournaled(store) && !this.needSnapshot && this.journalLines + lines.length <= (this.opts.journalMaxLines ?? REPLAY_JOURNAL_MAX_LINES)) {
+      if (lines.length === 0) return;
+      await store.appendJournal(lines.join(""));
+      this.journalLines += lines.length;
+      return;
+    }
+    const text = this.serialize();
+    if (isJournaled(store)) await store.writeSnapshot(text);
+    else await store.save(JSON.parse(text) as ReplayState);
+    this.journalLines = 0;
+    this.needSnapshot = false;
   }
 
   /** Serialize the state, pruning expired entries and capping the cache (oldest finished entries go first). */

@@ -1,8 +1,8 @@
 import { constants as fsConstants } from "node:fs";
-import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { LanekeeperError } from "@lanekeeper/shared";
-import { MAX_REPLAY_STATE_BYTES, REPLAY_STATE_FILE, REPLAY_STATE_FORMAT_VERSION, STATE_LOCK_FILE } from "./limits.js";
+import { MAX_REPLAY_STATE_BYTES, REPLAY_JOURNAL_FILE, REPLAY_STATE_FILE, REPLAY_STATE_FORMAT_VERSION, STATE_LOCK_FILE } from "./limits.js";
 
 /** One intent the agent accepted recently, kept so an exact duplicate gets the same signed result back. */
 export interface ReplayStateEntry {
@@ -42,10 +42,41 @@ export type LoadedReplayState =
  * a test can run it in memory and the agent on a file.
  */
 export interface StateStore {
-  /** Read the last saved state. Never throws for bad content: that is `corrupt`. */
+  /** Read the last saved state (with its journal applied). Never throws for bad content: that is `corrupt`. */
   load(): Promise<LoadedReplayState>;
   /** Replace the saved state atomically and durably: when this resolves, a crash cannot lose it. */
   save(state: ReplayState): Promise<void>;
+}
+
+/**
+ * One change to the replay state since the last snapshot, as a journal line. Applying a journal twice gives the
+ * same state (the high-water mark is a maximum, entries are keyed by intent id), so a crash between a snapshot
+ * and the journal's truncation is harmless.
+ */
+export type JournalRecord =
+  /** An intent reserved before execution: raises the hwm to `s`. */
+  | { readonly t: "r"; readonly i: string; readonly d: string; readonly s: number; readonly e: number }
+  /** The signed result of a reserved intent (base64). */
+  | { readonly t: "c"; readonly i: string; readonly r: string }
+  /** The hwm raised by a key set's floor. */
+  | { readonly t: "h"; readonly s: number }
+  /** The trusted key-set version recorded. */
+  | { readonly t: "k"; readonly v: number };
+
+/**
+ * A state store that can also append journal lines durably (one `fdatasync` per group instead of a temp file,
+ * two fsyncs and a rename), with full snapshots written from time to time.
+ */
+export interface JournaledStateStore extends StateStore {
+  /** Append journal lines (each ending in a newline) and make them durable. */
+  appendJournal(lines: string): Promise<void>;
+  /** Write a full snapshot atomically (temp, fsync, rename, fsync dir), then empty the journal. */
+  writeSnapshot(text: string): Promise<void>;
+}
+
+/** Whether `store` supports the journal. */
+export function isJournaled(store: StateStore): store is JournaledStateStore {
+  return typeof (store as Partial<JournaledStateStore>).appendJournal === "function";
 }
 
 /** The state file or its lock cannot be used (I/O error, or another agent instance holds the lock). */
@@ -98,6 +129,67 @@ export function validateReplayState(v: unknown, hostId: string): string | undefi
   return undefined;
 }
 
+const RECORD_KEYS: Readonly<Record<string, readonly string[]>> = { r: ["t", "i", "d", "s", "e"], c: ["t", "i", "r"], h: ["t", "s"], k: ["t", "v"] };
+
+function validateRecord(v: unknown): JournalRecord | undefined {
+  if (!isPlainObject(v) || typeof v.t !== "string") return undefined;
+  const keys = RECORD_KEYS[v.t];
+  if (keys === undefined || Object.keys(v).length !== keys.length || !Object.keys(v).every((k) => keys.includes(k))) return undefined;
+  switch (v.t) {
+    case "r":
+      return typeof v.i === "string" && HEX_ID.test(v.i) && typeof v.d === "string" && HEX_DIGEST.test(v.d) && isCount(v.s) && isCount(v.e)
+        ? (v as JournalRecord)
+        : undefined;
+    case "c":
+      return typeof v.i === "string" && HEX_ID.test(v.i) && typeof v.r === "string" && BASE64.test(v.r) ? (v as JournalRecord) : undefined;
+    case "h":
+      return isCount(v.s) ? (v as JournalRecord) : undefined;
+    case "k":
+      return isCount(v.v) ? (v as JournalRecord) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Apply journal text to a snapshot. A last line without its newline is a write torn by a crash: it was never
+ * acknowledged (the intent did not run), so it is dropped. Any other bad line makes the whole state corrupt.
+ */
+export function applyJournal(state: ReplayState, text: string): { state: ReplayState } | { corrupt: string } {
+  let hwm = state.hwm;
+  let keysetVersion = state.keysetVersion;
+  const recent = new Map<string, ReplayStateEntry>(state.recent.map((e) => [e.intentId, e]));
+  const lines = text.split("\n");
+  const complete = lines.slice(0, -1);
+  for (const [n, line] of complete.entries()) {
+    let rec: JournalRecord | undefined;
+    try {
+      rec = validateRecord(strictParse(line));
+    } catch {
+      rec = undefined;
+    }
+    if (rec === undefined) return { corrupt: `journal line ${n + 1} is invalid` };
+    switch (rec.t) {
+      case "r":
+        hwm = Math.max(hwm, rec.s);
+        if (!recent.has(rec.i)) recent.set(rec.i, { intentId: rec.i, digest: rec.d, seq: rec.s, expiresAt: rec.e });
+        break;
+      case "c": {
+        const e = recent.get(rec.i);
+        if (e !== undefined) recent.set(rec.i, { ...e, resultEnvelope: rec.r });
+        break;
+      }
+      case "h":
+        hwm = Math.max(hwm, rec.s);
+        break;
+      case "k":
+        keysetVersion = Math.max(keysetVersion, rec.v);
+        break;
+    }
+  }
+  return { state: { ...state, hwm, keysetVersion, recent: [...recent.values()] } };
+}
+
 /** Reject `__proto__`/`constructor`/`prototype` keys and duplicate keys while parsing, instead of trusting them. */
 function strictParse(text: string): unknown {
   return JSON.parse(text, function (this: unknown, key: string, value: unknown) {
@@ -109,17 +201,22 @@ function strictParse(text: string): unknown {
 }
 
 /**
- * The replay state in a file of the agent's private state directory (mode 0700 directory, 0600 file).
+ * The replay state in a file of the agent's private state directory (mode 0700 directory, 0600 files).
  *
- * Saving writes a temporary file in the same directory, fsyncs it, renames it over the state file and fsyncs
- * the directory, so a crash leaves either the old or the new state, never a torn one. A lock file keeps a second
- * agent instance from sharing the state (it would otherwise accept the same sequences).
+ * A snapshot writes a temporary file in the same directory, fsyncs it, renames it over the state file and fsyncs
+ * the directory, so a crash leaves either the old or the new state, never a torn one. Between snapshots,
+ * changes are appended to a journal (`replay-state.journal`) and made durable with one `fdatasync`; loading
+ * applies the journal to the snapshot. A lock file keeps a second agent instance from sharing the state (it
+ * would otherwise accept the same sequences).
  */
-export class FileStateStore implements StateStore {
+export class FileStateStore implements JournaledStateStore {
   /** Absolute path of the state file. */
   readonly path: string;
+  /** Absolute path of the journal of changes since the state file was written. */
+  readonly journalPath: string;
   private readonly lockPath: string;
   private locked = false;
+  private journal: FileHandle | undefined;
 
   /**
    * @param dir - the agent's state directory (created 0700 if missing).
@@ -130,6 +227,7 @@ export class FileStateStore implements StateStore {
     private readonly hostId: string,
   ) {
     this.path = join(dir, REPLAY_STATE_FILE);
+    this.journalPath = join(dir, REPLAY_JOURNAL_FILE);
     this.lockPath = join(dir, STATE_LOCK_FILE);
   }
 
@@ -168,8 +266,9 @@ export class FileStateStore implements StateStore {
     throw new StateStoreError(`cannot take the lock ${this.lockPath}`);
   }
 
-  /** Release the lock taken by {@link lock}. */
+  /** Release the lock taken by {@link lock} (and close the journal). */
   async unlock(): Promise<void> {
+    await this.closeJournal();
     if (!this.locked) return;
     this.locked = false;
     await unlink(this.lockPath).catch(() => undefined);
@@ -193,11 +292,52 @@ export class FileStateStore implements StateStore {
     }
     const why = validateReplayState(parsed, this.hostId);
     if (why !== undefined) return { kind: "corrupt", why };
-    return { kind: "ok", state: parsed as ReplayState };
+    let journal: string;
+    try {
+      const st = await stat(this.journalPath);
+      if (st.size > MAX_REPLAY_STATE_BYTES) return { kind: "corrupt", why: `journal larger than ${MAX_REPLAY_STATE_BYTES} bytes` };
+      journal = await readFile(this.journalPath, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") return { kind: "corrupt", why: "cannot read the journal" };
+      journal = "";
+    }
+    const applied = applyJournal(parsed as ReplayState, journal);
+    if ("corrupt" in applied) return { kind: "corrupt", why: applied.corrupt };
+    return { kind: "ok", state: applied.state };
   }
 
   async save(state: ReplayState): Promise<void> {
-    await this.writeAtomic(JSON.stringify(state));
+    await this.writeSnapshot(JSON.stringify(state));
+  }
+
+  async appendJournal(lines: string): Promise<void> {
+    try {
+      this.journal ??= await open(this.journalPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, 0o600);
+      await this.journal.write(lines);
+      await this.journal.datasync();
+    } catch (err) {
+      await this.closeJournal();
+      throw new StateStoreError(`cannot append to the replay journal ${this.journalPath}`, { cause: err });
+    }
+  }
+
+  async writeSnapshot(text: string): Promise<void> {
+    await this.writeAtomic(text);
+    // The snapshot holds everything the journal did; replaying a stale journal would be harmless (idempotent).
+    try {
+      this.journal ??= await open(this.journalPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, 0o600);
+      await this.journal.truncate(0);
+      await this.journal.datasync();
+    } catch (err) {
+      await this.closeJournal();
+      throw new StateStoreError(`cannot reset the replay journal ${this.journalPath}`, { cause: err });
+    }
+  }
+
+  private async closeJournal(): Promise<void> {
+    const j = this.journal;
+    this.journal = undefined;
+    await j?.close().catch(() => undefined);
   }
 
   /**
@@ -234,6 +374,7 @@ export class FileStateStore implements StateStore {
   async initialize(keysetVersion = 0): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await this.save({ formatVersion: REPLAY_STATE_FORMAT_VERSION, hostId: this.hostId, hwm: 0, keysetVersion, recent: [] });
+    await this.closeJournal();
   }
 }
 
