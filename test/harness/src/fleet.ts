@@ -318,6 +318,12 @@ const DEFAULT_POOLS: Record<string, FleetPoolSpec> = {
 
 const HOST_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
+/** What the fleet reads from a policy template. */
+interface PolicyShape {
+  scopes?: Record<string, { optIn?: boolean; runnerGroup?: string }>;
+  pools?: Record<string, { backend: FleetRuntime; labels?: string[] }>;
+}
+
 const secret = (): string => randomBytes(24).toString("base64url");
 
 /**
@@ -430,8 +436,18 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
     if (seen.has(s.hostId)) throw new LauncherError("BAD_OPTIONS", `startFleet: hostId ${s.hostId} appears twice`);
     seen.add(s.hostId);
   }
-  const scopes = opts.scopes ?? Object.fromEntries(repos.map((r) => [r, { optIn: true }]));
-  const pools = opts.pools ?? DEFAULT_POOLS;
+  // With a template, the agents' default allowlists follow its opted-in scopes and its pools.
+  const template = opts.policyTemplate !== undefined ? (parseDocument(await readFile(opts.policyTemplate, "utf8")).toJS() as PolicyShape) : undefined;
+  const scopes =
+    opts.scopes ??
+    (template?.scopes
+      ? Object.fromEntries(Object.entries(template.scopes).flatMap(([k, v]) => (v.optIn === true ? [[k, { optIn: true }]] : [])))
+      : Object.fromEntries(repos.map((r) => [r, { optIn: true }])));
+  const pools =
+    opts.pools ??
+    (template?.pools
+      ? Object.fromEntries(Object.entries(template.pools).map(([k, v]) => [k, { backend: v.backend, labels: v.labels ?? [] }]))
+      : DEFAULT_POOLS);
   const firstScope = Object.keys(scopes)[0] ?? repos[0] ?? "acme/api";
   const wantSystemd = specs.some((s) => s.runtime === "systemd");
   const wantContainer = specs.some((s) => s.runtime === "container");
