@@ -43,6 +43,11 @@ export function addHostToPolicyText(text: string, entry: HostEntry): { text: str
     hosts = current;
   } else if (current === undefined || (isScalar(current) && current.value === null)) {
     hosts = new YAMLMap();
+    // A comment that followed `hosts:` belongs to its (empty) value; keep it with the new map.
+    if (current !== undefined) {
+      hosts.comment = current.comment;
+      hosts.commentBefore = current.commentBefore;
+    }
     doc.set("hosts", hosts);
   } else {
     throw new CliError("POLICY_UNREADABLE", "hosts: in the policy is not a mapping");

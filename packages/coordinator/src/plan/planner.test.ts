@@ -127,6 +127,12 @@ describe("plan: opt-in, control and allowlist", () => {
     expect(ofKind(p2, "create").every((c) => c.hostId !== "h1")).toBe(true);
   });
 
+  it("counts a registration of ours whose host is unknown, so no duplicate is created", () => {
+    const p = run(policy(2), [lane(1, "h1"), lane(2, "h2", { record: false, hostLane: false })], { knownHosts: [] });
+    expect(ofKind(p, "create")).toEqual([]);
+    expect(codes(p)).toContain("ORPHAN_UNVERIFIED");
+  });
+
   it("plans without any inventory and says so", () => {
     const p = run(policy(2), [lane(1, "h1")], { knownHosts: [] });
     expect(codes(p)).toContain("NO_INVENTORY");
