@@ -337,7 +337,7 @@ export class LaneManager {
       let childWrite: Promise<void> = Promise.resolve();
       const onChild = (pid: number): Promise<void> => {
         childWrite = readProcStat(pid).then((st) =>
-          st ? this.journal.write({ ...base, op: "create", step: "runtime", child: { pid, startTime: st.startTime } }) : undefined,
+          st ? this.journal.write({ ...base, op: "create", step: "runtime", child: { pid, startTime: st.startTime } }, "child") : undefined,
         );
         return childWrite;
       };
@@ -574,7 +574,7 @@ export class LaneManager {
           deregistration = o.runtimeExists
             ? await o.runtime.deregister(o.lane, req.removeToken, (pid) => {
                 childWrite = readProcStat(pid).then((st) =>
-                  st ? this.journal.write({ ...base, op: "remove", step: "stopped", child: { pid, startTime: st.startTime } }) : undefined,
+                  st ? this.journal.write({ ...base, op: "remove", step: "stopped", child: { pid, startTime: st.startTime } }, "child") : undefined,
                 );
                 return childWrite;
               })
@@ -969,6 +969,13 @@ export class LaneManager {
       }
       await this.rollbackCreate(laneId, runtime);
       await this.journal.clear(laneId);
+      if (entry.child) {
+        return act(
+          "rolled-back",
+          `create of ${laneId} was interrupted while config.sh ran (killed); everything it created was removed. If GitHub shows a runner named ${laneId} without a lane, ` +
+            "it is an orphaned registration: `lanekeeper apply` deletes it",
+        );
+      }
       return act("rolled-back", `create of ${laneId} was interrupted after step ${entry.step} before any registration; everything it created was removed`);
     }
 
@@ -996,7 +1003,14 @@ export class LaneManager {
         return act("rolled-forward", `remove of ${laneId} was interrupted; the runner was not registered, so the deletion was finished`);
       }
       if (entry.step === "begin") {
-        // The lane may have been stopped before the crash; keep it stopped: a remove was asked for.
+        const status = await runtime.inspect(laneId).catch(() => undefined);
+        if (status?.activity === "running") {
+          // Nothing was stopped yet: the lane is intact and keeps running; the coordinator retries the remove.
+          await this.setState(laneId, { desired: "running", state: "running" });
+          await this.journal.clear(laneId);
+          return act("rolled-back", `remove of ${laneId} was interrupted before anything changed; the lane keeps running`);
+        }
+        // It may have been stopped before the crash; keep it stopped: a remove was asked for.
         await this.setState(laneId, { desired: "stopped", state: "needs-attention", attentionReason: "REMOVE_INCOMPLETE", recoveryNote: this.attention("REMOVE_INCOMPLETE", record) });
         await this.journal.clear(laneId);
         return act("needs-attention", `remove of ${laneId} was interrupted before deregistration; the lane is kept stopped`);

@@ -45,7 +45,8 @@ interface JournalBase {
 
 /**
  * Test hook: `LANEKEEPER_TEST_CRASH_AT=<op>:<step>` makes the process SIGKILL itself right after that step was
- * journaled, so tests can prove recovery from a crash at every step. Unset in production.
+ * journaled, so tests can prove recovery from a crash at every step; `<op>:<step>+child` fires when the pid of a
+ * `config.sh` child was journaled (a crash while the runner is being configured or removed). Unset in production.
  */
 export function crashHookFromEnv(env: NodeJS.ProcessEnv = process.env): (op: string, step: string) => void {
   const at = env.LANEKEEPER_TEST_CRASH_AT;
@@ -70,11 +71,11 @@ export class OperationJournal {
     return join(this.dir, `${validateLaneId(laneId)}.json`);
   }
 
-  /** Record `entry` durably (and fire the crash hook for its step). */
-  async write(entry: JournalEntry): Promise<void> {
+  /** Record `entry` durably (and fire the crash hook for its step, or `<step>+<point>`). */
+  async write(entry: JournalEntry, point?: string): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(this.path(entry.laneId), `${JSON.stringify(entry)}\n`, 0o600);
-    this.crashHook(entry.op, entry.step);
+    this.crashHook(entry.op, point === undefined ? entry.step : `${entry.step}+${point}`);
   }
 
   /** The entry of a lane, if an operation is in flight or was interrupted. */
