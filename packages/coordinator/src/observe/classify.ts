@@ -329,42 +329,90 @@ function classifyLane(
   const certainty: Certainty =
     hostKnown && scopeKnown ? "verified" : hostKnown ? "scope-unknown" : scopeKnown ? "host-unknown" : "unknown";
 
-  const base = { laneId, scope, pool, hostId, record, registration, hostLane, hostKnown, scopeKnown, certainty, extraRegistrations };
+  let verdict: Verdict;
   const firstProblem = problems[0];
   if (firstProblem !== undefined) {
     const attention: AttentionNote =
       problems.length === 1 ? firstProblem : { code: firstProblem.code, message: problems.map((p) => p.message).join("; ") };
-    return { ...base, class: "needs-attention", orphanKind: undefined, attention, pending: false };
+    verdict = { cls: "needs-attention", orphanKind: undefined, attention, pending: false };
+  } else {
+    verdict = markerVerdict(laneId, hostId, record, registration, hostLane, hostKnown, scopeKnown, ctx);
   }
+  // One object literal per lane: this runs for every lane of the fleet on every reconcile.
+  return {
+    laneId,
+    scope,
+    pool,
+    hostId,
+    record,
+    registration,
+    hostLane,
+    hostKnown,
+    scopeKnown,
+    certainty,
+    class: verdict.cls,
+    orphanKind: verdict.orphanKind,
+    attention: verdict.attention,
+    pending: verdict.pending,
+    extraRegistrations,
+  };
+}
 
+interface Verdict {
+  readonly cls: LaneClass;
+  readonly orphanKind: OrphanKind | undefined;
+  readonly attention: AttentionNote | undefined;
+  readonly pending: boolean;
+}
+
+const MANAGED: Verdict = { cls: "managed", orphanKind: undefined, attention: undefined, pending: false };
+const PENDING: Verdict = { cls: "managed", orphanKind: undefined, attention: undefined, pending: true };
+const ORPHANED: Readonly<Record<OrphanKind, Verdict>> = {
+  "registration-without-lane": { cls: "orphaned", orphanKind: "registration-without-lane", attention: undefined, pending: false },
+  "lane-without-registration": { cls: "orphaned", orphanKind: "lane-without-registration", attention: undefined, pending: false },
+  "record-without-lane": { cls: "orphaned", orphanKind: "record-without-lane", attention: undefined, pending: false },
+};
+
+/** Rule 5 of {@link classify}: which halves exist, given markers that do not disagree. */
+function markerVerdict(
+  laneId: string,
+  hostId: string,
+  record: StoredLaneRecord | undefined,
+  registration: GitHubRunner | undefined,
+  hostLane: LaneObservation | undefined,
+  hostKnown: boolean,
+  scopeKnown: boolean,
+  ctx: LaneContext,
+): Verdict {
   // Young lanes get a grace period before a missing half counts as orphaned.
   const bornAtMs = record?.createdAtMs ?? (hostLane !== undefined && hostLane.stateSinceMs > 0 ? hostLane.stateSinceMs : undefined);
   const young = bornAtMs !== undefined && ctx.now - bornAtMs < ctx.grace;
   const creating = record?.state === "creating" || (record === undefined && hostLane !== undefined && hostLane.runnerId === 0);
   const withinGrace = young && (creating || record?.state === "active");
 
-  const managed = (pending: boolean): LaneView => ({ ...base, class: "managed", orphanKind: undefined, attention: undefined, pending });
-  const orphaned = (kind: OrphanKind): LaneView => ({ ...base, class: "orphaned", orphanKind: kind, attention: undefined, pending: false });
-
   if (registration !== undefined && hostLane !== undefined) {
-    if (record !== undefined) return managed(false);
-    const attention: AttentionNote = {
-      code: "NO_RECORD",
-      message: `lane ${laneId} exists on ${hostId} and on GitHub (runner ${registration.id}) but the coordinator has no record of it`,
+    if (record !== undefined) return MANAGED;
+    return {
+      cls: "needs-attention",
+      orphanKind: undefined,
+      attention: {
+        code: "NO_RECORD",
+        message: `lane ${laneId} exists on ${hostId} and on GitHub (runner ${registration.id}) but the coordinator has no record of it`,
+      },
+      pending: false,
     };
-    return { ...base, class: "needs-attention", orphanKind: undefined, attention, pending: false };
   }
   if (registration !== undefined) {
-    if (!hostKnown) return record === undefined ? orphaned("registration-without-lane") : managed(false);
-    return withinGrace ? managed(true) : orphaned("registration-without-lane");
+    if (!hostKnown) return record === undefined ? ORPHANED["registration-without-lane"] : MANAGED;
+    return withinGrace ? PENDING : ORPHANED["registration-without-lane"];
   }
   if (hostLane !== undefined) {
-    if (!scopeKnown) return record === undefined ? orphaned("lane-without-registration") : managed(false);
-    return withinGrace ? managed(true) : orphaned("lane-without-registration");
+    if (!scopeKnown) return record === undefined ? ORPHANED["lane-without-registration"] : MANAGED;
+    return withinGrace ? PENDING : ORPHANED["lane-without-registration"];
   }
   // Only the record is left.
-  if (!hostKnown || !scopeKnown) return managed(false);
-  return young && record?.state === "creating" ? managed(true) : orphaned("record-without-lane");
+  if (!hostKnown || !scopeKnown) return MANAGED;
+  return young && record?.state === "creating" ? PENDING : ORPHANED["record-without-lane"];
 }
 
 /**
