@@ -88,6 +88,9 @@ export function renderLaneUnit(p: LaneUnitParams): string {
     `WorkingDirectory=${p.runnerDir}`,
     `EnvironmentFile=${p.envFile}`,
     ...(p.allowRoot ? ["Environment=RUNNER_ALLOW_RUNASROOT=1"] : []),
+    // run.sh forwards SIGTERM to the listener (as SIGINT) and waits: the listener deletes its session, so GitHub
+    // shows the runner offline at once instead of keeping a ghost session that makes the next start conflict.
+    "Environment=RUNNER_MANUALLY_TRAP_SIG=1",
     `ExecStart=${p.runnerDir}/run.sh`,
     `StandardOutput=append:${p.logFile}`,
     "StandardError=inherit",
