@@ -1,0 +1,153 @@
+import { DRAINING_LABEL, ResultStatus, systemClock, type Clock, type Policy } from "@lanekeeper/shared";
+import type { AuditTrail } from "../audit/coordinator-audit.js";
+import type { GitHubClient } from "../github/github-client.js";
+import { classify, type LaneView } from "../observe/classify.js";
+import type { LaneStore } from "../observe/lane-store.js";
+import type { Action, PlanActionKind } from "../plan/action.js";
+import { ApplyRefusedError } from "./apply-errors.js";
+import type { ActionOutcome, ApplyEvent, ApplyReport } from "./apply-events.js";
+import { newOperationId, type ApplyEngine, type IntentSender } from "./apply-engine.js";
+import type { InventorySource } from "./inventory-source.js";
+import { MAX_DRAIN_DEADLINE_MS } from "./limits.js";
+import { observeWorld } from "./observe-world.js";
+import { operatorAction } from "./operator-actions.js";
+
+/** `lanekeeper lanes <op>`. */
+export type LaneCommand = "drain" | "restart" | "remove" | "hold" | "release";
+
+/** What a lane command needs. */
+export interface LaneCommandDeps {
+  readonly policy: Policy;
+  readonly github: GitHubClient;
+  readonly store: LaneStore;
+  readonly inventory: InventorySource;
+  readonly dispatcher: IntentSender;
+  readonly audit: AuditTrail;
+  readonly engine: ApplyEngine;
+  readonly clock?: Clock;
+}
+
+/** Options of a lane command. */
+export interface LaneCommandOptions {
+  /** Stop the lane even though a job runs, once the deadline passed (immediately without `deadlineMs`). */
+  readonly force?: boolean;
+  /** Who runs the command (audited as `forced_by` when forcing). */
+  readonly operator: string;
+  /** Drain deadline, overriding the policy's. */
+  readonly deadlineMs?: number;
+  /** Hold reason. */
+  readonly reason?: string;
+  readonly onEvent?: (e: ApplyEvent) => void;
+}
+
+/** The outcome of a lane command: the engine's report (hold/release produce one outcome too). */
+export type LaneCommandResult = ApplyReport;
+
+function zeroCounts(): Record<PlanActionKind, number> {
+  const kinds: PlanActionKind[] = [
+    "update-record",
+    "undrain",
+    "create",
+    "restart",
+    "relabel",
+    "drain",
+    "remove",
+    "mark-orphan",
+    "cleanup-orphan",
+    "forget-record",
+  ];
+  return Object.fromEntries(kinds.map((k) => [k, 0])) as Record<PlanActionKind, number>;
+}
+
+/** The lane's current view (fresh observation), or a refusal that says what to check. */
+export async function laneView(deps: LaneCommandDeps, laneId: string): Promise<LaneView> {
+  const clock = deps.clock ?? systemClock;
+  const world = await observeWorld({ policy: deps.policy, github: deps.github, store: deps.store, inventory: deps.inventory, clock });
+  const cls = classify(deps.policy, world.observed, world.records, { nowMs: world.observedAtMs });
+  const v = cls.lanes.find((l) => l.laneId === laneId);
+  if (v === undefined) {
+    throw new ApplyRefusedError("LANE_NOT_FOUND", `no lane ${laneId} is known (no record, registration or host lane); \`lanekeeper status\` lists the lanes`);
+  }
+  return v;
+}
+
+/**
+ * Run `lanekeeper lanes <op> <lane>`: `drain` (labels swapped, agent told, wait until idle), `restart` (drain,
+ * restart, verify online, restore labels), `remove` (drain, stop, deregister, delete, verify gone), `hold` (the
+ * agent refuses every mutating intent for the lane until released), `release` (lift a hold, and put an
+ * operator-drained or needs-attention lane back in service: canonical labels, agent undrained, record active).
+ */
+export async function runLaneCommand(deps: LaneCommandDeps, op: LaneCommand, laneId: string, opts: LaneCommandOptions): Promise<LaneCommandResult> {
+  if (opts.deadlineMs !== undefined && !(opts.deadlineMs >= 0 && opts.deadlineMs <= MAX_DRAIN_DEADLINE_MS)) {
+    throw new ApplyRefusedError("DEADLINE_INVALID", `--deadline must be between 0 and ${MAX_DRAIN_DEADLINE_MS / 86_400_000} days`);
+  }
+  const v = await laneView(deps, laneId);
+  const planId = `lanes-${op}-${laneId}-${(deps.clock ?? systemClock).now()}`;
+  if (op === "hold" || op === "release") {
+    const outcome = await holdOrRelease(deps, v, op, opts);
+    const outcomes: ActionOutcome[] = [outcome];
+    if (op === "release" && outcome.status === "succeeded" && needsUndrain(v)) {
+      const undrain = operatorAction("undrain", v, deps.policy, { force: false });
+      const report = await deps.engine.run({ planId, actions: [undrain], counts: zeroCounts() }, opts.onEvent === undefined ? {} : { onEvent: opts.onEvent });
+      outcomes.push(...report.outcomes);
+    }
+    return { planId, dryRun: false, outcomes, ok: outcomes.every((o) => o.status === "succeeded") };
+  }
+  const force = opts.force === true;
+  const action: Action = operatorAction(op, v, deps.policy, { force });
+  return deps.engine.run(
+    { planId, actions: [action], counts: zeroCounts() },
+    {
+      operator: { op, force, forcedBy: opts.operator, ...(opts.deadlineMs === undefined ? {} : { deadlineMs: opts.deadlineMs }) },
+      ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
+    },
+  );
+}
+
+/** An operator-drained, needs-attention or leftover-drained lane goes back in service on `release`. */
+function needsUndrain(v: LaneView): boolean {
+  const r = v.record;
+  if (r === undefined) return false;
+  if (r.state === "draining" || r.state === "needs-attention") return true;
+  return v.hostLane?.draining === true || v.registration?.labels.some((l) => l.name === DRAINING_LABEL) === true;
+}
+
+async function holdOrRelease(deps: LaneCommandDeps, v: LaneView, op: "hold" | "release", opts: LaneCommandOptions): Promise<ActionOutcome> {
+  const clock = deps.clock ?? systemClock;
+  const operationId = newOperationId();
+  const t0 = clock.now();
+  if (v.record === undefined) {
+    throw new ApplyRefusedError("LANE_NOT_MANAGED", `lane ${v.laneId} has no coordinator record: lanekeeper never acts on it`);
+  }
+  const base = { action: op, operationId, laneId: v.laneId, hostId: v.hostId };
+  await deps.audit.append({ ...base, phase: "planned", message: `operator ${opts.operator}: lanes ${op}`, ...(opts.reason === undefined ? {} : { details: { reason: opts.reason } }) });
+  await deps.audit.append({ ...base, phase: "started" });
+  const common = { actionId: `${op}:${v.laneId}`, kind: op, laneId: v.laneId, hostId: v.hostId, scope: v.scope, operationId };
+  try {
+    const out = await deps.dispatcher.dispatch({
+      hostId: v.hostId,
+      action: op === "hold" ? { kind: "hold", laneId: v.laneId, reason: opts.reason ?? `held by ${opts.operator}` } : { kind: "release", laneId: v.laneId },
+      operationId,
+    });
+    const ok = out.result.status === ResultStatus.RESULT_STATUS_OK;
+    await deps.audit.append({
+      ...base,
+      phase: ok ? "succeeded" : "failed",
+      intentId: out.intentIds.at(-1) ?? "",
+      ...(ok ? {} : { reasonCode: out.result.reasonCode, message: out.result.message }),
+    });
+    return {
+      ...common,
+      status: ok ? "succeeded" : "failed",
+      stepsDone: [],
+      ...(ok ? {} : { code: out.result.reasonCode, message: out.result.message, safeState: "untouched" as const }),
+      intentIds: [...out.intentIds],
+      elapsedMs: clock.now() - t0,
+    };
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? "INTERNAL";
+    const message = err instanceof Error ? err.message : String(err);
+    await deps.audit.append({ ...base, phase: "failed", reasonCode: code, message });
+    return { ...common, status: "failed", stepsDone: [], code, message, safeState: "untouched", intentIds: [], elapsedMs: clock.now() - t0 };
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * Defaults and bounds of the apply engine and the drain protocol. Drain timing defaults come from the policy
+ * (`coordinator.drain`); these are the engine's own.
+ */
+
+/** How long `verify-online` / `verify-gone` wait for GitHub and the host to show the outcome. */
+export const DEFAULT_VERIFY_TIMEOUT_MS = 120_000;
+/** Poll interval of `verify-online` / `verify-gone`. */
+export const DEFAULT_VERIFY_POLL_MS = 1_000;
+/** A host inventory older than this (by the coordinator's receive time) is not used by guards or drains. */
+export const DEFAULT_APPLY_INVENTORY_MAX_AGE_MS = 60_000;
+/** Drain settle window when the policy gives none. */
+export const DEFAULT_DRAIN_SETTLE_MS = 15_000;
+/** Drain deadline when the policy gives none. */
+export const DEFAULT_DRAIN_DEADLINE_MS = 3_600_000;
+/** Drain poll interval when the policy gives none. */
+export const DEFAULT_DRAIN_POLL_MS = 5_000;
+/** Longest drain deadline an operator may ask for (`--deadline`). */
+export const MAX_DRAIN_DEADLINE_MS = 7 * 86_400_000;
+/** Longest message kept in an outcome or audit record (GitHub and agent messages are cut to this). */
+export const MAX_OUTCOME_MESSAGE_CHARS = 500;
+/** How long `apply` waits for a fresh inventory from every opted-in host before planning without it. */
+export const DEFAULT_INVENTORY_WAIT_MS = 15_000;

@@ -1,0 +1,59 @@
+import { systemClock, type Clock, type Policy } from "@lanekeeper/shared";
+import type { GitHubClient } from "../github/github-client.js";
+import { observeScopes } from "../observe/github-observer.js";
+import { inventoryView, type HostInventory } from "../observe/inventory-view.js";
+import type { StoredLaneRecord } from "../observe/lane-record.js";
+import type { LaneStore } from "../observe/lane-store.js";
+import type { ObservedState } from "../observe/observed-state.js";
+import { plan } from "../plan/planner.js";
+import type { Plan, PlanOptions } from "../plan/plan-types.js";
+import { toHostInventory, type InventorySource } from "./inventory-source.js";
+
+/** What one observation pass saw: GitHub, the agents' inventories and the lane records. */
+export interface WorldObservation {
+  readonly observed: ObservedState;
+  readonly records: readonly StoredLaneRecord[];
+  readonly observedAtMs: number;
+}
+
+/** Every scope the coordinator must look at: the policy's scopes and lanes, and those of its lane records. */
+export function scopesToObserve(policy: Policy, records: readonly StoredLaneRecord[]): string[] {
+  return [...new Set([...Object.keys(policy.scopes), ...policy.lanes.map((l) => l.scope), ...records.map((r) => r.scope)])].sort();
+}
+
+/** Every host whose inventory matters: enrolled hosts, hosts named by lanes, hosts of records. */
+export function hostsToObserve(policy: Policy, records: readonly StoredLaneRecord[]): string[] {
+  return [...new Set([...Object.keys(policy.hosts), ...policy.lanes.flatMap((l) => l.hosts), ...records.map((r) => r.hostId)])].sort();
+}
+
+/**
+ * Observe everything one plan needs: lane records first (so a registration created after this read is never
+ * mistaken for an orphan of a record we did not see), then GitHub per scope (conditional requests) and the last
+ * verified inventory of every host.
+ */
+export async function observeWorld(deps: {
+  readonly policy: Policy;
+  readonly github: GitHubClient;
+  readonly store: LaneStore;
+  readonly inventory: InventorySource;
+  readonly clock?: Clock;
+}): Promise<WorldObservation> {
+  const clock = deps.clock ?? systemClock;
+  const records = await deps.store.list();
+  const scopes = await observeScopes(deps.github, scopesToObserve(deps.policy, records), { clock });
+  const hosts: HostInventory[] = [];
+  for (const hostId of hostsToObserve(deps.policy, records)) {
+    const s = await deps.inventory.latest(hostId);
+    if (s !== undefined) hosts.push(toHostInventory(s));
+  }
+  return { observed: { scopes, inventory: inventoryView(hosts) }, records, observedAtMs: clock.now() };
+}
+
+/** Observe, then plan (the pure planner) at the observation's time. */
+export async function observeAndPlan(
+  deps: Parameters<typeof observeWorld>[0],
+  options: Omit<PlanOptions, "nowMs"> = {},
+): Promise<{ plan: Plan; world: WorldObservation }> {
+  const world = await observeWorld(deps);
+  return { plan: plan(deps.policy, world.observed, world.records, { ...options, nowMs: world.observedAtMs }), world };
+}

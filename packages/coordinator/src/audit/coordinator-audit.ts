@@ -1,0 +1,169 @@
+import { readFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { AuditLog, canonicalJson, systemClock, type AuditInput, type AuditRecord, type Clock, type Logger } from "@lanekeeper/shared";
+import type { JetStreamClient, JetStreamManager } from "nats";
+import { ensureAuditStream, lastStreamRecord } from "./audit-stream.js";
+import { COORDINATOR_AUDIT_SUBJECT_PREFIX, MAX_AUDIT_CATCH_UP } from "./limits.js";
+
+/** What the apply engine and the CLI append: an audit entry without its source (the audit trail sets it). */
+export type CoordinatorAuditEntry = Omit<AuditInput, "source">;
+
+/** Where records go: anything with an `append`, so tests and dry runs can capture them. */
+export interface AuditTrail {
+  append(entry: CoordinatorAuditEntry): Promise<AuditRecord>;
+}
+
+/** Options of {@link CoordinatorAudit.open}. */
+export interface CoordinatorAuditOptions {
+  /** The local hash chain (policy `coordinator.auditFile`). */
+  readonly path: string;
+  /** JetStream, to copy every record to the `LK_AUDIT` stream. Without it only the local chain is written. */
+  readonly js?: JetStreamClient;
+  readonly jsm?: JetStreamManager;
+  /**
+   * This coordinator's name in the stream subject `lk.v1.audit.coordinator.<instance>`: each instance writes its
+   * own chain. @default the host name, lower-cased, other characters replaced by `-`
+   */
+  readonly instance?: string;
+  /** @default "coordinator" */
+  readonly source?: string;
+  readonly clock?: Clock;
+  readonly log?: Logger;
+}
+
+/** A valid instance name from a host name (`[a-z0-9][a-z0-9-]{0,62}`). */
+export function instanceName(name: string = hostname()): string {
+  const s = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+/, "")
+    .slice(0, 63);
+  return s === "" ? "coordinator" : s;
+}
+
+/**
+ * The coordinator's audit trail: every record is appended to the local hash chain first (fsync; the source of
+ * truth, verifiable offline with `lanekeeper audit verify`), then published to the JetStream stream `LK_AUDIT`
+ * on `lk.v1.audit.coordinator.<instance>` with the record hash as message id (so a re-publish is deduplicated).
+ * A failed publish never fails the operation: the next append, or the next open, republishes every local record
+ * the stream is missing.
+ */
+export class CoordinatorAudit implements AuditTrail {
+  private streamBehind = true;
+  private pubQueue: Promise<void> = Promise.resolve();
+  private readonly subject: string;
+  private readonly source: string;
+
+  private constructor(
+    private readonly log: AuditLog,
+    private readonly opts: CoordinatorAuditOptions,
+  ) {
+    this.subject = `${COORDINATOR_AUDIT_SUBJECT_PREFIX}${instanceName(opts.instance)}`;
+    this.source = opts.source ?? "coordinator";
+  }
+
+  /** Open the local chain (verified on open; a broken chain throws) and bring the stream up to date. */
+  static async open(opts: CoordinatorAuditOptions): Promise<CoordinatorAudit> {
+    const log = await AuditLog.open(opts.path, { mode: 0o600, clock: opts.clock ?? systemClock });
+    const audit = new CoordinatorAudit(log, opts);
+    if (opts.jsm !== undefined) {
+      try {
+        await ensureAuditStream(opts.jsm);
+        await audit.catchUp();
+      } catch (err) {
+        opts.log?.warn({ err: err instanceof Error ? err.message : String(err) }, "audit stream unavailable; records stay local until it is back");
+      }
+    }
+    return audit;
+  }
+
+  /** The local chain's path. */
+  get path(): string {
+    return this.log.path;
+  }
+
+  /** The stream subject this instance publishes on. */
+  get streamSubject(): string {
+    return this.subject;
+  }
+
+  async append(entry: CoordinatorAuditEntry): Promise<AuditRecord> {
+    const record = await this.log.append({ ...entry, source: this.source });
+    if (this.opts.js !== undefined) {
+      // Publishes are serialized so the stream holds the chain in chain order.
+      const run = this.pubQueue.then(async () => {
+        try {
+          if (this.streamBehind && this.opts.jsm !== undefined) await this.catchUp();
+          else await this.publish(record);
+        } catch (err) {
+          this.streamBehind = true;
+          this.opts.log?.warn({ seq: record.seq, err: err instanceof Error ? err.message : String(err) }, "audit record not yet in the stream");
+        }
+      });
+      this.pubQueue = run;
+      await run;
+    }
+    return record;
+  }
+
+  /** The last `n` local records. */
+  tail(n: number): Promise<AuditRecord[]> {
+    return this.log.tail(n);
+  }
+
+  /** Wait for pending appends and close the local file. */
+  async close(): Promise<void> {
+    await this.pubQueue;
+    await this.log.close();
+  }
+
+  private async publish(record: AuditRecord): Promise<void> {
+    const js = this.opts.js;
+    if (js === undefined) return;
+    await js.publish(this.subject, new TextEncoder().encode(canonicalJson(record)), { msgID: record.hash, timeout: 5_000 });
+  }
+
+  /** Republish every local record above the stream's last one for this subject. */
+  private async catchUp(): Promise<void> {
+    const jsm = this.opts.jsm;
+    if (jsm === undefined || this.opts.js === undefined) return;
+    await this.log.tail(0); // wait for pending appends
+    const last = await lastStreamRecord(jsm, this.subject);
+    const text = await readFile(this.log.path, "utf8");
+    const lines = text.split("\n").filter((l) => l !== "");
+    const from = last?.seq ?? 0;
+    if (last !== undefined) {
+      const mine = lines[last.seq - 1];
+      if (mine === undefined || (JSON.parse(mine) as AuditRecord).hash !== last.hash) {
+        // The stream holds a different chain under this name (local file replaced or another instance with the
+        // same name): never interleave two chains; an operator must look.
+        this.opts.log?.error({ subject: this.subject, streamSeq: last.seq }, "local audit chain differs from the stream copy; not publishing");
+        this.streamBehind = false;
+        return;
+      }
+    }
+    for (const line of lines.slice(from, from + MAX_AUDIT_CATCH_UP)) {
+      await this.publish(JSON.parse(line) as AuditRecord);
+    }
+    this.streamBehind = lines.length - from > MAX_AUDIT_CATCH_UP;
+  }
+}
+
+/** An {@link AuditTrail} that keeps records in memory (tests, and `--dry-run` previews before writing). */
+export class MemoryAuditTrail implements AuditTrail {
+  readonly records: AuditRecord[] = [];
+
+  append(entry: CoordinatorAuditEntry): Promise<AuditRecord> {
+    const prev = this.records.at(-1);
+    const record: AuditRecord = {
+      ...entry,
+      source: "coordinator",
+      seq: (prev?.seq ?? 0) + 1,
+      at: Date.now(),
+      prevHash: prev?.hash ?? "0".repeat(64),
+      hash: String(this.records.length + 1).padStart(64, "0"),
+    };
+    this.records.push(record);
+    return Promise.resolve(record);
+  }
+}

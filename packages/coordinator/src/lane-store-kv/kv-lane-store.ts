@@ -1,0 +1,162 @@
+import { LanekeeperError, validateLaneId } from "@lanekeeper/shared";
+import type { JetStreamClient, KV } from "nats";
+import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
+import { LaneStoreConflictError, type LaneStore } from "../observe/lane-store.js";
+
+/** JetStream KV bucket holding the coordinator's lane records (key = lane id, value = JSON). */
+export const LANES_BUCKET = "lk_lanes";
+
+/** Options of {@link KvLaneStore.open}. */
+export interface KvLaneStoreOptions {
+  /** @default LANES_BUCKET */
+  readonly bucket?: string;
+  /** KV replicas when the bucket is created. @default 1 */
+  readonly replicas?: number;
+}
+
+/** A lane record in the bucket could not be decoded: someone wrote the bucket by hand, or it is corrupt. */
+export class LaneStoreCorruptError extends LanekeeperError {
+  constructor(laneId: string, why: string) {
+    super("LANE_STORE_CORRUPT", `lane record ${laneId} in the lane store cannot be read (${why}); inspect it with \`nats kv get ${LANES_BUCKET} ${laneId}\``, {
+      details: { laneId },
+    });
+  }
+}
+
+/** The lane store could not be reached or written for another reason than a lost compare-and-set. */
+export class LaneStoreUnavailableError extends LanekeeperError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("LANE_STORE_UNAVAILABLE", message, options);
+  }
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Whether a KV create/update/delete failed because the key's revision moved (someone else wrote first). */
+function isRevisionConflict(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; message?: string };
+  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
+}
+
+/** The fields a record may carry; anything else in the stored JSON is dropped on read. */
+const RECORD_FIELDS = [
+  "laneId",
+  "scope",
+  "pool",
+  "hostId",
+  "runnerId",
+  "state",
+  "createdAtMs",
+  "updatedAtMs",
+  "drainReason",
+  "orphan",
+  "attention",
+  "operationId",
+] as const;
+
+const STATES = new Set(["creating", "active", "draining", "removing", "needs-attention", "orphaned"]);
+
+function decodeRecord(key: string, value: Uint8Array, revision: number): StoredLaneRecord {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(dec.decode(value));
+  } catch {
+    throw new LaneStoreCorruptError(key, "not JSON");
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new LaneStoreCorruptError(key, "not an object");
+  const o = raw as Record<string, unknown>;
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const f of RECORD_FIELDS) if (Object.hasOwn(o, f) && o[f] !== undefined) out[f] = o[f];
+  if (out.laneId !== key) throw new LaneStoreCorruptError(key, "lane id does not match its key");
+  for (const f of ["scope", "pool", "hostId"] as const) {
+    if (typeof out[f] !== "string") throw new LaneStoreCorruptError(key, `${f} is not a string`);
+  }
+  if (typeof out.state !== "string" || !STATES.has(out.state)) throw new LaneStoreCorruptError(key, "unknown state");
+  if (typeof out.createdAtMs !== "number" || typeof out.updatedAtMs !== "number") throw new LaneStoreCorruptError(key, "timestamps missing");
+  if (out.runnerId !== undefined && (typeof out.runnerId !== "number" || !Number.isSafeInteger(out.runnerId))) {
+    throw new LaneStoreCorruptError(key, "runnerId is not an integer");
+  }
+  return Object.freeze({ ...(out as unknown as LaneRecord), revision });
+}
+
+function encodeRecord(record: LaneRecord): Uint8Array {
+  const out: Record<string, unknown> = {};
+  for (const f of RECORD_FIELDS) if (record[f] !== undefined) out[f] = record[f];
+  return enc.encode(JSON.stringify(out));
+}
+
+/**
+ * The durable {@link LaneStore}: one JetStream KV entry per lane (bucket `lk_lanes`), revision = the KV
+ * entry's revision. `create` is KV create (fails when the key holds a value), `update` and `delete` carry the
+ * revision they read (`previousSeq`), so two coordinators, or an apply racing a stale plan, can never both win:
+ * the loser gets {@link LaneStoreConflictError} and re-plans.
+ */
+export class KvLaneStore implements LaneStore {
+  private constructor(private readonly kv: KV) {}
+
+  /** Open (creating if needed) the bucket. The coordinator's NATS user needs JetStream rights on it. */
+  static async open(js: JetStreamClient, opts: KvLaneStoreOptions = {}): Promise<KvLaneStore> {
+    const kv = await js.views.kv(opts.bucket ?? LANES_BUCKET, { history: 5, replicas: opts.replicas ?? 1 });
+    return new KvLaneStore(kv);
+  }
+
+  async list(): Promise<readonly StoredLaneRecord[]> {
+    const keys: string[] = [];
+    try {
+      for await (const k of await this.kv.keys()) keys.push(k);
+    } catch (err) {
+      throw new LaneStoreUnavailableError("cannot list lane records", { cause: err });
+    }
+    const out: StoredLaneRecord[] = [];
+    for (const k of keys.sort()) {
+      const r = await this.get(k);
+      if (r !== undefined) out.push(r);
+    }
+    return out;
+  }
+
+  async get(laneId: string): Promise<StoredLaneRecord | undefined> {
+    validateLaneId(laneId);
+    let e;
+    try {
+      e = await this.kv.get(laneId);
+    } catch (err) {
+      throw new LaneStoreUnavailableError(`cannot read lane record ${laneId}`, { cause: err });
+    }
+    if (e === null || e.operation !== "PUT") return undefined;
+    return decodeRecord(laneId, e.value, e.revision);
+  }
+
+  async create(record: LaneRecord): Promise<StoredLaneRecord> {
+    validateLaneId(record.laneId);
+    try {
+      const revision = await this.kv.create(record.laneId, encodeRecord(record));
+      return Object.freeze({ ...record, revision });
+    } catch (err) {
+      if (isRevisionConflict(err)) throw new LaneStoreConflictError(record.laneId, "a record already exists");
+      throw new LaneStoreUnavailableError(`cannot write lane record ${record.laneId}`, { cause: err });
+    }
+  }
+
+  async update(record: LaneRecord, expectedRevision: number): Promise<StoredLaneRecord> {
+    validateLaneId(record.laneId);
+    try {
+      const revision = await this.kv.update(record.laneId, encodeRecord(record), expectedRevision);
+      return Object.freeze({ ...record, revision });
+    } catch (err) {
+      if (isRevisionConflict(err)) throw new LaneStoreConflictError(record.laneId, `expected revision ${expectedRevision}, the record has moved on`);
+      throw new LaneStoreUnavailableError(`cannot write lane record ${record.laneId}`, { cause: err });
+    }
+  }
+
+  async delete(laneId: string, expectedRevision: number): Promise<void> {
+    validateLaneId(laneId);
+    try {
+      await this.kv.delete(laneId, { previousSeq: expectedRevision });
+    } catch (err) {
+      if (isRevisionConflict(err)) throw new LaneStoreConflictError(laneId, `expected revision ${expectedRevision}, the record has moved on`);
+      throw new LaneStoreUnavailableError(`cannot delete lane record ${laneId}`, { cause: err });
+    }
+  }
+}
