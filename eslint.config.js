@@ -6,6 +6,7 @@ export default tseslint.config(
     ignores: [
       "**/dist/**",
       "**/node_modules/**",
+      ".tmp/**",
       "packages/shared/src/gen/**",
       "test/harness/runner-emulator/**",
       "**/*.js",
