@@ -23,7 +23,6 @@ export type PlanWarningCode =
   | "LANE_UNHEALTHY"
   | "CREATE_STALLED"
   | "ORPHAN_UNVERIFIED"
-  | "ORPHAN_WAITING"
   | "ORPHAN_BUSY"
   | "ORPHAN_MARK_STALE"
   | "ORPHAN_BUDGET"
