@@ -239,6 +239,21 @@ function check(seed: number): void {
       expect(observed.scopes.get(a.scope)?.status, `${ctx}: ${a.id} in an unobserved scope`).toBe("ok");
     }
 
+    // 2b. Every intent action the plan will send is one the agent's reported allowlist permits.
+    const allow = fresh(a.hostId)?.allowlist;
+    if (allow !== undefined) {
+      for (const g of a.guards) {
+        if (g.kind !== "host-allows") continue;
+        const ok =
+          allow.actions.includes(g.action) &&
+          allow.scopes.includes(g.scope) &&
+          allow.pools.includes(g.pool) &&
+          allow.backends.includes(g.backend) &&
+          (g.image === undefined || allow.images.includes(g.image));
+        expect(ok, `${ctx}: ${a.id} needs ${g.action}, which the allowlist of ${a.hostId} refuses`).toBe(true);
+      }
+    }
+
     // 3. Scale-down never picks a busy lane or one with job evidence.
     if (a.kind === "remove") {
       expect(a.steps.indexOf("wait-idle"), ctx).toBeLessThan(a.steps.indexOf("send-remove"));

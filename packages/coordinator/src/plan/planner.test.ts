@@ -133,6 +133,14 @@ describe("plan: opt-in, control and allowlist", () => {
     expect(codes(p)).toContain("ORPHAN_UNVERIFIED");
   });
 
+  it("does not plan a removal the agent's allowlist would refuse, and says which setting is missing", () => {
+    const allowlist = { scopes: [S], pools: [P], backends: ["systemd"], images: [], actions: ["create", "drain"], maxLanes: 4 };
+    const p = run(policy(0), [lane(1, "h1")], { inventory: { h1: { allowlist } } });
+    expect(ofKind(p, "remove")).toEqual([]);
+    expect(ofKind(p, "drain")).toEqual([]);
+    expect(p.warnings.find((w) => w.code === "HOST_NOT_ALLOWED")?.message).toContain("action remove (control.actions)");
+  });
+
   it("plans without any inventory and says so", () => {
     const p = run(policy(2), [lane(1, "h1")], { knownHosts: [] });
     expect(codes(p)).toContain("NO_INVENTORY");

@@ -231,8 +231,11 @@ class Planner {
     }
   }
 
-  /** Why actions are impossible for this scope and host, after warning about it; `undefined` when allowed. */
-  private blocked(scope: string, hostId: string, action: IntentActionKind, pool?: string): string | undefined {
+  /**
+   * Why no action is possible for this scope and host (opt-ins, observation, `control.enabled`), after warning
+   * about it; `undefined` when allowed. The agent's allowlist is checked per action by {@link permits}.
+   */
+  private blocked(scope: string, hostId: string): string | undefined {
     const s = Object.hasOwn(this.policy.scopes, scope) ? this.policy.scopes[scope] : undefined;
     if (s?.optIn !== true) {
       this.warn(
@@ -275,21 +278,31 @@ class Planner {
       );
       return "control-disabled";
     }
-    if (pool !== undefined && h.inventory !== undefined) {
-      const poolPolicy = Object.hasOwn(this.policy.pools, pool) ? this.policy.pools[pool] : undefined;
-      const backend = poolPolicy?.backend ?? "systemd";
-      const image = backend === "container" ? poolPolicy?.image : undefined;
-      const permit = agentPermits(h.inventory, action, { scope, pool, backend, image });
+    return undefined;
+  }
+
+  /**
+   * Whether the lane's agent, as far as its reported allowlist shows, accepts every intent action an action
+   * needs (a removal sends drain and remove). Warns once when it does not.
+   */
+  private permits(v: LaneView, actions: readonly IntentActionKind[]): boolean {
+    const inv = this.hostStatus.get(v.hostId)?.inventory;
+    if (inv === undefined) return true;
+    const poolPolicy = Object.hasOwn(this.policy.pools, v.pool) ? this.policy.pools[v.pool] : undefined;
+    const backend = poolPolicy?.backend ?? "systemd";
+    const image = backend === "container" ? poolPolicy?.image : undefined;
+    for (const action of actions) {
+      const permit = agentPermits(inv, action, { scope: v.scope, pool: v.pool, backend, image });
       if (!permit.ok) {
-        this.warn("HOST_NOT_ALLOWED", `host ${hostId} refuses ${action} for ${scope}/${pool}: ${permit.detail}. Extend control in its agent config`, {
-          hostId,
-          scope,
-          pool,
-        });
-        return "not-allowed";
+        this.warn(
+          "HOST_NOT_ALLOWED",
+          `host ${v.hostId} refuses ${action} for ${v.scope}/${v.pool}: ${permit.detail}. Extend control in its agent config`,
+          { hostId: v.hostId, scope: v.scope, pool: v.pool },
+        );
+        return false;
       }
     }
-    return undefined;
+    return true;
   }
 
   // ---- per-lane pass ----------------------------------------------------------------------------------------
@@ -311,7 +324,7 @@ class Planner {
     if (r === undefined) return; // managed without a record cannot happen (classified needs-attention)
 
     this.addToGroup(byGroup, v, r);
-    if (this.blocked(v.scope, v.hostId, "restart") !== undefined) return;
+    if (this.blocked(v.scope, v.hostId) !== undefined) return;
     const hl = v.hostLane;
     if (hl?.held === true) {
       this.warn("LANE_HELD", `lane ${v.laneId} is held on ${v.hostId}${hl.holdReason === "" ? "" : ` (${hl.holdReason})`}: left alone`, {
@@ -361,14 +374,14 @@ class Planner {
   /** Maintenance that must not collide with a scale-down decision; run after the group pass chose. */
   private laneRepairs(v: LaneView, r: StoredLaneRecord): void {
     if (r.state !== "active" || this.targeted.has(v.laneId)) return;
-    if (this.blocked(v.scope, v.hostId, "restart", v.pool) !== undefined) return;
+    if (this.blocked(v.scope, v.hostId) !== undefined) return;
     const hl = v.hostLane;
     const g = v.registration;
     if (hl?.held === true) return;
     const pool = Object.hasOwn(this.policy.pools, v.pool) ? this.policy.pools[v.pool] : undefined;
     const labelsDraining = g?.labels.some((l) => l.name === DRAINING_LABEL) === true;
     if (labelsDraining || hl?.draining === true) {
-      if (pool === undefined) return;
+      if (pool === undefined || !this.permits(v, ["undrain"])) return;
       const labels = this.canonical(v, pool);
       if (labels === undefined) return;
       this.push(v, "undrain", { code: "LEFTOVER_DRAIN", message: "the lane is drained but its record says active (an interrupted operation)" }, {
@@ -381,7 +394,8 @@ class Planner {
       hl !== undefined &&
       v.hostKnown &&
       (hl.state === LaneState.LANE_STATE_STOPPED || hl.state === LaneState.LANE_STATE_FAILED) &&
-      pool !== undefined
+      pool !== undefined &&
+      this.permits(v, ["drain", "restart"])
     ) {
       const labels = this.canonical(v, pool);
       if (labels !== undefined) {
@@ -390,6 +404,7 @@ class Planner {
           labels,
         }, [
           ...this.hostGuards(v, "restart"),
+          this.allowsGuard(v, "drain"),
           { kind: "no-job-evidence", hostId: v.hostId, laneId: v.laneId, at: "send-restart" },
         ]);
         return;
@@ -443,7 +458,8 @@ class Planner {
       });
       return;
     }
-    if (this.blocked(v.scope, v.hostId, "remove", kind === "lane-without-registration" ? v.pool : undefined) !== undefined) return;
+    if (this.blocked(v.scope, v.hostId) !== undefined) return;
+    if (kind === "lane-without-registration" && !this.permits(v, ["remove"])) return;
     const g = v.registration;
     const guards: Guard[] = [...this.orphanFactGuards(v, kind)];
     this.push(v, "mark-orphan", { code: "ORPHAN_SEEN", message: orphanMessage(kind, v) }, {
@@ -467,7 +483,8 @@ class Planner {
       if (!isOrphanVerified(v)) return; // wait for complete evidence
       const notBefore = mark.markedAtMs + (this.opts.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS);
       if (this.now < notBefore) return; // phase two only on a later cycle
-      if (mark.kind !== "record-without-lane" && this.blocked(v.scope, v.hostId, "remove") !== undefined) return;
+      if (mark.kind !== "record-without-lane" && this.blocked(v.scope, v.hostId) !== undefined) return;
+      if (mark.kind === "lane-without-registration" && !this.permits(v, ["remove"])) return;
       if (mark.kind === "registration-without-lane" && v.registration?.busy === true) {
         this.warn("ORPHAN_BUSY", `orphaned registration ${v.registration.id} of ${v.laneId} is busy on GitHub: not deleted while it runs a job`, {
           laneId: v.laneId,
@@ -532,7 +549,7 @@ class Planner {
         `lane ${v.laneId} was marked ${mark.kind} but now looks ${v.class === "orphaned" ? (v.orphanKind ?? "") : v.class}; it is re-evaluated next plan`,
         { laneId: v.laneId },
       );
-      if (v.class === "orphaned" && v.orphanKind !== undefined && isOrphanVerified(v) && this.blocked(v.scope, v.hostId, "remove") === undefined) {
+      if (v.class === "orphaned" && v.orphanKind !== undefined && isOrphanVerified(v) && this.blocked(v.scope, v.hostId) === undefined) {
         // Re-mark with the new kind: the grace period starts again.
         this.push(v, "mark-orphan", { code: "ORPHAN_SEEN", message: orphanMessage(v.orphanKind, v) }, {
           orphanKind: v.orphanKind,
@@ -589,7 +606,8 @@ class Planner {
       this.push(v, "forget-record", { code: "REMOVED", message: "the lane and its registration are gone: the removal finished" }, {});
       return;
     }
-    if (this.blocked(v.scope, v.hostId, "remove", v.pool) !== undefined) return;
+    if (this.blocked(v.scope, v.hostId) !== undefined) return;
+    if (!this.permits(v, ["drain", "remove"])) return;
     if (v.hostLane?.held === true) {
       this.warn("LANE_HELD", `lane ${v.laneId} is held on ${v.hostId}: its removal waits`, { laneId: v.laneId, hostId: v.hostId });
       return;
@@ -651,7 +669,7 @@ class Planner {
     for (const gl of lanes) {
       const { view, record } = gl;
       if (view.class === "orphaned") continue; // replaced; the orphan path deals with it
-      const hostBlocked = this.blocked(scope, view.hostId, "remove", pool) !== undefined;
+      const hostBlocked = this.blocked(scope, view.hostId) !== undefined;
       if (hostBlocked || view.hostLane?.held === true || record.state === "needs-attention" || view.class === "needs-attention") {
         frozen.push(gl);
       } else if (record.state === "draining" && record.drainReason !== "operator") {
@@ -671,6 +689,7 @@ class Planner {
       // Reuse drained lanes on allowed hosts first: cheaper than a new lane, and nothing moves.
       for (const gl of drained.filter((d) => allowed.has(d.view.hostId)).sort(byNewest)) {
         if (current >= want.count) break;
+        if (gl.view.class !== "managed" || !this.permits(gl.view, ["undrain"])) continue;
         const poolPolicy = Object.hasOwn(this.policy.pools, pool) ? this.policy.pools[pool] : undefined;
         const labels = poolPolicy === undefined ? undefined : this.canonical(gl.view, poolPolicy);
         if (labels === undefined) break;
@@ -710,6 +729,7 @@ class Planner {
       const idle = candidates.filter((gl) => isIdle(gl.view)).sort(byRemovalPreference);
       for (const gl of idle) {
         if (excess <= 0) break;
+        if (!this.permits(gl.view, ["drain", "remove"])) continue;
         if (!this.spendRemoval()) break;
         this.remove(gl.view, reasonDown(false), `${current} lanes for ${want.count} wanted; idle, ${removalWhy(gl)}`, []);
         excess--;
@@ -719,6 +739,7 @@ class Planner {
         const busy = candidates.filter((gl) => !isIdle(gl.view) && canDrain(gl.view)).sort(byRemovalPreference);
         for (const gl of busy) {
           if (excess <= 0) break;
+          if (!this.permits(gl.view, ["drain"])) continue;
           if (!this.spendRemoval()) break;
           this.drain(gl.view, reasonDown(true), "scale-down", "busy: drained so it takes no new job; removed by a later plan once idle");
           excess--;
@@ -740,6 +761,7 @@ class Planner {
       for (const gl of drained) {
         if (this.targeted.has(gl.view.laneId)) continue;
         if (!isIdle(gl.view) || gl.view.class !== "managed") continue;
+        if (!this.permits(gl.view, ["drain", "remove"])) continue;
         if (!this.spendRemoval()) break;
         this.remove(gl.view, "SCALE_DOWN", "drained and idle: removed", []);
       }
@@ -748,6 +770,7 @@ class Planner {
         if (gl.view.class !== "managed" || gl.record.state !== "active") continue;
         const idle = isIdle(gl.view);
         if (!idle && !canDrain(gl.view)) continue;
+        if (!this.permits(gl.view, idle ? ["drain", "remove"] : ["drain"])) continue;
         if (!this.spendRemoval()) break;
         if (idle) this.remove(gl.view, "MISPLACED", `host ${gl.view.hostId} is no longer listed for ${scope}/${pool}`, createIds);
         else this.drain(gl.view, "MISPLACED_BUSY", "move", `host ${gl.view.hostId} is no longer listed; busy, drained first`);
@@ -800,7 +823,7 @@ class Planner {
           pool,
         });
       } else {
-        this.blocked(scope, h, "create");
+        this.blocked(scope, h);
       }
     }
     if (choice.hostId === undefined) {
@@ -883,13 +906,10 @@ class Planner {
 
   /** Guards of an action on a live lane: opt-ins, agent permission, marker, hold, and the registration's identity. */
   private hostGuards(v: LaneView, action: IntentActionKind): Guard[] {
-    const poolPolicy = Object.hasOwn(this.policy.pools, v.pool) ? this.policy.pools[v.pool] : undefined;
-    const backend = poolPolicy?.backend ?? "systemd";
-    const image = backend === "container" ? poolPolicy?.image : undefined;
     const guards: Guard[] = [
       { kind: "scope-opted-in", scope: v.scope },
       { kind: "host-opted-in", hostId: v.hostId },
-      { kind: "host-allows", hostId: v.hostId, action, scope: v.scope, pool: v.pool, backend, ...(image === undefined ? {} : { image }) },
+      this.allowsGuard(v, action),
       { kind: "lane-marker-valid", hostId: v.hostId, laneId: v.laneId, scope: v.scope, pool: v.pool },
       { kind: "lane-not-held", hostId: v.hostId, laneId: v.laneId },
     ];
@@ -901,8 +921,16 @@ class Planner {
     return guards;
   }
 
+  private allowsGuard(v: LaneView, action: IntentActionKind): Guard {
+    const poolPolicy = Object.hasOwn(this.policy.pools, v.pool) ? this.policy.pools[v.pool] : undefined;
+    const backend = poolPolicy?.backend ?? "systemd";
+    const image = backend === "container" ? poolPolicy?.image : undefined;
+    return { kind: "host-allows", hostId: v.hostId, action, scope: v.scope, pool: v.pool, backend, ...(image === undefined ? {} : { image }) };
+  }
+
   private removalGuards(v: LaneView): Guard[] {
     const guards = this.hostGuards(v, "remove");
+    guards.push(this.allowsGuard(v, "drain"));
     guards.push({ kind: "no-job-evidence", hostId: v.hostId, laneId: v.laneId, at: "send-remove" });
     const g = v.registration;
     if (g !== undefined) {
