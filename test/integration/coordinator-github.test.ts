@@ -5,6 +5,7 @@
  */
 import { inspect } from "node:util";
 import { startGitHubEmulator, type GitHubEmulator } from "@lanekeeper/harness";
+import { createLogger } from "@lanekeeper/shared";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   GitHubApiError,
@@ -261,6 +262,17 @@ describe("throttling and retry", () => {
     const list = await c.listRunners(SMALL);
     expect(list.runners.length).toBeGreaterThan(0);
     expect(c.metrics().retries).toBe(1);
+  });
+
+  it("logs throttling without the token", async () => {
+    await emu.control.setFaults({ rateLimit: { secondary: true, retryAfterS: 1 } });
+    let logged = "";
+    const log = createLogger({ component: "test", level: "debug", destination: { write: (s: string): void => void (logged += s) } });
+    const c = client({ rateLimitRetries: 1, log });
+    await expect(c.listRunners(SMALL)).rejects.toBeInstanceOf(GitHubRateLimitedError);
+    expect(logged).toContain("GitHub secondary rate limit hit");
+    expect(logged).toContain("/repos/{owner}/{repo}/actions/runners");
+    expect(logged).not.toContain(emu.token);
   });
 
   it("does not wait longer than the bound: a long retry-after fails at once", async () => {
