@@ -33,7 +33,11 @@ import {
   type IntakeControl,
   type LaneManager,
 } from "../../packages/agent/src/index.js";
-import { ApplyEngine, type ApplyEngineOptions } from "../../packages/coordinator/src/apply/apply-engine.js";
+import { ApplyEngine, type ApplyEngineOptions, type ApplyRunOptions } from "../../packages/coordinator/src/apply/apply-engine.js";
+import type { ApplyReport } from "../../packages/coordinator/src/apply/apply-events.js";
+import type { LaneCommandDeps } from "../../packages/coordinator/src/apply/lane-commands.js";
+import { observeAndPlan } from "../../packages/coordinator/src/apply/observe-world.js";
+import type { Plan } from "../../packages/coordinator/src/plan/plan-types.js";
 import { CollectorInventorySource } from "../../packages/coordinator/src/apply/inventory-source.js";
 import { CoordinatorAudit } from "../../packages/coordinator/src/audit/coordinator-audit.js";
 import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
@@ -96,8 +100,14 @@ export interface ApplyWorld {
   policy(count: number, extra?: { capability?: string[] }): Policy;
   /** An apply engine over `policy`. */
   engine(policy: Policy, over?: Partial<ApplyEngineOptions>): ApplyEngine;
+  /** Observe, plan and apply with `policy(count)`. */
+  apply(count: number, opts?: ApplyRunOptions): Promise<{ plan: Plan; report: ApplyReport }>;
+  /** Dependencies of `runLaneCommand` with `policy(count)`. */
+  laneDeps(count: number, over?: Partial<ApplyEngineOptions>): LaneCommandDeps;
   /** The local audit chain's records. */
   auditRecords(): Promise<AuditRecord[]>;
+  /** The agent's audit chain's records. */
+  agentAuditRecords(): Promise<AuditRecord[]>;
   close(): Promise<void>;
 }
 
@@ -271,6 +281,23 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
         ].join("\n"),
       );
     await mkdir(dir, { recursive: true });
+    const engine = (p: Policy, over: Partial<ApplyEngineOptions> = {}): ApplyEngine =>
+      new ApplyEngine({
+        policy: p,
+        github,
+        store,
+        dispatcher,
+        inventory,
+        audit,
+        verifyTimeoutMs: opts.verifyTimeoutMs ?? 30_000,
+        verifyPollMs: 150,
+        ...over,
+      });
+    const readChain = async (path: string): Promise<AuditRecord[]> =>
+      (await readFile(path, "utf8").catch(() => ""))
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as AuditRecord);
     return {
       gh,
       nats,
@@ -287,25 +314,19 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
       auditPath,
       dir,
       policy,
-      engine: (p, over = {}) =>
-        new ApplyEngine({
-          policy: p,
-          github,
-          store,
-          dispatcher,
-          inventory,
-          audit,
-          verifyTimeoutMs: opts.verifyTimeoutMs ?? 30_000,
-          verifyPollMs: 150,
-          ...over,
-        }),
-      async auditRecords() {
-        const text = await readFile(auditPath, "utf8").catch(() => "");
-        return text
-          .split("\n")
-          .filter((l) => l !== "")
-          .map((l) => JSON.parse(l) as AuditRecord);
+      engine,
+      async apply(count, runOpts = {}) {
+        const p = policy(count);
+        const { plan } = await observeAndPlan({ policy: p, github, store, inventory });
+        return { plan, report: await engine(p).run(plan, runOpts) };
       },
+      laneDeps(count, over = {}) {
+        const p = policy(count);
+        const e = engine(p, over);
+        return { policy: p, github, store, inventory, dispatcher, audit, engine: e };
+      },
+      auditRecords: () => readChain(auditPath),
+      agentAuditRecords: () => readChain(parts.auditPath),
       close: run,
     };
   } catch (err) {
