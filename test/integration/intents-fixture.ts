@@ -110,6 +110,11 @@ export interface WorldOptions {
   requestTimeoutMs?: number;
   inventoryIntervalMs?: number;
   sequenceBlock?: number;
+  /** Clock skew the agents tolerate (and use for the floor rule). @default CLOCK_SKEW_MS */
+  skewMs?: number;
+  /** The dispatcher's not-before slack. */
+  notBeforeSlackMs?: number;
+  beforeFloorRetryMs?: number;
 }
 
 export async function startIntentsWorld(opts: WorldOptions): Promise<IntentsWorld> {
@@ -127,7 +132,7 @@ export async function startIntentsWorld(opts: WorldOptions): Promise<IntentsWorl
 
     const agents = new Map<string, TestAgent>();
     for (const user of users) {
-      const agent = await startAgent(nats, user, keySet, opts.executor?.(user.hostId) ?? new RecordingExecutor(), opts.inventoryIntervalMs);
+      const agent = await startAgent(nats, user, keySet, opts.executor?.(user.hostId) ?? new RecordingExecutor(), opts.inventoryIntervalMs, opts.skewMs);
       agents.set(user.hostId, agent);
       cleanup.unshift(async () => {
         await agent.stop();
@@ -148,6 +153,8 @@ export async function startIntentsWorld(opts: WorldOptions): Promise<IntentsWorl
       hosts,
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
       agentHwm: (h) => collector.agentHwm(h),
+      ...(opts.notBeforeSlackMs === undefined ? {} : { notBeforeSlackMs: opts.notBeforeSlackMs }),
+      ...(opts.beforeFloorRetryMs === undefined ? {} : { beforeFloorRetryMs: opts.beforeFloorRetryMs }),
     });
     await coord.flush();
     return {
@@ -182,6 +189,7 @@ async function startAgent(
   keySet: TrustedKeySet,
   executor: LaneExecutor,
   inventoryIntervalMs = 60_000,
+  skewMs?: number,
 ): Promise<TestAgent> {
   const dir = await mkdtemp(join(tmpdir(), `lk-agent-${user.hostId}-`));
   await mkdir(join(dir, "etc"));
@@ -204,7 +212,7 @@ async function startAgent(
     const stateDir = join(dir, "state");
     const store = new FileStateStore(stateDir, user.hostId);
     await store.lock();
-    const replay = await ReplayStore.open(store, { hostId: user.hostId, clock: { now: () => Date.now() } });
+    const replay = await ReplayStore.open(store, { hostId: user.hostId, clock: { now: () => Date.now() }, ...(skewMs === undefined ? {} : { skewMs }) });
     const trust = await AgentTrust.load({ trustFile, stateDir, recordedVersion: replay.keysetVersion, clock: { now: () => Date.now() } });
     await replay.setKeysetVersion(trust.version);
     const inventory = new InventoryPublisher(nc, {
@@ -232,6 +240,7 @@ async function startAgent(
       onOutcome: (o) => agent.outcomes.push(o),
       onChange: () => inventory.notifyChange(),
       keySetUpdates: keySetUpdateHandler(trust, replay),
+      ...(skewMs === undefined ? {} : { skewMs }),
     });
     intake.listen(nc);
     await nc.flush();

@@ -25,6 +25,7 @@ import { stringify } from "yaml";
 import { readSmallFile } from "./atomic-file.js";
 import { AgentInitError } from "./errors.js";
 import { AGENT_VERSION } from "./agent-version.js";
+import { FileStateStore } from "./intake/state-store.js";
 
 /** What `init` prints: everything the coordinator needs to enroll this host. No private material. */
 export interface EnrollmentBundle {
@@ -123,6 +124,8 @@ export async function initAgent(o: InitOptions): Promise<EnrollmentBundle> {
   const text = initialConfigText(hostId, o.stateDir);
   parseAgentConfig(text); // The config init writes must load.
   await writeNew(o.configPath, text, 0o640);
+  // A fresh replay state (hwm 0): without it the first `run` would treat the state as lost (floor rule).
+  await new FileStateStore(o.stateDir, hostId).initialize();
   return enrollmentBundle(hostId, { identity, sealing }, o.capabilities);
 }
 

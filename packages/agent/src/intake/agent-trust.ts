@@ -18,7 +18,7 @@ import {
  * trust-file format. The installed trust file lives in the config directory, which the hardened agent unit
  * cannot write (`ProtectSystem=strict`), so updates are kept here.
  */
-export const APPLIED_KEYSET_FILE = "trust.json";
+export const APPLIED_KEYSET_FILE = "trust-applied.json";
 
 /** The trust file or the applied key set cannot be used; the agent must not accept intents. */
 export class TrustError extends LanekeeperError {

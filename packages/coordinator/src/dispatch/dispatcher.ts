@@ -12,7 +12,13 @@ import {
 } from "@lanekeeper/shared";
 import type { HostRegistry } from "./host-registry.js";
 import { buildSignedIntent, dispatchLaneId, type DispatchAction } from "./intent-builder.js";
-import { DEFAULT_DISPATCH_ATTEMPTS, DEFAULT_NOT_BEFORE_SLACK_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "./limits.js";
+import {
+  DEFAULT_BEFORE_FLOOR_RETRY_MS,
+  DEFAULT_BEFORE_FLOOR_WAIT_MS,
+  DEFAULT_DISPATCH_ATTEMPTS,
+  DEFAULT_NOT_BEFORE_SLACK_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from "./limits.js";
 import { ResultRejectedError, ResultVerifier } from "./result-verifier.js";
 import type { SequenceAllocator } from "./sequence-allocator.js";
 
@@ -76,6 +82,14 @@ export interface DispatcherOptions {
    * dispatcher fast-forwards the host's sequence past it and re-issues once: the refused intent did not run.
    */
   agentHwm?: (hostId: string) => Promise<number | undefined>;
+  /**
+   * How long to keep re-issuing while the agent answers `BEFORE_FLOOR` (it restarted with lost replay state
+   * and accepts only intents issued after its start + clock skew). Refused intents did not run, so re-issuing
+   * is safe for every action. @default DEFAULT_BEFORE_FLOOR_WAIT_MS
+   */
+  beforeFloorWaitMs?: number;
+  /** Pause between those re-issues. @default DEFAULT_BEFORE_FLOOR_RETRY_MS */
+  beforeFloorRetryMs?: number;
   log?: Logger;
 }
 
@@ -136,6 +150,7 @@ export class Dispatcher {
     const timeout = req.timeoutMs ?? this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const intentIds: string[] = [];
     let fastForwarded = false;
+    const floorDeadline = this.clock.now() + (this.opts.beforeFloorWaitMs ?? DEFAULT_BEFORE_FLOOR_WAIT_MS);
     for (let attempt = 1; ; attempt++) {
       const { reply, intentId, sequence } = await this.send(req, host.sealingKey, timeout, intentIds);
       let data: Uint8Array;
@@ -187,6 +202,16 @@ export class Dispatcher {
           await this.opts.sequences.advanceTo(req.hostId, hwm);
           continue;
         }
+      }
+      if (
+        r.status === ResultStatus.RESULT_STATUS_REJECTED &&
+        r.reasonCode === String(RejectReason.BEFORE_FLOOR) &&
+        this.clock.now() < floorDeadline
+      ) {
+        const pause = this.opts.beforeFloorRetryMs ?? DEFAULT_BEFORE_FLOOR_RETRY_MS;
+        this.opts.log?.warn({ hostId: req.hostId, intentId, retryInMs: pause }, "agent lost its replay state and is below its floor; re-issuing");
+        await new Promise((res) => setTimeout(res, pause));
+        continue;
       }
       return { result: r, resultEnvelope: data, intentIds, sequence };
     }
