@@ -453,6 +453,17 @@ export class ApplyEngine {
         st.drainStartedAtMs = this.clock.now();
         return "ok";
       }
+      case "send-arm": {
+        // Re-arm an ephemeral lane with the JIT config minted for it (planner action `arm`).
+        if (a.kind !== "arm") return "ok";
+        const secret = st.secret;
+        if (secret === undefined) throw new StepFailure("INTERNAL", "no JIT config was minted");
+        const out = await this.send(st, { kind: "arm", laneId: a.laneId, jitConfig: secret }, opts);
+        secret.fill(0);
+        st.secret = undefined;
+        this.expectOk(out, "arm");
+        return "ok";
+      }
       case "send-undrain": {
         const out = await this.send(st, { kind: "undrain", laneId: a.laneId }, opts);
         this.expectOk(out, "undrain");
@@ -556,6 +567,10 @@ export class ApplyEngine {
           operationId: st.operationId,
         });
         return;
+      case "arm":
+        if (cur === undefined) throw new StepFailure("RECORD_MISSING", `lane ${a.laneId} has no record`);
+        await put({ ...cur, ...(st.runnerId === undefined ? {} : { runnerId: st.runnerId }), updatedAtMs: now, operationId: st.operationId });
+        return;
       case "mark-orphan":
         await put({ ...base(), state: "orphaned", orphan: { ...a.mark, markedAtMs: now }, updatedAtMs: now, operationId: st.operationId });
         return;
@@ -594,6 +609,12 @@ export class ApplyEngine {
 
   private async mintRegistration(st: ActionState): Promise<void> {
     const a = st.action;
+    if (a.kind === "arm") {
+      const jit = await this.o.github.generateJitConfig(a.scope, { name: a.runnerName, runnerGroupId: await this.runnerGroupId(a.scope), labels: a.labels });
+      st.runnerId = jit.runner.id;
+      st.secret = Buffer.from(jit.encodedJitConfig.reveal(), "utf8");
+      return;
+    }
     if (a.kind !== "create") return;
     if (a.spec.mode === LaneMode.LANE_MODE_EPHEMERAL) {
       const groupId = await this.runnerGroupId(a.scope);

@@ -47,6 +47,7 @@ function zeroCounts(): Record<PlanActionKind, number> {
   const kinds: PlanActionKind[] = [
     "update-record",
     "undrain",
+    "arm",
     "create",
     "restart",
     "relabel",

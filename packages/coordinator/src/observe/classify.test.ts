@@ -1,3 +1,4 @@
+import { LaneState } from "@lanekeeper/shared";
 import { describe, expect, it } from "vitest";
 import { buildInputs, githubRunner, hostPolicy, makePolicy, type FleetExtras, type LaneFixture } from "../plan/scenario.js";
 import { classify, isOrphanVerified, type Classification, type LaneView } from "./classify.js";
@@ -90,6 +91,11 @@ describe("classify", () => {
     expect(view(young, "j")).toMatchObject({ class: "managed", pending: true });
     const old = cls([lane("j", "h1", { record: { state: "creating", createdAtMs: NOW - 3_600_000 }, registration: false, hostLane: false })]);
     expect(view(old, "j")).toMatchObject({ class: "orphaned", orphanKind: "record-without-lane" });
+  });
+
+  it("calls an ephemeral lane between jobs managed, not orphaned", () => {
+    const v = view(cls([lane("u", "h1", { registration: false, hostLane: { state: LaneState.LANE_STATE_IDLE_UNARMED, runnerId: 0 } })]), "u");
+    expect(v).toMatchObject({ class: "managed", orphanKind: undefined });
   });
 
   it("treats a stale inventory as unknown: absence on that host is no evidence", () => {

@@ -1,5 +1,6 @@
 import {
   isReservedLabel,
+  LaneState,
   LANE_LABEL_PREFIX,
   parseIdentityLabels,
   type LaneIdentity,
@@ -407,6 +408,8 @@ function markerVerdict(
     return withinGrace ? PENDING : ORPHANED["registration-without-lane"];
   }
   if (hostLane !== undefined) {
+    // An ephemeral lane between jobs has no registration by design: its last one was consumed by its job.
+    if (record !== undefined && hostLane.state === LaneState.LANE_STATE_IDLE_UNARMED) return MANAGED;
     if (!scopeKnown) return record === undefined ? ORPHANED["lane-without-registration"] : MANAGED;
     return withinGrace ? PENDING : ORPHANED["lane-without-registration"];
   }

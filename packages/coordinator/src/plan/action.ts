@@ -7,6 +7,7 @@ import type { Guard } from "./guard.js";
 export type PlanActionKind =
   | "update-record"
   | "undrain"
+  | "arm"
   | "create"
   | "restart"
   | "relabel"
@@ -27,7 +28,8 @@ export type PlanActionKind =
  *   result; a rejection stops the action and leaves the lane as the last completed step left it.
  * - `wait-idle`: the drain wait: no `Runner.Worker` on the host AND GitHub not busy, across a settle window; a
  *   404 or an error is never idle; the deadline turns into `needs-attention`, never into a kill.
- * - `mint-registration`: registration token (persistent) or JIT config (ephemeral), sealed to the host.
+ * - `mint-registration`: registration token (persistent) or JIT config (ephemeral, and for `arm`), sealed to
+ *   the host.
  * - `mint-remove-token`: a remove token, sealed to the host.
  * - `delete-registration`: `deleteRunner` (runner id from the guard).
  * - `verify-online`: GitHub shows the registration online with the canonical labels.
@@ -44,6 +46,7 @@ export type PlanStep =
   | "send-create"
   | "send-drain"
   | "send-undrain"
+  | "send-arm"
   | "send-restart"
   | "send-remove"
   | "wait-idle"
@@ -65,6 +68,7 @@ export type ReasonCode =
   | "RESUME_REMOVE"
   | "REMOVED"
   | "LEFTOVER_DRAIN"
+  | "UNARMED"
   | "STOPPED"
   | "LABEL_DRIFT"
   | "RUNNER_ID_CHANGED"
@@ -119,6 +123,16 @@ export interface UndrainAction extends ActionBase {
   readonly kind: "undrain";
   readonly runnerId: number | undefined;
   /** The canonical label set to restore. */
+  readonly labels: readonly string[];
+}
+
+/**
+ * Re-arm an ephemeral lane that finished its job (host state `IDLE_UNARMED`): a fresh JIT registration named
+ * `runnerName` with `labels`, sealed to the host in an `ArmLane` intent.
+ */
+export interface ArmAction extends ActionBase {
+  readonly kind: "arm";
+  readonly runnerName: string;
   readonly labels: readonly string[];
 }
 
@@ -181,6 +195,7 @@ export type Action =
   | CreateAction
   | DrainAction
   | UndrainAction
+  | ArmAction
   | RestartAction
   | RemoveAction
   | RelabelAction

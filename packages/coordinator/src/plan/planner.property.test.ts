@@ -47,7 +47,7 @@ interface World {
 
 const STATES: LaneRecordState[] = ["creating", "active", "active", "active", "draining", "removing", "needs-attention", "orphaned"];
 const KINDS: OrphanKind[] = ["registration-without-lane", "lane-without-registration", "record-without-lane"];
-const LANE_STATES = [LaneState.LANE_STATE_RUNNING, LaneState.LANE_STATE_RUNNING, LaneState.LANE_STATE_STOPPED, LaneState.LANE_STATE_FAILED, LaneState.LANE_STATE_CREATING, LaneState.LANE_STATE_NEEDS_ATTENTION];
+const LANE_STATES = [LaneState.LANE_STATE_RUNNING, LaneState.LANE_STATE_RUNNING, LaneState.LANE_STATE_IDLE_UNARMED, LaneState.LANE_STATE_STOPPED, LaneState.LANE_STATE_FAILED, LaneState.LANE_STATE_CREATING, LaneState.LANE_STATE_NEEDS_ATTENTION];
 
 function subset<T>(rnd: SeededRandom, list: readonly T[], p: number): T[] {
   return list.filter(() => rnd.chance(p));
@@ -151,7 +151,7 @@ function randomWorld(seed: number): World {
           pools: subset(rnd, pools, 0.7),
           backends: subset(rnd, ["systemd", "container"], 0.7),
           images: subset(rnd, [`img@sha256:${"a".repeat(64)}`], 0.5),
-          actions: subset(rnd, ["create", "drain", "undrain", "restart", "remove"], 0.8),
+          actions: subset(rnd, ["create", "drain", "undrain", "restart", "remove", "arm"], 0.8),
           maxLanes: rnd.int(0, 6),
         }
       : undefined;
@@ -264,8 +264,10 @@ function check(seed: number): void {
         const reg = registrationOf(a.scope, a.laneId);
         const hostLane = fresh(a.hostId)?.lanes.find((l) => l.laneId === a.laneId);
         expect(f, ctx).toBeDefined();
-        expect(reg?.busy, `${ctx}: ${a.id} removes a lane GitHub shows busy (or unknown)`).toBe(false);
         expect(hostLane?.jobRunning, `${ctx}: ${a.id} removes a lane with job evidence (or unknown)`).toBe(false);
+        // GitHub must say not busy; only an ephemeral lane between jobs may have no registration at all.
+        if (reg === undefined) expect(hostLane?.state, `${ctx}: ${a.id} removes a lane GitHub does not show`).toBe(LaneState.LANE_STATE_IDLE_UNARMED);
+        else expect(reg.busy, `${ctx}: ${a.id} removes a lane GitHub shows busy`).toBe(false);
       }
     }
     if (a.kind === "drain") removals++;
@@ -316,7 +318,7 @@ describe("plan (property)", () => {
     }
     // The generator must reach every kind of action, or the properties above prove little.
     expect([...seen].sort()).toEqual(
-      ["cleanup-orphan", "create", "drain", "forget-record", "mark-orphan", "relabel", "remove", "restart", "undrain", "update-record"].sort(),
+      ["arm", "cleanup-orphan", "create", "drain", "forget-record", "mark-orphan", "relabel", "remove", "restart", "undrain", "update-record"].sort(),
     );
     expect(actions).toBeGreaterThan(SEEDS);
   });

@@ -264,6 +264,22 @@ describe("plan: repairs", () => {
     expect(r[0]?.guards).toEqual(expect.arrayContaining([expect.objectContaining({ kind: "no-job-evidence", at: "send-restart" })]));
   });
 
+  it("re-arms an ephemeral lane that finished its job, and prefers it when scaling down", () => {
+    const eph = makePolicy({
+      ...policy(2),
+      pools: { [P]: { labels: ["linux"], backend: "systemd", mode: "ephemeral", runnerVersion: "2.330.0" } },
+    });
+    const unarmed = lane(1, "h1", { registration: false, hostLane: { state: LaneState.LANE_STATE_IDLE_UNARMED, runnerId: 0 } });
+    const p = run(eph, [unarmed, lane(2, "h2")]);
+    expect(kinds(p)).toEqual([`arm:${P}-l1`]);
+    const a = ofKind(p, "arm")[0];
+    expect(a?.runnerName).toBe(`${P}-l1`);
+    expect(a?.labels).toEqual(["lk-managed", `lk-lane-${P}-l1`, "lk-host-h1", `lk-pool-${P}`, "linux"]);
+    expect(a?.steps).toEqual(["mint-registration", "send-arm", "verify-online", "write-record"]);
+    const down = run({ ...eph, lanes: [{ scope: S, pool: P, count: 1, hosts: ["h1", "h2"] }] }, [unarmed, lane(2, "h2", { record: { createdAtMs: NOW } })]);
+    expect(kinds(down)).toEqual([`remove:${P}-l1`]);
+  });
+
   it("leaves a held lane alone", () => {
     const p = run(policy(1), [lane(1, "h1", { hostLane: { state: LaneState.LANE_STATE_STOPPED, held: true } })]);
     expect(p.actions).toEqual([]);

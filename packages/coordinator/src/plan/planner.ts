@@ -35,6 +35,7 @@ import { cleanupSteps, STEPS } from "./steps.js";
 const KIND_ORDER: readonly PlanActionKind[] = [
   "update-record",
   "undrain",
+  "arm",
   "create",
   "restart",
   "relabel",
@@ -393,6 +394,24 @@ class Planner {
     if (
       hl !== undefined &&
       v.hostKnown &&
+      hl.state === LaneState.LANE_STATE_IDLE_UNARMED &&
+      pool?.mode === "ephemeral" &&
+      this.permits(v, ["arm"])
+    ) {
+      const labels = this.canonical(v, pool);
+      if (labels === undefined) return;
+      this.push(v, "arm", { code: "UNARMED", message: "the ephemeral lane finished its job and waits for a fresh JIT registration" }, {
+        runnerName: this.armRunnerName(v),
+        labels,
+      }, [
+        ...this.hostGuards(v, "arm"),
+        { kind: "no-job-evidence", hostId: v.hostId, laneId: v.laneId },
+      ]);
+      return;
+    }
+    if (
+      hl !== undefined &&
+      v.hostKnown &&
       (hl.state === LaneState.LANE_STATE_STOPPED || hl.state === LaneState.LANE_STATE_FAILED) &&
       pool !== undefined &&
       this.permits(v, ["drain", "restart"])
@@ -425,6 +444,16 @@ class Planner {
         ]);
       }
     }
+  }
+
+  /**
+   * The runner name of a re-armed ephemeral lane: the lane id, unless a registration of that name still
+   * lingers in the scope (GitHub answers 409 to a duplicate), then the lane id with a short suffix from the plan time.
+   */
+  private armRunnerName(v: LaneView): string {
+    const obs = this.observed.scopes.get(v.scope);
+    const taken = obs?.status === "ok" && obs.runners.some((r) => r.name === v.laneId);
+    return taken ? `${v.laneId.slice(0, 56)}-${(this.now % 36 ** 6).toString(36).padStart(6, "0")}` : v.laneId;
   }
 
   private canonical(v: LaneView, pool: PoolPolicy): string[] | undefined {
@@ -983,9 +1012,15 @@ function orphanMessage(kind: string, v: LaneView): string {
   }
 }
 
-/** Idle: GitHub says not busy AND the host, whose inventory is fresh, reports no job. Unknown is never idle. */
+/**
+ * Idle: the host, whose inventory is fresh, reports no job AND GitHub says not busy (or, for an ephemeral lane
+ * waiting to be re-armed, there is no registration that could take one). Unknown is never idle.
+ */
 export function isIdle(v: LaneView): boolean {
-  return v.hostKnown && v.hostLane !== undefined && !v.hostLane.jobRunning && v.registration !== undefined && !v.registration.busy;
+  const hl = v.hostLane;
+  if (!v.hostKnown || hl === undefined || hl.jobRunning) return false;
+  if (v.registration !== undefined) return !v.registration.busy;
+  return hl.state === LaneState.LANE_STATE_IDLE_UNARMED;
 }
 
 function canDrain(v: LaneView): boolean {

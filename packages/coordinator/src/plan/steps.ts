@@ -8,6 +8,7 @@ import type { PlanActionKind, PlanStep } from "./action.js";
 export const STEPS: Readonly<Record<Exclude<PlanActionKind, "cleanup-orphan">, readonly PlanStep[]>> = Object.freeze({
   "update-record": ["write-record"],
   undrain: ["send-undrain", "restore-labels", "write-record"],
+  arm: ["mint-registration", "send-arm", "verify-online", "write-record"],
   create: ["write-record", "mint-registration", "send-create", "verify-online", "write-record"],
   restart: ["set-draining-labels", "send-drain", "wait-idle", "send-restart", "verify-online", "restore-labels"],
   relabel: ["set-labels", "verify-labels"],
