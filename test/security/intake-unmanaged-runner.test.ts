@@ -67,3 +67,24 @@ describe("unmanaged runners are never touched", () => {
     expect(result).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.NOT_OWNED });
   });
 });
+
+describe("runtime trouble before acting", () => {
+  it("an inspect that fails is a refusal (nothing changed), never an execution", async () => {
+    const { RuntimeError } = await import("../../packages/agent/src/errors.js");
+    fx.executor.inspect = () => Promise.reject(new RuntimeError("systemctl show timed out"));
+    const { result } = await fx.send(fx.intent({ $case: "stop", value: { laneId: "lane-1", force: false } }).bytes);
+    expect(result).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: "RUNTIME_FAILED" });
+    expect(fx.executor.executeCalls).toEqual([]);
+  });
+
+  it("an action that fails after it started is FAILED with its stable code", async () => {
+    const { RuntimeError } = await import("../../packages/agent/src/errors.js");
+    fx.executor.setLane("lane-1", "owned", { scope: SCOPE, pool: POOL, backend: Backend.BACKEND_SYSTEMD });
+    fx.executor.onExecute = () => {
+      throw new RuntimeError("systemctl stop failed");
+    };
+    const { result } = await fx.send(fx.intent({ $case: "stop", value: { laneId: "lane-1", force: false } }).bytes);
+    expect(result).toMatchObject({ status: ResultStatus.RESULT_STATUS_FAILED, reasonCode: "RUNTIME_FAILED" });
+    expect(fx.executor.executeCalls).toHaveLength(1);
+  });
+});

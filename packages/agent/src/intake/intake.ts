@@ -327,14 +327,11 @@ export class Intake {
         status = ResultStatus.RESULT_STATUS_REJECTED;
         reasonCode = err.reason;
         message = err.message;
-      } else if (err instanceof LanekeeperError) {
-        status = ResultStatus.RESULT_STATUS_FAILED;
-        reasonCode = err.code;
-        message = err.message;
       } else {
-        status = ResultStatus.RESULT_STATUS_FAILED;
-        reasonCode = "INTERNAL";
-        message = "the action failed unexpectedly; see the agent log";
+        // Before `execute` nothing changed (an inspect failed, say): that is a refusal, not a failed action.
+        status = executed ? ResultStatus.RESULT_STATUS_FAILED : ResultStatus.RESULT_STATUS_REJECTED;
+        reasonCode = err instanceof LanekeeperError ? err.code : "INTERNAL";
+        message = err instanceof LanekeeperError ? err.message : "the action failed unexpectedly; see the agent log";
       }
       this.opts.log?.warn(
         { intentId: intent.intentId, digest: digest.toString("hex"), reasonCode, executed, err: isRejectError(err) ? undefined : err },
