@@ -14,6 +14,7 @@ import {
   generateSealingKey,
   generateSigningKey,
   parsePolicy,
+  signingKeyToPem,
   type AuditRecord,
   type Policy,
   type SealingKey,
@@ -67,6 +68,16 @@ export interface ApplyWorldOptions {
   readonly requestTimeoutMs?: number;
 }
 
+/** Variations of the generated policy. */
+export interface PolicyExtra {
+  readonly capability?: string[];
+  /** Another audit file (a second coordinator process must not share the fixture's open chain). */
+  readonly auditFile?: string;
+  /** Log in to NATS as the coordinator user with the password from this environment variable. */
+  readonly natsPasswordEnv?: string;
+  readonly drain?: { settleMs: number; deadlineMs: number; pollMs: number };
+}
+
 /** The in-process agent. */
 export interface ApplyWorldAgent {
   readonly hostId: string;
@@ -97,7 +108,11 @@ export interface ApplyWorld {
   readonly auditPath: string;
   readonly dir: string;
   /** A policy with `count` lanes of acme/api/linux-x64 on the host. */
-  policy(count: number, extra?: { capability?: string[] }): Policy;
+  policy(count: number, extra?: PolicyExtra): Policy;
+  /** The same policy as YAML text (for the CLI). */
+  policyText(count: number, extra?: PolicyExtra): string;
+  /** The coordinator's NATS login (for a policy the CLI uses: natsUser + natsPasswordEnv). */
+  readonly coordinatorUser: NatsCoordinatorUser;
   /** An apply engine over `policy`. */
   engine(policy: Policy, over?: Partial<ApplyEngineOptions>): ApplyEngine;
   /** Observe, plan and apply with `policy(count)`. */
@@ -251,35 +266,38 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
     const idKey = Buffer.from(identityKey.publicKey).toString("base64");
     const sealKey = Buffer.from(sealingKey.publicKey).toString("base64");
     const drain = opts.drain ?? { settleMs: 400, deadlineMs: 30_000, pollMs: 150 };
-    const policy = (count: number, extra: { capability?: string[] } = {}): Policy =>
-      parsePolicy(
-        [
-          "github:",
-          `  apiUrl: ${JSON.stringify(gh.apiUrl)}`,
-          `  webUrl: ${JSON.stringify(gh.url)}`,
-          "  auth: { tokenEnv: LK_TEST_GITHUB_TOKEN }",
-          "coordinator:",
-          `  keyFile: ${JSON.stringify(join(dir, "coordinator.pem"))}`,
-          `  natsUrl: ${JSON.stringify(nats.url)}`,
-          `  auditFile: ${JSON.stringify(auditPath)}`,
-          `  drain: { settleMs: ${drain.settleMs}, deadlineMs: ${drain.deadlineMs}, pollMs: ${drain.pollMs} }`,
-          "hosts:",
-          `  ${HOST}:`,
-          `    enrolled: { identityKey: ${JSON.stringify(idKey)}, sealingKey: ${JSON.stringify(sealKey)} }`,
-          "    optIn: true",
-          "    capacity: 4",
-          "scopes:",
-          `  ${JSON.stringify(SCOPE)}: { optIn: true }`,
-          "pools:",
-          `  ${POOL}:`,
-          `    labels: ${JSON.stringify(extra.capability ?? ["linux"])}`,
-          "    backend: systemd",
-          `    runnerVersion: ${JSON.stringify(RUNNER_VERSION)}`,
-          "lanes:",
-          `  - { scope: ${JSON.stringify(SCOPE)}, pool: ${POOL}, count: ${count}, hosts: [${HOST}] }`,
-          "",
-        ].join("\n"),
-      );
+    const policyText = (count: number, extra: PolicyExtra = {}): string => {
+      const d = extra.drain ?? drain;
+      return [
+        "github:",
+        `  apiUrl: ${JSON.stringify(gh.apiUrl)}`,
+        `  webUrl: ${JSON.stringify(gh.url)}`,
+        "  auth: { tokenEnv: LK_TEST_GITHUB_TOKEN }",
+        "coordinator:",
+        `  keyFile: ${JSON.stringify(join(dir, "coordinator.pem"))}`,
+        `  natsUrl: ${JSON.stringify(nats.url)}`,
+        ...(extra.natsPasswordEnv === undefined ? [] : [`  natsUser: ${JSON.stringify(coordinatorUser.user)}`, `  natsPasswordEnv: ${extra.natsPasswordEnv}`]),
+        `  auditFile: ${JSON.stringify(extra.auditFile ?? auditPath)}`,
+        `  drain: { settleMs: ${d.settleMs}, deadlineMs: ${d.deadlineMs}, pollMs: ${d.pollMs} }`,
+        "hosts:",
+        `  ${HOST}:`,
+        `    enrolled: { identityKey: ${JSON.stringify(idKey)}, sealingKey: ${JSON.stringify(sealKey)} }`,
+        "    optIn: true",
+        "    capacity: 4",
+        "scopes:",
+        `  ${JSON.stringify(SCOPE)}: { optIn: true }`,
+        "pools:",
+        `  ${POOL}:`,
+        `    labels: ${JSON.stringify(extra.capability ?? ["linux"])}`,
+        "    backend: systemd",
+        `    runnerVersion: ${JSON.stringify(RUNNER_VERSION)}`,
+        "lanes:",
+        `  - { scope: ${JSON.stringify(SCOPE)}, pool: ${POOL}, count: ${count}, hosts: [${HOST}] }`,
+        "",
+      ].join("\n");
+    };
+    const policy = (count: number, extra: PolicyExtra = {}): Policy => parsePolicy(policyText(count, extra));
+    await writeFile(join(dir, "coordinator.pem"), signingKeyToPem(coordinatorKey), { mode: 0o600 });
     await mkdir(dir, { recursive: true });
     const engine = (p: Policy, over: Partial<ApplyEngineOptions> = {}): ApplyEngine =>
       new ApplyEngine({
@@ -314,6 +332,8 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
       auditPath,
       dir,
       policy,
+      policyText,
+      coordinatorUser,
       engine,
       async apply(count, runOpts = {}) {
         const p = policy(count);

@@ -19,6 +19,14 @@ export enum ExitCode {
   GITHUB_UNAVAILABLE = 5,
   /** A bad input file or argument: enrollment bundle, records file, unknown or duplicate host. */
   INPUT = 6,
+  /** `apply` / `lanes`: an action failed or was skipped; each lane is in a safe state with a recovery note. */
+  ACTION_FAILED = 7,
+  /** `apply` / `lanes`: a drain hit its deadline; the lane is `needs-attention` (nothing was killed). */
+  NEEDS_ATTENTION = 8,
+  /** NATS or JetStream (lane store, sequences, audit stream) could not be reached. */
+  NATS_UNAVAILABLE = 9,
+  /** `audit verify`: the chain is broken (the output names the first broken line). */
+  AUDIT_BROKEN = 10,
 }
 
 const BY_CODE: Readonly<Record<string, ExitCode>> = {
@@ -38,6 +46,23 @@ const BY_CODE: Readonly<Record<string, ExitCode>> = {
   HOST_NOT_FOUND: ExitCode.INPUT,
   HOST_IN_USE: ExitCode.INPUT,
   KEY_INVALID: ExitCode.INPUT,
+  // apply, lanes, audit, keys, serve
+  APPLY_NOT_CONFIRMED: ExitCode.USAGE,
+  DEADLINE_INVALID: ExitCode.USAGE,
+  LANE_NOT_FOUND: ExitCode.INPUT,
+  LANE_NOT_MANAGED: ExitCode.INPUT,
+  KEY_FILE_EXISTS: ExitCode.INPUT,
+  KEY_ROTATION_INVALID: ExitCode.INPUT,
+  COORDINATOR_KEY: ExitCode.CONFIG,
+  APPLY_FAILED: ExitCode.ACTION_FAILED,
+  KEYSET_PUSH_FAILED: ExitCode.ACTION_FAILED,
+  NEEDS_ATTENTION: ExitCode.NEEDS_ATTENTION,
+  NATS_UNAVAILABLE: ExitCode.NATS_UNAVAILABLE,
+  LANE_STORE_UNAVAILABLE: ExitCode.NATS_UNAVAILABLE,
+  AUDIT_STREAM_UNAVAILABLE: ExitCode.NATS_UNAVAILABLE,
+  SEQUENCE_ALLOCATION_FAILED: ExitCode.NATS_UNAVAILABLE,
+  AUDIT_BROKEN: ExitCode.AUDIT_BROKEN,
+  AUDIT_FAILED: ExitCode.AUDIT_BROKEN,
 };
 
 /** The exit code of an error: by its stable code; commander's usage errors are `USAGE`. */

@@ -4,6 +4,8 @@ import type { CliIo } from "./cli-io.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
 import { runHostsAdd, runHostsList, runHostsRemove } from "./hosts-command.js";
 import { runPlan, type PlanCommandDeps } from "./plan-command.js";
+import { registerOperationCommands } from "./operation-commands.js";
+import type { CoordinatorCliDeps } from "./coordinator-session.js";
 
 function nonNegativeInt(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError("must be a non-negative integer");
@@ -11,7 +13,7 @@ function nonNegativeInt(v: string): number {
 }
 
 /** Dependencies a test may inject into the commands. */
-export type CliDeps = PlanCommandDeps;
+export type CliDeps = PlanCommandDeps & CoordinatorCliDeps;
 
 /**
  * Run `lanekeeper` with `argv` (without node and script) and return the exit code. Every error is turned into
@@ -69,6 +71,10 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .action(async (hostId: string, o: { policy?: string; json?: boolean }) => {
       result = await runHostsRemove(hostId, o, io);
     });
+
+  registerOperationCommands(program, io, deps, (code) => {
+    result = code;
+  });
 
   try {
     await program.parseAsync([...argv], { from: "user" });

@@ -1,0 +1,76 @@
+import { ApplyRefusedError } from "../apply/apply-errors.js";
+import { observeAndPlan } from "../apply/observe-world.js";
+import type { CliIo } from "./cli-io.js";
+import { terminalConfirm, withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
+import { ExitCode, exitCodeForCode } from "./exit-codes.js";
+import { progressPrinter } from "./progress-printer.js";
+import { planToJson, planToText } from "./render-plan.js";
+import { exitCodeForReport, reportToText } from "./render-report.js";
+
+/** Options of `lanekeeper apply`. */
+export interface ApplyCommandOptions {
+  readonly policy?: string;
+  readonly json?: boolean;
+  /** Change nothing: print the plan and record it as `dry-run` audit records. */
+  readonly dryRun?: boolean;
+  /** Do not ask for confirmation (required when stdin is not a terminal). */
+  readonly yes?: boolean;
+  /** No progress lines on stderr. */
+  readonly quiet?: boolean;
+  readonly maxRemovals?: number;
+  readonly maxCreates?: number;
+  readonly rateLimitReserve?: number;
+  /** How long to wait for fresh agent inventories before planning. */
+  readonly inventoryWait?: number;
+}
+
+/**
+ * `lanekeeper apply`: wait for fresh agent inventories, observe, plan, show the plan, confirm (a terminal prompt,
+ * or `--yes`), then run it through the apply engine with progress on stderr, and print the report. `--dry-run`
+ * changes nothing at all (no intent, no GitHub mutation, no lane record) and writes the plan to the audit log as
+ * `dry-run` records. The exit code says whether every action succeeded (see `exitCodeForReport`).
+ */
+export async function runApply(opts: ApplyCommandOptions, io: CliIo, deps: CoordinatorCliDeps = {}): Promise<ExitCode> {
+  return withCoordinator(opts, io, deps, async (ctx) => {
+    const unheard = await ctx.waitForInventories(opts.inventoryWait);
+    const { plan } = await observeAndPlan(
+      { policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock },
+      {
+        ...(opts.maxRemovals === undefined ? {} : { maxRemovals: opts.maxRemovals }),
+        ...(opts.maxCreates === undefined ? {} : { maxCreates: opts.maxCreates }),
+      },
+    );
+    const notes =
+      unheard.length === 0
+        ? []
+        : [`no fresh inventory from ${unheard.join(", ")}: their lanes are not restarted, removed or cleaned up this time (is lanekeeper-agent running there?)`];
+    const planCtx = { notes, rateLimit: ctx.github.rateLimit(), metrics: ctx.github.metrics() };
+    const json = opts.json === true;
+    if (!json) io.out(planToText(plan, planCtx));
+    if (opts.dryRun !== true && plan.actions.length > 0 && opts.yes !== true) {
+      const confirm = deps.confirm === null ? undefined : (deps.confirm ?? terminalConfirm());
+      if (confirm === undefined) {
+        throw new ApplyRefusedError(
+          "APPLY_NOT_CONFIRMED",
+          `the plan has ${plan.actions.length} action(s) and stdin is not a terminal to confirm them: pass --yes to apply ` +
+            "without confirmation, or --dry-run to record the plan without changing anything",
+        );
+      }
+      if (!(await confirm(`Apply these ${plan.actions.length} action(s)?`))) {
+        io.err("Nothing was changed.\n");
+        return ExitCode.OK;
+      }
+    }
+    const report = await ctx.engine().run(plan, {
+      dryRun: opts.dryRun === true,
+      onEvent: progressPrinter(io, { json, quiet: opts.quiet === true }),
+    });
+    if (json) io.out(`${JSON.stringify({ ...report, plan: planToJson(plan, planCtx) }, null, 2)}\n`);
+    else io.out(reportToText(report));
+    const code = exitCodeForReport(report);
+    if (code !== ExitCode.OK) return code;
+    // Everything planned worked, but some scope could not be observed: the plan was partial.
+    const unavailable = plan.observation.scopesUnavailable[0];
+    return unavailable === undefined ? ExitCode.OK : exitCodeForCode(unavailable.code);
+  });
+}

@@ -1,0 +1,95 @@
+import { InvalidArgumentError, type Command } from "commander";
+import type { CliIo } from "./cli-io.js";
+import { runApply } from "./apply-command.js";
+import { runAuditTail, runAuditVerify } from "./audit-command.js";
+import type { CoordinatorCliDeps } from "./coordinator-session.js";
+import { parseDuration } from "./duration.js";
+import type { ExitCode } from "./exit-codes.js";
+import { runLanes } from "./lanes-command.js";
+import { runStatus } from "./status-command.js";
+
+function count(v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError("must be a non-negative integer");
+  return Number(v);
+}
+
+/**
+ * Register the commands that act on the fleet: `apply`, `status`, `lanes <op>`, `audit verify|tail`. `done`
+ * receives each command's exit code (the program maps thrown errors itself).
+ */
+export function registerOperationCommands(program: Command, io: CliIo, deps: CoordinatorCliDeps, done: (code: ExitCode) => void): void {
+  program
+    .command("apply")
+    .description("observe, plan and carry the plan out: create, drain, restart, remove lanes (asks first on a terminal)")
+    .option("--policy <file>", "policy file (default: $LANEKEEPER_POLICY or ./lanekeeper.yaml)")
+    .option("--dry-run", "change nothing; print the plan and record it in the audit log as dry-run records")
+    .option("--yes", "do not ask for confirmation (needed when stdin is not a terminal)")
+    .option("--json", "print the report (and the plan) as JSON on stdout; progress events as JSON lines on stderr")
+    .option("--quiet", "no progress lines on stderr")
+    .option("--max-removals <n>", "lane removals and scale-down drains per plan (default 2)", count)
+    .option("--max-creates <n>", "lane creations per plan (default 50)", count)
+    .option("--rate-limit-reserve <n>", "GitHub requests kept for removals (default 200)", count)
+    .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration)
+    .action(async (o: Parameters<typeof runApply>[0]) => {
+      done(await runApply(o, io, deps));
+    });
+
+  program
+    .command("status")
+    .description("every lane by state from the coordinator records, GitHub and the agents' inventories; reads only")
+    .option("--policy <file>", "policy file")
+    .option("--json", "print JSON")
+    .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 6s)", parseDuration)
+    .action(async (o: Parameters<typeof runStatus>[0]) => {
+      done(await runStatus(o, io, deps));
+    });
+
+  const lanes = program.command("lanes").description("operator commands on one lane: drain, restart, remove, hold, release");
+  const laneOp = (op: "drain" | "restart" | "remove" | "hold" | "release", description: string, stops: boolean): void => {
+    const c = lanes
+      .command(op)
+      .description(description)
+      .argument("<lane>", "the lane id (see `lanekeeper status`)")
+      .option("--policy <file>", "policy file")
+      .option("--json", "print the report as JSON on stdout; progress events as JSON lines on stderr")
+      .option("--quiet", "no progress lines on stderr")
+      .option("--operator <name>", "who runs this, for the audit log (default: $LANEKEEPER_OPERATOR or the login name)")
+      .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration);
+    if (stops) {
+      c.option("--deadline <duration>", "how long to wait for the lane to be idle (default: policy coordinator.drain.deadlineMs)", parseDuration);
+      c.option("--force", "after the deadline (at once without --deadline), stop the lane even though a job runs; audited");
+    }
+    if (op === "hold") c.option("--reason <text>", "why the lane is held (shown by the agent and in the audit)");
+    c.action(async (laneId: string, o: Parameters<typeof runLanes>[2]) => {
+      done(await runLanes(op, laneId, o, io, deps));
+    });
+  };
+  laneOp("drain", "take the lane out of service: lk-draining labels, agent drained, wait until no job runs", true);
+  laneOp("restart", "drain, restart the runner, verify it online, restore its labels", true);
+  laneOp("remove", "drain, stop, deregister, delete the unit or container and its directory, verify gone", true);
+  laneOp("hold", "the agent refuses every change to the lane until it is released", false);
+  laneOp("release", "lift a hold, and put a drained or needs-attention lane back in service", false);
+
+  const audit = program.command("audit").description("the coordinator's tamper-evident audit log");
+  audit
+    .command("verify")
+    .description("verify the hash chain; the first broken line is named")
+    .option("--policy <file>", "policy file (for coordinator.auditFile)")
+    .option("--file <path>", "verify this chain file instead")
+    .option("--stream", "also verify the copy in the LK_AUDIT JetStream stream")
+    .option("--json", "print JSON")
+    .action(async (o: Parameters<typeof runAuditVerify>[0]) => {
+      done(await runAuditVerify(o, io, deps));
+    });
+  audit
+    .command("tail")
+    .description("the last records")
+    .option("--policy <file>", "policy file (for coordinator.auditFile)")
+    .option("--file <path>", "read this chain file instead")
+    .option("--stream", "read the LK_AUDIT stream (every coordinator and agent) instead of the local file")
+    .option("-n, --lines <n>", "how many records (default 20)", count)
+    .option("--json", "print JSON")
+    .action(async (o: Parameters<typeof runAuditTail>[0]) => {
+      done(await runAuditTail(o, io, deps));
+    });
+}

@@ -1,0 +1,153 @@
+// The `lanekeeper` operator commands, run in-process through the real CLI program (commander, exit-code map,
+// output) against the real world: a policy file on disk, the coordinator key file, NATS login with the password
+// from an environment variable, the GitHub emulator, a real agent running lanes in a real systemd.
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CliIo } from "../../packages/coordinator/src/cli/cli-io.js";
+import { ExitCode } from "../../packages/coordinator/src/cli/exit-codes.js";
+import { runCli } from "../../packages/coordinator/src/cli/program.js";
+import { eventually } from "./agent-fixture.js";
+import { startApplyWorld, type ApplyWorld } from "./coordinator-apply-fixture.js";
+
+let w: ApplyWorld;
+let policyPath = "";
+let auditPath = "";
+let laneId = "";
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+  json: unknown;
+}
+
+async function lk(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  let out = "";
+  let err = "";
+  const io: CliIo = {
+    out: (t) => void (out += t),
+    err: (t) => void (err += t),
+    env: {
+      PATH: process.env.PATH,
+      LANEKEEPER_POLICY: policyPath,
+      LK_TEST_GITHUB_TOKEN: w.gh.token,
+      LK_TEST_NATS_PASSWORD: w.coordinatorUser.password,
+      LANEKEEPER_OPERATOR: "carol",
+      ...env,
+    },
+    cwd: w.dir,
+    now: () => Date.now(),
+  };
+  // No terminal in tests: commands that need confirmation must be told --yes.
+  const code = await runCli(args, io, { confirm: null });
+  let json: unknown;
+  try {
+    json = JSON.parse(out);
+  } catch {
+    json = undefined;
+  }
+  return { code, out, err, json };
+}
+
+beforeAll(async () => {
+  w = await startApplyWorld();
+  policyPath = join(w.dir, "lanekeeper.yaml");
+  auditPath = join(w.dir, "cli-audit.jsonl");
+  await writeFile(policyPath, w.policyText(1, { auditFile: auditPath, natsPasswordEnv: "LK_TEST_NATS_PASSWORD" }));
+});
+afterAll(async () => {
+  await w?.close();
+});
+
+describe("lanekeeper CLI: apply, status, lanes, audit", () => {
+  it("apply --dry-run --json: the plan as a report, nothing created, exit 0", async () => {
+    const r = await lk(["apply", "--dry-run", "--json"]);
+    expect(r.code, r.err).toBe(ExitCode.OK);
+    expect(r.json).toMatchObject({ dryRun: true, ok: true, outcomes: [{ kind: "create", status: "dry-run" }] });
+    expect(await w.gh.control.listRunners()).toEqual([]);
+  });
+
+  it("apply without --yes and without a terminal refuses with a clear message (exit 2), nothing created", async () => {
+    const r = await lk(["apply"]);
+    expect(r.code).toBe(ExitCode.USAGE);
+    expect(r.err).toMatch(/--yes/);
+    expect(r.out).toMatch(/create/); // the plan was shown first
+    expect(await w.gh.control.listRunners()).toEqual([]);
+    expect(await w.store.list()).toEqual([]);
+  });
+
+  it("apply --yes --json: the lane is created; progress events are JSON lines on stderr", async () => {
+    const r = await lk(["apply", "--yes", "--json"]);
+    expect(r.code, r.err).toBe(ExitCode.OK);
+    const report = r.json as { ok: boolean; outcomes: { kind: string; status: string; laneId: string }[] };
+    expect(report.outcomes.map((o) => [o.kind, o.status])).toEqual([["create", "succeeded"]]);
+    laneId = report.outcomes[0]!.laneId;
+    // stderr carries JSON lines: progress events ({"event": ...}) and, at warn level, pino log lines.
+    const lines = r.err.split("\n").filter((l) => l.startsWith("{"));
+    if (process.env.LK_DEBUG) console.log(lines.filter((l) => !l.startsWith('{"event"')));
+    const events = lines.map((l) => JSON.parse(l) as { event?: { type: string } }).flatMap((x) => (x.event === undefined ? [] : [x.event.type]));
+    expect(events).toContain("action-start");
+    expect(events).toContain("action-end");
+    expect((await w.gh.control.listRunners()).find((x) => x.name === laneId)?.status).toBe("online");
+  });
+
+  it("status shows the lane by state from the record, GitHub and the host", async () => {
+    await eventually(async () => {
+      const r = await lk(["status", "--json"]);
+      const lanes = (r.json as { lanes: { laneId: string; record: string; github: string; host: string }[] } | undefined)?.lanes ?? [];
+      return lanes.some((l) => l.laneId === laneId && l.record === "active" && l.github === "online" && l.host === "running");
+    }, "status: active, online, running");
+    const human = await lk(["status"]);
+    expect(human.code).toBe(ExitCode.OK);
+    expect(human.out).toMatch(new RegExp(`${laneId}\\s+build01\\s+acme/api/linux-x64\\s+active\\s+online\\s+running`));
+  });
+
+  it("lanes drain then release: drained (lk-draining), then back in service; human progress on stderr", async () => {
+    const d = await lk(["lanes", "drain", laneId]);
+    expect(d.code, d.err).toBe(ExitCode.OK);
+    expect(d.err).toMatch(new RegExp(`→ drain ${laneId} on build01`));
+    expect(d.out).toMatch(/drain\s+\S+\s+build01\s+succeeded/);
+    expect((await w.gh.control.listRunners()).find((x) => x.name === laneId)?.labels).toContain("lk-draining");
+    const rel = await lk(["lanes", "release", laneId, "--json"]);
+    expect(rel.code, rel.err).toBe(ExitCode.OK);
+    expect((await w.gh.control.listRunners()).find((x) => x.name === laneId)?.labels).toContain("linux");
+    expect(await w.store.get(laneId)).toMatchObject({ state: "active" });
+  });
+
+  it("lanes remove with a busy lane and a short --deadline: exit 8, needs-attention, the recovery note names the commands", async () => {
+    const job = await w.gh.control.createJob("acme/api", { labels: ["linux"], durationMs: 120_000 });
+    expect((await w.gh.control.waitForJob(job.id, "in_progress", 30_000)).status).toBe("in_progress");
+    const r = await lk(["lanes", "remove", laneId, "--deadline", "2s"]);
+    expect(r.code).toBe(ExitCode.NEEDS_ATTENTION);
+    expect(r.err).toMatch(/waiting for the running job to finish/);
+    expect(r.out).toContain(`lanekeeper lanes remove ${laneId} --force`);
+    expect(r.out).toContain(`lanekeeper lanes remove ${laneId} --deadline 2h`);
+    expect((await w.gh.control.getJob(job.id)).status).toBe("in_progress");
+    const forced = await lk(["lanes", "remove", laneId, "--force", "--json"]);
+    expect(forced.code, forced.err).toBe(ExitCode.OK);
+    expect(forced.json).toMatchObject({ ok: true, outcomes: [{ status: "succeeded", forcedBy: "carol" }] });
+    expect((await w.gh.control.getJob(job.id)).conclusion).toBe("cancelled");
+  });
+
+  it("lanes on an unknown lane: exit 6 with a message that says where to look", async () => {
+    const r = await lk(["lanes", "drain", "no-such-lane", "--json"]);
+    expect(r.code).toBe(ExitCode.INPUT);
+    expect(r.json).toMatchObject({ error: { code: "LANE_NOT_FOUND" } });
+  });
+
+  it("audit verify and tail; a tampered copy is reported with its broken line (exit 10)", async () => {
+    const v = await lk(["audit", "verify", "--json", "--stream"]);
+    expect(v.code, v.out + v.err).toBe(ExitCode.OK);
+    const lines = (await readFile(auditPath, "utf8")).split("\n").filter((l) => l !== "");
+    expect(v.json).toMatchObject({ ok: true, count: lines.length, stream: { ok: true, mine: lines.length } });
+    const t = await lk(["audit", "tail", "-n", "3", "--json"]);
+    expect((t.json as unknown[]).length).toBe(3);
+    const copy = join(w.dir, "tampered.jsonl");
+    lines[4] = lines[4]!.replace(/"at":(\d+)/, (_m, n: string) => `"at":${Number(n) + 1}`);
+    await writeFile(copy, `${lines.join("\n")}\n`);
+    const bad = await lk(["audit", "verify", "--file", copy]);
+    expect(bad.code).toBe(ExitCode.AUDIT_BROKEN);
+    expect(bad.out).toMatch(/BROKEN at line 5/);
+  });
+});
