@@ -6,7 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { Capabilities, LaneObservation, UnmanagedRunner } from "./lane.js";
+import { Allowlist, Capabilities, LaneObservation, UnmanagedRunner } from "./lane.js";
 
 /** InventorySnapshot is what an agent publishes, signed, on lk.v1.inventory.<hostId>. */
 export interface InventorySnapshot {
@@ -25,6 +25,8 @@ export interface InventorySnapshot {
   intentHwm: number;
   /** Version of the agent's trusted key set. */
   keysetVersion: number;
+  /** The agent's local allowlist, so the planner plans nothing the host would refuse. */
+  allowlist: Allowlist | undefined;
 }
 
 function createBaseInventorySnapshot(): InventorySnapshot {
@@ -39,6 +41,7 @@ function createBaseInventorySnapshot(): InventorySnapshot {
     capabilities: undefined,
     intentHwm: 0,
     keysetVersion: 0,
+    allowlist: undefined,
   };
 }
 
@@ -73,6 +76,9 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
     }
     if (message.keysetVersion !== 0) {
       writer.uint32(80).uint64(message.keysetVersion);
+    }
+    if (message.allowlist !== undefined) {
+      Allowlist.encode(message.allowlist, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -170,6 +176,14 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
             message.keysetVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.allowlist = Allowlist.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -226,6 +240,7 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
         : isSet(object.keyset_version)
         ? globalThis.Number(object.keyset_version)
         : 0,
+      allowlist: isSet(object.allowlist) ? Allowlist.fromJSON(object.allowlist) : undefined,
     };
   },
 
@@ -261,6 +276,9 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
     if (message.keysetVersion !== 0) {
       obj.keysetVersion = Math.round(message.keysetVersion);
     }
+    if (message.allowlist !== undefined) {
+      obj.allowlist = Allowlist.toJSON(message.allowlist);
+    }
     return obj;
   },
 
@@ -281,6 +299,9 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
       : undefined;
     message.intentHwm = object.intentHwm ?? 0;
     message.keysetVersion = object.keysetVersion ?? 0;
+    message.allowlist = (object.allowlist !== undefined && object.allowlist !== null)
+      ? Allowlist.fromPartial(object.allowlist)
+      : undefined;
     return message;
   },
 };

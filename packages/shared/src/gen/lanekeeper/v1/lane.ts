@@ -301,6 +301,16 @@ export interface Capabilities {
   kernel: string;
 }
 
+/** Allowlist is an agent's local control allowlist, as it reports it. An empty list allows nothing. */
+export interface Allowlist {
+  scopes: string[];
+  pools: string[];
+  backends: string[];
+  images: string[];
+  actions: string[];
+  maxLanes: number;
+}
+
 function createBaseResourceLimits(): ResourceLimits {
   return { cpuMillis: 0, memoryBytes: 0 };
 }
@@ -1479,6 +1489,159 @@ export const Capabilities: MessageFns<Capabilities> = {
     message.containerEngine = object.containerEngine ?? "";
     message.gpus = object.gpus?.map((e) => e) || [];
     message.kernel = object.kernel ?? "";
+    return message;
+  },
+};
+
+function createBaseAllowlist(): Allowlist {
+  return { scopes: [], pools: [], backends: [], images: [], actions: [], maxLanes: 0 };
+}
+
+export const Allowlist: MessageFns<Allowlist> = {
+  encode(message: Allowlist, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.scopes) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.pools) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.backends) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.images) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.actions) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.maxLanes !== 0) {
+      writer.uint32(48).uint32(message.maxLanes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Allowlist {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAllowlist();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pools.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.backends.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.images.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.actions.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxLanes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Allowlist {
+    return {
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+      pools: globalThis.Array.isArray(object?.pools) ? object.pools.map((e: any) => globalThis.String(e)) : [],
+      backends: globalThis.Array.isArray(object?.backends) ? object.backends.map((e: any) => globalThis.String(e)) : [],
+      images: globalThis.Array.isArray(object?.images) ? object.images.map((e: any) => globalThis.String(e)) : [],
+      actions: globalThis.Array.isArray(object?.actions) ? object.actions.map((e: any) => globalThis.String(e)) : [],
+      maxLanes: isSet(object.maxLanes)
+        ? globalThis.Number(object.maxLanes)
+        : isSet(object.max_lanes)
+        ? globalThis.Number(object.max_lanes)
+        : 0,
+    };
+  },
+
+  toJSON(message: Allowlist): unknown {
+    const obj: any = {};
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    if (message.pools?.length) {
+      obj.pools = message.pools;
+    }
+    if (message.backends?.length) {
+      obj.backends = message.backends;
+    }
+    if (message.images?.length) {
+      obj.images = message.images;
+    }
+    if (message.actions?.length) {
+      obj.actions = message.actions;
+    }
+    if (message.maxLanes !== 0) {
+      obj.maxLanes = Math.round(message.maxLanes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Allowlist>): Allowlist {
+    return Allowlist.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Allowlist>): Allowlist {
+    const message = createBaseAllowlist();
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.pools = object.pools?.map((e) => e) || [];
+    message.backends = object.backends?.map((e) => e) || [];
+    message.images = object.images?.map((e) => e) || [];
+    message.actions = object.actions?.map((e) => e) || [];
+    message.maxLanes = object.maxLanes ?? 0;
     return message;
   },
 };
