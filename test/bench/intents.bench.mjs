@@ -5,10 +5,13 @@
 // fsync dir), signed result, and result verification at the coordinator. The coordinator (Dispatcher, KV
 // sequences) runs in the main thread, the agents in a worker thread, nats-server in its own process.
 //
-// Phases: one agent, then 20 agents. Prints a table, then exactly one JSON line:
-// {"intents_per_s", "rtt_ms_p50", "rtt_ms_p99", "intents_per_s_20_agents", "rtt_ms_p99_20_agents"}.
-// Env: BENCH_MS (duration per phase, default 5000), BENCH_CONCURRENCY (in-flight intents, default 8),
-// BENCH_SEQ_BLOCK (sequences leased per KV compare-and-set, default 256).
+// Phases: one agent, then 20 agents (intents spread round-robin). Each phase runs BENCH_CONCURRENCY intents in
+// flight for BENCH_MS (throughput, and the round trip of those intents under that load), then 300 intents one at
+// a time (the unloaded round trip). Prints a table, then exactly one JSON line:
+// {"intents_per_s", "rtt_ms_p50", "rtt_ms_p99", "intents_per_s_20_agents", "rtt_ms_p99_20_agents"}
+// (the rtt figures are those of the loaded run). Env: BENCH_MS (default 5000), BENCH_CONCURRENCY (default 32),
+// BENCH_SEQ_BLOCK (sequences leased per KV compare-and-set, default 256), BENCH_STATE=memory (no persistence,
+// to see what the fsyncs cost; not a production mode).
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -20,7 +23,7 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 
 const root = new URL("../..", import.meta.url).pathname;
 const DURATION_MS = Number(process.env.BENCH_MS ?? 5000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const SEQ_BLOCK = Number(process.env.BENCH_SEQ_BLOCK ?? 256);
 const LANES_PER_AGENT = 64;
 
