@@ -2,6 +2,7 @@
 // output) against the real world: a policy file on disk, the coordinator key file, NATS login with the password
 // from an environment variable, the GitHub emulator, a real agent running lanes in a real systemd.
 import { readFile, writeFile } from "node:fs/promises";
+import { formatTrustFile } from "@lanekeeper/shared";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CliIo } from "../../packages/coordinator/src/cli/cli-io.js";
@@ -149,5 +150,34 @@ describe("lanekeeper CLI: apply, status, lanes, audit", () => {
     const bad = await lk(["audit", "verify", "--file", copy]);
     expect(bad.code).toBe(ExitCode.AUDIT_BROKEN);
     expect(bad.out).toMatch(/BROKEN at line 5/);
+  });
+
+  it("keys generate writes a key and a trust file and never replaces them; exit 6 the second time", async () => {
+    const other = join(w.dir, "other.yaml");
+    await writeFile(other, w.policyText(1, { auditFile: auditPath }).replace(/keyFile: .*/, `keyFile: ${JSON.stringify(join(w.dir, "fresh.pem"))}`));
+    const g = await lk(["keys", "generate", "--policy", other, "--json"]);
+    expect(g.code, g.err).toBe(ExitCode.OK);
+    expect(g.json).toMatchObject({ keyFile: join(w.dir, "fresh.pem"), trustFile: join(w.dir, "fresh.pem.keyset.json"), version: 1 });
+    expect(await readFile(join(w.dir, "fresh.pem"), "utf8")).toMatch(/BEGIN PRIVATE KEY/);
+    const again = await lk(["keys", "generate", "--policy", other, "--json"]);
+    expect(again.code).toBe(ExitCode.INPUT);
+    expect(again.json).toMatchObject({ error: { code: "KEY_FILE_EXISTS" } });
+  });
+
+  it("keys rotate --push: announce, then activate; the agent trusts the new key and the CLI signs with it", async () => {
+    await writeFile(join(w.dir, "coordinator.pem.keyset.json"), formatTrustFile(w.keySet));
+    const announce = await lk(["keys", "rotate", "--push", "--json"]);
+    expect(announce.code, announce.out + announce.err).toBe(ExitCode.OK);
+    expect(announce.json).toMatchObject({ phase: "announce", version: 2, pushed: [{ hostId: "build01", ok: true, version: 2 }] });
+    const activate = await lk(["keys", "rotate", "--push", "--json"]);
+    expect(activate.code, activate.out + activate.err).toBe(ExitCode.OK);
+    expect(activate.json).toMatchObject({ phase: "activate", version: 3, keyFilesUpdated: true, pushed: [{ ok: true, version: 3 }] });
+    const keys = (activate.json as { keys: { keyId: string; status: string }[] }).keys;
+    expect(keys.map((k) => k.status).sort()).toEqual(["active", "retired"]);
+    expect(keys.find((k) => k.status === "retired")?.keyId).toBe(w.coordinatorKey.keyId);
+    // Intents are now signed with the new key, and the agent accepts them.
+    const apply = await lk(["apply", "--yes", "--json"]);
+    expect(apply.code, apply.out + apply.err).toBe(ExitCode.OK);
+    expect((apply.json as { outcomes: { kind: string; status: string }[] }).outcomes.map((o) => [o.kind, o.status])).toEqual([["create", "succeeded"]]);
   });
 });

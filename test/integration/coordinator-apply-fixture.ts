@@ -19,6 +19,7 @@ import {
   type Policy,
   type SealingKey,
   type SigningKey,
+  type TrustedKeySet,
 } from "@lanekeeper/shared";
 import { startGitHubEmulator, type GitHubEmulator } from "@lanekeeper/harness";
 import {
@@ -99,6 +100,8 @@ export interface ApplyWorld {
   readonly agent: ApplyWorldAgent;
   readonly coord: NatsConnection;
   readonly coordinatorKey: SigningKey;
+  /** The key set the agent trusts (version 1: the coordinator key, active). */
+  readonly keySet: TrustedKeySet;
   readonly github: OctokitGitHubClient;
   readonly store: KvLaneStore;
   readonly inventory: CollectorInventorySource;
@@ -323,6 +326,7 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
       agent,
       coord,
       coordinatorKey,
+      keySet,
       github,
       store,
       inventory,

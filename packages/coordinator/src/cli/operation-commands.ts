@@ -5,6 +5,7 @@ import { runAuditTail, runAuditVerify } from "./audit-command.js";
 import type { CoordinatorCliDeps } from "./coordinator-session.js";
 import { parseDuration } from "./duration.js";
 import type { ExitCode } from "./exit-codes.js";
+import { runKeysGenerate, runKeysPush, runKeysRotate } from "./keys-command.js";
 import { runLanes } from "./lanes-command.js";
 import { runStatus } from "./status-command.js";
 
@@ -14,7 +15,8 @@ function count(v: string): number {
 }
 
 /**
- * Register the commands that act on the fleet: `apply`, `status`, `lanes <op>`, `audit verify|tail`. `done`
+ * Register the commands that act on the fleet: `apply`, `status`, `lanes <op>`, `audit verify|tail`,
+ * `keys generate|rotate|push`. `done`
  * receives each command's exit code (the program maps thrown errors itself).
  */
 export function registerOperationCommands(program: Command, io: CliIo, deps: CoordinatorCliDeps, done: (code: ExitCode) => void): void {
@@ -91,5 +93,38 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .option("--json", "print JSON")
     .action(async (o: Parameters<typeof runAuditTail>[0]) => {
       done(await runAuditTail(o, io, deps));
+    });
+
+  const keys = program.command("keys").description("the coordinator's intent-signing key and the key set agents trust");
+  keys
+    .command("generate")
+    .description("create the signing key (coordinator.keyFile, 0600) and the version-1 trust file for the agents")
+    .option("--policy <file>", "policy file")
+    .option("--json", "print JSON")
+    .action(async (o: Parameters<typeof runKeysGenerate>[0]) => {
+      done(await runKeysGenerate(o, io));
+    });
+  keys
+    .command("rotate")
+    .description("next phase of a key rotation (announce, then activate; retire drops expired keys): writes the signed update")
+    .option("--policy <file>", "policy file")
+    .option("--phase <phase>", "announce | activate | retire (default: the next one)", (v: string) => {
+      if (v !== "announce" && v !== "activate" && v !== "retire") throw new InvalidArgumentError("must be announce, activate or retire");
+      return v;
+    })
+    .option("--push", "send the signed update to every enrolled host over NATS")
+    .option("--out <file>", "where to write the signed update (default <keyFile>.keyset-v<version>.update)")
+    .option("--json", "print JSON")
+    .action(async (o: Parameters<typeof runKeysRotate>[0]) => {
+      done(await runKeysRotate(o, io));
+    });
+  keys
+    .command("push")
+    .description("send a signed key-set update file to every enrolled host")
+    .argument("<update-file>", "the file `keys rotate` wrote")
+    .option("--policy <file>", "policy file")
+    .option("--json", "print JSON")
+    .action(async (file: string, o: Parameters<typeof runKeysPush>[1]) => {
+      done(await runKeysPush(file, o, io));
     });
 }
