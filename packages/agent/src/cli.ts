@@ -16,6 +16,7 @@ import {
   verifyAuditChain,
 } from "@lanekeeper/shared";
 import { AgentDaemon } from "./agent-daemon.js";
+import { startAgentIntake, type AgentIntakeHandle } from "./intake/agent-intake.js";
 import { enrollmentYaml, initAgent, loadAgentKeys } from "./agent-identity.js";
 import { AGENT_VERSION } from "./agent-version.js";
 import { gatherCapabilities } from "./capabilities.js";
@@ -103,19 +104,42 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
     .description("run the agent: lock, recover interrupted operations, health and inventory loops, status socket")
     .option("--config <path>", "config file", DEFAULT_CONFIG_PATH)
     .action(async (o: { config: string }) => {
-      const config = await loadConfig(o.config);
-      const log = createLogger({ component: "lanekeeper-agent", level: config.logLevel });
-      const daemon = await AgentDaemon.start({ config, log });
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          process.off("SIGTERM", stop);
-          process.off("SIGINT", stop);
-          daemon.stop().then(resolve, resolve);
-        };
-        process.on("SIGTERM", stop);
-        process.on("SIGINT", stop);
-      });
-      setExit(EXIT.OK);
+      // Signals are handled from the first instant: a SIGTERM while the agent is still starting (recovery, a NATS
+      // connection that takes its time) must still stop it cleanly, never kill it half-way.
+      let requestStop: () => void = () => undefined;
+      const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+      const onSignal = (): void => requestStop();
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+      try {
+        const config = await loadConfig(o.config);
+        const log = createLogger({ component: "lanekeeper-agent", level: config.logLevel });
+        // The NATS side (intake, signed inventory) starts once the daemon runs; the status report reads it through these hooks.
+        let nats: AgentIntakeHandle | undefined;
+        const daemon = await AgentDaemon.start({
+          config,
+          log,
+          natsState: () => nats?.natsState() ?? "disabled",
+          intentHwm: () => nats?.replay.hwm ?? 0,
+          keysetVersion: () => nats?.trust?.version ?? 0,
+        });
+        try {
+          const started = startAgentIntake({ daemon, log });
+          const first = await Promise.race([started.then((h) => ({ h })), stopRequested.then(() => undefined)]);
+          if (first) nats = first.h;
+          else void started.then((h) => h.stop()).catch(() => undefined);
+        } catch (err) {
+          await daemon.stop();
+          throw err;
+        }
+        await stopRequested;
+        await (nats?.stop() ?? Promise.resolve()).catch(() => undefined);
+        await daemon.stop();
+        setExit(EXIT.OK);
+      } finally {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+      }
     });
 
   cmd
