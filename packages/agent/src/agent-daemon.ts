@@ -18,7 +18,6 @@ import {
 import { AGENT_VERSION } from "./agent-version.js";
 import { loadAgentKeys, type AgentKeys } from "./agent-identity.js";
 import type { CommandRunner } from "./command-runner.js";
-import { ContainerRuntime } from "./container-runtime.js";
 import { InstanceLock } from "./instance-lock.js";
 import { InventoryBuilder } from "./inventory.js";
 import { LaneDirectories } from "./lane-directory.js";
@@ -151,8 +150,9 @@ export class AgentDaemon {
     if (this.stopping) return;
     const interval = this.opts.inventoryIntervalMs ?? envInt("LANEKEEPER_INVENTORY_INTERVAL_MS") ?? this.config.inventoryIntervalMs ?? INVENTORY_INTERVAL_MS;
     this.inventoryTimer = setTimeout(() => {
+      // The signed publisher builds on its own schedule too; a recent build is reused instead of repeated.
       this.inventoryRun = this.inventory
-        .build()
+        .build(interval)
         .then(() => undefined)
         .catch((err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, "inventory failed"))
         .finally(() => this.scheduleInventory(interval));
@@ -241,6 +241,8 @@ async function buildRuntimes(
   }
   const socket = config.containerSocket ?? DEFAULT_ENGINE_SOCKETS.find((s) => existsSync(s));
   if (socket !== undefined && existsSync(socket)) {
+    // Loaded only when an engine is there: dockerode and its dependencies cost ~25 MB of resident memory.
+    const { ContainerRuntime } = await import("./container-runtime.js");
     runtimes.container = new ContainerRuntime({
       hostId: config.hostId,
       signer,

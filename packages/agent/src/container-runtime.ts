@@ -158,9 +158,14 @@ export class ContainerRuntime implements LaneRuntime {
     this.home = opts.runnerHome ?? "/home/runner";
   }
 
-  /** The engine client (for the inventory's engine detection). */
+  /** The engine client. */
   get engine(): Docker {
     return this.docker;
+  }
+
+  async engineName(): Promise<string> {
+    const v = await this.docker.version();
+    return (v.Components ?? []).some((c) => /podman/i.test(c.Name)) ? "podman" : "docker";
   }
 
   runtimeName(laneId: string): string {

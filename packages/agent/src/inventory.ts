@@ -8,7 +8,6 @@ import { AGENT_VERSION } from "./agent-version.js";
 import type { AgentLog } from "./audit-sink.js";
 import { silentLog } from "./audit-sink.js";
 import { gatherCapabilities } from "./capabilities.js";
-import { ContainerRuntime } from "./container-runtime.js";
 import type { LaneManager } from "./lane-manager.js";
 import { CAPABILITIES_REFRESH_MS } from "./limits.js";
 import { scanRunnerRoots } from "./runner-root-scan.js";
@@ -40,6 +39,7 @@ export class InventoryBuilder {
   private capabilities: Capabilities | undefined;
   private capabilitiesAt = 0;
   private latest: InventoryContent | undefined;
+  private inFlight: Promise<InventoryContent> | undefined;
   private readonly log: AgentLog;
 
   constructor(private readonly opts: InventoryBuilderOptions) {
@@ -63,17 +63,22 @@ export class InventoryBuilder {
 
   private async detectEngine(): Promise<string> {
     const rt = this.opts.manager.runtimes.container;
-    if (!(rt instanceof ContainerRuntime)) return "";
-    try {
-      const v = await rt.engine.version();
-      return (v.Components ?? []).some((c) => /podman/i.test(c.Name)) ? "podman" : "docker";
-    } catch {
-      return "";
-    }
+    return rt?.engineName ? rt.engineName().catch(() => "") : "";
   }
 
-  /** Build a fresh inventory. */
-  async build(): Promise<InventoryContent> {
+  /**
+   * A fresh inventory. Concurrent callers share one build, and a build younger than `maxAgeMs` is reused: the
+   * signed publisher, the status socket and the daemon's own loop all ask for it, and a build costs a `/proc` and
+   * cgroup scan per lane.
+   */
+  build(maxAgeMs = 1000): Promise<InventoryContent> {
+    if (this.inFlight) return this.inFlight;
+    if (this.latest && Date.now() - this.latest.builtAtMs < maxAgeMs) return Promise.resolve(this.latest);
+    this.inFlight = this.buildNow().finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  private async buildNow(): Promise<InventoryContent> {
     const lanes = await this.opts.manager.list({ evidence: true });
     const unmanaged: UnmanagedRunner[] = [];
     for (const rt of Object.values(this.opts.manager.runtimes)) {

@@ -101,4 +101,6 @@ export interface LaneRuntime {
   runnerSettings(lane: RuntimeLane): Promise<RunnerSettings | undefined>;
   /** The runner's console output of its latest run (tail), for classifying why it stopped. */
   consoleTail(lane: RuntimeLane): Promise<string>;
+  /** The container engine behind this runtime (`podman`, `docker`), for capabilities; absent for systemd. */
+  engineName?(): Promise<string>;
 }

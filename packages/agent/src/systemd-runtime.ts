@@ -60,7 +60,7 @@ export const CONSOLE_START_MARK = "=== lanekeeper-agent: runner start ===";
 /** Console logs are cut back to their tail when they grow past this at a start. */
 const CONSOLE_ROTATE_BYTES = 4 * 1024 * 1024;
 
-const SHOW_PROPS = ["Id", "LoadState", "ActiveState", "SubState", "ExecMainStatus", "ExecMainCode", "ExecMainStartTimestamp", "FragmentPath"];
+const SHOW_PROPS = ["Id", "LoadState", "ActiveState", "SubState", "ExecMainStatus", "ExecMainCode", "ExecMainStartTimestamp", "FragmentPath", "ControlGroup"];
 
 type ShowBlock = Readonly<Record<string, string>>;
 
@@ -122,6 +122,8 @@ export class SystemdRuntime implements LaneRuntime {
   private readonly systemctlRunner: CommandRunner;
   private readonly commands: CommandRunner;
   private readonly systemctlPath: string;
+  /** Control group of each unit as systemd last reported it (a unit's cgroup path does not change). */
+  private readonly cgroups = new Map<string, string>();
 
   constructor(private readonly opts: SystemdRuntimeOptions) {
     this.systemctlRunner = opts.systemctl ?? execFileRunner;
@@ -365,6 +367,7 @@ export class SystemdRuntime implements LaneRuntime {
     laneIds.forEach((laneId, i) => {
       const runtimeName = names[i] ?? "";
       const b = byName.get(runtimeName);
+      if (b?.ControlGroup) this.cgroups.set(runtimeName, b.ControlGroup);
       const exitCode = exitCodeOf(b);
       const startedAtMs = timestampOf(b?.ExecMainStartTimestamp);
       out.set(laneId, {
@@ -430,6 +433,17 @@ export class SystemdRuntime implements LaneRuntime {
 
   async jobEvidence(laneId: string): Promise<JobEvidence> {
     const name = this.runtimeName(laneId);
+    const roots = this.opts.cgroupRoots ?? CGROUP_ROOTS;
+    // Fast path (inventory of many lanes): the known cgroup, read directly. Only an existing cgroup is trusted;
+    // a missing one falls through to asking systemd, which is authoritative.
+    const known = this.cgroups.get(name);
+    if (known) {
+      const pids = await cgroupPids(known, roots);
+      if (pids !== undefined) {
+        const workers = await runnerWorkers(pids);
+        return { jobRunning: workers.length > 0, workerPids: workers, source: "cgroup" };
+      }
+    }
     const [b] = await this.show([name], ["ActiveState", "ControlGroup"]);
     const cg = b?.ControlGroup ?? "";
     if (cg === "") {
@@ -438,7 +452,8 @@ export class SystemdRuntime implements LaneRuntime {
       }
       return { jobRunning: false, workerPids: [], source: "none" };
     }
-    const pids = await cgroupPids(cg, this.opts.cgroupRoots ?? CGROUP_ROOTS);
+    this.cgroups.set(name, cg);
+    const pids = await cgroupPids(cg, roots);
     if (pids === undefined) throw new RuntimeError(`control group ${cg} of ${name} is not readable: job evidence unavailable`);
     const workers = await runnerWorkers(pids);
     return { jobRunning: workers.length > 0, workerPids: workers, source: "cgroup" };
