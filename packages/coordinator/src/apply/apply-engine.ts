@@ -24,9 +24,8 @@ import type { GitHubClient } from "../github/github-client.js";
 import type { GitHubRunner } from "../github/github-types.js";
 import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
 import type { LaneStore } from "../observe/lane-store.js";
-import type { Action, PlanStep } from "../plan/action.js";
+import type { Action, PlanActionKind, PlanStep } from "../plan/action.js";
 import { describeGuard } from "../plan/guard.js";
-import type { Plan } from "../plan/plan-types.js";
 import type { AuditTrail } from "../audit/coordinator-audit.js";
 import type { ActionOutcome, ActionStatus, ApplyEvent, ApplyReport } from "./apply-events.js";
 import { StepFailure } from "./apply-errors.js";
@@ -98,6 +97,13 @@ export interface ApplyRunOptions {
   readonly dryRun?: boolean;
   readonly onEvent?: (e: ApplyEvent) => void;
   readonly operator?: OperatorRequest;
+}
+
+/** What the engine runs: a plan, or a few operator actions (`counts` only goes into dry-run records). */
+export interface RunnablePlan {
+  readonly planId: string;
+  readonly actions: readonly Action[];
+  readonly counts?: Readonly<Partial<Record<PlanActionKind, number>>>;
 }
 
 /** Per-action execution state. */
@@ -191,7 +197,7 @@ export class ApplyEngine {
   }
 
   /** Run a plan (or, with `dryRun`, record it). */
-  async run(plan: Pick<Plan, "planId" | "actions" | "counts">, opts: ApplyRunOptions = {}): Promise<ApplyReport> {
+  async run(plan: RunnablePlan, opts: ApplyRunOptions = {}): Promise<ApplyReport> {
     if (opts.dryRun === true) return this.dryRun(plan);
     const ops = new Map(plan.actions.map((a) => [a.id, newOperationId()]));
     for (const a of plan.actions) {
@@ -229,12 +235,12 @@ export class ApplyEngine {
     return { planId: plan.planId, dryRun: false, outcomes, ok: outcomes.every((x) => x.status === "succeeded") };
   }
 
-  private async dryRun(plan: Pick<Plan, "planId" | "actions" | "counts">): Promise<ApplyReport> {
+  private async dryRun(plan: RunnablePlan): Promise<ApplyReport> {
     await this.o.audit.append({
       action: "apply",
       phase: "dry-run",
       message: `plan ${plan.planId}: ${plan.actions.length} action(s), nothing changed`,
-      details: { planId: plan.planId, counts: { ...plan.counts } },
+      details: { planId: plan.planId, ...(plan.counts === undefined ? {} : { counts: { ...plan.counts } }) },
     });
     const outcomes: ActionOutcome[] = [];
     for (const a of plan.actions) {

@@ -3,7 +3,7 @@ import type { AuditTrail } from "../audit/coordinator-audit.js";
 import type { GitHubClient } from "../github/github-client.js";
 import { classify, type LaneView } from "../observe/classify.js";
 import type { LaneStore } from "../observe/lane-store.js";
-import type { Action, PlanActionKind } from "../plan/action.js";
+import type { Action } from "../plan/action.js";
 import { ApplyRefusedError } from "./apply-errors.js";
 import type { ActionOutcome, ApplyEvent, ApplyReport } from "./apply-events.js";
 import { newOperationId, type ApplyEngine, type IntentSender } from "./apply-engine.js";
@@ -43,23 +43,6 @@ export interface LaneCommandOptions {
 /** The outcome of a lane command: the engine's report (hold/release produce one outcome too). */
 export type LaneCommandResult = ApplyReport;
 
-function zeroCounts(): Record<PlanActionKind, number> {
-  const kinds: PlanActionKind[] = [
-    "update-record",
-    "undrain",
-    "arm",
-    "create",
-    "restart",
-    "relabel",
-    "drain",
-    "remove",
-    "mark-orphan",
-    "cleanup-orphan",
-    "forget-record",
-  ];
-  return Object.fromEntries(kinds.map((k) => [k, 0])) as Record<PlanActionKind, number>;
-}
-
 /** The lane's current view (fresh observation), or a refusal that says what to check. */
 export async function laneView(deps: LaneCommandDeps, laneId: string): Promise<LaneView> {
   const clock = deps.clock ?? systemClock;
@@ -89,7 +72,7 @@ export async function runLaneCommand(deps: LaneCommandDeps, op: LaneCommand, lan
     const outcomes: ActionOutcome[] = [outcome];
     if (op === "release" && outcome.status === "succeeded" && needsUndrain(v)) {
       const undrain = operatorAction("undrain", v, deps.policy, { force: false });
-      const report = await deps.engine.run({ planId, actions: [undrain], counts: zeroCounts() }, opts.onEvent === undefined ? {} : { onEvent: opts.onEvent });
+      const report = await deps.engine.run({ planId, actions: [undrain] }, opts.onEvent === undefined ? {} : { onEvent: opts.onEvent });
       outcomes.push(...report.outcomes);
     }
     return { planId, dryRun: false, outcomes, ok: outcomes.every((o) => o.status === "succeeded") };
@@ -97,7 +80,7 @@ export async function runLaneCommand(deps: LaneCommandDeps, op: LaneCommand, lan
   const force = opts.force === true;
   const action: Action = operatorAction(op, v, deps.policy, { force });
   return deps.engine.run(
-    { planId, actions: [action], counts: zeroCounts() },
+    { planId, actions: [action] },
     {
       operator: { op, force, forcedBy: opts.operator, ...(opts.deadlineMs === undefined ? {} : { deadlineMs: opts.deadlineMs }) },
       ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),

@@ -14,6 +14,8 @@ export interface CoordinatorCliDeps {
    */
   readonly confirm?: ((question: string) => Promise<boolean>) | null;
   readonly fetch?: typeof fetch;
+  /** Ends `serve` (default: SIGINT or SIGTERM). */
+  readonly signal?: AbortSignal;
 }
 
 /** The CLI's logger: pino to stderr, `warn` unless `LANEKEEPER_LOG_LEVEL` says otherwise; secrets redacted. */

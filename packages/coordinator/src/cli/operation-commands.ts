@@ -7,6 +7,7 @@ import { parseDuration } from "./duration.js";
 import type { ExitCode } from "./exit-codes.js";
 import { runKeysGenerate, runKeysPush, runKeysRotate } from "./keys-command.js";
 import { runLanes } from "./lanes-command.js";
+import { runServe } from "./serve-command.js";
 import { runStatus } from "./status-command.js";
 
 function count(v: string): number {
@@ -126,5 +127,22 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .option("--json", "print JSON")
     .action(async (file: string, o: Parameters<typeof runKeysPush>[1]) => {
       done(await runKeysPush(file, o, io));
+    });
+
+  program
+    .command("serve")
+    .description("the long-running coordinator: reconcile loop while leader, health-driven restarts, Prometheus metrics")
+    .option("--policy <file>", "policy file")
+    .option("--interval <duration>", "reconcile interval (default: policy coordinator.reconcileIntervalMs)", parseDuration)
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port (GET /metrics)", count)
+    .option("--metrics-host <address>", "address of the metrics server (default 0.0.0.0)")
+    .option("--lock-ttl <duration>", "leader lock TTL (default 15s)", parseDuration)
+    .option("--offline-grace <duration>", "restart a lane offline on GitHub while its host runs it after this (default 2m)", parseDuration)
+    .option("--max-restarts <n>", "health restarts per lane per hour before it is left to an operator (default 3)", count)
+    .option("--once", "run one reconcile cycle (if leader) and exit")
+    .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories at start (default 15s)", parseDuration)
+    .option("--json", "progress events as JSON lines on stderr; with --once, the report as JSON on stdout")
+    .action(async (o: Parameters<typeof runServe>[0]) => {
+      done(await runServe(o, io, deps));
     });
 }

@@ -1,0 +1,108 @@
+import { instanceName } from "../audit/coordinator-audit.js";
+import { CoordinatorMetrics, startMetricsServer } from "../metrics/coordinator-metrics.js";
+import { LeaderLock } from "../serve/leader-lock.js";
+import { DEFAULT_LEADER_TTL_MS } from "../serve/limits.js";
+import { Reconciler } from "../serve/reconciler.js";
+import type { CliIo } from "./cli-io.js";
+import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
+import { ExitCode } from "./exit-codes.js";
+import { progressPrinter } from "./progress-printer.js";
+import { exitCodeForReport, reportToText } from "./render-report.js";
+
+/** Options of `lanekeeper serve`. */
+export interface ServeCommandOptions {
+  readonly policy?: string;
+  readonly json?: boolean;
+  /** Reconcile interval (default: policy `coordinator.reconcileIntervalMs`). */
+  readonly interval?: number;
+  /** Serve Prometheus metrics on this port (`GET /metrics`, `GET /healthz`). */
+  readonly metricsPort?: number;
+  /** @default 0.0.0.0 */
+  readonly metricsHost?: string;
+  /** Leader lock TTL. @default DEFAULT_LEADER_TTL_MS */
+  readonly lockTtl?: number;
+  /** Offline-while-running grace before a health restart. */
+  readonly offlineGrace?: number;
+  /** Health restarts per lane per hour. */
+  readonly maxRestarts?: number;
+  /** Run one cycle (if this process can take the leader lock) and exit. */
+  readonly once?: boolean;
+  readonly inventoryWait?: number;
+}
+
+function untilStopped(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal !== undefined) {
+      if (signal.aborted) resolve();
+      else signal.addEventListener("abort", () => resolve(), { once: true });
+      return;
+    }
+    const done = (): void => {
+      process.off("SIGINT", done);
+      process.off("SIGTERM", done);
+      resolve();
+    };
+    process.on("SIGINT", done);
+    process.on("SIGTERM", done);
+  });
+}
+
+/**
+ * `lanekeeper serve`: the long-running coordinator. Collects inventories, and while it holds the leader lock
+ * (JetStream KV, TTL) reconciles every interval: observe, plan, apply, health-driven restarts. Prometheus metrics
+ * on `--metrics-port`. SIGINT/SIGTERM finish the current cycle (a drain in progress is never cut short), release
+ * the lock and exit 0. `--once` runs a single cycle and exits with the cycle's exit code.
+ */
+export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: CoordinatorCliDeps = {}): Promise<ExitCode> {
+  return withCoordinator(opts, io, deps, async (ctx, log) => {
+    const instance = instanceName(io.env.LANEKEEPER_INSTANCE);
+    const metrics = new CoordinatorMetrics(ctx.github);
+    const lock = await LeaderLock.open(ctx.js, {
+      ttlMs: opts.lockTtl ?? DEFAULT_LEADER_TTL_MS,
+      instance,
+      log,
+      clock: ctx.clock,
+      onChange: (leader) => metrics.setLeader(leader),
+    });
+    const server = opts.metricsPort === undefined ? undefined : await startMetricsServer(metrics, opts.metricsPort, opts.metricsHost);
+    const progress = progressPrinter(io, { json: opts.json === true, quiet: false });
+    const reconciler = new Reconciler({
+      ctx,
+      lock,
+      metrics,
+      intervalMs: opts.interval ?? ctx.policy.coordinator.reconcileIntervalMs,
+      clock: ctx.clock,
+      log,
+      health: {
+        ...(opts.offlineGrace === undefined ? {} : { offlineGraceMs: opts.offlineGrace }),
+        ...(opts.maxRestarts === undefined ? {} : { maxRestarts: opts.maxRestarts }),
+      },
+      onEvent: progress,
+    });
+    try {
+      if (server !== undefined) log.info({ port: server.port }, "metrics on /metrics");
+      await ctx.waitForInventories(opts.inventoryWait);
+      if (opts.once === true) {
+        const r = await reconciler.cycle();
+        if (!r.leader) {
+          io.err(`another coordinator holds the leader lock (${(await lock.holderInfo())?.instance ?? "?"}); nothing done\n`);
+          return ExitCode.OK;
+        }
+        if (r.error !== undefined) throw new Error(r.error);
+        const outcomes = [...(r.report?.outcomes ?? []), ...r.healthRestarts];
+        const report = { planId: r.report?.planId ?? "", dryRun: false, outcomes, ok: outcomes.every((x) => x.status === "succeeded") };
+        io.out(opts.json === true ? `${JSON.stringify({ ...report, capped: r.capped }, null, 2)}\n` : reportToText(report));
+        return exitCodeForReport(report);
+      }
+      lock.start();
+      reconciler.start();
+      io.err(`lanekeeper serve (${instance}): reconciling every ${opts.interval ?? ctx.policy.coordinator.reconcileIntervalMs} ms while leader\n`);
+      await untilStopped(deps.signal);
+      return ExitCode.OK;
+    } finally {
+      await reconciler.stop();
+      await lock.stop();
+      await server?.close();
+    }
+  });
+}

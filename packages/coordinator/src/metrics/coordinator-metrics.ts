@@ -1,0 +1,183 @@
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { ApplyEvent, ApplyReport } from "../apply/apply-events.js";
+import type { GitHubClient } from "../github/github-client.js";
+import type { LaneView } from "../observe/classify.js";
+import { INTENT_LATENCY_BUCKETS } from "../serve/limits.js";
+
+/** Record states, so every state has a series (0 included) from the first scrape. */
+const RECORD_STATES = ["creating", "active", "draining", "removing", "needs-attention", "orphaned"] as const;
+
+/**
+ * The coordinator's Prometheus metrics (prom-client, its own registry): lanes by state, drains, restarts, actions,
+ * GitHub API calls and rate limit left, intent latency, leadership and reconcile cycles. Fed from apply events and
+ * reconcile cycles; GitHub figures are read from the client at scrape time.
+ */
+export class CoordinatorMetrics {
+  readonly registry = new Registry();
+  private readonly lanes: Gauge<"state">;
+  private readonly lanesByClass: Gauge<"class">;
+  private readonly drains: Counter<"result">;
+  private readonly restarts: Counter<"reason" | "result">;
+  private readonly actions: Counter<"kind" | "status">;
+  private readonly intentLatency: Histogram<"action" | "result">;
+  private readonly leader: Gauge;
+  private readonly cycles: Counter<"result">;
+  private readonly cycleSeconds: Histogram;
+  private readonly githubRequests: Counter;
+  private readonly githubCalls: Counter<"operation">;
+  private readonly githubNotModified: Counter;
+  private readonly seen = { requests: 0, notModified: 0, calls: new Map<string, number>() };
+
+  constructor(github?: Pick<GitHubClient, "metrics" | "rateLimit">) {
+    const registers = [this.registry];
+    this.lanes = new Gauge({ name: "lanekeeper_lanes", help: "Lanes by coordinator record state", labelNames: ["state"], registers });
+    for (const s of RECORD_STATES) this.lanes.set({ state: s }, 0);
+    this.lanesByClass = new Gauge({ name: "lanekeeper_lanes_by_class", help: "Lanes by ownership class (managed, orphaned, needs-attention)", labelNames: ["class"], registers });
+    this.drains = new Counter({ name: "lanekeeper_drains_total", help: "Drain waits, by how they ended (idle, deadline, forced)", labelNames: ["result"], registers });
+    this.restarts = new Counter({ name: "lanekeeper_restarts_total", help: "Lane restarts by reason (planned, offline, crash-loop) and result", labelNames: ["reason", "result"], registers });
+    this.actions = new Counter({ name: "lanekeeper_actions_total", help: "Apply actions by kind and outcome", labelNames: ["kind", "status"], registers });
+    this.intentLatency = new Histogram({
+      name: "lanekeeper_intent_latency_seconds",
+      help: "Time from sending an intent to its verified signed result",
+      labelNames: ["action", "result"],
+      buckets: [...INTENT_LATENCY_BUCKETS],
+      registers,
+    });
+    this.leader = new Gauge({ name: "lanekeeper_leader", help: "1 while this coordinator holds the leader lock", registers });
+    this.cycles = new Counter({ name: "lanekeeper_reconcile_cycles_total", help: "Reconcile cycles by result (ok, failed, follower)", labelNames: ["result"], registers });
+    this.cycleSeconds = new Histogram({ name: "lanekeeper_reconcile_duration_seconds", help: "Duration of reconcile cycles", buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800], registers });
+    this.githubRequests = new Counter({ name: "lanekeeper_github_requests_total", help: "HTTP requests sent to GitHub", registers });
+    this.githubNotModified = new Counter({ name: "lanekeeper_github_not_modified_total", help: "GitHub responses 304 (free: no rate limit spent)", registers });
+    this.githubCalls = new Counter({ name: "lanekeeper_github_calls_total", help: "GitHub client calls by operation", labelNames: ["operation"], registers });
+    const self = this.seen;
+    const reqs = this.githubRequests;
+    const nm = this.githubNotModified;
+    const calls = this.githubCalls;
+    new Gauge({
+      name: "lanekeeper_github_rate_limit_remaining",
+      help: "GitHub API requests left in the current window (as last reported)",
+      registers,
+      collect() {
+        if (github === undefined) return;
+        const rl = github.rateLimit();
+        if (rl.remaining !== undefined) this.set(rl.remaining);
+        // Counters from the client's cumulative figures, advanced by what changed since the last scrape.
+        const m = github.metrics();
+        if (m.requests > self.requests) reqs.inc(m.requests - self.requests);
+        self.requests = Math.max(self.requests, m.requests);
+        if (m.notModified > self.notModified) nm.inc(m.notModified - self.notModified);
+        self.notModified = Math.max(self.notModified, m.notModified);
+        for (const [op, n] of Object.entries(m.calls)) {
+          const prev = self.calls.get(op) ?? 0;
+          if (n > prev) calls.inc({ operation: op }, n - prev);
+          self.calls.set(op, Math.max(prev, n));
+        }
+      },
+    });
+    new Gauge({
+      name: "lanekeeper_github_rate_limit_reserve_active",
+      help: "1 while the rate-limit reserve holds back everything but removals",
+      registers,
+      collect() {
+        if (github !== undefined) this.set(github.rateLimit().reserveActive ? 1 : 0);
+      },
+    });
+  }
+
+  /** Feed one apply event. */
+  readonly onEvent = (e: ApplyEvent): void => {
+    switch (e.type) {
+      case "intent":
+        this.intentLatency.observe({ action: e.action, result: e.result }, e.latencyMs / 1000);
+        return;
+      case "action-end": {
+        const o = e.outcome;
+        this.actions.inc({ kind: o.kind, status: o.status });
+        if (o.stepsDone.includes("wait-idle")) this.drains.inc({ result: o.forcedBy === undefined ? "idle" : "forced" });
+        else if (o.code === "DRAIN_DEADLINE") this.drains.inc({ result: "deadline" });
+        return;
+      }
+      default:
+        return;
+    }
+  };
+
+  /** Count a restart (planned by the planner, or health-driven). */
+  restart(reason: "planned" | "offline" | "crash-loop", result: string): void {
+    this.restarts.inc({ reason, result });
+  }
+
+  /** Count the planned restarts of a report. */
+  report(report: ApplyReport): void {
+    for (const o of report.outcomes) if (o.kind === "restart") this.restart("planned", o.status);
+  }
+
+  /** Lanes by record state and by class, from a cycle's classification. */
+  lanesObserved(views: readonly LaneView[]): void {
+    const byState = new Map<string, number>(RECORD_STATES.map((s) => [s, 0]));
+    const byClass = new Map<string, number>([
+      ["managed", 0],
+      ["orphaned", 0],
+      ["needs-attention", 0],
+    ]);
+    for (const v of views) {
+      if (v.record !== undefined) byState.set(v.record.state, (byState.get(v.record.state) ?? 0) + 1);
+      byClass.set(v.class, (byClass.get(v.class) ?? 0) + 1);
+    }
+    for (const [state, n] of byState) this.lanes.set({ state }, n);
+    for (const [c, n] of byClass) this.lanesByClass.set({ class: c }, n);
+  }
+
+  /** Leadership now. */
+  setLeader(leader: boolean): void {
+    this.leader.set(leader ? 1 : 0);
+  }
+
+  /** One reconcile cycle ended. */
+  cycle(result: "ok" | "failed" | "follower", seconds: number): void {
+    this.cycles.inc({ result });
+    if (result !== "follower") this.cycleSeconds.observe(seconds);
+  }
+
+  /** The metrics in Prometheus text format. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** A small HTTP server for `GET /metrics` (Prometheus text format) and `GET /healthz`. */
+export async function startMetricsServer(metrics: CoordinatorMetrics, port: number, host = "0.0.0.0"): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    if (req.method === "GET" && req.url === "/metrics") {
+      metrics
+        .text()
+        .then((body) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(body);
+        })
+        .catch(() => {
+          res.writeHead(500);
+          res.end();
+        });
+      return;
+    }
+    if (req.method === "GET" && req.url === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok\n");
+      return;
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  return {
+    server,
+    port: typeof addr === "object" && addr !== null ? addr.port : port,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}

@@ -1,0 +1,219 @@
+import { Health, LaneMode, LaneState, systemClock, type Clock, type Logger } from "@lanekeeper/shared";
+import type { ApplyEngine } from "../apply/apply-engine.js";
+import type { ActionOutcome, ApplyEvent, ApplyReport } from "../apply/apply-events.js";
+import { operatorAction } from "../apply/operator-actions.js";
+import type { CoordinatorContext } from "../apply/coordinator-context.js";
+import { observeWorld } from "../apply/observe-world.js";
+import type { CoordinatorMetrics } from "../metrics/coordinator-metrics.js";
+import type { LaneView } from "../observe/classify.js";
+import { plan } from "../plan/planner.js";
+import type { PlanOptions } from "../plan/plan-types.js";
+import type { LeaderLock } from "./leader-lock.js";
+import {
+  DEFAULT_HEALTH_WINDOW_MS,
+  DEFAULT_MAX_HEALTH_RESTARTS,
+  DEFAULT_OFFLINE_GRACE_MS,
+  MAX_HEALTH_RESTARTS_PER_CYCLE,
+} from "./limits.js";
+
+/** Health-driven restart settings. */
+export interface HealthRestartOptions {
+  /** Offline on GitHub while the host reports the runner running, this long, triggers a restart. @default DEFAULT_OFFLINE_GRACE_MS */
+  readonly offlineGraceMs?: number;
+  /** Restarts of one lane per window; then it is left to an operator. @default DEFAULT_MAX_HEALTH_RESTARTS */
+  readonly maxRestarts?: number;
+  /** @default DEFAULT_HEALTH_WINDOW_MS */
+  readonly windowMs?: number;
+}
+
+/** Options of {@link Reconciler}. */
+export interface ReconcilerOptions {
+  readonly ctx: Pick<CoordinatorContext, "policy" | "github" | "store" | "inventory" | "audit" | "engine">;
+  /** Without a lock this process always acts (a single coordinator). */
+  readonly lock?: LeaderLock;
+  readonly metrics?: CoordinatorMetrics;
+  readonly intervalMs: number;
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  readonly health?: HealthRestartOptions;
+  readonly planOptions?: Omit<PlanOptions, "nowMs">;
+  readonly onEvent?: (e: ApplyEvent) => void;
+}
+
+/** What one cycle did. */
+export interface CycleReport {
+  readonly leader: boolean;
+  readonly report?: ApplyReport;
+  /** Health-driven restarts of this cycle. */
+  readonly healthRestarts: readonly (ActionOutcome & { readonly why: "offline" | "crash-loop" })[];
+  /** Lanes left to an operator this cycle because they hit the restart cap. */
+  readonly capped: readonly string[];
+  readonly error?: string;
+}
+
+/**
+ * The `serve` loop: every interval, if this process holds the leader lock, observe → plan → apply (the same
+ * engine, guards, drain protocol and audit as `lanekeeper apply`), then health-driven restarts the planner does
+ * not do: a registration offline on GitHub for a while although its host reports the runner running (a runner
+ * that lost its connection), and a lane the agent reports in a crash loop (the agent stopped restarting it). Each
+ * lane gets at most `maxRestarts` health restarts per window, then its record goes to `needs-attention` with a
+ * recovery note. Followers only keep collecting inventories.
+ */
+export class Reconciler {
+  private readonly clock: Clock;
+  private readonly offlineSince = new Map<string, number>();
+  private readonly restartsAt = new Map<string, number[]>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<CycleReport> | undefined;
+  private stopped = true;
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.clock = o.clock ?? systemClock;
+  }
+
+  /** Run cycles every interval until {@link stop}. */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    const loop = (): void => {
+      if (this.stopped) return;
+      this.running = this.cycle();
+      void this.running.finally(() => {
+        if (!this.stopped) this.timer = setTimeout(loop, this.o.intervalMs);
+      });
+    };
+    this.timer = setTimeout(loop, 0);
+  }
+
+  /** Stop after the current cycle (a drain in progress is finished, never cut short). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One cycle. Never throws: an error is logged, counted and reported. */
+  async cycle(): Promise<CycleReport> {
+    const t0 = this.clock.now();
+    const m = this.o.metrics;
+    const leader = this.o.lock === undefined ? true : await this.o.lock.ensure();
+    m?.setLeader(leader);
+    if (!leader) {
+      m?.cycle("follower", 0);
+      return { leader: false, healthRestarts: [], capped: [] };
+    }
+    try {
+      const ctx = this.o.ctx;
+      const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: this.clock });
+      const p = plan(ctx.policy, world.observed, world.records, { ...this.o.planOptions, nowMs: world.observedAtMs });
+      m?.lanesObserved(p.classification.lanes);
+      const onEvent = (e: ApplyEvent): void => {
+        m?.onEvent(e);
+        this.o.onEvent?.(e);
+      };
+      const engine = ctx.engine();
+      const report = await engine.run(p, { onEvent });
+      m?.report(report);
+      const targeted = new Set(p.actions.map((a) => a.laneId));
+      const { restarts, capped } = await this.healthRestarts(p.classification.lanes, targeted, engine, onEvent);
+      m?.cycle("ok", (this.clock.now() - t0) / 1000);
+      const failed = report.outcomes.filter((x) => x.status !== "succeeded");
+      if (failed.length > 0) this.o.log?.warn({ failed: failed.map((x) => `${x.kind}:${x.laneId}:${x.code ?? ""}`) }, "reconcile: some actions did not succeed");
+      return { leader: true, report, healthRestarts: restarts, capped };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.o.log?.error({ err: message }, "reconcile cycle failed");
+      m?.cycle("failed", (this.clock.now() - t0) / 1000);
+      return { leader: true, healthRestarts: [], capped: [], error: message };
+    }
+  }
+
+  /** Which lanes need a health restart now, and why. */
+  private unhealthy(views: readonly LaneView[], targeted: ReadonlySet<string>): { view: LaneView; why: "offline" | "crash-loop" }[] {
+    const now = this.clock.now();
+    const grace = this.o.health?.offlineGraceMs ?? DEFAULT_OFFLINE_GRACE_MS;
+    const out: { view: LaneView; why: "offline" | "crash-loop" }[] = [];
+    const seen = new Set<string>();
+    for (const v of views) {
+      const r = v.record;
+      const h = v.hostLane;
+      const g = v.registration;
+      if (r?.state !== "active" || h === undefined || v.class !== "managed" || !v.hostKnown || h.held || h.draining || targeted.has(v.laneId)) continue;
+      if (h.health === Health.HEALTH_CRASH_LOOP || (h.state === LaneState.LANE_STATE_NEEDS_ATTENTION && h.attentionReason === "CRASH_LOOP")) {
+        out.push({ view: v, why: "crash-loop" });
+        continue;
+      }
+      // An ephemeral lane between jobs has no registration online by design.
+      const offline = g !== undefined && g.status !== "online" && h.state === LaneState.LANE_STATE_RUNNING && h.mode !== LaneMode.LANE_MODE_EPHEMERAL && !h.jobRunning;
+      if (!offline) continue;
+      seen.add(v.laneId);
+      const since = this.offlineSince.get(v.laneId) ?? now;
+      this.offlineSince.set(v.laneId, since);
+      if (now - since >= grace) out.push({ view: v, why: "offline" });
+    }
+    for (const id of [...this.offlineSince.keys()]) if (!seen.has(id)) this.offlineSince.delete(id);
+    return out;
+  }
+
+  private async healthRestarts(
+    views: readonly LaneView[],
+    targeted: ReadonlySet<string>,
+    engine: ApplyEngine,
+    onEvent: (e: ApplyEvent) => void,
+  ): Promise<{ restarts: (ActionOutcome & { why: "offline" | "crash-loop" })[]; capped: string[] }> {
+    const now = this.clock.now();
+    const max = this.o.health?.maxRestarts ?? DEFAULT_MAX_HEALTH_RESTARTS;
+    const windowMs = this.o.health?.windowMs ?? DEFAULT_HEALTH_WINDOW_MS;
+    const restarts: (ActionOutcome & { why: "offline" | "crash-loop" })[] = [];
+    const capped: string[] = [];
+    for (const { view, why } of this.unhealthy(views, targeted)) {
+      if (restarts.length >= MAX_HEALTH_RESTARTS_PER_CYCLE) break;
+      const recent = (this.restartsAt.get(view.laneId) ?? []).filter((t) => now - t < windowMs);
+      if (recent.length >= max) {
+        await this.capLane(view, why, recent.length, windowMs);
+        capped.push(view.laneId);
+        continue;
+      }
+      this.restartsAt.set(view.laneId, [...recent, now]);
+      const action = { ...operatorAction("restart", view, this.o.ctx.policy, { force: false }), id: `health-restart:${view.laneId}` };
+      const planId = `health-${why}-${view.laneId}-${now}`;
+      const report = await engine.run({ planId, actions: [action] }, { onEvent });
+      for (const outcome of report.outcomes) {
+        this.o.metrics?.restart(why, outcome.status);
+        restarts.push({ ...outcome, why });
+      }
+      this.offlineSince.delete(view.laneId);
+    }
+    return { restarts, capped };
+  }
+
+  /** The lane hit the restart cap: leave it to an operator, with a recovery note on the record and in the audit. */
+  private async capLane(view: LaneView, why: string, count: number, windowMs: number): Promise<void> {
+    const r = view.record;
+    if (r === undefined || r.state === "needs-attention") return;
+    const note =
+      `lane ${view.laneId} on ${view.hostId} was restarted ${count} times in ${Math.round(windowMs / 60_000)} min for ${why} and is still unhealthy; ` +
+      `nothing more is done automatically. Look at \`lanekeeper-agent status\` on ${view.hostId}, then \`lanekeeper lanes restart ${view.laneId}\`, ` +
+      `or \`lanekeeper lanes remove ${view.laneId}\` (\`lanekeeper apply\` creates a replacement).`;
+    const copy: Record<string, unknown> = { ...r };
+    delete copy.revision;
+    try {
+      await this.o.ctx.store.update(
+        { ...(copy as unknown as typeof r), state: "needs-attention", attention: { code: "HEALTH_RESTART_CAP", message: note }, updatedAtMs: this.clock.now() },
+        r.revision,
+      );
+    } catch (err) {
+      this.o.log?.warn({ laneId: view.laneId, err: err instanceof Error ? err.message : String(err) }, "could not mark the lane needs-attention");
+      return;
+    }
+    await this.o.ctx.audit.append({
+      action: "health-restart",
+      phase: "failed",
+      laneId: view.laneId,
+      hostId: view.hostId,
+      reasonCode: "HEALTH_RESTART_CAP",
+      message: note.slice(0, 500),
+      details: { why, restarts: count, windowMs, recovery: note },
+    });
+  }
+}
