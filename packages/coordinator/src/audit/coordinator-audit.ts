@@ -50,6 +50,8 @@ export function instanceName(name: string = hostname()): string {
  */
 export class CoordinatorAudit implements AuditTrail {
   private streamBehind = true;
+  /** The stream holds another chain under this subject: never publish into it. */
+  private diverged = false;
   private pubQueue: Promise<void> = Promise.resolve();
   private readonly subject: string;
   private readonly source: string;
@@ -89,7 +91,7 @@ export class CoordinatorAudit implements AuditTrail {
 
   async append(entry: CoordinatorAuditEntry): Promise<AuditRecord> {
     const record = await this.log.append({ ...entry, source: this.source });
-    if (this.opts.js !== undefined) {
+    if (this.opts.js !== undefined && !this.diverged) {
       // Publishes are serialized so the stream holds the chain in chain order.
       const run = this.pubQueue.then(async () => {
         try {
@@ -138,7 +140,7 @@ export class CoordinatorAudit implements AuditTrail {
         // The stream holds a different chain under this name (local file replaced or another instance with the
         // same name): never interleave two chains; an operator must look.
         this.opts.log?.error({ subject: this.subject, streamSeq: last.seq }, "local audit chain differs from the stream copy; not publishing");
-        this.streamBehind = false;
+        this.diverged = true;
         return;
       }
     }
