@@ -9,7 +9,7 @@
  * marker can never be confused with an intent, result or inventory signature.
  */
 import { createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import { Backend, LaneMode, RejectError, RejectReason, type LaneSpec, type SigningKey } from "@lanekeeper/shared";
+import { Backend, type BackendName, LaneMode, RejectError, RejectReason, type LaneSpec, type SigningKey } from "@lanekeeper/shared";
 
 /** Payload type of `lane.json`. */
 export const LANE_RECORD_PAYLOAD_TYPE = "lanekeeper.lane.v1";
@@ -18,8 +18,8 @@ export const RUNTIME_MARKER_PAYLOAD_TYPE = "lanekeeper.runtime-marker.v1";
 /** Version of the `lane.json` payload layout. */
 export const LANE_RECORD_FORMAT = 1;
 
-/** The backend names used in files, labels and the CLI. */
-export type BackendName = "systemd" | "container";
+/** The backend names used in files, labels and the CLI (the config's `BackendName`). */
+export type { BackendName };
 /** The mode names used in files and the CLI. */
 export type ModeName = "persistent" | "ephemeral";
 
