@@ -905,9 +905,20 @@ export class LaneManager {
         await this.journal.clear(laneId);
         continue;
       }
-      const res = await this.mutex.run(laneId, () => this.recoverOne(entry));
+      const ctx = { operationId: entry.operationId };
+      await this.writeAudit("planned", `recover-${entry.op}`, ctx, laneId, { details: { step: entry.step } });
+      await this.writeAudit("started", `recover-${entry.op}`, ctx, laneId);
+      const res = await this.mutex.run(laneId, () => this.recoverOne(entry)).catch(
+        (err: unknown): RecoveryAction => ({
+          laneId,
+          op: entry.op,
+          step: entry.step,
+          outcome: "needs-attention",
+          message: `recovery of the interrupted ${entry.op} failed: ${errorMessage(err)}; the journal entry is kept for the next start`,
+        }),
+      );
       done.push(res);
-      await this.finalAudit(res.outcome === "needs-attention" ? "failed" : "succeeded", `recover-${entry.op}`, { operationId: entry.operationId }, laneId, {
+      await this.finalAudit(res.outcome === "needs-attention" ? "failed" : "succeeded", `recover-${entry.op}`, ctx, laneId, {
         reasonCode: res.outcome === "needs-attention" ? (entry.op === "create" ? "CREATE_INCOMPLETE" : "REMOVE_INCOMPLETE") : "",
         message: res.message,
         details: { step: entry.step, outcome: res.outcome },

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { AgentStatusReport, Backend, Health, LaneMode, LaneState } from "@lanekeeper/shared";
+import { formatStatus, statusJson, table } from "./status-format.js";
+
+const report = AgentStatusReport.fromPartial({
+  hostId: "build01",
+  agentVersion: "0.1.0",
+  startedAtMs: 1_000,
+  controlEnabled: false,
+  lanes: [
+    {
+      laneId: "l1",
+      backend: Backend.BACKEND_SYSTEMD,
+      mode: LaneMode.LANE_MODE_PERSISTENT,
+      state: LaneState.LANE_STATE_NEEDS_ATTENTION,
+      health: Health.HEALTH_CRASH_LOOP,
+      runnerId: 12,
+      runnerName: "l1",
+      held: true,
+      holdReason: "disk",
+      attentionReason: "CRASH_LOOP",
+      recoveryNote: "run lanekeeper lanes restart l1",
+    },
+  ],
+  unmanaged: [{ kind: "systemd-unit", name: "actions.runner.acme-api.x.service", runnerName: "x", reason: "NO_MARKER", state: "active" }],
+  recentAudit: [{ seq: 3, atMs: 0, action: "create", phase: "succeeded", laneId: "l1" }],
+});
+
+describe("status output", () => {
+  it("renders lanes, notes, unmanaged runners and audit for people", () => {
+    const text = formatStatus(report, 61_000);
+    expect(text).toContain("host build01  agent 0.1.0  up 60s");
+    expect(text).toContain("control: disabled");
+    expect(text).toMatch(/l1\s+systemd\s+needs-attention\s+crash-loop\s+-\s+#12 l1/);
+    expect(text).toContain("held(disk)");
+    expect(text).toContain("! l1 CRASH_LOOP: run lanekeeper lanes restart l1");
+    expect(text).toContain("actions.runner.acme-api.x.service");
+    expect(text).toMatch(/3\s+1970-01-01T00:00:00.000Z\s+create\s+succeeded\s+l1/);
+  });
+
+  it("emits stable JSON with enum names", () => {
+    const j = JSON.parse(statusJson(report)) as { lanes: { state: string; health: string; backend: string }[] };
+    expect(j.lanes[0]).toMatchObject({ state: "LANE_STATE_NEEDS_ATTENTION", health: "HEALTH_CRASH_LOOP", backend: "BACKEND_SYSTEMD" });
+  });
+
+  it("aligns columns", () => {
+    expect(table(["A", "BB"], [["xxx", "y"]])).toBe("A    BB\nxxx  y");
+  });
+});
