@@ -35,10 +35,29 @@ function header(title) {
 function info(line) {
   console.log(`    ${dim(elapsed())} ${line}`);
 }
+/** Drops the coordinator's pino log lines (JSON) from what is shown; returns the rest and how many were hidden. */
+function withoutLogLines(text) {
+  let hidden = 0;
+  const kept = text.split("\n").filter((l) => {
+    if (/^\{"level":\d+/.test(l.trim())) {
+      hidden += 1;
+      return false;
+    }
+    return true;
+  });
+  return { text: kept.join("\n"), hidden };
+}
 function block(text, max = 60) {
   const lines = text.replace(/\s+$/, "").split("\n");
   const shown = lines.length > max ? [...lines.slice(0, max), dim(`… ${lines.length - max} more lines`)] : lines;
   for (const l of shown) console.log(`      ${l}`);
+}
+
+/** A command's stderr: its progress lines; its log lines only counted (they are in the JSON log format). */
+function showStderr(stderr, max) {
+  const { text, hidden } = withoutLogLines(stderr);
+  if (text.trim()) block(dim(text.trim()), max);
+  if (hidden > 0) console.log(`      ${dim(`(${hidden} log line(s) on stderr not shown)`)}`);
 }
 
 /** Invariant failures (exit 1) and steps that could not run (exit 2). */
@@ -101,7 +120,7 @@ async function lk(argv, opts = {}) {
   const r = await fleet.lanekeeper(argv, opts);
   if (!opts.quiet) {
     if (r.stdout.trim()) block(r.stdout, opts.max ?? 60);
-    if (r.stderr.trim()) block(dim(r.stderr.trim()), 20);
+    showStderr(r.stderr, 20);
   }
   if (r.code !== 0) info(`${yellow(`exit ${r.code}`)}`);
   return r;
@@ -255,7 +274,7 @@ try {
       for (const { op, lane, job, res, s } of results) {
         info(`$ lanekeeper lanes ${op} ${lane}   ${dim(`(lane was running job ${job}; took ${s.toFixed(1)} s)`)}`);
         if (res.stdout.trim()) block(res.stdout, 25);
-        if (res.stderr.trim()) block(dim(res.stderr.trim()), 10);
+        showStderr(res.stderr, 10);
         if (res.code !== 0) violation(`lanekeeper lanes ${op} ${lane} exited ${res.code}`);
         summary.laneOps.push(`${op} ${lane}`);
       }

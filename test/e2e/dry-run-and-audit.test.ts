@@ -117,4 +117,38 @@ describe("audit", () => {
     expect(r.stdout + r.stderr).toMatch(new RegExp(`line ${i + 1}`));
     expect(await managedRunners(fleet)).toHaveLength(2);
   });
+
+  it("plan shows what apply would do: the same actions as apply --dry-run", async () => {
+    await fleet.editPolicy((doc) => {
+      (doc.lanes as { count: number }[])[0]!.count = 1;
+    });
+    const plan = await fleet.lanekeeper(["plan", "--json"]);
+    expect(plan.code, describeCli(plan)).toBe(0);
+    const planned = ((plan.json as { actions: { kind: string; laneId: string }[] }).actions ?? [])
+      .filter((a) => a.kind !== "update-record")
+      .map((a) => `${a.kind} ${a.laneId}`)
+      .sort();
+    const { cli, report } = await apply(fleet, ["--dry-run"]);
+    expect(cli.code, describeCli(cli)).toBe(0);
+    const wouldDo = (report?.outcomes ?? [])
+      .filter((o) => o.kind !== "update-record")
+      .map((o) => `${o.kind} ${o.laneId}`)
+      .sort();
+    // Scaling 2 → 1 drains one lane: both must say so (and name the same lane).
+    expect(wouldDo.length).toBeGreaterThan(0);
+    expect(planned).toEqual(wouldDo);
+    await fleet.editPolicy((doc) => {
+      (doc.lanes as { count: number }[])[0]!.count = 2;
+    });
+  });
+
+  it("commands run by several operators at once keep one valid chain", async () => {
+    // Three lanekeeper processes at the same time, each appending records (dry runs change nothing else).
+    const runs = await Promise.all([0, 1, 2].map(() => apply(fleet, ["--dry-run"])));
+    for (const r of runs) expect(r.cli.code, describeCli(r.cli)).toBe(0);
+    const v = await fleet.lanekeeper(["audit", "verify", "--json"]);
+    expect(v.code, describeCli(v)).toBe(0);
+    expect(v.json).toMatchObject({ ok: true });
+    await coordinatorAudit();
+  });
 });

@@ -91,6 +91,17 @@ export async function apply(fleet: Fleet, args: readonly string[] = []): Promise
   return { cli, report };
 }
 
+/**
+ * What `apply` would do now: `apply --dry-run --json` (it reads the agents' inventories, as apply does), without
+ * `update-record` bookkeeping. Used to decide whether a fleet has converged.
+ */
+export async function pendingActions(fleet: Fleet): Promise<OutcomeJson[]> {
+  const { cli, report } = await apply(fleet, ["--dry-run"]);
+  expect(cli.code, describeCli(cli)).toBe(0);
+  expect(report, describeCli(cli)).toBeDefined();
+  return report!.outcomes.filter((o) => o.kind !== "update-record");
+}
+
 /** `apply` that must succeed with every action succeeded. */
 export async function applyOk(fleet: Fleet, args: readonly string[] = []): Promise<ApplyReportJson> {
   const { cli, report } = await apply(fleet, args);

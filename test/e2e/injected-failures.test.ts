@@ -21,7 +21,7 @@ import {
   laneDirs,
   laneUnits,
   managedRunners,
-  planJson,
+  pendingActions,
   waitManagedOnline,
 } from "./e2e-fixture.js";
 
@@ -68,14 +68,14 @@ async function expectConverged(): Promise<void> {
   expect(await laneDirs(fleet, HOST)).toEqual(names);
   const status = await fleet.agent(HOST).status();
   expect((status.lanes ?? []).map((l) => l.laneId).sort()).toEqual(names);
-  expect((await planJson(fleet)).actions.filter((a) => a.kind !== "update-record")).toEqual([]);
+  expect(await pendingActions(fleet)).toEqual([]);
   await expectUnmanagedUntouched(fleet);
 }
 
 /** Applies until the plan is empty (a failed run leaves work for the next one), at most `runs` times. */
 async function applyUntilConverged(runs = 4): Promise<void> {
   for (let i = 0; i < runs; i++) {
-    if ((await planJson(fleet)).actions.filter((a) => a.kind !== "update-record").length === 0) break;
+    if ((await pendingActions(fleet)).length === 0) break;
     await apply(fleet);
   }
   await expectConverged();

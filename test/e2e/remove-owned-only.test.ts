@@ -20,6 +20,7 @@ import {
   laneDirs,
   laneUnits,
   managedRunners,
+  pendingActions,
   planJson,
   waitManagedOnline,
 } from "./e2e-fixture.js";
@@ -88,13 +89,12 @@ describe("remove", () => {
     });
     // Scale-down drains at most a few lanes per run (--max-removals); apply until the plan is empty.
     for (let i = 0; i < 5; i++) {
-      const plan = await planJson(fleet);
-      if (plan.actions.length === 0) break;
+      if ((await pendingActions(fleet)).length === 0) break;
       const { cli, report } = await apply(fleet);
       expect(cli.code, describeCli(cli)).toBe(0);
       expect(report?.outcomes.every((o) => o.status === "succeeded"), describeCli(cli)).toBe(true);
     }
-    expect((await planJson(fleet)).actions).toEqual([]);
+    expect(await pendingActions(fleet)).toEqual([]);
     expect(await managedRunners(fleet)).toEqual([]);
     expect(await laneUnits(fleet, "build01")).toEqual([]);
     expect(await laneDirs(fleet, "build01")).toEqual([]);

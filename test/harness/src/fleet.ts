@@ -12,7 +12,7 @@
  * child processes in their environment, never printed.
  */
 import type { ChildProcess } from "node:child_process";
-import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { chmod, cp, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -288,7 +288,7 @@ export interface Fleet {
   policyPath: string;
   /** Coordinator signing key (PKCS#8 PEM, 0600). */
   coordinatorKeyPath: string;
-  /** The trust file installed on every agent (the coordinator's key set, version 1). */
+  /** The trust file installed on every agent (the key set `lanekeeper keys generate` wrote, version 1). */
   trustPath: string;
   /** The coordinator's local audit chain (policy `coordinator.auditFile`). */
   auditPath: string;
@@ -371,25 +371,6 @@ function cliResult(r: CommandResult): CliResult {
 /** `scope` → the dashed form svc.sh uses in unit names (`acme/api` → `acme-api`, `org:acme` → `acme`). */
 function dashedScope(scope: string): string {
   return scope.replace(/^org:/, "").replace(/[^A-Za-z0-9]+/g, "-");
-}
-
-/** A fresh coordinator signing key and the version-1 trust file that makes agents trust it. */
-function coordinatorKeys(nowMs: number): { pem: string; trust: string; keyId: string } {
-  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-  const raw = publicKey.export({ format: "der", type: "spki" }).subarray(-32);
-  const keyId = createHash("sha256").update(raw).digest("hex");
-  // Same document as `formatTrustFile(initialKeySet(key))` in @lanekeeper/shared / the coordinator: issued a
-  // minute in the past so clock skew between processes cannot make it "not yet valid".
-  const issuedAtMs = nowMs - 60_000;
-  const trust = {
-    format: "lanekeeper.trust.v1",
-    version: 1,
-    issuedAtMs,
-    expiresAtMs: issuedAtMs + 7 * 24 * 3_600_000,
-    hwmFloor: 0,
-    keys: [{ keyId, publicKey: raw.toString("base64"), notBeforeMs: issuedAtMs, notAfterMs: issuedAtMs + 90 * 24 * 3_600_000, status: "active" }],
-  };
-  return { pem: privateKey.export({ format: "pem", type: "pkcs8" }).toString(), trust: `${JSON.stringify(trust, null, 2)}\n`, keyId };
 }
 
 function setIn(doc: Document, path: (string | number)[], value: unknown): void {
@@ -489,14 +470,11 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
     const github = await startGitHubEmulator({ ...opts.github, repos, orgs, token: secret() });
     cleanups.push({ what: "GitHub emulator", fn: () => github.stop() });
 
-    // --- Coordinator key and the agents' trust file.
-    const keys = coordinatorKeys(Date.now());
+    // --- The coordinator's directory: its signing key (made by `lanekeeper keys generate` once the policy
+    // exists) and its audit chain.
     const coordDir = join(dir, "coordinator");
-    await mkdir(coordDir, { mode: 0o700 });
+    await mkdir(coordDir, { mode: 0o755 });
     const coordinatorKeyPath = join(coordDir, "coordinator.key");
-    await writeFile(coordinatorKeyPath, keys.pem, { mode: 0o600 });
-    const trustPath = join(dir, "trust.json");
-    await writeFile(trustPath, keys.trust, { mode: 0o644 });
     const auditPath = join(coordDir, "audit.jsonl");
 
     // --- Real systemd (one sandbox per systemd host: each host has its own PID 1, units and /proc) and
@@ -571,7 +549,6 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
         const statusSocket = join(hostDir, "agent.sock");
         await editYamlFile(configPath, (doc) => {
           setIn(doc, ["nats"], { url: nats.url, user: user.user, password: user.password });
-          setIn(doc, ["trustFile"], trustPath);
           setIn(doc, ["statusSocket"], statusSocket);
           setIn(doc, ["runnerRoots"], [handmadeRoot]);
           // Lanes run as root here (the runtime then sets RUNNER_ALLOW_RUNASROOT for the runner); production
@@ -629,9 +606,6 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
       handmade.registrations.push(GITHUB_ONLY_RUNNER_NAME);
     }
 
-    log(`lanekeeper-agent run on ${agents.map((a) => a.hostId).join(", ")}`);
-    await settleAll(agents.map((a) => a.start()));
-
     // --- Coordinator policy from the enrollment bundles.
     const policyPath = join(dir, "lanekeeper.yaml");
     const policyText = await renderPolicy({
@@ -657,6 +631,27 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
       [FLEET_NATS_PASSWORD_ENV]: coordinatorUser.password,
       LANEKEEPER_POLICY: policyPath,
     };
+    // The coordinator's key and the trust file the agents install, made by the coordinator's own CLI.
+    const keysOut = await runCommand(process.execPath, [COORDINATOR_BIN, "keys", "generate", "--json"], {
+      env: { ...process.env, ...coordinatorEnv },
+      cwd: dir,
+      timeoutMs: FLEET_CLI_TIMEOUT_MS,
+    });
+    const generated = parseCliJson(keysOut.stdout) as { trustFile?: string } | undefined;
+    if (keysOut.code !== 0 || typeof generated?.trustFile !== "string") {
+      throw new LauncherError("COMMAND_FAILED", `lanekeeper keys generate exited ${keysOut.code}: ${keysOut.stderr.trim()}`);
+    }
+    const trustPath = generated.trustFile;
+    for (const a of agents) {
+      await a.editConfig((doc) => {
+        doc.trustFile = trustPath;
+      });
+    }
+    log(`coordinator key generated (lanekeeper keys generate); trust file ${trustPath} installed on every agent`);
+
+    log(`lanekeeper-agent run on ${agents.map((a) => a.hostId).join(", ")}`);
+    await settleAll(agents.map((a) => a.start()));
+
     const snapshot = await snapshotHandmade(github, sdOfAgent, handmade);
 
     const fleet: Fleet = {
