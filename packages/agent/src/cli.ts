@@ -8,6 +8,7 @@ import { userInfo } from "node:os";
 import { Command, CommanderError } from "commander";
 import {
   type AgentConfig,
+  ConfigError,
   createLogger,
   LanekeeperError,
   MAX_CONFIG_BYTES,
@@ -16,6 +17,7 @@ import {
   verifyAuditChain,
 } from "@lanekeeper/shared";
 import { AgentDaemon } from "./agent-daemon.js";
+import { readSmallFile } from "./atomic-file.js";
 import { startAgentIntake, type AgentIntakeHandle } from "./intake/agent-intake.js";
 import { enrollmentYaml, initAgent, loadAgentKeys } from "./agent-identity.js";
 import { AGENT_VERSION } from "./agent-version.js";
@@ -28,8 +30,6 @@ import { MarkerSigner } from "./lane-marker.js";
 import { STATUS_DEFAULT_AUDIT_TAIL } from "./limits.js";
 import { fetchStatus } from "./status-client.js";
 import { formatStatus, statusJson } from "./status-format.js";
-import { readSmallFile } from "./atomic-file.js";
-import { ConfigError } from "@lanekeeper/shared";
 
 /** Default config location. */
 export const DEFAULT_CONFIG_PATH = "/etc/lanekeeper/agent.yaml";

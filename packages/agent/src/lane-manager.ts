@@ -14,6 +14,7 @@ import {
   Backend,
   type Clock,
   Health,
+  LanekeeperError,
   LaneState as LaneStateEnum,
   type LaneObservation,
   type LaneSpec,
@@ -22,9 +23,7 @@ import {
   systemClock,
   validateLaneId,
 } from "@lanekeeper/shared";
-import type { AgentLog, AuditEntryInput, AuditPhase, AuditSink } from "./audit-sink.js";
-import { silentLog } from "./audit-sink.js";
-import { LanekeeperError } from "@lanekeeper/shared";
+import { silentLog, type AgentLog, type AuditEntryInput, type AuditPhase, type AuditSink } from "./audit-sink.js";
 import { recoveryNote, decideHealth, pruneRestarts, type AttentionReason, type HealthPolicy } from "./health-policy.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import type { LaneDirectories } from "./lane-directory.js";
