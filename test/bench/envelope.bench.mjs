@@ -49,7 +49,7 @@ const clock = new lk.FakeClock(1_800_000_000_000);
 const coordinator = lk.generateSigningKey();
 const store = new lk.TrustedKeyStore(lk.buildKeySet({ version: 1, issuedAtMs: clock.now(), members: [{ key: coordinator }] }));
 const agentSealing = lk.generateSealingKey();
-const context = lk.sealContext({ purpose: "jit-config", hostId: "build01", laneId: "l1" });
+const context = lk.sealContext({ purpose: "jit-config", hostId: "build01", laneId: "l1", intentId: "0".repeat(32) });
 const jitConfig = Buffer.alloc(2048, 0x41); // a JIT config is ~2 KiB of base64
 // Typical intent (drain/restart/stop): a few hundred bytes. verify_per_s is measured on this one.
 const small = lk.buildIntent({

@@ -15,6 +15,7 @@ import {
   KeyStatus,
   LaneMode,
   ResultPayload,
+  sealContext,
   sealSecret,
   signIntent,
   TrustedKeySet,
@@ -29,7 +30,6 @@ import { Intake, type IntakeOutcome } from "../../packages/agent/src/intake/inta
 import type { IntakeControl } from "../../packages/agent/src/intake/intake-policy.js";
 import { RecordingExecutor } from "../../packages/agent/src/intake/recording-executor.js";
 import { ReplayStore } from "../../packages/agent/src/intake/replay-store.js";
-import { intentSealContext } from "../../packages/agent/src/intake/seal-context.js";
 import { FileStateStore } from "../../packages/agent/src/intake/state-store.js";
 
 export const HOST = "build01";
@@ -194,7 +194,7 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
       const registration = sealSecret(
         sealingKey.publicKey,
         Buffer.from("REGTOKEN-test-only"),
-        intentSealContext("registration", HOST, laneId, intentId),
+        sealContext({ purpose: "registration", hostId: HOST, laneId, intentId }),
       );
       const action: WireAction = { $case: "create", value: { spec: laneSpec(laneId, specOver), registration } };
       // buildIntent validates field caps; the real action goes in afterwards so tests can sign oversized fields.

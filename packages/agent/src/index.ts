@@ -27,7 +27,6 @@ export * from "./intake/state-store.js";
 export { checkIntentAllowed, checkLaneAllowed, laneMatchesSpec, allowedWhileHeld, type IntakeControl, type AllowedIntent } from "./intake/intake-policy.js";
 export * from "./intake/agent-trust.js";
 export * from "./intake/inventory-publisher.js";
-export { intentSealContext } from "./intake/seal-context.js";
 export * as intakeLimits from "./intake/limits.js";
 export { AgentDaemon, type AgentDaemonOptions, DEFAULT_ENGINE_SOCKETS } from "./agent-daemon.js";
 export { type EnrollmentBundle, type AgentKeys, initAgent, loadAgentKeys, enrollmentBundle, enrollmentYaml, laneRootFor } from "./agent-identity.js";

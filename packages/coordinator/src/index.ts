@@ -31,7 +31,6 @@ export * from "./dispatch/inventory-collector.js";
 export { initialKeySet, announceKey, activateKey, dropRetiredKeys, revokeKey, signKeySetUpdate, pushKeySetUpdate, KeyRotationError, KeySetPushError, DEFAULT_KEYSET_VALIDITY_MS, DEFAULT_SIGNING_KEY_LIFETIME_MS } from "./dispatch/key-rotation.js";
 export * from "./dispatch/result-verifier.js";
 export * from "./dispatch/sequence-allocator.js";
-export { intentSealContext } from "./dispatch/seal-context.js";
 export * as dispatchLimits from "./dispatch/limits.js";
 // apply engine, drain protocol, lane store, audit trail, serve and metrics
 export * from "./apply/apply-engine.js";

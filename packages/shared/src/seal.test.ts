@@ -14,7 +14,8 @@ function sealFailure(fn: () => unknown): RejectReason | "none" {
   }
 }
 
-const ctx = sealContext({ purpose: "registration", hostId: "build01", laneId: "l1" });
+const INTENT_ID = "0123456789abcdef0123456789abcdef";
+const ctx = sealContext({ purpose: "registration", hostId: "build01", laneId: "l1", intentId: INTENT_ID });
 
 describe("sealed secrets", () => {
   it("round-trips and hides the plaintext", () => {
@@ -27,7 +28,7 @@ describe("sealed secrets", () => {
     expect(sealed.ciphertext).toHaveLength(secret.length + 16);
     expect(sealed.ciphertext.includes(secret)).toBe(false);
     expect(openSecret(k, sealed, ctx).equals(secret)).toBe(true);
-    expect(ctx).toBe("registration:build01/l1");
+    expect(ctx).toBe(`registration:build01/l1/${INTENT_ID}`);
   });
 
   it("uses a fresh ephemeral key and nonce every time", () => {
@@ -67,11 +68,15 @@ describe("sealed secrets", () => {
     const k = generateSealingKey();
     const other = generateSealingKey();
     const sealed = sealSecret(k.publicKey, Buffer.from("t"), ctx);
-    const elsewhere = sealContext({ purpose: "registration", hostId: "build01", laneId: "l2" });
-    expect(sealFailure(() => openSecret(k, sealed, elsewhere))).toBe(RejectReason.SEAL_FAILED);
-    expect(sealFailure(() => openSecret(k, sealed, sealContext({ purpose: "remove-token", hostId: "build01", laneId: "l1" })))).toBe(
-      RejectReason.SEAL_FAILED,
-    );
+    for (const elsewhere of [
+      { purpose: "registration", hostId: "build01", laneId: "l2", intentId: INTENT_ID },
+      { purpose: "remove-token", hostId: "build01", laneId: "l1", intentId: INTENT_ID },
+      { purpose: "registration", hostId: "build02", laneId: "l1", intentId: INTENT_ID },
+      // The same lane in another intent: a sealed blob cannot be lifted into a re-issue.
+      { purpose: "registration", hostId: "build01", laneId: "l1", intentId: "f".repeat(32) },
+    ] as const) {
+      expect(sealFailure(() => openSecret(k, sealed, sealContext(elsewhere))), JSON.stringify(elsewhere)).toBe(RejectReason.SEAL_FAILED);
+    }
     expect(sealFailure(() => openSecret(other, sealed, ctx))).toBe(RejectReason.SEAL_FAILED);
     // Even with the recipient id rewritten, the other key cannot open it.
     expect(sealFailure(() => openSecret(other, { ...sealed, recipientKeyId: other.keyId }, ctx))).toBe(RejectReason.SEAL_FAILED);
@@ -92,5 +97,19 @@ describe("sealed secrets", () => {
     expect(sealFailure(() => sealSecretWithEphemeral(k.publicKey, Buffer.from("t"), ctx, eph, Buffer.alloc(8)))).toBe(
       RejectReason.SEAL_FAILED,
     );
+  });
+
+  it("builds the context only from valid ids, so it is unambiguous", () => {
+    const base = { purpose: "registration", hostId: "build01", laneId: "l1", intentId: INTENT_ID } as const;
+    for (const bad of [
+      { ...base, hostId: "build01/l1" },
+      { ...base, laneId: "../l1" },
+      { ...base, laneId: "l1/" + INTENT_ID },
+      { ...base, intentId: INTENT_ID.toUpperCase() },
+      { ...base, intentId: "" },
+    ]) {
+      expect(sealFailure(() => sealContext(bad)), JSON.stringify(bad)).toBe(RejectReason.INVALID_NAME);
+    }
+    expect(sealFailure(() => sealContext({ ...base, purpose: "other" as "registration" }))).toBe(RejectReason.SEAL_FAILED);
   });
 });

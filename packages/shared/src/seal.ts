@@ -16,6 +16,7 @@ import { RejectError, RejectReason } from "./errors.js";
 import type { SealedSecret } from "./gen/lanekeeper/v1/intent.js";
 import { keyIdOf, rawPublicKeyOf, sealingPublicKeyFromRaw, type SealingKey } from "./keys.js";
 import { MAX_SEALED_CIPHERTEXT_BYTES, RAW_PUBLIC_KEY_BYTES } from "./limits.js";
+import { validateHostId, validateIntentId, validateLaneId } from "./names.js";
 
 const SEAL_INFO = Buffer.from("lanekeeper.seal.v1", "utf8");
 const AAD_PREFIX = Buffer.from("lanekeeper.seal.v1\0", "utf8");
@@ -24,10 +25,20 @@ const TAG_BYTES = 16;
 
 /** What a sealed secret is for; part of the context string. */
 export type SealPurpose = "registration" | "jit-config" | "remove-token";
+const SEAL_PURPOSES: ReadonlySet<string> = new Set<SealPurpose>(["registration", "jit-config", "remove-token"]);
 
-/** The context string both sides bind into a sealed secret: `<purpose>:<hostId>/<laneId>`. */
-export function sealContext(args: { purpose: SealPurpose; hostId: string; laneId: string }): string {
-  return `${args.purpose}:${args.hostId}/${args.laneId}`;
+/**
+ * The AEAD context of a secret sealed into an intent, built the same way by the coordinator (sealing) and the
+ * agent (opening): `<purpose>:<hostId>/<laneId>/<intentId>`, e.g. `registration:build01/lane-7/0f3c…e1`.
+ * Binding the intent id means a sealed blob cannot be lifted into another intent, even one for the same lane, so
+ * every re-issue seals afresh. Each part is validated here (`INVALID_NAME` otherwise) rather than trusted to the
+ * callers: only with `[a-z0-9-]` ids and a hex intent id is the string unambiguous.
+ */
+export function sealContext(args: { purpose: SealPurpose; hostId: string; laneId: string; intentId: string }): string {
+  if (!SEAL_PURPOSES.has(args.purpose)) {
+    throw new RejectError(RejectReason.SEAL_FAILED, `unknown seal purpose ${JSON.stringify(args.purpose)}`);
+  }
+  return `${args.purpose}:${validateHostId(args.hostId)}/${validateLaneId(args.laneId)}/${validateIntentId(args.intentId)}`;
 }
 
 function deriveKey(shared: Buffer, ephemeralPublic: Buffer, recipientPublic: Buffer): Buffer {

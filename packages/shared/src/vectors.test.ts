@@ -10,7 +10,7 @@ import { decodeIntentPayload, verifyIntent } from "./intent.js";
 import { decodeInventorySnapshot } from "./inventory.js";
 import { publicKeyFromRaw, sealingKeyFromSeed, signingKeyFromSeed } from "./keys.js";
 import { decodeResultPayload } from "./result.js";
-import { openSecret } from "./seal.js";
+import { openSecret, sealContext } from "./seal.js";
 
 type Vec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const load = (name: string): Vec => JSON.parse(readFileSync(new URL(`../../../test/fixtures/vectors/${name}`, import.meta.url), "utf8")) as Vec;
@@ -53,7 +53,10 @@ describe("golden vectors", () => {
     if (intent.action?.$case !== "create" || !intent.action.value.registration) throw new Error("expected a create intent");
     const sealing = sealingKeyFromSeed(buf(keys.agentSealing.privateKeyHex));
     const sealedVector = load("sealed-secret.json");
-    expect(openSecret(sealing, intent.action.value.registration, sealedVector.context).toString("hex")).toBe(sealedVector.plaintextHex);
+    // The context the agent derives from the intent itself, not the one the vector states, must open it.
+    const context = sealContext({ purpose: "registration", hostId: "build01", laneId: intent.action.value.spec!.laneId, intentId: intent.intentId });
+    expect(sealedVector.context).toBe(context);
+    expect(openSecret(sealing, intent.action.value.registration, context).toString("hex")).toBe(sealedVector.plaintextHex);
   });
 
   it("key set update verifies against a version-1 set holding the coordinator key", () => {

@@ -8,6 +8,7 @@ import {
   isRejectError,
   LanekeeperError,
   openSecret,
+  sealContext,
   RejectError,
   RejectReason,
   ResultPayload,
@@ -20,6 +21,7 @@ import {
   type IntentPayload,
   type LaneObservation,
   type SealedSecret,
+  type SealPurpose,
   type SealingKey,
   type SigningKey,
   type TrustedKeyStore,
@@ -34,7 +36,6 @@ import {
 import type { ExecutionContext, IntentAction, LaneExecutor, LaneInspection } from "./lane-executor.js";
 import { MAX_RESULT_MESSAGE_CHARS } from "./limits.js";
 import type { Reservation, ReplayStore } from "./replay-store.js";
-import { intentSealContext } from "./seal-context.js";
 
 /** Subject prefix of intents; the last token is the audience host. */
 export const INTENT_SUBJECT_PREFIX = "lk.v1.intent.";
@@ -350,8 +351,8 @@ export class Intake {
   /** Turn the intent's action into the executor's, opening sealed secrets with the intent-bound context. */
   private openAction(intent: IntentPayload, secrets: Buffer[]): IntentAction {
     const a = intent.action;
-    const open = (purpose: "registration" | "jit-config" | "remove-token", laneId: string, sealed: SealedSecret): Buffer => {
-      const s = openSecret(this.opts.sealingKey, sealed, intentSealContext(purpose, this.opts.hostId, laneId, intent.intentId));
+    const open = (purpose: SealPurpose, laneId: string, sealed: SealedSecret): Buffer => {
+      const s = openSecret(this.opts.sealingKey, sealed, sealContext({ purpose, hostId: this.opts.hostId, laneId, intentId: intent.intentId }));
       secrets.push(s);
       return s;
     };

@@ -6,6 +6,7 @@ import {
   LaneMode,
   MAX_INTENT_TTL_MS,
   openSecret,
+  sealContext,
   TrustedKeyStore,
   verifyIntent,
   type LaneSpec,
@@ -13,7 +14,6 @@ import {
 import { describe, expect, it } from "vitest";
 import { buildSignedIntent, DispatchOptionsError } from "./intent-builder.js";
 import { activateKey, announceKey, initialKeySet, KeyRotationError, revokeKey } from "./key-rotation.js";
-import { intentSealContext } from "./seal-context.js";
 
 const key = generateSigningKey();
 const sealing = generateSealingKey();
@@ -45,8 +45,8 @@ describe("buildSignedIntent", () => {
     const v = verifyIntent(a.envelope, { hostId: "build01", subjectHost: "build01", keys, clock: { now: () => now } });
     expect(v.digest.equals(a.digest)).toBe(true);
     const sealed = a.intent.action?.$case === "create" ? a.intent.action.value.registration : undefined;
-    expect(openSecret(sealing, sealed!, intentSealContext("registration", "build01", "lane-1", a.intent.intentId)).toString()).toBe("tok");
-    expect(() => openSecret(sealing, sealed!, intentSealContext("registration", "build01", "lane-1", b.intent.intentId))).toThrow();
+    expect(openSecret(sealing, sealed!, sealContext({ purpose: "registration", hostId: "build01", laneId: "lane-1", intentId: a.intent.intentId })).toString()).toBe("tok");
+    expect(() => openSecret(sealing, sealed!, sealContext({ purpose: "registration", hostId: "build01", laneId: "lane-1", intentId: b.intent.intentId }))).toThrow();
   });
 
   it("refuses a lifetime (ttl + slack) above MAX_INTENT_TTL_MS", () => {

@@ -6,15 +6,16 @@ import {
   LanekeeperError,
   MAX_INTENT_TTL_MS,
   newIntentId,
+  sealContext,
   sealSecret,
   signEnvelope,
   type IntentAction as WireAction,
   type IntentPayload,
   type LaneSpec,
+  type SealPurpose,
   type SigningKey,
 } from "@lanekeeper/shared";
 import { DEFAULT_NOT_BEFORE_SLACK_MS } from "./limits.js";
-import { intentSealContext } from "./seal-context.js";
 
 /**
  * An action to send to a host, with secrets in the clear (they are sealed to the host's X25519 key for each
@@ -78,7 +79,7 @@ export class DispatchOptionsError extends LanekeeperError {
 
 /**
  * Build, seal and sign one intent. A fresh intent id is drawn first so every sealed secret is bound to it
- * (`intentSealContext`). `issued_at` and `not_before` are `now − slack` (shared requires `not_before ≥
+ * (shared `sealContext`). `issued_at` and `not_before` are `now − slack` (shared requires `not_before ≥
  * issued_at`), so an agent whose clock runs slightly behind does not see the intent as early; the lifetime
  * `ttl + slack` must stay within `MAX_INTENT_TTL_MS`.
  */
@@ -89,8 +90,8 @@ export function buildSignedIntent(args: BuildSignedIntentArgs): SignedIntent {
     throw new DispatchOptionsError(`ttl ${ttl} ms + slack ${slack} ms must be positive and at most ${MAX_INTENT_TTL_MS} ms`);
   }
   const intentId = args.intentId ?? newIntentId();
-  const seal = (purpose: "registration" | "jit-config" | "remove-token", laneId: string, secret: Uint8Array) =>
-    sealSecret(args.hostSealingKey, secret, intentSealContext(purpose, args.hostId, laneId, intentId));
+  const seal = (purpose: SealPurpose, laneId: string, secret: Uint8Array) =>
+    sealSecret(args.hostSealingKey, secret, sealContext({ purpose, hostId: args.hostId, laneId, intentId }));
   const intent = buildIntent({
     audienceHost: args.hostId,
     issuer: args.signingKey,
@@ -110,11 +111,7 @@ export function buildSignedIntent(args: BuildSignedIntentArgs): SignedIntent {
   };
 }
 
-type Sealer = (
-  purpose: "registration" | "jit-config" | "remove-token",
-  laneId: string,
-  secret: Uint8Array,
-) => ReturnType<typeof sealSecret>;
+type Sealer = (purpose: SealPurpose, laneId: string, secret: Uint8Array) => ReturnType<typeof sealSecret>;
 
 function toWireAction(a: DispatchAction, seal: Sealer): WireAction {
   switch (a.kind) {
