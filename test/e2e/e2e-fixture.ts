@@ -38,12 +38,13 @@ export interface OutcomeJson {
   elapsedMs: number;
 }
 
-/** `lanekeeper apply --json` output. */
+/** `lanekeeper apply --json` output: the report, and the plan it carried out. */
 export interface ApplyReportJson {
   planId: string;
   dryRun: boolean;
   ok: boolean;
   outcomes: OutcomeJson[];
+  plan?: PlanJson;
 }
 
 /** One planned action in `lanekeeper plan --json`. */
