@@ -19,6 +19,7 @@ import { AGENT_VERSION } from "./agent-version.js";
 import { loadAgentKeys, type AgentKeys } from "./agent-identity.js";
 import type { CommandRunner } from "./command-runner.js";
 import { InstanceLock } from "./instance-lock.js";
+import { allowlistOf } from "./intake/intake-policy.js";
 import { InventoryBuilder } from "./inventory.js";
 import { LaneDirectories } from "./lane-directory.js";
 import { MarkerSigner, type BackendName } from "./lane-marker.js";
@@ -117,6 +118,7 @@ export class AgentDaemon {
         runnerRoots: config.runnerRoots,
         laneRoot: config.laneRoot,
         diskPath: config.laneRoot,
+        control: config.control,
         log: childLogger(opts.log, { component: "inventory", hostId: config.hostId }),
       });
       const daemon = new AgentDaemon(config, keys, manager, inventory, audit, lock, undefined, log, opts);
@@ -170,14 +172,7 @@ export class AgentDaemon {
       agentVersion: AGENT_VERSION,
       startedAtMs: this.startedAtMs,
       controlEnabled: c.control.enabled,
-      allowlist: {
-        scopes: [...c.control.scopes],
-        pools: [...c.control.pools],
-        backends: [...c.control.backends],
-        images: [...c.control.images],
-        actions: [...c.control.actions],
-        maxLanes: c.control.maxLanes,
-      },
+      allowlist: allowlistOf(c.control),
       lanes,
       unmanaged: [...inv.unmanaged],
       recentAudit: audit.map((r) => ({

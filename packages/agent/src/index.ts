@@ -24,7 +24,7 @@ export { LaneManagerExecutor } from "./intake/lane-manager-executor.js";
 export { RecordingExecutor, type RecordedCall } from "./intake/recording-executor.js";
 export * from "./intake/replay-store.js";
 export * from "./intake/state-store.js";
-export { checkIntentAllowed, checkLaneAllowed, laneMatchesSpec, allowedWhileHeld, type IntakeControl, type AllowedIntent } from "./intake/intake-policy.js";
+export { allowlistOf, checkIntentAllowed, checkLaneAllowed, laneMatchesSpec, allowedWhileHeld, type IntakeControl, type AllowedIntent } from "./intake/intake-policy.js";
 export * from "./intake/agent-trust.js";
 export * from "./intake/inventory-publisher.js";
 export * as intakeLimits from "./intake/limits.js";

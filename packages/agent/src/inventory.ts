@@ -3,11 +3,12 @@
  * health, job evidence), unmanaged runners (units, containers, `.runner` directories) and capabilities. Building
  * it never mutates anything.
  */
-import type { Capabilities, LaneObservation, UnmanagedRunner } from "@lanekeeper/shared";
+import type { Allowlist, Capabilities, LaneObservation, UnmanagedRunner } from "@lanekeeper/shared";
 import { AGENT_VERSION } from "./agent-version.js";
 import type { AgentLog } from "./audit-sink.js";
 import { silentLog } from "./audit-sink.js";
 import { gatherCapabilities } from "./capabilities.js";
+import { allowlistOf, type IntakeControl } from "./intake/intake-policy.js";
 import type { LaneManager } from "./lane-manager.js";
 import { CAPABILITIES_REFRESH_MS } from "./limits.js";
 import { scanRunnerRoots } from "./runner-root-scan.js";
@@ -18,6 +19,8 @@ export interface InventoryContent {
   readonly unmanaged: readonly UnmanagedRunner[];
   readonly capabilities?: Capabilities;
   readonly agentVersion: string;
+  /** The config's `control` lists, so the coordinator plans nothing this host would refuse. */
+  readonly allowlist?: Allowlist;
   /** When it was built (ms since the epoch). */
   readonly builtAtMs: number;
 }
@@ -31,6 +34,11 @@ export interface InventoryBuilderOptions {
   readonly laneRoot: string;
   /** Disk whose free space is reported. */
   readonly diskPath?: string;
+  /**
+   * The config's `control` (the allowlist the intake enforces), reported in every inventory. The daemon always
+   * passes it; without it the coordinator treats the allowlist as unknown and relies on the agent refusing.
+   */
+  readonly control?: IntakeControl;
   readonly log?: AgentLog;
 }
 
@@ -90,7 +98,14 @@ export class InventoryBuilder {
     }
     unmanaged.push(...(await scanRunnerRoots(this.opts.runnerRoots, [this.opts.laneRoot])));
     const capabilities = await this.capabilitiesNow().catch(() => undefined);
-    this.latest = { lanes, unmanaged, ...(capabilities ? { capabilities } : {}), agentVersion: AGENT_VERSION, builtAtMs: Date.now() };
+    this.latest = {
+      lanes,
+      unmanaged,
+      ...(capabilities ? { capabilities } : {}),
+      ...(this.opts.control ? { allowlist: allowlistOf(this.opts.control) } : {}),
+      agentVersion: AGENT_VERSION,
+      builtAtMs: Date.now(),
+    };
     return this.latest;
   }
 }

@@ -6,6 +6,7 @@ import {
   RejectReason,
   validateIntentNames,
   type ActionKind,
+  type Allowlist,
   type IntentPayload,
   type LaneObservation,
   type LaneSpec,
@@ -31,6 +32,22 @@ export interface IntakeControl {
   readonly images: readonly string[];
   /** Most managed lanes on this host. */
   readonly maxLanes: number;
+}
+
+/**
+ * The allowlist as the agent reports it (signed inventory, status socket): a copy of the same `control` the
+ * intake enforces, so the coordinator's planner refuses exactly what this host would refuse. Reported whether or
+ * not control is enabled; `control_enabled` says that.
+ */
+export function allowlistOf(control: IntakeControl): Allowlist {
+  return {
+    scopes: [...control.scopes],
+    pools: [...control.pools],
+    backends: [...control.backends],
+    images: [...control.images],
+    actions: [...control.actions],
+    maxLanes: control.maxLanes,
+  };
 }
 
 /** The backend name used in allowlists for a proto {@link Backend}. */

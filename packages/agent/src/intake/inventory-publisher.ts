@@ -3,6 +3,7 @@ import type { NatsConnection } from "nats";
 import type { Logger } from "pino";
 import {
   InventorySnapshot,
+  type Allowlist,
   signInventory,
   systemClock,
   type Capabilities,
@@ -27,6 +28,8 @@ export interface InventoryContent {
   readonly unmanaged: readonly UnmanagedRunner[];
   readonly capabilities?: Capabilities;
   readonly agentVersion: string;
+  /** The local allowlist the intake enforces (`allowlistOf(control)`); absent means unknown to the coordinator. */
+  readonly allowlist?: Allowlist;
 }
 
 /** Options of {@link InventoryPublisher}. */
@@ -117,6 +120,7 @@ export class InventoryPublisher {
       lanes: [...content.lanes],
       unmanaged: [...content.unmanaged],
       capabilities: content.capabilities,
+      allowlist: content.allowlist,
       intentHwm: this.opts.intentHwm(),
       keysetVersion: this.opts.keysetVersion(),
     });

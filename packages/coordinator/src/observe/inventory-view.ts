@@ -14,8 +14,8 @@ export interface HostInventory {
   /** The agent's `control.enabled`: when false it refuses every mutating intent. */
   readonly controlEnabled: boolean;
   /**
-   * The agent's local allowlist, when it reports one. `undefined` means unknown: placement then relies on the
-   * apply-time guard and the agent's own refusal.
+   * The agent's local allowlist, as its signed snapshot reports it. `undefined` means unknown (an agent that
+   * does not report one): placement then relies on the apply-time guard and the agent's own refusal.
    */
   readonly allowlist: Allowlist | undefined;
   readonly lanes: readonly LaneObservation[];
@@ -35,19 +35,18 @@ export function emptyInventory(): InventoryView {
   return { hosts: new Map() };
 }
 
-/** Build a {@link HostInventory} from a verified snapshot (the NATS reader verifies signatures first). */
-export function hostInventoryFromSnapshot(
-  snapshot: InventorySnapshot,
-  receivedAtMs: number,
-  allowlist?: Allowlist,
-): HostInventory {
+/**
+ * Build a {@link HostInventory} from a verified snapshot (the NATS reader verifies signatures first). The
+ * allowlist comes from the snapshot itself: it is signed with the rest, so nothing else can supply it.
+ */
+export function hostInventoryFromSnapshot(snapshot: InventorySnapshot, receivedAtMs: number): HostInventory {
   return {
     hostId: snapshot.hostId,
     takenAtMs: snapshot.takenAtMs,
     receivedAtMs,
     agentVersion: snapshot.agentVersion,
     controlEnabled: snapshot.controlEnabled,
-    allowlist,
+    allowlist: snapshot.allowlist,
     lanes: snapshot.lanes,
     unmanaged: snapshot.unmanaged,
   };
