@@ -42,9 +42,7 @@ async function status(): Promise<AgentStatusReport> {
 }
 
 function startAgent(): ChildProcess {
-  const c = sd.spawn(process.execPath, [BIN, "run", "--config", config], {
-    env: { ...process.env, LANEKEEPER_HEALTH_INTERVAL_MS: "200", LANEKEEPER_INVENTORY_INTERVAL_MS: "500" },
-  });
+  const c = sd.spawn(process.execPath, [BIN, "run", "--config", config]);
   c.stdout?.on("data", (d: Buffer) => (agentLog += d.toString()));
   c.stderr?.on("data", (d: Buffer) => (agentLog += d.toString()));
   return c;
@@ -78,7 +76,8 @@ beforeAll(async () => {
       `runnerDistPath: ${dist}`,
       `statusSocket: ${socket}`,
       `runnerRoots: [${handmadeRoot}]`,
-      "health: { maxRestarts: 5, windowMs: 120000, backoffBaseMs: 50, backoffMaxMs: 200 }",
+      "health: { intervalMs: 200, maxRestarts: 5, windowMs: 120000, backoffBaseMs: 50, backoffMaxMs: 200 }",
+      "inventoryIntervalMs: 500",
       "",
     ].join("\n"),
   );

@@ -64,11 +64,12 @@ beforeAll(async () => {
       // No engine here: the container backend is configured but off, which must not change what is reported.
       containerSocket: join(dir, "no-engine.sock"),
       inventoryIntervalMs: 500,
+      health: { intervalMs: 60_000 },
       control: CONTROL,
     }),
   );
   const log = createLogger({ component: "agent", level: "silent" });
-  daemon = await AgentDaemon.start({ config, log, healthIntervalMs: 60_000, inventoryIntervalMs: 60_000 });
+  daemon = await AgentDaemon.start({ config, log });
   intake = await startAgentIntake({ daemon, log });
 
   coord = await connect({ servers: nats.url, user: coordinatorUser.user, pass: coordinatorUser.password });

@@ -12,6 +12,7 @@ import {
   type AgentStatusReport,
   AuditLog,
   ConfigError,
+  defaultLaneRoot,
   type Logger,
   childLogger,
 } from "@lanekeeper/shared";
@@ -25,7 +26,6 @@ import { LaneDirectories } from "./lane-directory.js";
 import { MarkerSigner, type BackendName } from "./lane-marker.js";
 import { LaneManager } from "./lane-manager.js";
 import type { LaneRuntime } from "./lane-runtime.js";
-import { HEALTH_INTERVAL_MS, INVENTORY_INTERVAL_MS } from "./limits.js";
 import { StatusServer } from "./status-server.js";
 import { SystemdRuntime } from "./systemd-runtime.js";
 import { lookupUser } from "./user-account.js";
@@ -34,14 +34,8 @@ import { lookupUser } from "./user-account.js";
 export interface AgentDaemonOptions {
   readonly config: AgentConfig;
   readonly log: Logger;
-  /** @default HEALTH_INTERVAL_MS, or `LANEKEEPER_HEALTH_INTERVAL_MS` */
-  readonly healthIntervalMs?: number;
-  /** @default config.inventoryIntervalMs */
-  readonly inventoryIntervalMs?: number;
   /** Runs systemctl. @default execFileRunner */
   readonly systemctl?: CommandRunner;
-  /** `NetworkMode` of lane containers. @default `LANEKEEPER_CONTAINER_NETWORK` or "host" */
-  readonly containerNetworkMode?: string;
   /** Hooks the intake fills in later (shown by `status`). */
   readonly natsState?: () => string;
   readonly intentHwm?: () => number;
@@ -50,12 +44,6 @@ export interface AgentDaemonOptions {
 
 /** Default container engine sockets, tried in order when the config names none. */
 export const DEFAULT_ENGINE_SOCKETS: readonly string[] = Object.freeze(["/run/podman/podman.sock", "/var/run/docker.sock"]);
-
-function envInt(name: string): number | undefined {
-  const v = process.env[name];
-  if (v === undefined || !/^\d+$/.test(v)) return undefined;
-  return Number.parseInt(v, 10);
-}
 
 /** A running agent. */
 export class AgentDaemon {
@@ -89,7 +77,7 @@ export class AgentDaemon {
       const user = await lookupUser(config.runAsUser).catch(() => undefined);
       if (user && user.uid !== 0) {
         throw new ConfigError("agent config", [
-          { path: "laneRoot", message: `must not be inside stateDir (${config.stateDir}, mode 0700): ${config.runAsUser} could not reach its runner; use e.g. ${config.stateDir}-lanes` },
+          { path: "laneRoot", message: `must not be inside stateDir (${config.stateDir}, mode 0700): ${config.runAsUser} could not reach its runner; leave laneRoot out to use ${defaultLaneRoot(config.stateDir)}` },
         ]);
       }
     }
@@ -139,7 +127,7 @@ export class AgentDaemon {
 
   private scheduleHealth(delayMs: number): void {
     if (this.stopping) return;
-    const interval = this.opts.healthIntervalMs ?? envInt("LANEKEEPER_HEALTH_INTERVAL_MS") ?? HEALTH_INTERVAL_MS;
+    const interval = this.config.health.intervalMs;
     this.healthTimer = setTimeout(() => {
       this.healthRun = this.manager
         .superviseOnce()
@@ -150,7 +138,7 @@ export class AgentDaemon {
 
   private scheduleInventory(delayMs: number): void {
     if (this.stopping) return;
-    const interval = this.opts.inventoryIntervalMs ?? envInt("LANEKEEPER_INVENTORY_INTERVAL_MS") ?? this.config.inventoryIntervalMs ?? INVENTORY_INTERVAL_MS;
+    const interval = this.config.inventoryIntervalMs;
     this.inventoryTimer = setTimeout(() => {
       // The signed publisher builds on its own schedule too; a recent build is reused instead of repeated.
       this.inventoryRun = this.inventory
@@ -244,7 +232,7 @@ async function buildRuntimes(
       dirs,
       socketPath: socket,
       allowedImages: config.control.images,
-      networkMode: opts.containerNetworkMode ?? process.env.LANEKEEPER_CONTAINER_NETWORK ?? "host",
+      networkMode: config.container.network,
     });
   } else if (config.control.backends.includes("container")) {
     log.warn({ socket: config.containerSocket ?? null }, "no container engine socket found: container lanes are off");

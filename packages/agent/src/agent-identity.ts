@@ -10,6 +10,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import {
   type AgentConfig,
   type Capabilities,
+  defaultLaneRoot,
   generateSealingKey,
   generateSigningKey,
   parseAgentConfig,
@@ -74,11 +75,6 @@ async function writeNew(path: string, data: string, mode: number): Promise<void>
   }
 }
 
-/** The lane root `init` configures: a sibling of the state directory (`/var/lib/lanekeeper` → `/var/lib/lanekeeper-lanes`). */
-export function laneRootFor(stateDir: string): string {
-  return `${stateDir.replace(/\/+$/, "")}-lanes`;
-}
-
 /** The config `init` writes: observe-only, keys in the state directory, everything else at its default. */
 export function initialConfigText(hostId: string, stateDir: string): string {
   const doc = {
@@ -88,8 +84,9 @@ export function initialConfigText(hostId: string, stateDir: string): string {
     sealingKeyFile: join(stateDir, "sealing.key"),
     trustFile: join(stateDir, "trust.json"),
     stateDir,
-    // Not inside the 0700 state directory: the lane user must be able to reach its runner directory.
-    laneRoot: laneRootFor(stateDir),
+    // The default for this stateDir, written out so the operator sees where lanes go (never inside the 0700
+    // state directory: the lane user must be able to reach its runner directory).
+    laneRoot: defaultLaneRoot(stateDir),
     control: { enabled: false, scopes: [], pools: [], backends: [], actions: [], images: [], maxLanes: 0 },
   };
   return (

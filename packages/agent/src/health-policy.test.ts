@@ -65,9 +65,9 @@ describe("health policy", () => {
   });
 
   it("names exact commands in recovery notes", () => {
-    const n = recoveryNote("CRASH_LOOP", { laneId: "l1", backend: "systemd", laneDir: "/var/lib/lanekeeper/lanes/l1", runtimeName: "lanekeeper-lane-l1.service", restarts: 5, windowMs: 600_000 });
+    const n = recoveryNote("CRASH_LOOP", { laneId: "l1", backend: "systemd", laneDir: "/var/lib/lanekeeper-lanes/l1", runtimeName: "lanekeeper-lane-l1.service", restarts: 5, windowMs: 600_000 });
     expect(n).toContain("lanekeeper lanes restart l1");
-    expect(n).toContain("/var/lib/lanekeeper/lanes/l1/runner.log");
+    expect(n).toContain("/var/lib/lanekeeper-lanes/l1/runner.log");
     expect(recoveryNote("REGISTRATION_DELETED", { laneId: "l1", backend: "container", laneDir: "/x", runtimeName: "lanekeeper-lane-l1" })).toContain(
       "lanekeeper lanes remove l1",
     );

@@ -19,10 +19,6 @@ export const CONTAINER_CONFIGURE_TIMEOUT_MS = 120_000;
 /** How often a container is polled while waiting for configure or remove to finish. */
 export const CONTAINER_POLL_MS = 250;
 
-/** How often the health loop looks at every lane by default. */
-export const HEALTH_INTERVAL_MS = 1_000;
-/** How often the inventory (job evidence, unmanaged runners, capabilities) is rebuilt by default. */
-export const INVENTORY_INTERVAL_MS = 5_000;
 /** How often capabilities (`systeminformation`) are refreshed: they change rarely and cost a few ms. */
 export const CAPABILITIES_REFRESH_MS = 300_000;
 /** Bytes of a runner's console read back to classify why it stopped. */

@@ -9,9 +9,9 @@ const params: LaneUnitParams = {
   marker: "abc_-",
   description: "lanekeeper lane l1 (acme/api p1)",
   user: "lanekeeper-runner",
-  runnerDir: "/var/lib/lanekeeper/lanes/l1/runner",
-  envFile: "/var/lib/lanekeeper/lanes/l1/lane.env",
-  logFile: "/var/lib/lanekeeper/lanes/l1/runner.log",
+  runnerDir: "/var/lib/lanekeeper-lanes/l1/runner",
+  envFile: "/var/lib/lanekeeper-lanes/l1/lane.env",
+  logFile: "/var/lib/lanekeeper-lanes/l1/runner.log",
   allowRoot: false,
   cpuMillis: 1500,
   memoryBytes: 1073741824,
@@ -25,8 +25,8 @@ describe("lane unit file", () => {
     expect(unit.get("Service.Restart")).toEqual(["no"]);
     expect(unit.get("Service.CPUQuota")).toEqual(["150%"]);
     expect(unit.get("Service.MemoryMax")).toEqual(["1073741824"]);
-    expect(unit.get("Service.ExecStart")).toEqual(["/var/lib/lanekeeper/lanes/l1/runner/run.sh"]);
-    expect(unit.get("Service.EnvironmentFile")).toEqual(["/var/lib/lanekeeper/lanes/l1/lane.env"]);
+    expect(unit.get("Service.ExecStart")).toEqual(["/var/lib/lanekeeper-lanes/l1/runner/run.sh"]);
+    expect(unit.get("Service.EnvironmentFile")).toEqual(["/var/lib/lanekeeper-lanes/l1/lane.env"]);
     expect(text).not.toMatch(/RUNNER_ALLOW_RUNASROOT/);
   });
 

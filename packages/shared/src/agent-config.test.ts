@@ -20,10 +20,33 @@ describe("parseAgentConfig", () => {
     expect(c.hostId).toBe("build01");
     expect(c.unitDir).toBe("/etc/systemd/system");
     expect(c.trustFile).toBe("/etc/lanekeeper/trust.json");
-    expect(c.health).toEqual({ maxRestarts: 5, windowMs: 600_000, backoffBaseMs: 1000, backoffMaxMs: 60_000 });
+    expect(c.health).toEqual({ intervalMs: 1000, maxRestarts: 5, windowMs: 600_000, backoffBaseMs: 1000, backoffMaxMs: 60_000 });
     expect(c.control).toEqual({ enabled: false, scopes: [], pools: [], backends: [], actions: [], images: [], maxLanes: 0 });
     expect(c.runnerRoots).toEqual([]);
     expect(c.logLevel).toBe("info");
+  });
+
+  it("has the health interval and the container network mode in the config, with documented defaults", () => {
+    const c = parseAgentConfig(minimal);
+    expect(c.health.intervalMs).toBe(1000);
+    expect(c.container).toEqual({ network: "host" });
+    const set = parseAgentConfig(`${minimal}health: { intervalMs: 200 }\ncontainer: { network: lk-lanes }\n`);
+    expect(set.health.intervalMs).toBe(200);
+    expect(set.health.maxRestarts).toBe(5);
+    expect(set.container.network).toBe("lk-lanes");
+    expect(parseAgentConfig(`${minimal}container: { network: bridge }\n`).container.network).toBe("bridge");
+    expect(issuesOf(`${minimal}health: { intervalMs: 10 }\n`)[0]!.path).toBe("health.intervalMs");
+    // Joining another container's namespaces is not a lane's network.
+    expect(issuesOf(`${minimal}container: { network: "container:abc" }\n`)[0]!.path).toBe("container.network");
+    expect(issuesOf(`${minimal}container: { network: "" }\n`)[0]!.path).toBe("container.network");
+    expect(issuesOf(`${minimal}container: { netwrok: host }\n`)[0]!.path).toBe("container.netwrok");
+  });
+
+  it("puts the default lane root beside the 0700 state directory, never inside it", () => {
+    expect(parseAgentConfig(minimal).laneRoot).toBe("/var/lib/lanekeeper-lanes");
+    expect(parseAgentConfig(`${minimal}stateDir: /srv/lk/state/\n`).laneRoot).toBe("/srv/lk/state-lanes");
+    expect(parseAgentConfig(`${minimal}stateDir: /srv/lk\nlaneRoot: /data/lanes\n`).laneRoot).toBe("/data/lanes");
+    expect(issuesOf(`${minimal}stateDir: /\n`)[0]!.path).toBe("stateDir");
   });
 
   it("returns a deeply frozen object", () => {

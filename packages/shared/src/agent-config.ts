@@ -6,6 +6,7 @@
 import { z } from "zod";
 import {
   absolutePathField,
+  containerNetworkField,
   hostIdField,
   imageField,
   msField,
@@ -41,6 +42,8 @@ export interface AgentNatsConfig {
 
 /** Health watching and restart backoff. */
 export interface AgentHealthConfig {
+  /** How often the health loop inspects every lane. @default 1000 */
+  intervalMs: number;
   /** Restarts within `windowMs` before a lane is marked needs-attention. @default 5 */
   maxRestarts: number;
   /** Window over which restarts are counted. @default 600000 (10 min) */
@@ -49,6 +52,15 @@ export interface AgentHealthConfig {
   backoffBaseMs: number;
   /** Longest restart delay. @default 60000 */
   backoffMaxMs: number;
+}
+
+/** Container lanes. */
+export interface AgentContainerConfig {
+  /**
+   * `NetworkMode` of lane containers: `host` (lanes reach the network like a systemd lane), `bridge`, `none` or an
+   * engine network name. @default "host"
+   */
+  network: string;
 }
 
 /** The local allowlist: what this host lets the coordinator do. Empty lists allow nothing. */
@@ -90,12 +102,16 @@ export interface AgentConfig {
   runnerRoots: string[];
   /** Runner distributions, one directory per version. @default "/opt/lanekeeper/runners" */
   runnerDistPath: string;
-  /** Lane directories. @default "/var/lib/lanekeeper/lanes" */
+  /**
+   * Lane directories. Never inside `stateDir` (0700: the lane user could not reach its runner). @default
+   * `<stateDir>-lanes`, i.e. "/var/lib/lanekeeper-lanes" with the default `stateDir` ({@link defaultLaneRoot})
+   */
   laneRoot: string;
   /** Unprivileged user the runners run as. @default "lanekeeper-runner" */
   runAsUser: string;
   /** Container engine API socket; unset uses the engine default. */
   containerSocket?: string | undefined;
+  container: AgentContainerConfig;
   /** Inventory publication interval. @default 5000 */
   inventoryIntervalMs: number;
   /** @default "info" */
@@ -114,10 +130,17 @@ const natsSchema = z.strictObject({
 
 const healthSchema = z
   .strictObject({
+    intervalMs: msField(100, 600_000).default(1000).meta({ description: "How often the health loop inspects every lane." }),
     maxRestarts: z.number().int().min(0).max(1000).default(5),
     windowMs: msField(1000, 86_400_000).default(600_000),
     backoffBaseMs: msField(10, 3_600_000).default(1000),
     backoffMaxMs: msField(10, 3_600_000).default(60_000),
+  })
+  .prefault({});
+
+const containerSchema = z
+  .strictObject({
+    network: containerNetworkField.default("host"),
   })
   .prefault({});
 
@@ -134,6 +157,14 @@ const controlSchema = z
   .prefault({})
   .meta({ description: "Local allowlist. Empty lists allow nothing." });
 
+/**
+ * The lane root when the config names none: a sibling of the state directory (`/var/lib/lanekeeper` →
+ * `/var/lib/lanekeeper-lanes`), because the state directory is 0700 and the lane user must reach its runner.
+ */
+export function defaultLaneRoot(stateDir: string): string {
+  return `${stateDir.replace(/\/+$/, "")}-lanes`;
+}
+
 /** The zod schema of the agent config (exported for the JSON Schema generator). */
 export const agentConfigSchema = z
   .strictObject({
@@ -147,17 +178,21 @@ export const agentConfigSchema = z
     unitDir: absolutePathField.default("/etc/systemd/system"),
     runnerRoots: uniqueList(absolutePathField, "runner root").default([]),
     runnerDistPath: absolutePathField.default("/opt/lanekeeper/runners"),
-    laneRoot: absolutePathField.default("/var/lib/lanekeeper/lanes"),
+    laneRoot: absolutePathField
+      .optional()
+      .meta({ description: "Lane directories, never inside stateDir. Default: <stateDir>-lanes (/var/lib/lanekeeper-lanes)." }),
     runAsUser: z
       .string()
       .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a system user name ([a-z_][a-z0-9_-]{0,31})")
       .default("lanekeeper-runner"),
     containerSocket: absolutePathField.optional(),
+    container: containerSchema,
     inventoryIntervalMs: msField(500, 3_600_000).default(5000),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     health: healthSchema,
     control: controlSchema,
   })
+  .transform(({ laneRoot, ...rest }) => ({ ...rest, laneRoot: laneRoot ?? defaultLaneRoot(rest.stateDir) }))
   .meta({ title: "lanekeeper agent config", description: "/etc/lanekeeper/agent.yaml" });
 
 // Compile-time check that the documented interface and the schema agree.
@@ -172,6 +207,9 @@ function crossCheck(c: AgentConfig): ConfigIssue[] {
   }
   if ((c.nats.user === undefined) !== (c.nats.password === undefined)) {
     issues.push({ path: c.nats.user === undefined ? "nats.user" : "nats.password", message: "user and password go together" });
+  }
+  if (/^\/+$/.test(c.stateDir)) {
+    issues.push({ path: "stateDir", message: "must be a directory of its own (it is made mode 0700), not /" });
   }
   if (c.health.backoffBaseMs > c.health.backoffMaxMs) {
     issues.push({ path: "health.backoffBaseMs", message: "must not exceed health.backoffMaxMs" });

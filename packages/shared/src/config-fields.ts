@@ -65,6 +65,15 @@ export const runnerVersionField = validatedString(validateRunnerVersion, {
   description: "GitHub Actions runner version, e.g. 2.330.0.",
 });
 
+/**
+ * A container engine network mode: `host`, `bridge`, `none`, or the name of a network the engine knows. The
+ * `container:<id>` form is refused (no `:` allowed): a lane must never join another container's namespaces.
+ */
+export const containerNetworkField = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be "host", "bridge", "none" or an engine network name ([A-Za-z0-9][A-Za-z0-9_.-]*, no "container:")')
+  .meta({ description: 'NetworkMode of lane containers: "host", "bridge", "none" or an engine network name.' });
+
 /** A runner group name. */
 export const runnerGroupField = validatedString(validateRunnerGroup, {
   description: "Runner group of an organization scope.",
