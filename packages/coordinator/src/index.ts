@@ -48,6 +48,7 @@ export * from "./drain/idle-judgement.js";
 export * from "./lane-store-kv/kv-lane-store.js";
 export * from "./audit/audit-stream.js";
 export * from "./audit/coordinator-audit.js";
+export * from "./audit/shared-chain-file.js";
 export * as auditLimits from "./audit/limits.js";
 export * from "./serve/leader-lock.js";
 export * from "./serve/reconciler.js";

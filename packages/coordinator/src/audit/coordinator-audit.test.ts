@@ -63,4 +63,16 @@ describe("CoordinatorAudit", () => {
     // Stream subject "one" still holds only the first chain's 20 records.
     expect((await readAuditStream(jsm, { subject: "lk.v1.audit.coordinator.one" })).length).toBe(20);
   });
+
+  it("several writers on one chain file (serve and operators' commands) keep one valid chain, in order in the stream", async () => {
+    const jsm = await nc.jetstreamManager();
+    const path = join(dir, "shared.jsonl");
+    const writers = await Promise.all([0, 1, 2].map(() => CoordinatorAudit.open({ path, js: nc.jetstream(), jsm, instance: "shared" })));
+    await Promise.all(writers.flatMap((w, i) => Array.from({ length: 15 }, (_, j) => w.append({ action: "apply", phase: "dry-run", message: `${i}/${j}` }))));
+    await Promise.all(writers.map((w) => w.close()));
+    expect(verifyAuditChain(await readFile(path, "utf8"))).toMatchObject({ ok: true, count: 45 });
+    const stream = await readAuditStream(jsm, { subject: "lk.v1.audit.coordinator.shared" });
+    expect(stream.map((r) => r.record.seq)).toEqual(Array.from({ length: 45 }, (_, i) => i + 1));
+    expect((await verifyStreamChains(jsm)).subjects.find((x) => x.subject === "lk.v1.audit.coordinator.shared")?.result.ok).toBe(true);
+  });
 });

@@ -1,9 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { AuditLog, canonicalJson, systemClock, type AuditInput, type AuditRecord, type Clock, type Logger } from "@lanekeeper/shared";
+import { canonicalJson, systemClock, type AuditInput, type AuditRecord, type Clock, type Logger } from "@lanekeeper/shared";
 import type { JetStreamClient, JetStreamManager } from "nats";
 import { ensureAuditStream, lastStreamRecord } from "./audit-stream.js";
 import { COORDINATOR_AUDIT_SUBJECT_PREFIX, MAX_AUDIT_CATCH_UP } from "./limits.js";
+import { SharedAuditChain } from "./shared-chain-file.js";
 
 /** What the apply engine and the CLI append: an audit entry without its source (the audit trail sets it). */
 export type CoordinatorAuditEntry = Omit<AuditInput, "source">;
@@ -43,7 +44,8 @@ export function instanceName(name: string = hostname()): string {
 
 /**
  * The coordinator's audit trail: every record is appended to the local hash chain first (fsync; the source of
- * truth, verifiable offline with `lanekeeper audit verify`), then published to the JetStream stream `LK_AUDIT`
+ * truth, verifiable offline with `lanekeeper audit verify`; several coordinator processes may share it, see
+ * {@link SharedAuditChain}), then published to the JetStream stream `LK_AUDIT`
  * on `lk.v1.audit.coordinator.<instance>` with the record hash as message id (so a re-publish is deduplicated).
  * A failed publish never fails the operation: the next append, or the next open, republishes every local record
  * the stream is missing.
@@ -52,12 +54,13 @@ export class CoordinatorAudit implements AuditTrail {
   private streamBehind = true;
   /** The stream holds another chain under this subject: never publish into it. */
   private diverged = false;
-  private pubQueue: Promise<void> = Promise.resolve();
+  /** The highest chain seq this process knows to be in the stream. */
+  private published = 0;
   private readonly subject: string;
   private readonly source: string;
 
   private constructor(
-    private readonly log: AuditLog,
+    private readonly log: SharedAuditChain,
     private readonly opts: CoordinatorAuditOptions,
   ) {
     this.subject = `${COORDINATOR_AUDIT_SUBJECT_PREFIX}${instanceName(opts.instance)}`;
@@ -66,12 +69,12 @@ export class CoordinatorAudit implements AuditTrail {
 
   /** Open the local chain (verified on open; a broken chain throws) and bring the stream up to date. */
   static async open(opts: CoordinatorAuditOptions): Promise<CoordinatorAudit> {
-    const log = await AuditLog.open(opts.path, { mode: 0o600, clock: opts.clock ?? systemClock });
+    const log = await SharedAuditChain.open(opts.path, { mode: 0o600, clock: opts.clock ?? systemClock });
     const audit = new CoordinatorAudit(log, opts);
     if (opts.jsm !== undefined) {
       try {
         await ensureAuditStream(opts.jsm);
-        await audit.catchUp();
+        await audit.log.withLock(() => audit.catchUp());
       } catch (err) {
         opts.log?.warn({ err: err instanceof Error ? err.message : String(err) }, "audit stream unavailable; records stay local until it is back");
       }
@@ -90,22 +93,27 @@ export class CoordinatorAudit implements AuditTrail {
   }
 
   async append(entry: CoordinatorAuditEntry): Promise<AuditRecord> {
-    const record = await this.log.append({ ...entry, source: this.source });
-    if (this.opts.js !== undefined && !this.diverged) {
-      // Publishes are serialized so the stream holds the chain in chain order.
-      const run = this.pubQueue.then(async () => {
-        try {
-          if (this.streamBehind && this.opts.jsm !== undefined) await this.catchUp();
-          else await this.publish(record);
-        } catch (err) {
-          this.streamBehind = true;
-          this.opts.log?.warn({ seq: record.seq, err: err instanceof Error ? err.message : String(err) }, "audit record not yet in the stream");
-        }
-      });
-      this.pubQueue = run;
-      await run;
+    return this.log.append({ ...entry, source: this.source }, (record) => this.copyToStream(record));
+  }
+
+  /**
+   * Runs under the chain's file lock, so records of every process sharing the file reach the stream in chain
+   * order: the record itself when it follows what this process last published, else everything the stream lacks.
+   * A failure leaves the stream behind (caught up by the next append or start); it never fails the append.
+   */
+  private async copyToStream(record: AuditRecord): Promise<void> {
+    if (this.opts.js === undefined || this.diverged) return;
+    try {
+      if (!this.streamBehind && record.seq === this.published + 1) {
+        await this.publish(record);
+        this.published = record.seq;
+      } else if (this.opts.jsm !== undefined) {
+        await this.catchUp();
+      }
+    } catch (err) {
+      this.streamBehind = true;
+      this.opts.log?.warn({ seq: record.seq, err: err instanceof Error ? err.message : String(err) }, "audit record not yet in the stream");
     }
-    return record;
   }
 
   /** The last `n` local records. */
@@ -115,7 +123,6 @@ export class CoordinatorAudit implements AuditTrail {
 
   /** Wait for pending appends and close the local file. */
   async close(): Promise<void> {
-    await this.pubQueue;
     await this.log.close();
   }
 
@@ -129,7 +136,6 @@ export class CoordinatorAudit implements AuditTrail {
   private async catchUp(): Promise<void> {
     const jsm = this.opts.jsm;
     if (jsm === undefined || this.opts.js === undefined) return;
-    await this.log.tail(0); // wait for pending appends
     const last = await lastStreamRecord(jsm, this.subject);
     const text = await readFile(this.log.path, "utf8");
     const lines = text.split("\n").filter((l) => l !== "");
@@ -144,9 +150,9 @@ export class CoordinatorAudit implements AuditTrail {
         return;
       }
     }
-    for (const line of lines.slice(from, from + MAX_AUDIT_CATCH_UP)) {
-      await this.publish(JSON.parse(line) as AuditRecord);
-    }
+    const batch = lines.slice(from, from + MAX_AUDIT_CATCH_UP);
+    for (const line of batch) await this.publish(JSON.parse(line) as AuditRecord);
+    this.published = from + batch.length;
     this.streamBehind = lines.length - from > MAX_AUDIT_CATCH_UP;
   }
 }

@@ -10,3 +10,7 @@ export const COORDINATOR_AUDIT_SUBJECT_PREFIX = "lk.v1.audit.coordinator.";
 export const MAX_AUDIT_STREAM_READ = 100_000;
 /** Most local records republished to the stream in one catch-up pass. */
 export const MAX_AUDIT_CATCH_UP = 10_000;
+/** Longest wait for the local chain's lock file held by another coordinator process. */
+export const AUDIT_LOCK_TIMEOUT_MS = 30_000;
+/** A lock file older than this is taken to be left behind by a crashed process. */
+export const AUDIT_LOCK_STALE_MS = 60_000;

@@ -69,6 +69,16 @@ export async function runApply(opts: ApplyCommandOptions, io: CliIo, deps: Coord
     else io.out(reportToText(report));
     const code = exitCodeForReport(report);
     if (code !== ExitCode.OK) return code;
+    if (opts.dryRun !== true) {
+      // Everything planned worked, but a group is still short and no host can take its lanes: say so to scripts.
+      const stuck = plan.groups.filter(
+        (g) => g.planned < g.desired && plan.warnings.some((w) => w.code === "NO_CAPACITY" && w.scope === g.scope && w.pool === g.pool),
+      );
+      if (stuck.length > 0) {
+        if (!json) io.err(`not converged: ${stuck.map((g) => `${g.scope}/${g.pool} has ${g.planned} of ${g.desired} lanes`).join("; ")} (no host can take more; see the warnings)\n`);
+        return exitCodeForCode("NOT_CONVERGED");
+      }
+    }
     // Everything planned worked, but some scope could not be observed: the plan was partial.
     const unavailable = plan.observation.scopesUnavailable[0];
     return unavailable === undefined ? ExitCode.OK : exitCodeForCode(unavailable.code);

@@ -27,6 +27,8 @@ export enum ExitCode {
   NATS_UNAVAILABLE = 9,
   /** `audit verify`: the chain is broken (the output names the first broken line). */
   AUDIT_BROKEN = 10,
+  /** `apply`: everything planned was done, but no host can take the lanes a group still wants (see the warnings). */
+  NOT_CONVERGED = 11,
 }
 
 const BY_CODE: Readonly<Record<string, ExitCode>> = {
@@ -63,6 +65,7 @@ const BY_CODE: Readonly<Record<string, ExitCode>> = {
   SEQUENCE_ALLOCATION_FAILED: ExitCode.NATS_UNAVAILABLE,
   AUDIT_BROKEN: ExitCode.AUDIT_BROKEN,
   AUDIT_FAILED: ExitCode.AUDIT_BROKEN,
+  NOT_CONVERGED: ExitCode.NOT_CONVERGED,
 };
 
 /** The exit code of an error: by its stable code; commander's usage errors are `USAGE`. */

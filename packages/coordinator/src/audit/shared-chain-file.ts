@@ -1,0 +1,203 @@
+import { open, readFile, stat, unlink, type FileHandle } from "node:fs/promises";
+import {
+  AUDIT_GENESIS_HASH,
+  AuditError,
+  auditRecordHash,
+  canonicalJson,
+  MAX_AUDIT_LINE_BYTES,
+  MAX_AUDIT_TAIL,
+  redactSecrets,
+  systemClock,
+  verifyAuditChain,
+  type AuditInput,
+  type AuditRecord,
+  type Clock,
+} from "@lanekeeper/shared";
+import { AUDIT_LOCK_STALE_MS, AUDIT_LOCK_TIMEOUT_MS } from "./limits.js";
+
+/** Options of {@link SharedAuditChain.open}. */
+export interface SharedAuditChainOptions {
+  /** File mode when the chain is created. @default 0o600 */
+  readonly mode?: number;
+  readonly clock?: Clock;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * The coordinator's local audit chain, safe to append to from several processes at once (`serve` and operators'
+ * `apply`/`lanes` commands on the same machine share `coordinator.auditFile`). The format is exactly shared
+ * `AuditLog`'s (one canonical-JSON record per line, hash-chained, verified by `verifyAuditChain`); the
+ * difference is that each append takes a lock file (`<path>.lock`, O_EXCL; a lock whose process is gone or that
+ * is older than a minute is broken), reads the last record from the file itself, appends and fsyncs, so a chain
+ * written by several processes still links record to record. Appends of one process are serialized in call
+ * order. A chain that is broken when opened, or ends in a torn line, is refused.
+ */
+export class SharedAuditChain {
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    /** The chain file. */
+    readonly path: string,
+    private readonly handle: FileHandle,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Open (or create) the chain and verify it. */
+  static async open(path: string, opts: SharedAuditChainOptions = {}): Promise<SharedAuditChain> {
+    const handle = await open(path, "a", opts.mode ?? 0o600);
+    try {
+      const result = verifyAuditChain(await readFile(path, "utf8"));
+      if (!result.ok) {
+        const b = result.firstBroken;
+        throw new AuditError(
+          `audit log ${path} is broken at line ${b.line}${b.seq === null ? "" : ` (seq ${b.seq})`}: ${b.why}; move it aside to start a new chain and keep it as evidence`,
+          { details: { path, ...b } },
+        );
+      }
+      return new SharedAuditChain(path, handle, opts.clock ?? systemClock);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Append one record; resolves once it is on disk. `whileLocked` runs after the write, still holding the lock
+   * (the audit stream copy is published there, so the stream gets the chain in chain order across processes);
+   * its errors are its own business: it must not throw.
+   */
+  append(entry: AuditInput, whileLocked?: (record: AuditRecord) => Promise<void>): Promise<AuditRecord> {
+    const run = this.queue.then(() =>
+      this.locked(async () => {
+        const record = await this.write(entry);
+        await whileLocked?.(record);
+        return record;
+      }),
+    );
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Run `fn` holding the chain's lock (no append of any process in between), after pending appends. */
+  withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => this.locked(fn));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The last `n` records (at most MAX_AUDIT_TAIL), after pending appends. */
+  async tail(n: number): Promise<AuditRecord[]> {
+    await this.queue;
+    const count = Math.max(0, Math.min(n, MAX_AUDIT_TAIL));
+    if (count === 0) return [];
+    const lines = (await readFile(this.path, "utf8")).split("\n").filter((l) => l !== "");
+    return lines.slice(-count).map((l) => JSON.parse(l) as AuditRecord);
+  }
+
+  /** Wait for pending appends and close the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.queue;
+    this.closed = true;
+    await this.handle.close();
+  }
+
+  private async write(entry: AuditInput): Promise<AuditRecord> {
+    if (this.closed) throw new AuditError(`audit log ${this.path} is closed`);
+    const last = await this.lastRecord();
+    const base: Omit<AuditRecord, "hash"> = {
+      ...redactSecrets<AuditInput>(entry),
+      seq: (last?.seq ?? 0) + 1,
+      at: this.clock.now(),
+      prevHash: last?.hash ?? AUDIT_GENESIS_HASH,
+    };
+    const record: AuditRecord = { ...base, hash: auditRecordHash(base) };
+    const line = Buffer.from(`${canonicalJson(record)}\n`, "utf8");
+    if (line.length > MAX_AUDIT_LINE_BYTES) {
+      throw new AuditError(`audit record of ${line.length} bytes exceeds ${MAX_AUDIT_LINE_BYTES}; shorten message or details`);
+    }
+    let off = 0;
+    while (off < line.length) {
+      const { bytesWritten } = await this.handle.write(line, off, line.length - off);
+      off += bytesWritten;
+    }
+    await this.handle.sync();
+    return record;
+  }
+
+  /** The last record in the file (read from its end), or undefined for an empty chain. */
+  private async lastRecord(): Promise<AuditRecord | undefined> {
+    const size = (await stat(this.path)).size;
+    if (size === 0) return undefined;
+    const want = Math.min(size, MAX_AUDIT_LINE_BYTES + 1);
+    const fh = await open(this.path, "r");
+    let text: string;
+    try {
+      const buf = Buffer.alloc(want);
+      await fh.read(buf, 0, want, size - want);
+      text = buf.toString("utf8");
+    } finally {
+      await fh.close();
+    }
+    if (!text.endsWith("\n")) throw new AuditError(`audit log ${this.path} ends in a torn line; verify it with \`lanekeeper audit verify\``);
+    const lines = text.slice(0, -1).split("\n");
+    const lastLine = lines[lines.length - 1] ?? "";
+    try {
+      return JSON.parse(lastLine) as AuditRecord;
+    } catch {
+      throw new AuditError(`the last record of audit log ${this.path} is not valid JSON`);
+    }
+  }
+
+  /** Run `fn` holding `<path>.lock`. */
+  private async locked<T>(fn: () => Promise<T>): Promise<T> {
+    const lock = `${this.path}.lock`;
+    const until = this.clock.now() + AUDIT_LOCK_TIMEOUT_MS;
+    let delay = 2;
+    for (;;) {
+      try {
+        const fh = await open(lock, "wx", 0o600);
+        try {
+          await fh.writeFile(`${process.pid} ${Date.now()}\n`);
+        } finally {
+          await fh.close();
+        }
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new AuditError(`cannot lock audit log ${this.path}`, { cause: err });
+      }
+      await this.breakStaleLock(lock);
+      if (this.clock.now() > until) throw new AuditError(`audit log ${this.path} stayed locked by another process (${lock})`);
+      await sleep(delay);
+      delay = Math.min(50, delay * 2);
+    }
+    try {
+      return await fn();
+    } finally {
+      await unlink(lock).catch(() => undefined);
+    }
+  }
+
+  private async breakStaleLock(lock: string): Promise<void> {
+    try {
+      const [pidText = "", atText = ""] = (await readFile(lock, "utf8")).trim().split(" ");
+      const pid = Number(pidText);
+      const at = Number(atText);
+      const stale = (Number.isSafeInteger(pid) && pid > 0 && !alive(pid)) || (Number.isFinite(at) && Date.now() - at > AUDIT_LOCK_STALE_MS);
+      if (stale) await unlink(lock);
+    } catch {
+      // Released meanwhile, or half written by its owner: try again.
+    }
+  }
+}
