@@ -3,13 +3,13 @@
 // `hold`/`release` picked up by the running agent's health loop, `audit verify`, the single-instance lock, and the
 // documented exit codes. Uses the built packages (npm run build).
 import { execFile, type ChildProcess } from "node:child_process";
-import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { AgentStatusReport, AuditLog, signingKeyFromPem } from "@lanekeeper/shared";
 import { startGitHubEmulator, startSystemdSandbox, type GitHubEmulator, type SystemdSandbox } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXIT, LaneDirectories, LaneManager, MarkerSigner, SystemdRuntime } from "../../packages/agent/src/index.js";
+import { EXIT, INSTANCE_LOCK_FILE, LaneDirectories, LaneManager, MarkerSigner, SystemdRuntime } from "../../packages/agent/src/index.js";
 import { auditRecords, eventually, FAST_HEALTH, HOST, installRunnerDist, laneSpec, registrationToken, runnerNamed, sandboxRunner } from "./agent-fixture.js";
 
 const BIN = new URL("../../packages/agent/bin/lanekeeper-agent.js", import.meta.url).pathname;
@@ -174,13 +174,21 @@ describe("lanekeeper-agent status over the real socket", () => {
     expect(bad.stderr).toContain("chain broken");
   });
 
-  it("refuses a second agent on the same state directory", async () => {
+  it("refuses a second agent on the same state directory: one lock, taken once by run, covers daemon and intake", async () => {
+    const lockFiles = async (): Promise<string[]> => (await readdir(stateDir)).filter((f) => f.endsWith(".lock")).sort();
+    // The running agent (daemon and NATS intake alike) holds exactly one lock file.
+    expect(await lockFiles()).toEqual([INSTANCE_LOCK_FILE]);
+    const holder = await readFile(join(stateDir, INSTANCE_LOCK_FILE), "utf8");
     const second = sd.spawn(process.execPath, [BIN, "run", "--config", config]);
     let err = "";
     second.stderr?.on("data", (d: Buffer) => (err += d.toString()));
     const code = await new Promise<number | null>((resolve) => second.once("exit", (c) => resolve(c)));
     expect(code).toBe(EXIT.LOCKED);
     expect(err).toContain("another lanekeeper-agent");
+    // The refused run left the first agent's lock as it was, and the first agent still answers.
+    expect(await lockFiles()).toEqual([INSTANCE_LOCK_FILE]);
+    expect(await readFile(join(stateDir, INSTANCE_LOCK_FILE), "utf8")).toBe(holder);
+    expect((await status()).hostId).toBe(HOST);
   });
 
   it("rejects an invalid config with path: message and its exit code", async () => {
@@ -198,6 +206,8 @@ describe("lanekeeper-agent status over the real socket", () => {
     const code = await new Promise<string>((resolve) => a?.once("exit", (c, sig) => resolve(`${c}/${sig}`)));
     expect(code, agentLog.slice(-2000)).toBe("0/null");
     expect(await stat(socket).catch(() => undefined)).toBeUndefined();
+    // run released the lock after daemon and intake had stopped.
+    expect(await stat(join(stateDir, INSTANCE_LOCK_FILE)).catch(() => undefined)).toBeUndefined();
     const r = await cli(["status", "--socket", socket]);
     expect(r.code).toBe(EXIT.STATUS_UNAVAILABLE);
   });

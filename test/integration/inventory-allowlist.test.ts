@@ -11,6 +11,7 @@ import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentDaemon } from "../../packages/agent/src/agent-daemon.js";
 import { initAgent } from "../../packages/agent/src/agent-identity.js";
+import { InstanceLock } from "../../packages/agent/src/instance-lock.js";
 import { startAgentIntake, type AgentIntakeHandle } from "../../packages/agent/src/intake/agent-intake.js";
 import { toHostInventory } from "../../packages/coordinator/src/apply/inventory-source.js";
 import { StaticHostRegistry } from "../../packages/coordinator/src/dispatch/host-registry.js";
@@ -34,6 +35,7 @@ const CONTROL = {
 let dir: string;
 let nats: NatsServerHandle;
 let coord: NatsConnection;
+let lock: InstanceLock | undefined;
 let daemon: AgentDaemon | undefined;
 let intake: AgentIntakeHandle | undefined;
 let collector: InventoryCollector | undefined;
@@ -69,7 +71,8 @@ beforeAll(async () => {
     }),
   );
   const log = createLogger({ component: "agent", level: "silent" });
-  daemon = await AgentDaemon.start({ config, log });
+  lock = await InstanceLock.acquire(config.stateDir);
+  daemon = await AgentDaemon.start({ config, log, lock });
   intake = await startAgentIntake({ daemon, log });
 
   coord = await connect({ servers: nats.url, user: coordinatorUser.user, pass: coordinatorUser.password });
@@ -85,6 +88,7 @@ afterAll(async () => {
   await collector?.stop();
   await intake?.stop();
   await daemon?.stop();
+  await lock?.release();
   await coord?.close();
   await nats?.stop();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 /**
  * `lanekeeper-agent run`: the long-running agent. Start-up order matters and fails closed: config (already
- * parsed), single-instance lock, keys, audit chain (verified on open), runtimes, crash recovery from the journal,
+ * parsed), single-instance lock (taken by `run` and handed in), keys, audit chain (verified on open), runtimes, crash recovery from the journal,
  * then the status socket and the health and inventory loops. Receiving intents over NATS is added by the intake
  * on top of {@link AgentDaemon.manager} and {@link AgentDaemon.inventory}.
  */
@@ -19,7 +19,8 @@ import {
 import { AGENT_VERSION } from "./agent-version.js";
 import { loadAgentKeys, type AgentKeys } from "./agent-identity.js";
 import type { CommandRunner } from "./command-runner.js";
-import { InstanceLock } from "./instance-lock.js";
+import { AgentLockedError } from "./errors.js";
+import type { InstanceLock } from "./instance-lock.js";
 import { allowlistOf } from "./intake/intake-policy.js";
 import { InventoryBuilder } from "./inventory.js";
 import { LaneDirectories } from "./lane-directory.js";
@@ -34,6 +35,11 @@ import { lookupUser } from "./user-account.js";
 export interface AgentDaemonOptions {
   readonly config: AgentConfig;
   readonly log: Logger;
+  /**
+   * The single-instance lock on `config.stateDir`, taken by the caller (`lanekeeper-agent run`) before anything
+   * else and released by it after {@link AgentDaemon.stop}. The intake's replay state runs under the same lock.
+   */
+  readonly lock: InstanceLock;
   /** Runs systemctl. @default execFileRunner */
   readonly systemctl?: CommandRunner;
   /** Hooks the intake fills in later (shown by `status`). */
@@ -60,7 +66,8 @@ export class AgentDaemon {
     readonly manager: LaneManager,
     readonly inventory: InventoryBuilder,
     readonly audit: AuditLog,
-    private readonly lock: InstanceLock,
+    /** The single-instance lock the daemon runs under (not released by it). */
+    readonly lock: InstanceLock,
     private server: StatusServer | undefined,
     private readonly log: Logger,
     private readonly opts: AgentDaemonOptions,
@@ -68,7 +75,10 @@ export class AgentDaemon {
 
   /** Start the agent (see the module comment for the order). */
   static async start(opts: AgentDaemonOptions): Promise<AgentDaemon> {
-    const { config } = opts;
+    const { config, lock } = opts;
+    if (!lock.covers(config.stateDir)) {
+      throw new AgentLockedError(`the agent must run under the single-instance lock of ${config.stateDir}`);
+    }
     const log = childLogger(opts.log, { component: "agent", hostId: config.hostId });
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
     await chmod(config.stateDir, 0o700);
@@ -81,48 +91,42 @@ export class AgentDaemon {
         ]);
       }
     }
-    const lock = await InstanceLock.acquire(config.stateDir);
-    try {
-      const keys = await loadAgentKeys(config);
-      const audit = await AuditLog.open(join(config.stateDir, "audit.log"), { mode: 0o600 });
-      const signer = new MarkerSigner(config.hostId, keys.identity);
-      await mkdir(config.laneRoot, { recursive: true, mode: 0o755 });
-      const dirs = new LaneDirectories(config.laneRoot, signer);
-      const runtimes = await buildRuntimes(config, signer, dirs, opts, log);
-      const manager = new LaneManager({
-        hostId: config.hostId,
-        stateDir: config.stateDir,
-        dirs,
-        runtimes,
-        audit,
-        health: config.health,
-        log: childLogger(opts.log, { component: "lanes", hostId: config.hostId }),
-        auditSource: `agent:${config.hostId}`,
-      });
-      const recovered = await manager.recover();
-      for (const r of recovered) log.warn({ laneId: r.laneId, op: r.op, step: r.step, outcome: r.outcome }, r.message);
-      const inventory = new InventoryBuilder({
-        manager,
-        runnerRoots: config.runnerRoots,
-        laneRoot: config.laneRoot,
-        diskPath: config.laneRoot,
-        control: config.control,
-        log: childLogger(opts.log, { component: "inventory", hostId: config.hostId }),
-      });
-      const daemon = new AgentDaemon(config, keys, manager, inventory, audit, lock, undefined, log, opts);
-      daemon.server = await StatusServer.start({
-        socketPath: config.statusSocket,
-        report: (n) => daemon.report(n),
-        log: childLogger(opts.log, { component: "status", hostId: config.hostId }),
-      });
-      daemon.scheduleHealth(0);
-      daemon.scheduleInventory(0);
-      log.info({ version: AGENT_VERSION, controlEnabled: config.control.enabled, backends: Object.keys(runtimes) }, "agent running");
-      return daemon;
-    } catch (err) {
-      await lock.release();
-      throw err;
-    }
+    const keys = await loadAgentKeys(config);
+    const audit = await AuditLog.open(join(config.stateDir, "audit.log"), { mode: 0o600 });
+    const signer = new MarkerSigner(config.hostId, keys.identity);
+    await mkdir(config.laneRoot, { recursive: true, mode: 0o755 });
+    const dirs = new LaneDirectories(config.laneRoot, signer);
+    const runtimes = await buildRuntimes(config, signer, dirs, opts, log);
+    const manager = new LaneManager({
+      hostId: config.hostId,
+      stateDir: config.stateDir,
+      dirs,
+      runtimes,
+      audit,
+      health: config.health,
+      log: childLogger(opts.log, { component: "lanes", hostId: config.hostId }),
+      auditSource: `agent:${config.hostId}`,
+    });
+    const recovered = await manager.recover();
+    for (const r of recovered) log.warn({ laneId: r.laneId, op: r.op, step: r.step, outcome: r.outcome }, r.message);
+    const inventory = new InventoryBuilder({
+      manager,
+      runnerRoots: config.runnerRoots,
+      laneRoot: config.laneRoot,
+      diskPath: config.laneRoot,
+      control: config.control,
+      log: childLogger(opts.log, { component: "inventory", hostId: config.hostId }),
+    });
+    const daemon = new AgentDaemon(config, keys, manager, inventory, audit, lock, undefined, log, opts);
+    daemon.server = await StatusServer.start({
+      socketPath: config.statusSocket,
+      report: (n) => daemon.report(n),
+      log: childLogger(opts.log, { component: "status", hostId: config.hostId }),
+    });
+    daemon.scheduleHealth(0);
+    daemon.scheduleInventory(0);
+    log.info({ version: AGENT_VERSION, controlEnabled: config.control.enabled, backends: Object.keys(runtimes) }, "agent running");
+    return daemon;
   }
 
   private scheduleHealth(delayMs: number): void {
@@ -180,7 +184,7 @@ export class AgentDaemon {
     };
   }
 
-  /** Stop loops and the socket, wait for in-flight passes, close the audit log and release the lock. */
+  /** Stop loops and the socket, wait for in-flight passes and close the audit log (the lock stays with its owner). */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -189,7 +193,6 @@ export class AgentDaemon {
     await Promise.all([this.healthRun, this.inventoryRun]);
     await this.server?.close();
     await this.audit.close();
-    await this.lock.release();
     this.log.info({}, "agent stopped");
   }
 }

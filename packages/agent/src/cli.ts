@@ -24,6 +24,7 @@ import { AGENT_VERSION } from "./agent-version.js";
 import { gatherCapabilities } from "./capabilities.js";
 import { AuditChainBrokenError } from "./errors.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { InstanceLock } from "./instance-lock.js";
 import { LaneDirectories } from "./lane-directory.js";
 import { cleanHoldReason, readHold, removeHold, writeHold } from "./lane-holds.js";
 import { MarkerSigner } from "./lane-marker.js";
@@ -101,7 +102,7 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
 
   cmd
     .command("run")
-    .description("run the agent: lock, recover interrupted operations, health and inventory loops, status socket")
+    .description("run the agent: lock, recover interrupted operations, health and inventory loops, status socket, NATS intake")
     .option("--config <path>", "config file", DEFAULT_CONFIG_PATH)
     .action(async (o: { config: string }) => {
       // Signals are handled from the first instant: a SIGTERM while the agent is still starting (recovery, a NATS
@@ -111,32 +112,41 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
       const onSignal = (): void => requestStop();
       process.on("SIGTERM", onSignal);
       process.on("SIGINT", onSignal);
+      let lock: InstanceLock | undefined;
       try {
         const config = await loadConfig(o.config);
+        // The one single-instance lock (AGENT_LOCKED, exit 4), taken before anything reads or writes the state
+        // directory and held by both the daemon and the intake's replay state until both have stopped.
+        lock = await InstanceLock.acquire(config.stateDir);
         const log = createLogger({ component: "lanekeeper-agent", level: config.logLevel });
         // The NATS side (intake, signed inventory) starts once the daemon runs; the status report reads it through these hooks.
         let nats: AgentIntakeHandle | undefined;
         const daemon = await AgentDaemon.start({
           config,
           log,
+          lock,
           natsState: () => nats?.natsState() ?? "disabled",
           intentHwm: () => nats?.replay.hwm ?? 0,
           keysetVersion: () => nats?.trust?.version ?? 0,
         });
+        let stopIntake: Promise<unknown> = Promise.resolve();
         try {
           const started = startAgentIntake({ daemon, log });
           const first = await Promise.race([started.then((h) => ({ h })), stopRequested.then(() => undefined)]);
           if (first) nats = first.h;
-          else void started.then((h) => h.stop()).catch(() => undefined);
+          // Stopped while the intake was still starting: let it finish and stop it before the lock goes.
+          else stopIntake = started.then((h) => h.stop()).catch(() => undefined);
         } catch (err) {
           await daemon.stop();
           throw err;
         }
         await stopRequested;
         await (nats?.stop() ?? Promise.resolve()).catch(() => undefined);
+        await stopIntake;
         await daemon.stop();
         setExit(EXIT.OK);
       } finally {
+        await lock?.release();
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
       }

@@ -39,5 +39,5 @@ export { fetchStatus } from "./status-client.js";
 export { formatStatus, statusJson } from "./status-format.js";
 export { EXIT, exitCodeFor } from "./exit-codes.js";
 export { main as runCli, loadConfig, DEFAULT_CONFIG_PATH } from "./cli.js";
-export { InstanceLock, RUN_LOCK_FILE } from "./instance-lock.js";
+export { InstanceLock, INSTANCE_LOCK_FILE } from "./instance-lock.js";
 export { KeyedMutex } from "./keyed-mutex.js";

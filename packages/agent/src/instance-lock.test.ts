@@ -3,7 +3,7 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { InstanceLock, RUN_LOCK_FILE } from "./instance-lock.js";
+import { InstanceLock, INSTANCE_LOCK_FILE } from "./instance-lock.js";
 import { readProcStat } from "./proc-scan.js";
 
 describe("InstanceLock", () => {
@@ -20,14 +20,14 @@ describe("InstanceLock", () => {
     const child = spawn("true");
     const pid = child.pid ?? 0;
     await new Promise((r) => child.once("exit", r));
-    await writeFile(join(dir, RUN_LOCK_FILE), `${pid} 123\n`);
+    await writeFile(join(dir, INSTANCE_LOCK_FILE), `${pid} 123\n`);
     const a = await InstanceLock.acquire(dir);
     await a.release();
     // Our own pid, but a start time that is not ours: a stale lock from before a pid reuse.
     const me = await readProcStat(process.pid);
-    await writeFile(join(dir, RUN_LOCK_FILE), `${process.pid} ${(me?.startTime ?? 0) + 1}\n`);
+    await writeFile(join(dir, INSTANCE_LOCK_FILE), `${process.pid} ${(me?.startTime ?? 0) + 1}\n`);
     const b = await InstanceLock.acquire(dir);
-    expect((await readFile(join(dir, RUN_LOCK_FILE), "utf8")).startsWith(`${process.pid} ${me?.startTime}`)).toBe(true);
+    expect((await readFile(join(dir, INSTANCE_LOCK_FILE), "utf8")).startsWith(`${process.pid} ${me?.startTime}`)).toBe(true);
     await b.release();
   });
 });

@@ -32,8 +32,8 @@ export interface AgentIntakeHandle {
 
 /** Options of {@link startAgentIntake}. */
 export interface StartAgentIntakeOptions {
-  /** The started agent: its config, keys, lane manager and inventory builder. */
-  daemon: Pick<AgentDaemon, "config" | "keys" | "manager" | "inventory">;
+  /** The started agent: its config, keys, lane manager, inventory builder and the single-instance lock it runs under. */
+  daemon: Pick<AgentDaemon, "config" | "keys" | "manager" | "inventory" | "lock">;
   log: Logger;
   /** Extra NATS connection options (tests). */
   nats?: Partial<ConnectionOptions>;
@@ -63,9 +63,10 @@ export async function natsOptionsFor(config: AgentConfig): Promise<ConnectionOpt
  * fed by the daemon's inventory builder. `lanekeeper-agent run` calls this after `AgentDaemon.start`.
  */
 export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<AgentIntakeHandle> {
-  const { config, keys, manager, inventory: builder } = opts.daemon;
+  const { config, keys, manager, inventory: builder, lock } = opts.daemon;
   const log = childLogger(opts.log, { component: "intake", hostId: config.hostId });
-  const store = new FileStateStore(config.stateDir, config.hostId);
+  // The replay state lives in the state directory the daemon's lock covers: no second lock.
+  const store = new FileStateStore(config.stateDir, config.hostId, { instanceLock: lock });
   await store.lock();
   const cleanup: (() => Promise<unknown>)[] = [() => store.unlock()];
   try {

@@ -19,8 +19,6 @@ export const REPLAY_JOURNAL_MAX_LINES = 4096;
  * the next reservation's write when intents keep coming.
  */
 export const REPLAY_LAZY_FLUSH_MS = 50;
-/** File name of the single-instance lock inside the agent's state directory. */
-export const STATE_LOCK_FILE = "replay-state.lock";
 /** Default interval between two inventory snapshots when nothing changes. */
 export const DEFAULT_INVENTORY_INTERVAL_MS = 5_000;
 /** Shortest gap between two change-triggered snapshots, so a burst of intents yields one snapshot. */

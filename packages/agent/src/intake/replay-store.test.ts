@@ -1,8 +1,9 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeClock, RejectReason } from "@lanekeeper/shared";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { INSTANCE_LOCK_FILE, InstanceLock } from "../instance-lock.js";
 import { ReplayStore } from "./replay-store.js";
 import { FileStateStore, MemoryStateStore } from "./state-store.js";
 
@@ -184,11 +185,30 @@ describe("ReplayStore", () => {
   it("refuses a second store on the same directory while the lock is held", async () => {
     const a = new FileStateStore(dir, HOST);
     await a.lock();
-    await expect(new FileStateStore(dir, HOST).lock()).rejects.toThrow(/holds/);
+    await expect(new FileStateStore(dir, HOST).lock()).rejects.toMatchObject({ code: "AGENT_LOCKED" });
     await a.unlock();
     const b = new FileStateStore(dir, HOST);
     await b.lock();
     await b.unlock();
+  });
+
+  it("uses the agent's one instance lock: refused while the daemon holds it, no second lock file when handed in", async () => {
+    const daemonLock = await InstanceLock.acquire(dir);
+    // A store that locks on its own conflicts with the daemon's lock: they are the same lock.
+    await expect(new FileStateStore(dir, HOST).lock()).rejects.toMatchObject({ code: "AGENT_LOCKED" });
+    const store = new FileStateStore(dir, HOST, { instanceLock: daemonLock });
+    await store.lock();
+    await store.initialize();
+    expect((await readdir(dir)).filter((f) => f.endsWith(".lock"))).toEqual([INSTANCE_LOCK_FILE]);
+    // Unlocking the store leaves the lock with its owner.
+    await store.unlock();
+    await expect(InstanceLock.acquire(dir)).rejects.toMatchObject({ code: "AGENT_LOCKED" });
+    await daemonLock.release();
+    // A released lock or one on another directory is no lock.
+    await expect(new FileStateStore(dir, HOST, { instanceLock: daemonLock }).lock()).rejects.toMatchObject({ code: "STATE_STORE_FAILED" });
+    const elsewhere = await InstanceLock.acquire(join(dir, "other"));
+    await expect(new FileStateStore(dir, HOST, { instanceLock: elsewhere }).lock()).rejects.toMatchObject({ code: "STATE_STORE_FAILED" });
+    await elsewhere.release();
   });
 
   it("journal: changes go to the journal between snapshots; loading applies it; a torn last line is dropped", async () => {

@@ -2,7 +2,8 @@ import { constants as fsConstants } from "node:fs";
 import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { LanekeeperError } from "@lanekeeper/shared";
-import { MAX_REPLAY_STATE_BYTES, REPLAY_JOURNAL_FILE, REPLAY_STATE_FILE, REPLAY_STATE_FORMAT_VERSION, STATE_LOCK_FILE } from "./limits.js";
+import { InstanceLock } from "../instance-lock.js";
+import { MAX_REPLAY_STATE_BYTES, REPLAY_JOURNAL_FILE, REPLAY_STATE_FILE, REPLAY_STATE_FORMAT_VERSION } from "./limits.js";
 
 /** One intent the agent accepted recently, kept so an exact duplicate gets the same signed result back. */
 export interface ReplayStateEntry {
@@ -200,22 +201,31 @@ function strictParse(text: string): unknown {
   });
 }
 
+/** Options of {@link FileStateStore}. */
+export interface FileStateStoreOptions {
+  /**
+   * The agent's single-instance lock, already held on the state directory (`lanekeeper-agent run` takes it once
+   * for the daemon and the intake). Without it, {@link FileStateStore.lock} takes that lock itself.
+   */
+  readonly instanceLock?: InstanceLock;
+}
+
 /**
  * The replay state in a file of the agent's private state directory (mode 0700 directory, 0600 files).
  *
  * A snapshot writes a temporary file in the same directory, fsyncs it, renames it over the state file and fsyncs
  * the directory, so a crash leaves either the old or the new state, never a torn one. Between snapshots,
  * changes are appended to a journal (`replay-state.journal`) and made durable with one `fdatasync`; loading
- * applies the journal to the snapshot. A lock file keeps a second agent instance from sharing the state (it
- * would otherwise accept the same sequences).
+ * applies the journal to the snapshot. The agent's single-instance lock keeps a second agent from sharing the
+ * state (it would otherwise accept the same sequences).
  */
 export class FileStateStore implements JournaledStateStore {
   /** Absolute path of the state file. */
   readonly path: string;
   /** Absolute path of the journal of changes since the state file was written. */
   readonly journalPath: string;
-  private readonly lockPath: string;
   private locked = false;
+  private ownLock: InstanceLock | undefined;
   private journal: FileHandle | undefined;
 
   /**
@@ -225,53 +235,37 @@ export class FileStateStore implements JournaledStateStore {
   constructor(
     readonly dir: string,
     private readonly hostId: string,
+    private readonly options: FileStateStoreOptions = {},
   ) {
     this.path = join(dir, REPLAY_STATE_FILE);
     this.journalPath = join(dir, REPLAY_JOURNAL_FILE);
-    this.lockPath = join(dir, STATE_LOCK_FILE);
   }
 
   /**
-   * Take the single-instance lock. A lock left by a dead process is taken over; one held by a live process
-   * (including this one, through another store) is refused.
+   * Make sure the agent's single-instance lock is held on the directory: the {@link FileStateStoreOptions.instanceLock}
+   * handed in (`lanekeeper-agent run` took it), or else the lock taken here. One held by a live process (this
+   * one included, through another store) is refused with `AGENT_LOCKED`; one left by a dead process is taken over.
    */
   async lock(): Promise<void> {
     if (this.locked) return;
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fh = await open(this.lockPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
-        try {
-          await fh.writeFile(`${process.pid}\n`);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        this.locked = true;
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
-          throw new StateStoreError(`cannot create lock file ${this.lockPath}`, { cause: err });
-        }
-        const holder = Number.parseInt(await readFile(this.lockPath, "utf8").catch(() => ""), 10);
-        if (Number.isSafeInteger(holder) && holder > 0 && processAlive(holder)) {
-          throw new StateStoreError(
-            `another lanekeeper-agent (pid ${holder}) holds ${this.lockPath}; two agents must never share a state directory`,
-          );
-        }
-        // Stale lock of a dead process: remove it and retry once.
-        await unlink(this.lockPath).catch(() => undefined);
+    const given = this.options.instanceLock;
+    if (given !== undefined) {
+      if (!given.covers(this.dir)) {
+        throw new StateStoreError(`the instance lock handed in is ${given.held ? `held on ${given.stateDir}` : "released"}, not on ${this.dir}`);
       }
+    } else {
+      this.ownLock = await InstanceLock.acquire(this.dir);
     }
-    throw new StateStoreError(`cannot take the lock ${this.lockPath}`);
+    this.locked = true;
   }
 
-  /** Release the lock taken by {@link lock} (and close the journal). */
+  /** Close the journal and release the lock if {@link lock} took it (a lock handed in stays with its owner). */
   async unlock(): Promise<void> {
     await this.closeJournal();
     if (!this.locked) return;
     this.locked = false;
-    await unlink(this.lockPath).catch(() => undefined);
+    await this.ownLock?.release();
+    this.ownLock = undefined;
   }
 
   async load(): Promise<LoadedReplayState> {
@@ -375,15 +369,6 @@ export class FileStateStore implements JournaledStateStore {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await this.save({ formatVersion: REPLAY_STATE_FORMAT_VERSION, hostId: this.hostId, hwm: 0, keysetVersion, recent: [] });
     await this.closeJournal();
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
