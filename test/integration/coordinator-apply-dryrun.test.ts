@@ -124,4 +124,26 @@ describe("apply --dry-run and unmanaged runners", () => {
     expect(await w.store.list()).toEqual([]);
     await expectHandmadeUntouched();
   });
+
+  it("orphan cleanup: a registration whose lane vanished from its host is marked, then deleted; only ours", async () => {
+    const created = await w.apply(1);
+    expect(created.report.ok).toBe(true);
+    const laneId = created.plan.actions[0]!.laneId;
+    const runnerId = (await w.store.get(laneId))!.runnerId!;
+    // The lane disappears from its host behind the coordinator's back (no deregistration): GitHub keeps it.
+    await w.agent.manager.remove({ laneId, force: true });
+    await eventually(async () => !(await w.inventory.latest(HOST))?.snapshot.lanes.some((l) => l.laneId === laneId), "the lane gone from the inventory");
+    const graces = { orphanGraceMs: 0, registrationGraceMs: 0 };
+    const mark = await w.apply(0, {}, graces);
+    expect(mark.plan.actions.map((a) => [a.kind, a.reason.code])).toEqual([["mark-orphan", "ORPHAN_SEEN"]]);
+    expect(mark.report.ok).toBe(true);
+    expect(await w.store.get(laneId)).toMatchObject({ state: "orphaned", orphan: { kind: "registration-without-lane", runnerId } });
+    expect((await w.gh.control.listRunners()).some((r) => r.id === runnerId)).toBe(true); // phase one changes nothing outside the store
+    const cleanup = await w.apply(0, {}, graces);
+    expect(cleanup.plan.actions.map((a) => [a.kind, a.reason.code])).toEqual([["cleanup-orphan", "ORPHAN_CONFIRMED"]]);
+    expect(cleanup.report.outcomes.map((o) => [o.status, o.code ?? ""])).toEqual([["succeeded", ""]]);
+    expect((await w.gh.control.listRunners()).map((r) => r.id)).toEqual([handmadeRunnerId]);
+    expect(await w.store.get(laneId)).toBeUndefined();
+    await expectHandmadeUntouched();
+  });
 });

@@ -39,7 +39,7 @@ import { ApplyEngine, type ApplyEngineOptions, type ApplyRunOptions } from "../.
 import type { ApplyReport } from "../../packages/coordinator/src/apply/apply-events.js";
 import type { LaneCommandDeps } from "../../packages/coordinator/src/apply/lane-commands.js";
 import { observeAndPlan } from "../../packages/coordinator/src/apply/observe-world.js";
-import type { Plan } from "../../packages/coordinator/src/plan/plan-types.js";
+import type { Plan, PlanOptions } from "../../packages/coordinator/src/plan/plan-types.js";
 import { CollectorInventorySource } from "../../packages/coordinator/src/apply/inventory-source.js";
 import { CoordinatorAudit } from "../../packages/coordinator/src/audit/coordinator-audit.js";
 import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
@@ -118,8 +118,8 @@ export interface ApplyWorld {
   readonly coordinatorUser: NatsCoordinatorUser;
   /** An apply engine over `policy`. */
   engine(policy: Policy, over?: Partial<ApplyEngineOptions>): ApplyEngine;
-  /** Observe, plan and apply with `policy(count)`. */
-  apply(count: number, opts?: ApplyRunOptions): Promise<{ plan: Plan; report: ApplyReport }>;
+  /** Observe, plan and apply with `policy(count, extra)`. */
+  apply(count: number, opts?: ApplyRunOptions, planOptions?: Omit<PlanOptions, "nowMs">, extra?: PolicyExtra): Promise<{ plan: Plan; report: ApplyReport }>;
   /** Dependencies of `runLaneCommand` with `policy(count)`. */
   laneDeps(count: number, over?: Partial<ApplyEngineOptions>): LaneCommandDeps;
   /** The local audit chain's records. */
@@ -339,9 +339,9 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
       policyText,
       coordinatorUser,
       engine,
-      async apply(count, runOpts = {}) {
-        const p = policy(count);
-        const { plan } = await observeAndPlan({ policy: p, github, store, inventory });
+      async apply(count, runOpts = {}, planOptions = {}, extra = {}) {
+        const p = policy(count, extra);
+        const { plan } = await observeAndPlan({ policy: p, github, store, inventory }, planOptions);
         return { plan, report: await engine(p).run(plan, runOpts) };
       },
       laneDeps(count, over = {}) {

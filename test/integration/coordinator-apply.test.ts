@@ -104,6 +104,17 @@ describe("coordinator apply: full lifecycle on a real agent", () => {
     await eventually(async () => (await w.gh.control.getJob(job.id)).conclusion === "success", "the job to run on the restarted lane");
   });
 
+  it("apply relabels a lane whose capability labels drifted from its pool", async () => {
+    const { plan, report } = await w.apply(1, {}, {}, { capability: ["linux", "gpu"] });
+    expect(plan.actions.map((a) => [a.kind, a.reason.code])).toEqual([["relabel", "LABEL_DRIFT"]]);
+    expect(report.outcomes.map((o) => o.status)).toEqual(["succeeded"]);
+    const runner = (await w.gh.control.listRunners()).find((r) => r.name === laneId);
+    expect([...(runner?.labels ?? [])].sort()).toEqual(["gpu", "linux", "lk-host-build01", `lk-lane-${laneId}`, "lk-managed", `lk-pool-${POOL}`].sort());
+    expect(phases(await w.auditRecords(), "relabel", laneId)).toEqual(["planned", "started", "succeeded"]);
+    // And back, so the rest of the suite sees the canonical set of the default policy.
+    expect((await w.apply(1)).report.outcomes.map((o) => [o.kind, o.status])).toEqual([["relabel", "succeeded"]]);
+  });
+
   it("lanes remove: drain, stop, deregister, delete unit and directory, verify gone (GitHub 404 and host inventory)", async () => {
     const runnerId = (await w.store.get(laneId))?.runnerId;
     expect(runnerId).toBeGreaterThan(0);
