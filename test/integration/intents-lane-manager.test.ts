@@ -157,12 +157,12 @@ describe("signed intents to a real agent process with the real LaneManager (syst
       nowMs: Date.now(),
     });
     const first = await nc.request(`lk.v1.intent.${HOST}`, captured.envelope, { timeout: 60_000 });
-    expect(ResultPayload.decode(decodeEnvelope(first.data).payload)).toMatchObject({ status: ResultStatus.RESULT_STATUS_OK, reasonCode: "" });
+    expect(ResultPayload.decode(decodeEnvelope("result", first.data).payload)).toMatchObject({ status: ResultStatus.RESULT_STATUS_OK, reasonCode: "" });
     await agent.kill9();
     await agent.start();
     await waitUntil(async () => ((await agent.status()).natsState === "connected" ? true : undefined), { timeoutMs: 60_000, what: "agent back on NATS" });
     const again = await nc.request(`lk.v1.intent.${HOST}`, captured.envelope, { timeout: 60_000 });
-    const replayed = ResultPayload.decode(decodeEnvelope(again.data).payload);
+    const replayed = ResultPayload.decode(decodeEnvelope("result", again.data).payload);
     if (!Buffer.from(again.data).equals(Buffer.from(first.data))) {
       expect(replayed).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.REPLAY, intentId: captured.intent.intentId });
     }

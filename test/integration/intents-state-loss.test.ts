@@ -41,7 +41,7 @@ describe("replay state lost", () => {
     expect(agent.replay.floor).toBeDefined();
 
     const reply = await world.coord.request(`lk.v1.intent.${A}`, captured.envelope, { timeout: 5_000 });
-    const refused = ResultPayload.decode(decodeEnvelope(reply.data).payload);
+    const refused = ResultPayload.decode(decodeEnvelope("result", reply.data).payload);
     expect(refused).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.BEFORE_FLOOR });
 
     const calls = rec.executeCalls.length;
@@ -52,6 +52,6 @@ describe("replay state lost", () => {
     // The first accepted sequence is the new persisted high-water mark; the captured one stays refused.
     expect(agent.replay.hwm).toBe(out.sequence);
     const again = await world.coord.request(`lk.v1.intent.${A}`, captured.envelope, { timeout: 5_000 });
-    expect(ResultPayload.decode(decodeEnvelope(again.data).payload).reasonCode).toBe(RejectReason.BEFORE_FLOOR);
+    expect(ResultPayload.decode(decodeEnvelope("result", again.data).payload).reasonCode).toBe(RejectReason.BEFORE_FLOOR);
   });
 });

@@ -78,7 +78,7 @@ export interface Answer {
 }
 
 export function decodeAnswer(bytes: Uint8Array): Answer {
-  return { bytes, result: ResultPayload.decode(decodeEnvelope(bytes).payload) };
+  return { bytes, result: ResultPayload.decode(decodeEnvelope("result", bytes).payload) };
 }
 
 export interface IntakeFixture {

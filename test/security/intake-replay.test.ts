@@ -98,7 +98,7 @@ describe("replay", () => {
     // Reserve it the way the intake does, make it durable, then "crash" (never complete it).
     const res = fx.replay.check({
       intentId: intent.intentId,
-      digest: createHash("sha256").update(decodeEnvelope(bytes).payload).digest(),
+      digest: createHash("sha256").update(decodeEnvelope("intent", bytes).payload).digest(),
       sequence: intent.sequence,
       issuedAtMs: intent.issuedAtMs,
       expiresAtMs: intent.expiresAtMs,

@@ -6,7 +6,7 @@ import {
   canonicalLabels,
   IntentPayload,
   LaneMode,
-  MAX_ENVELOPE_BYTES,
+  MAX_INTENT_ENVELOPE_BYTES,
   MAX_KEY_ID_CHARS,
   RejectReason,
   SignedEnvelope,
@@ -22,7 +22,7 @@ describe("size limits", () => {
   it("rejects one byte over the limit before decoding anything", () => {
     const decode = vi.spyOn(SignedEnvelope, "decode");
     // Garbage that would be ENVELOPE_MALFORMED if it were decoded.
-    const over = Buffer.alloc(MAX_ENVELOPE_BYTES + 1, 0xff);
+    const over = Buffer.alloc(MAX_INTENT_ENVELOPE_BYTES + 1, 0xff);
     expect(reasonOf(() => verify(over, w))).toBe(RejectReason.ENVELOPE_TOO_LARGE);
     expect(decode).not.toHaveBeenCalled();
     const huge = Buffer.alloc(64 * 1024 * 1024);
@@ -34,10 +34,10 @@ describe("size limits", () => {
     const base = intentFor(w.coordinator);
     const withReason = (n: number): Uint8Array =>
       signUnchecked({ ...base, action: { $case: "hold", value: { laneId: "l1", reason: "r".repeat(n) } } }, w.coordinator);
-    let n = MAX_ENVELOPE_BYTES - withReason(0).length;
-    while (withReason(n).length > MAX_ENVELOPE_BYTES) n--;
+    let n = MAX_INTENT_ENVELOPE_BYTES - withReason(0).length;
+    while (withReason(n).length > MAX_INTENT_ENVELOPE_BYTES) n--;
     const bytes = withReason(n);
-    expect(bytes.length).toBe(MAX_ENVELOPE_BYTES);
+    expect(bytes.length).toBe(MAX_INTENT_ENVELOPE_BYTES);
     // Past the size gate and the signature check; refused by the hold-reason cap instead.
     expect(reasonOf(() => verify(bytes, w))).toBe(RejectReason.PAYLOAD_MALFORMED);
   });
@@ -69,7 +69,7 @@ describe("size limits", () => {
       },
     });
     const bytes = signUnchecked(intent, w.coordinator);
-    expect(bytes.length).toBeLessThanOrEqual(MAX_ENVELOPE_BYTES);
+    expect(bytes.length).toBeLessThanOrEqual(MAX_INTENT_ENVELOPE_BYTES);
     expect(reasonOf(() => verify(bytes, w))).toBe(RejectReason.PAYLOAD_MALFORMED);
   });
 
@@ -106,6 +106,6 @@ describe("size limits", () => {
   it("refuses to sign more than the limit", () => {
     const hold = (n: number): IntentPayload => intentFor(w.coordinator, { action: { $case: "hold", value: { laneId: "l1", reason: "r".repeat(n) } } });
     expect(reasonOf(() => signIntent(hold(100), w.coordinator))).toBe("accepted");
-    expect(reasonOf(() => signIntent(hold(MAX_ENVELOPE_BYTES), w.coordinator))).toBe(RejectReason.ENVELOPE_TOO_LARGE);
+    expect(reasonOf(() => signIntent(hold(MAX_INTENT_ENVELOPE_BYTES), w.coordinator))).toBe(RejectReason.ENVELOPE_TOO_LARGE);
   });
 });

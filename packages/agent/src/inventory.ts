@@ -3,7 +3,7 @@
  * health, job evidence), unmanaged runners (units, containers, `.runner` directories) and capabilities. Building
  * it never mutates anything.
  */
-import type { Allowlist, Capabilities, LaneObservation, UnmanagedRunner } from "@lanekeeper/shared";
+import { MAX_INVENTORY_UNMANAGED, type Allowlist, type Capabilities, type LaneObservation, type UnmanagedRunner } from "@lanekeeper/shared";
 import { AGENT_VERSION } from "./agent-version.js";
 import type { AgentLog } from "./audit-sink.js";
 import { silentLog } from "./audit-sink.js";
@@ -97,6 +97,11 @@ export class InventoryBuilder {
       }
     }
     unmanaged.push(...(await scanRunnerRoots(this.opts.runnerRoots, [this.opts.laneRoot])));
+    if (unmanaged.length > MAX_INVENTORY_UNMANAGED) {
+      // The coordinator refuses a snapshot listing more; report the first ones rather than none at all.
+      this.log.warn({ found: unmanaged.length, reported: MAX_INVENTORY_UNMANAGED }, "inventory: too many unmanaged runners, reporting the first");
+      unmanaged.length = MAX_INVENTORY_UNMANAGED;
+    }
     const capabilities = await this.capabilitiesNow().catch(() => undefined);
     this.latest = {
       lanes,

@@ -42,6 +42,13 @@ describe("parseAgentConfig", () => {
     expect(issuesOf(`${minimal}container: { netwrok: host }\n`)[0]!.path).toBe("container.netwrok");
   });
 
+  it("bounds maxLanes and the allowlist so the inventory can always report them", () => {
+    expect(parseAgentConfig(`${minimal}control: { maxLanes: 256 }\n`).control.maxLanes).toBe(256);
+    expect(issuesOf(`${minimal}control: { maxLanes: 257 }\n`)[0]!.path).toBe("control.maxLanes");
+    const scopes = Array.from({ length: 33 }, (_, i) => `acme/r${i}`).join(", ");
+    expect(issuesOf(`${minimal}control: { scopes: [${scopes}] }\n`)[0]!.path).toBe("control.scopes");
+  });
+
   it("puts the default lane root beside the 0700 state directory, never inside it", () => {
     expect(parseAgentConfig(minimal).laneRoot).toBe("/var/lib/lanekeeper-lanes");
     expect(parseAgentConfig(`${minimal}stateDir: /srv/lk/state/\n`).laneRoot).toBe("/srv/lk/state-lanes");

@@ -18,6 +18,7 @@ import {
 import { parseYamlDocument, validateConfig } from "./config-loader.js";
 import type { ConfigIssue } from "./errors.js";
 import { ACTION_KINDS, type ActionKind } from "./intent.js";
+import { MAX_ALLOWLIST_ENTRIES, MAX_INVENTORY_LANES } from "./limits.js";
 
 /** A lane backend. */
 export type BackendName = "systemd" | "container";
@@ -67,17 +68,17 @@ export interface AgentContainerConfig {
 export interface AgentControlConfig {
   /** Accept mutating intents at all. @default false */
   enabled: boolean;
-  /** Exact scopes lanes may register with (`owner/repo`, `org:<org>`). @default [] */
+  /** Exact scopes lanes may register with (`owner/repo`, `org:<org>`); at most `MAX_ALLOWLIST_ENTRIES`. @default [] */
   scopes: string[];
-  /** Exact pool names. @default [] */
+  /** Exact pool names; at most `MAX_ALLOWLIST_ENTRIES`. @default [] */
   pools: string[];
   /** Backends lanes may use. @default [] */
   backends: BackendName[];
   /** Intent actions accepted. @default [] */
   actions: ActionKind[];
-  /** Container images (pinned by digest) lanes may run. @default [] */
+  /** Container images (pinned by digest) lanes may run; at most `MAX_ALLOWLIST_ENTRIES`. @default [] */
   images: string[];
-  /** Most managed lanes on this host. @default 0 */
+  /** Most managed lanes on this host, at most `MAX_INVENTORY_LANES` (256). @default 0 */
   maxLanes: number;
 }
 
@@ -147,12 +148,14 @@ const containerSchema = z
 const controlSchema = z
   .strictObject({
     enabled: z.boolean().default(false).meta({ description: "Accept mutating intents. Off by default: observe only." }),
-    scopes: uniqueList(scopeField, "scope").default([]),
-    pools: uniqueList(poolNameField, "pool").default([]),
+    // Bounded so the allowlist always fits in the signed inventory that reports it.
+    scopes: uniqueList(scopeField, "scope").max(MAX_ALLOWLIST_ENTRIES).default([]),
+    pools: uniqueList(poolNameField, "pool").max(MAX_ALLOWLIST_ENTRIES).default([]),
     backends: uniqueList(z.enum(["systemd", "container"]), "backend").default([]),
     actions: uniqueList(z.enum(ACTION_KINDS as [ActionKind, ...ActionKind[]]), "action").default([]),
-    images: uniqueList(imageField, "image").default([]),
-    maxLanes: z.number().int().min(0).max(1000).default(0),
+    images: uniqueList(imageField, "image").max(MAX_ALLOWLIST_ENTRIES).default([]),
+    // A host must be able to report every lane it runs in one inventory.
+    maxLanes: z.number().int().min(0).max(MAX_INVENTORY_LANES).default(0),
   })
   .prefault({})
   .meta({ description: "Local allowlist. Empty lists allow nothing." });

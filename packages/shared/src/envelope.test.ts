@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { FakeClock } from "./clock.js";
-import { decodeEnvelope, openEnvelope, pae, PAYLOAD_TYPES, signEnvelope } from "./envelope.js";
+import { decodeEnvelope, maxEnvelopeBytes, openEnvelope, pae, PAYLOAD_TYPES, signEnvelope } from "./envelope.js";
 import { RejectError, RejectReason } from "./errors.js";
 import { KeyStatus, SignedEnvelope } from "./gen/lanekeeper/v1/envelope.js";
 import { generateSealingKey, generateSigningKey, publicKeyFromRaw, sealingPublicKeyFromRaw } from "./keys.js";
+import { MAX_ENVELOPE_BYTES_BY_KIND, MAX_INTENT_ENVELOPE_BYTES, MAX_INVENTORY_ENVELOPE_BYTES } from "./limits.js";
 
 function reasonOf(fn: () => unknown): RejectReason | "none" {
   try {
@@ -89,15 +90,34 @@ describe("sign and open", () => {
     expect(reasonOf(() => signEnvelope("intent", Buffer.alloc(64 * 1024), key))).toBe(RejectReason.ENVELOPE_TOO_LARGE);
   });
 
+  it("applies each kind's own size cap before decoding", () => {
+    // An envelope of one byte more than an intent may be: refused as an intent or a result, decoded as an inventory.
+    const sized = (total: number): Uint8Array => {
+      let n = total - 200;
+      const enc = (len: number) => SignedEnvelope.encode({ version: 1, keyId: key.keyId, payload: Buffer.alloc(len, 1), signature: Buffer.alloc(64, 2) }).finish();
+      while (enc(n).length < total) n++;
+      return enc(n);
+    };
+    const big = sized(MAX_INTENT_ENVELOPE_BYTES + 1);
+    expect(big.length).toBe(MAX_INTENT_ENVELOPE_BYTES + 1);
+    expect(reasonOf(() => decodeEnvelope("intent", big))).toBe(RejectReason.ENVELOPE_TOO_LARGE);
+    expect(reasonOf(() => decodeEnvelope("result", big))).toBe(RejectReason.ENVELOPE_TOO_LARGE);
+    expect(reasonOf(() => decodeEnvelope("inventory", big))).toBe("none");
+    const huge = sized(MAX_INVENTORY_ENVELOPE_BYTES + 1);
+    expect(reasonOf(() => decodeEnvelope("inventory", huge))).toBe(RejectReason.ENVELOPE_TOO_LARGE);
+    for (const kind of ["intent", "result", "inventory"] as const) expect(maxEnvelopeBytes(kind)).toBe(MAX_ENVELOPE_BYTES_BY_KIND[kind]);
+    expect(() => maxEnvelopeBytes("keyset" as "intent")).toThrow(TypeError);
+  });
+
   it("decodes the outer envelope in order: size, structure, version, signature, key id", () => {
     const good = SignedEnvelope.decode(signEnvelope("intent", payload, key));
     const enc = (m: Partial<SignedEnvelope>): Uint8Array => SignedEnvelope.encode({ ...good, ...m }).finish();
-    expect(reasonOf(() => decodeEnvelope(enc({ version: 2, signature: Buffer.alloc(1), keyId: "" })))).toBe(RejectReason.ENVELOPE_VERSION);
-    expect(reasonOf(() => decodeEnvelope(enc({ signature: Buffer.alloc(1), keyId: "" })))).toBe(RejectReason.SIGNATURE_LENGTH);
-    expect(reasonOf(() => decodeEnvelope(enc({ keyId: "" })))).toBe(RejectReason.KEY_ID_INVALID);
-    expect(reasonOf(() => decodeEnvelope(enc({ keyId: "A".repeat(64) })))).toBe(RejectReason.KEY_ID_INVALID);
-    expect(reasonOf(() => decodeEnvelope(enc({ keyId: "a".repeat(65) })))).toBe(RejectReason.KEY_ID_INVALID);
-    expect(reasonOf(() => decodeEnvelope(Buffer.from([0x0a])))).toBe(RejectReason.ENVELOPE_MALFORMED);
-    expect(reasonOf(() => decodeEnvelope("x" as unknown as Uint8Array))).toBe(RejectReason.ENVELOPE_MALFORMED);
+    expect(reasonOf(() => decodeEnvelope("intent", enc({ version: 2, signature: Buffer.alloc(1), keyId: "" })))).toBe(RejectReason.ENVELOPE_VERSION);
+    expect(reasonOf(() => decodeEnvelope("intent", enc({ signature: Buffer.alloc(1), keyId: "" })))).toBe(RejectReason.SIGNATURE_LENGTH);
+    expect(reasonOf(() => decodeEnvelope("intent", enc({ keyId: "" })))).toBe(RejectReason.KEY_ID_INVALID);
+    expect(reasonOf(() => decodeEnvelope("intent", enc({ keyId: "A".repeat(64) })))).toBe(RejectReason.KEY_ID_INVALID);
+    expect(reasonOf(() => decodeEnvelope("intent", enc({ keyId: "a".repeat(65) })))).toBe(RejectReason.KEY_ID_INVALID);
+    expect(reasonOf(() => decodeEnvelope("intent", Buffer.from([0x0a])))).toBe(RejectReason.ENVELOPE_MALFORMED);
+    expect(reasonOf(() => decodeEnvelope("intent", "x" as unknown as Uint8Array))).toBe(RejectReason.ENVELOPE_MALFORMED);
   });
 });

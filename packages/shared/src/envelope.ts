@@ -1,7 +1,8 @@
 /**
  * Signed envelopes, DSSE-style: the signature covers PAE("lanekeeper.<kind>.v1", payload) over the exact payload
  * bytes, so a result, an inventory or a key set can never pass as an intent, and nothing is parsed before the
- * signature holds. Checks run cheapest first: size → decode → version → signature length → key id → key →
+ * signature holds. Each kind has its own size cap (`MAX_ENVELOPE_BYTES_BY_KIND`: intents and results 64 KiB,
+ * inventories 120 KiB), applied to the raw bytes before anything is decoded. Checks run cheapest first: size → decode → version → signature length → key id → key →
  * signature.
  */
 import { createHash, createPublicKey, KeyObject, sign, verify } from "node:crypto";
@@ -9,12 +10,22 @@ import { systemClock, type Clock } from "./clock.js";
 import { RejectError, RejectReason } from "./errors.js";
 import { SignedEnvelope } from "./gen/lanekeeper/v1/envelope.js";
 import { keyIdOf, publicKeyFromRaw, type SigningKey } from "./keys.js";
-import { ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, MAX_KEY_ID_CHARS, SIGNATURE_BYTES } from "./limits.js";
+import { ENVELOPE_VERSION, MAX_ENVELOPE_BYTES_BY_KIND, MAX_KEY_ID_CHARS, SIGNATURE_BYTES } from "./limits.js";
 import { isCanonical } from "./strict-decode.js";
 import { assertKeyUsable, isKeyIdChecked, type TrustedKeyLike } from "./trusted-key.js";
 
 /** What a `SignedEnvelope` carries. */
 export type EnvelopeKind = "intent" | "result" | "inventory";
+/** The size cap of each kind; typed here so a new kind cannot go without one. */
+const MAX_BYTES: Readonly<Record<EnvelopeKind, number>> = MAX_ENVELOPE_BYTES_BY_KIND;
+
+/** The largest encoded envelope of `kind` that is signed or opened. */
+export function maxEnvelopeBytes(kind: EnvelopeKind): number {
+  const max = MAX_BYTES[kind];
+  if (max === undefined) throw new TypeError(`unknown envelope kind ${String(kind)}`);
+  return max;
+}
+
 /** Everything lanekeeper signs: envelope kinds plus key sets. */
 export type SignedPayloadKind = EnvelopeKind | "keyset";
 
@@ -56,8 +67,9 @@ export function signEnvelope(kind: EnvelopeKind, payload: Uint8Array, key: Signi
     payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
     signature,
   }).finish();
-  if (bytes.length > MAX_ENVELOPE_BYTES) {
-    throw new RejectError(RejectReason.ENVELOPE_TOO_LARGE, `envelope of ${bytes.length} bytes exceeds ${MAX_ENVELOPE_BYTES}`);
+  const max = maxEnvelopeBytes(kind);
+  if (bytes.length > max) {
+    throw new RejectError(RejectReason.ENVELOPE_TOO_LARGE, `${kind} envelope of ${bytes.length} bytes exceeds ${max}`);
   }
   return bytes;
 }
@@ -81,14 +93,15 @@ export interface OpenedEnvelope {
   digest: Buffer;
 }
 
-/** Decode and check the outer envelope (steps 1–2): size, structure, version, signature length, key id. */
-export function decodeEnvelope(bytes: Uint8Array): SignedEnvelope {
+/**
+ * Decode and check the outer envelope of `kind` (steps 1–2): size (the kind's cap, before decoding), structure,
+ * version, signature length, key id. The signature is not checked here.
+ */
+export function decodeEnvelope(kind: EnvelopeKind, bytes: Uint8Array): SignedEnvelope {
   if (!(bytes instanceof Uint8Array)) throw new RejectError(RejectReason.ENVELOPE_MALFORMED, "envelope must be bytes");
-  if (bytes.length > MAX_ENVELOPE_BYTES) {
-    throw new RejectError(
-      RejectReason.ENVELOPE_TOO_LARGE,
-      `envelope of ${bytes.length} bytes exceeds the ${MAX_ENVELOPE_BYTES}-byte limit`,
-    );
+  const max = maxEnvelopeBytes(kind);
+  if (bytes.length > max) {
+    throw new RejectError(RejectReason.ENVELOPE_TOO_LARGE, `${kind} envelope of ${bytes.length} bytes exceeds the ${max}-byte limit`);
   }
   let env: SignedEnvelope;
   try {
@@ -155,7 +168,7 @@ export function resolveVerifyingKey(keyId: string, resolveKey: KeyResolver, nowM
 }
 
 /**
- * Verify an envelope of `kind` and return its exact payload bytes. Order: size → decode → version → signature
+ * Verify an envelope of `kind` and return its exact payload bytes. Order: size (the kind's cap) → decode → version → signature
  * length → key id → key lookup (unknown, revoked, outside its window) → signature over the PAE. The payload is
  * not decoded here; decode exactly `payload`, once.
  * @param clock - the instant key windows are checked against (`TrustedKeyLike` results only)
@@ -166,7 +179,7 @@ export function openEnvelope(
   resolveKey: KeyResolver,
   clock: Clock = systemClock,
 ): OpenedEnvelope {
-  const env = decodeEnvelope(bytes);
+  const env = decodeEnvelope(kind, bytes);
   const { key, keyId } = resolveVerifyingKey(env.keyId, resolveKey, clock.now());
   let ok = false;
   try {

@@ -4,7 +4,7 @@ import { openEnvelope, signEnvelope } from "./envelope.js";
 import { RejectError, RejectReason } from "./errors.js";
 import { InventorySnapshot } from "./gen/lanekeeper/v1/inventory.js";
 import type { SigningKey } from "./keys.js";
-import { MAX_HOST_ID_CHARS, MAX_INVENTORY_LANES, MAX_INVENTORY_UNMANAGED } from "./limits.js";
+import { MAX_ALLOWLIST_ENTRIES, MAX_HOST_ID_CHARS, MAX_INVENTORY_LANES, MAX_INVENTORY_UNMANAGED } from "./limits.js";
 import type { EnrolledHostKey } from "./result.js";
 import { decodeStrict } from "./strict-decode.js";
 
@@ -13,7 +13,10 @@ export function signInventory(snapshot: InventorySnapshot, key: SigningKey): Uin
   return signEnvelope("inventory", InventorySnapshot.encode(snapshot).finish(), key);
 }
 
-/** Decode an inventory snapshot strictly and check its caps (`PAYLOAD_MALFORMED`). */
+/**
+ * Decode an inventory snapshot strictly and check its caps (`PAYLOAD_MALFORMED`): lanes, unmanaged runners and
+ * allowlist entries. The byte size was capped before decoding (`MAX_INVENTORY_ENVELOPE_BYTES`).
+ */
 export function decodeInventorySnapshot(bytes: Uint8Array): InventorySnapshot {
   const s = decodeStrict(InventorySnapshot, bytes, "inventory snapshot", RejectReason.PAYLOAD_MALFORMED);
   if (s.hostId.length === 0 || s.hostId.length > MAX_HOST_ID_CHARS) {
@@ -21,6 +24,10 @@ export function decodeInventorySnapshot(bytes: Uint8Array): InventorySnapshot {
   }
   if (s.lanes.length > MAX_INVENTORY_LANES || s.unmanaged.length > MAX_INVENTORY_UNMANAGED) {
     throw new RejectError(RejectReason.PAYLOAD_MALFORMED, "inventory lists too many lanes or runners");
+  }
+  const a = s.allowlist;
+  if (a !== undefined && [a.scopes, a.pools, a.backends, a.images, a.actions].some((l) => l.length > MAX_ALLOWLIST_ENTRIES)) {
+    throw new RejectError(RejectReason.PAYLOAD_MALFORMED, `inventory allowlist lists more than ${MAX_ALLOWLIST_ENTRIES} entries`);
   }
   return s;
 }

@@ -3,8 +3,31 @@
  * decision: both sides read these constants.
  */
 
-/** Largest encoded `SignedEnvelope` accepted, checked before any decoding. */
-export const MAX_ENVELOPE_BYTES = 64 * 1024;
+/**
+ * Largest message an agent may publish: the NATS `max_payload` of the agents' account
+ * (`install/nats-server.example.conf`, `limits { max_payload: 131072 }`, and the harness's `renderNatsConfig`).
+ * Every envelope an agent sends (results, inventories) must fit under it.
+ */
+export const AGENT_NATS_MAX_PAYLOAD_BYTES = 128 * 1024;
+/** Largest encoded intent envelope: a lane spec and at most a few sealed secrets. Checked before any decoding. */
+export const MAX_INTENT_ENVELOPE_BYTES = 64 * 1024;
+/** Largest encoded result envelope: one lane observation and a short message. Checked before any decoding. */
+export const MAX_RESULT_ENVELOPE_BYTES = 64 * 1024;
+/**
+ * Largest encoded inventory envelope, checked before any decoding. Sized for {@link MAX_INVENTORY_LANES} lanes of
+ * realistic size and kept under {@link AGENT_NATS_MAX_PAYLOAD_BYTES} (8 KiB to spare). The budget: a lane is about
+ * 400 bytes encoded (a container lane with a 90-character image reference, nine labels, runner name and id; a
+ * systemd lane is smaller), so 256 lanes take 100 KiB; 64 unmanaged runners of about 200 bytes take 12.5 KiB; an
+ * allowlist of realistic names (32 entries per list at most) about 4 KiB; host, capabilities and the envelope
+ * itself well under 1 KiB. Lanes with long recovery notes are the exception, not the fleet-wide rule.
+ */
+export const MAX_INVENTORY_ENVELOPE_BYTES = 120 * 1024;
+/** The size cap of each envelope kind (`openEnvelope` and `signEnvelope` apply the one of their kind). */
+export const MAX_ENVELOPE_BYTES_BY_KIND = Object.freeze({
+  intent: MAX_INTENT_ENVELOPE_BYTES,
+  result: MAX_RESULT_ENVELOPE_BYTES,
+  inventory: MAX_INVENTORY_ENVELOPE_BYTES,
+} as const);
 /** Longest `key_id` hint (hex SHA-256 is 64 characters). */
 export const MAX_KEY_ID_CHARS = 64;
 /** Ed25519 signatures are exactly this long. */
@@ -61,10 +84,15 @@ export const MAX_TEXT_CHARS = 1024;
 export const MAX_REF_CHARS = 128;
 /** Largest sealed-secret ciphertext (JIT configs are a few KiB). */
 export const MAX_SEALED_CIPHERTEXT_BYTES = 16 * 1024;
-/** Most lanes in one inventory snapshot. */
-export const MAX_INVENTORY_LANES = 1024;
-/** Most unmanaged runners in one inventory snapshot. */
-export const MAX_INVENTORY_UNMANAGED = 1024;
+/**
+ * Most lanes in one inventory snapshot, and so the highest `control.maxLanes` an agent may configure: a host
+ * must be able to report every lane it runs (see {@link MAX_INVENTORY_ENVELOPE_BYTES} for the size budget).
+ */
+export const MAX_INVENTORY_LANES = 256;
+/** Most unmanaged runners in one inventory snapshot; an agent that finds more reports the first ones. */
+export const MAX_INVENTORY_UNMANAGED = 64;
+/** Most entries in each list of an agent's allowlist (`control.scopes`, `pools`, `images`, ...). */
+export const MAX_ALLOWLIST_ENTRIES = 32;
 /** Most keys in one trusted key set. */
 export const MAX_KEYSET_KEYS = 16;
 /** Largest encoded `SignedKeySet`. */

@@ -432,7 +432,7 @@ export class Intake {
     const message = isRejectError(err) ? err.message : "envelope could not be processed";
     let payload: Buffer | undefined;
     try {
-      payload = decodeEnvelope(bytes).payload;
+      payload = decodeEnvelope("intent", bytes).payload;
     } catch {
       payload = undefined;
     }
@@ -517,7 +517,7 @@ function checkOwnership(inspection: LaneInspection, forCreate: boolean): void {
 /** Status and reason of a cached signed result (our own bytes; decoded only for the outcome record). */
 function cachedOutcome(env: Uint8Array): { status: ResultStatus; reasonCode: string } {
   try {
-    const r = ResultPayload.decode(decodeEnvelope(env).payload);
+    const r = ResultPayload.decode(decodeEnvelope("result", env).payload);
     return { status: r.status, reasonCode: r.reasonCode };
   } catch {
     return { status: ResultStatus.RESULT_STATUS_UNSPECIFIED, reasonCode: "" };
