@@ -1,10 +1,12 @@
 // Coordinator key rotation over the real nats-server: signed key-set updates pushed on each agent's intent
 // subject (header Lk-Kind: keyset), applied by the agents, visible in their signed inventories, and the old key
 // refused once revoked. Rollbacks and skipped versions are refused over the wire too.
-import { generateSigningKey, RejectReason, ResultStatus, signKeySet, TrustedKeySet, type SignedKeySet } from "@lanekeeper/shared";
+import { createHash } from "node:crypto";
+import { generateSigningKey, RejectReason, ResultStatus, signKeySet, signResult, TrustedKeySet, type SignedKeySet } from "@lanekeeper/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
-import { activateKey, announceKey, KeySetPushError, pushKeySetUpdate, revokeKey } from "../../packages/coordinator/src/dispatch/key-rotation.js";
+import { activateKey, announceKey, KeySetPushError, KeySetPushFailure, pushKeySetUpdate, revokeKey } from "../../packages/coordinator/src/dispatch/key-rotation.js";
+import { isResultRejectReason, ResultRejectReason } from "../../packages/coordinator/src/dispatch/result-verifier.js";
 import { waitUntil } from "../harness/src/process-util.js";
 import { laneSpec, startIntentsWorld, type IntentsWorld } from "./intents-fixture.js";
 
@@ -68,5 +70,53 @@ describe("key rotation over NATS", () => {
     expect(err).toBeInstanceOf(KeySetPushError);
     expect((err as KeySetPushError).reasonCode).toBe(RejectReason.KEY_REVOKED);
     expect(world.agent("build01").trust.version).toBe(4);
+  });
+});
+
+describe("key-set push failures carry typed codes", () => {
+  it("an unenrolled host is UNKNOWN_HOST, nothing sent", async () => {
+    const err = await pushKeySetUpdate(world.coord, world.hosts, "build99", signKeySet(world.keySet, [world.coordinatorKey])).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KeySetPushError);
+    expect((err as KeySetPushError).reasonCode).toBe(KeySetPushFailure.UNKNOWN_HOST);
+  });
+
+  it("an answer signed by the host's own key but about another update is the result-level RESULT_DIGEST_MISMATCH", async () => {
+    const agent = world.agent("build02");
+    await agent.stop();
+    // Stand in for the agent on its own login: a validly signed answer that echoes another payload's digest.
+    const sub = agent.nc.subscribe(`lk.v1.intent.${agent.hostId}`, {
+      callback: (_err, msg) => {
+        msg.respond(
+          signResult(
+            {
+              intentId: "0".repeat(32),
+              intentDigest: createHash("sha256").update("another update").digest(),
+              hostId: agent.hostId,
+              sequence: 9,
+              status: ResultStatus.RESULT_STATUS_OK,
+              reasonCode: "",
+              message: "",
+              startedAtMs: Date.now(),
+              finishedAtMs: Date.now(),
+              observed: undefined,
+            },
+            agent.identityKey,
+          ),
+        );
+      },
+    });
+    try {
+      await agent.nc.flush();
+      const err = await pushKeySetUpdate(world.coord, world.hosts, agent.hostId, signKeySet(world.keySet, [world.coordinatorKey]), { timeoutMs: 5_000 }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(KeySetPushError);
+      const code = (err as KeySetPushError).reasonCode;
+      expect(code).toBe(ResultRejectReason.DIGEST_MISMATCH);
+      expect(isResultRejectReason(code)).toBe(true);
+    } finally {
+      sub.unsubscribe();
+      await agent.restart();
+    }
   });
 });

@@ -4,11 +4,14 @@ import { headers } from "nats";
 import {
   CLOCK_SKEW_MS,
   encodeSignedKeySet,
+  isRejectError,
+  isRejectReason,
   KeyStatus,
   keyIdOf,
   LanekeeperError,
   MAX_INTENT_TTL_MS,
   publicKeyFromRaw,
+  RejectReason,
   ResultStatus,
   signKeySet,
   systemClock,
@@ -23,6 +26,7 @@ import {
 import type { HostRegistry } from "./host-registry.js";
 import { INTENT_SUBJECT_PREFIX } from "./dispatcher.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "./limits.js";
+import { ResultRejectReason } from "./result-verifier.js";
 
 /** How long a key-set version stays acceptable to agents after it is issued (they refuse expired updates). */
 export const DEFAULT_KEYSET_VALIDITY_MS = 7 * 24 * 3_600_000;
@@ -126,12 +130,27 @@ export function signKeySetUpdate(set: TrustedKeySet, signers: readonly SigningKe
   return signKeySet(set, signers);
 }
 
+/** Why a key-set push failed on the coordinator's side of the exchange (the agent's refusals are `RejectReason`s). */
+export enum KeySetPushFailure {
+  /** The host is not enrolled: nothing was sent. */
+  UNKNOWN_HOST = "UNKNOWN_HOST",
+  /** No answer within the time-out: whether the agent applied the update shows in its next inventory. */
+  TIMEOUT = "TIMEOUT",
+  /** The answer could not be verified for a reason that is not a `RejectReason`. */
+  BAD_RESULT = "BAD_RESULT",
+  /** The agent refused with a code this coordinator does not know (the message carries it). */
+  REFUSED = "REFUSED",
+}
+
+/** Why a key-set push failed: the answer's verification or the agent's refusal, or a {@link KeySetPushFailure}. */
+export type KeySetPushReason = RejectReason | ResultRejectReason | KeySetPushFailure;
+
 /** A push of a key-set update was refused or not answered. */
 export class KeySetPushError extends LanekeeperError {
-  /** The agent's reason code when it refused (e.g. `KEYSET_VERSION`). */
-  readonly reasonCode: string;
+  /** Why: the agent's reason code when it refused (e.g. `KEYSET_VERSION`), or the coordinator-side failure. */
+  readonly reasonCode: KeySetPushReason;
 
-  constructor(message: string, reasonCode: string, options: { cause?: unknown } = {}) {
+  constructor(message: string, reasonCode: KeySetPushReason, options: { cause?: unknown } = {}) {
     super("KEYSET_PUSH_FAILED", message, options);
     this.reasonCode = reasonCode;
   }
@@ -153,7 +172,7 @@ export async function pushKeySetUpdate(
   opts: { timeoutMs?: number; clock?: Clock } = {},
 ): Promise<number> {
   const host = hosts.host(hostId);
-  if (host === undefined) throw new KeySetPushError(`host ${hostId} is not enrolled`, "UNKNOWN_HOST");
+  if (host === undefined) throw new KeySetPushError(`host ${hostId} is not enrolled`, KeySetPushFailure.UNKNOWN_HOST);
   const bytes = encodeSignedKeySet(signed);
   const h = headers();
   h.set(KIND_HEADER, KEYSET_KIND);
@@ -161,20 +180,21 @@ export async function pushKeySetUpdate(
   try {
     data = (await nc.request(`${INTENT_SUBJECT_PREFIX}${hostId}`, bytes, { timeout: opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, headers: h })).data;
   } catch (err) {
-    throw new KeySetPushError(`no answer from ${hostId} to the key-set update`, "TIMEOUT", { cause: err });
+    throw new KeySetPushError(`no answer from ${hostId} to the key-set update`, KeySetPushFailure.TIMEOUT, { cause: err });
   }
   let result: ResultPayload;
   try {
     const key = publicKeyFromRaw(host.identityKey);
     ({ result } = verifyResult(data, (keyId) => (keyId === keyIdOf(host.identityKey) ? { hostId, publicKey: key } : undefined), opts.clock ?? systemClock));
   } catch (err) {
-    throw new KeySetPushError(`the answer of ${hostId} does not verify`, (err as { code?: string }).code ?? "BAD_RESULT", { cause: err });
+    throw new KeySetPushError(`the answer of ${hostId} does not verify`, isRejectError(err) ? err.reason : KeySetPushFailure.BAD_RESULT, { cause: err });
   }
   if (!result.intentDigest.equals(createHash("sha256").update(bytes).digest())) {
-    throw new KeySetPushError(`the answer of ${hostId} is about another update`, "RESULT_DIGEST_MISMATCH");
+    throw new KeySetPushError(`the answer of ${hostId} is about another update`, ResultRejectReason.DIGEST_MISMATCH);
   }
   if (result.status !== ResultStatus.RESULT_STATUS_OK) {
-    throw new KeySetPushError(`${hostId} refused the key-set update: ${result.reasonCode} (${result.message})`, result.reasonCode);
+    const code = result.reasonCode;
+    throw new KeySetPushError(`${hostId} refused the key-set update: ${code} (${result.message})`, isRejectReason(code) ? code : KeySetPushFailure.REFUSED);
   }
   return result.sequence;
 }

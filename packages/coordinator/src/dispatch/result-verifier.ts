@@ -14,7 +14,13 @@ import {
 import type { HostRegistry } from "./host-registry.js";
 import { MAX_COMPLETED_INTENTS } from "./limits.js";
 
-/** Why the coordinator refused a result, beyond the envelope-level {@link RejectReason}s. */
+/**
+ * Why the coordinator refused a result, beyond the envelope-level {@link RejectReason}s. Only the coordinator
+ * checks results against the intents it sent, so these codes live here, not in shared's `RejectReason` (which the
+ * agent answers with). Every coordinator check of a result names one of these members, never a string; the
+ * values are prefixed `RESULT_` and never collide with a `RejectReason`, so one code means one thing in logs,
+ * audit records and `--json` output.
+ */
 export enum ResultRejectReason {
   /** No outstanding intent has this id (never sent, timed out and abandoned, or expired). */
   UNKNOWN_INTENT = "RESULT_UNKNOWN_INTENT",
@@ -28,15 +34,26 @@ export enum ResultRejectReason {
   SEQUENCE_MISMATCH = "RESULT_SEQUENCE_MISMATCH",
 }
 
+/** Every {@link ResultRejectReason} value. */
+export const RESULT_REJECT_REASONS: readonly ResultRejectReason[] = Object.freeze(Object.values(ResultRejectReason));
+
+/** Whether `s` is a {@link ResultRejectReason} (codes read back from audit records or `--json` output). */
+export function isResultRejectReason(s: string): s is ResultRejectReason {
+  return (RESULT_REJECT_REASONS as readonly string[]).includes(s);
+}
+
+/** Why a result was refused: envelope-level (shared {@link RejectReason}) or result-level ({@link ResultRejectReason}). */
+export type ResultRefusalReason = RejectReason | ResultRejectReason;
+
 /**
  * A result the coordinator will not act on. `reason` is a {@link ResultRejectReason}, or the envelope-level
  * {@link RejectReason} (`ENVELOPE_VERSION`, `BAD_SIGNATURE`, `UNKNOWN_KEY` for a key enrolled to no host,
  * `ISSUER_MISMATCH` for a result whose host is not the one its key is enrolled for, `PAYLOAD_MALFORMED`, ...).
  */
 export class ResultRejectedError extends LanekeeperError {
-  readonly reason: RejectReason | ResultRejectReason;
+  readonly reason: ResultRefusalReason;
 
-  constructor(reason: RejectReason | ResultRejectReason, message: string, options: { cause?: unknown } = {}) {
+  constructor(reason: ResultRefusalReason, message: string, options: { cause?: unknown } = {}) {
     super(reason, message, options);
     this.reason = reason;
   }
