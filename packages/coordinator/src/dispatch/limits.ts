@@ -24,8 +24,6 @@ export const DEFAULT_DISPATCH_ATTEMPTS = 3;
 export const MAX_COMPLETED_INTENTS = 65_536;
 /** An inventory snapshot older than this (by its signed `taken_at`) is refused as stale. */
 export const MAX_INVENTORY_AGE_MS = 120_000;
-/** Largest inventory envelope accepted (inventories may list many lanes). */
-export const MAX_INVENTORY_ENVELOPE_BYTES = 1024 * 1024;
 /** How long the dispatcher keeps re-issuing while an agent answers BEFORE_FLOOR (skew 30 s + slack + margin). */
 export const DEFAULT_BEFORE_FLOOR_WAIT_MS = 45_000;
 /** Pause between re-issues while an agent answers BEFORE_FLOOR. */
