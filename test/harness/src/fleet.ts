@@ -732,6 +732,12 @@ interface PolicyInput {
   resultTimeoutMs: number;
 }
 
+/**
+ * A well-formed digest reference for container pools of a fleet without a container host: the policy must
+ * validate (`lanekeeper keys generate` parses it), and no agent allowlists this image, so nothing runs it.
+ */
+const NO_IMAGE_YET = `localhost/lanekeeper/no-container-host@sha256:${"0".repeat(64)}`;
+
 /** The policy text: the template with the fleet's values, or a generated one. */
 async function renderPolicy(p: PolicyInput): Promise<string> {
   const doc = p.template
@@ -751,7 +757,7 @@ async function renderPolicy(p: PolicyInput): Promise<string> {
                   labels: pool.labels,
                   backend: pool.backend,
                   mode: pool.mode ?? "persistent",
-                  ...(pool.backend === "systemd" ? { runnerVersion: FLEET_RUNNER_VERSION } : { image: "placeholder" }),
+                  ...(pool.backend === "systemd" ? { runnerVersion: FLEET_RUNNER_VERSION } : { image: NO_IMAGE_YET }),
                 },
               ]),
             ),
