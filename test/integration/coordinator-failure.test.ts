@@ -11,7 +11,7 @@ import type { ApplyEvent } from "../../packages/coordinator/src/apply/apply-even
 import type { IntentSender } from "../../packages/coordinator/src/apply/apply-engine.js";
 import { runLaneCommand } from "../../packages/coordinator/src/apply/lane-commands.js";
 import { observeAndPlan } from "../../packages/coordinator/src/apply/observe-world.js";
-import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
+import { DispatchError, Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
 import { StaticHostRegistry } from "../../packages/coordinator/src/dispatch/host-registry.js";
 import { KvSequenceAllocator } from "../../packages/coordinator/src/dispatch/sequence-allocator.js";
 import type { GitHubClient } from "../../packages/coordinator/src/github/github-client.js";
@@ -153,5 +153,31 @@ describe("failures end in a safe state and converge", () => {
     // Idle only after the errors: the settle window started over once GitHub answered again.
     expect(waits.lastIndexOf("github-error")).toBeLessThan(waits.lastIndexOf("settle-window"));
     expect((await w.gh.control.listRunners()).find((r) => r.name === laneId)?.labels).toContain("lk-draining");
+  });
+
+  it("a create whose intent was lost: the next apply forgets the failed record and creates the lane again at once", async () => {
+    const policy = w.policy(2);
+    const { plan } = await observeAndPlan({ policy, github: w.github, store: w.store, inventory: w.inventory });
+    expect(plan.actions.map((a) => a.kind)).toEqual(["create"]);
+    const laneId = plan.actions[0]!.laneId;
+    // The request never reaches the agent (lost on the way): the dispatcher gives up without an answer.
+    const lost: IntentSender = {
+      dispatch: () => Promise.reject(new DispatchError("DISPATCH_TIMEOUT", "no result from build01 within 300 ms")),
+    };
+    const failed = await w.engine(policy, { dispatcher: lost }).run(plan);
+    expect(failed.outcomes.map((o) => [o.status, o.code, o.safeState])).toEqual([["failed", "DISPATCH_TIMEOUT", "created-unverified"]]);
+    const rec = await w.store.get(laneId);
+    expect(rec).toMatchObject({ state: "creating", attention: { code: "DISPATCH_TIMEOUT" } });
+    // Once the host has reported (after the failure) that it has no such lane, the record is forgotten and the
+    // lane created again in the same apply, without waiting out the registration grace.
+    await eventually(async () => ((await w.inventory.latest(HOST))?.receivedAtMs ?? 0) > rec!.updatedAtMs + 2_500, "an inventory after the failure");
+    const next = await w.apply(2);
+    expect(next.plan.actions.map((a) => [a.kind, a.reason.code])).toEqual([
+      ["forget-record", "CREATE_FAILED"],
+      ["create", "SCALE_UP"],
+    ]);
+    expect(next.report.outcomes.map((o) => o.status)).toEqual(["succeeded", "succeeded"]);
+    expect((await w.store.list()).filter((r) => r.state === "creating")).toEqual([]);
+    expect((await w.gh.control.listRunners()).length).toBe(2);
   });
 });

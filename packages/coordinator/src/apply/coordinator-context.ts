@@ -26,9 +26,6 @@ import { CollectorInventorySource } from "./inventory-source.js";
 import { DEFAULT_INVENTORY_WAIT_MS } from "./limits.js";
 import { hostsToObserve } from "./observe-world.js";
 
-/** A snapshot read from the KV bucket counts as fresh when the agent took it at most this long ago. */
-const FRESH_FROM_BUCKET_MS = 10_000;
-
 /** NATS could not be reached, or JetStream refused to open a bucket or stream. */
 export class NatsUnavailableError extends LanekeeperError {
   constructor(message: string, options: { cause?: unknown } = {}) {
@@ -79,7 +76,7 @@ export interface CoordinatorContext {
    * Wait until every enrolled, opted-in host has sent this process a fresh inventory, or `timeoutMs` passed
    * (a one-shot CLI must not plan from an old snapshot in the KV bucket). Returns the hosts still unheard.
    */
-  waitForInventories(timeoutMs?: number): Promise<string[]>;
+  waitForInventories(timeoutMs?: number, onlyHosts?: readonly string[]): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -230,19 +227,18 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
           ...(sources.log === undefined ? {} : { log: sources.log }),
           ...over,
         }),
-      async waitForInventories(timeoutMs = DEFAULT_INVENTORY_WAIT_MS) {
-        const records = await store.list();
-        const wanted = hostsToObserve(policy, records).filter((h) => policy.hosts[h]?.optIn === true);
+      async waitForInventories(timeoutMs = DEFAULT_INVENTORY_WAIT_MS, onlyHosts) {
+        const records = onlyHosts === undefined ? await store.list() : [];
+        const wanted = (onlyHosts ?? hostsToObserve(policy, records)).filter((h) => policy.hosts[h]?.optIn === true);
         const until = clock.now() + timeoutMs;
         const start = clock.now();
         for (;;) {
           const missing: string[] = [];
           for (const h of wanted) {
             const s = await inventory.latest(h);
-            // Received by this process since it started waiting, or taken very recently (a running `serve`
-            // keeps the bucket current): an older snapshot in the bucket is not planned from.
-            const fresh = s !== undefined && (s.receivedAtMs >= start || clock.now() - s.snapshot.takenAtMs <= FRESH_FROM_BUCKET_MS);
-            if (!fresh) missing.push(h);
+            // Received live by this process: a snapshot in the bucket may predate a change on the host (an agent
+            // restarted with a new allowlist a second ago), and plans must rest on what the host says now.
+            if (s === undefined || s.receivedAtMs < start) missing.push(h);
           }
           if (missing.length === 0 || clock.now() >= until) return missing;
           await inventory.nextSnapshot(Math.max(1, Math.min(500, until - clock.now())));

@@ -7,6 +7,7 @@ import type { LaneStore } from "../observe/lane-store.js";
 import type { ObservedState } from "../observe/observed-state.js";
 import { plan } from "../plan/planner.js";
 import type { Plan, PlanOptions } from "../plan/plan-types.js";
+import { failedCreateActions } from "./failed-creates.js";
 import { toHostInventory, type InventorySource } from "./inventory-source.js";
 
 /** What one observation pass saw: GitHub, the agents' inventories and the lane records. */
@@ -49,11 +50,27 @@ export async function observeWorld(deps: {
   return { observed: { scopes, inventory: inventoryView(hosts) }, records, observedAtMs: clock.now() };
 }
 
-/** Observe, then plan (the pure planner) at the observation's time. */
+/**
+ * The plan for an observation: first `forget-record` actions for creates that failed and left nothing behind
+ * ({@link failedCreateActions}), then the planner's actions, planned as if those records were already gone (so
+ * the lanes are created again in the same plan instead of after the planner's registration grace).
+ */
+export function planFromWorld(policy: Policy, world: WorldObservation, options: Omit<PlanOptions, "nowMs"> = {}): Plan {
+  const forget = failedCreateActions(world);
+  const gone = new Set(forget.map((a) => a.laneId));
+  const p = plan(policy, world.observed, gone.size === 0 ? world.records : world.records.filter((r) => !gone.has(r.laneId)), {
+    ...options,
+    nowMs: world.observedAtMs,
+  });
+  if (forget.length === 0) return p;
+  return { ...p, actions: [...forget, ...p.actions], counts: { ...p.counts, "forget-record": p.counts["forget-record"] + forget.length } };
+}
+
+/** Observe, then plan ({@link planFromWorld}) at the observation's time. */
 export async function observeAndPlan(
   deps: Parameters<typeof observeWorld>[0],
   options: Omit<PlanOptions, "nowMs"> = {},
 ): Promise<{ plan: Plan; world: WorldObservation }> {
   const world = await observeWorld(deps);
-  return { plan: plan(deps.policy, world.observed, world.records, { ...options, nowMs: world.observedAtMs }), world };
+  return { plan: planFromWorld(deps.policy, world, options), world };
 }

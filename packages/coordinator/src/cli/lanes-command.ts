@@ -39,7 +39,9 @@ export function operatorName(opt: string | undefined, env: Readonly<Record<strin
  */
 export async function runLanes(op: LaneCommand, laneId: string, opts: LanesCommandOptions, io: CliIo, deps: CoordinatorCliDeps = {}): Promise<ExitCode> {
   return withCoordinator(opts, io, deps, async (ctx) => {
-    await ctx.waitForInventories(opts.inventoryWait);
+    // Only the lane's host matters here (an unknown lane waits for every host, then is reported as unknown).
+    const rec = await ctx.store.get(laneId).catch(() => undefined);
+    await ctx.waitForInventories(opts.inventoryWait, rec === undefined ? undefined : [rec.hostId]);
     const json = opts.json === true;
     const report = await runLaneCommand(
       {

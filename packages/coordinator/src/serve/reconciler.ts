@@ -3,10 +3,9 @@ import type { ApplyEngine } from "../apply/apply-engine.js";
 import type { ActionOutcome, ApplyEvent, ApplyReport } from "../apply/apply-events.js";
 import { operatorAction } from "../apply/operator-actions.js";
 import type { CoordinatorContext } from "../apply/coordinator-context.js";
-import { observeWorld } from "../apply/observe-world.js";
+import { observeWorld, planFromWorld } from "../apply/observe-world.js";
 import type { CoordinatorMetrics } from "../metrics/coordinator-metrics.js";
 import type { LaneView } from "../observe/classify.js";
-import { plan } from "../plan/planner.js";
 import type { PlanOptions } from "../plan/plan-types.js";
 import type { LeaderLock } from "./leader-lock.js";
 import {
@@ -105,7 +104,7 @@ export class Reconciler {
     try {
       const ctx = this.o.ctx;
       const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: this.clock });
-      const p = plan(ctx.policy, world.observed, world.records, { ...this.o.planOptions, nowMs: world.observedAtMs });
+      const p = planFromWorld(ctx.policy, world, this.o.planOptions);
       m?.lanesObserved(p.classification.lanes);
       const onEvent = (e: ApplyEvent): void => {
         m?.onEvent(e);
