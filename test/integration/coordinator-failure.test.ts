@@ -180,4 +180,25 @@ describe("failures end in a safe state and converge", () => {
     expect((await w.store.list()).filter((r) => r.state === "creating")).toEqual([]);
     expect((await w.gh.control.listRunners()).length).toBe(2);
   });
+
+  it("a create the agent refuses (its allowlist changed after planning): untouched, the record dropped, the reason in the note", async () => {
+    const saved = w.agent.control;
+    w.agent.control = { ...saved, pools: [] };
+    try {
+      const { plan, report } = await w.apply(3);
+      expect(plan.actions.map((a) => a.kind)).toEqual(["create"]);
+      const laneId = plan.actions[0]!.laneId;
+      const o = report.outcomes[0]!;
+      expect([o.status, o.code, o.failedStep, o.safeState]).toEqual(["failed", "NOT_ALLOWED_POOL", "send-create", "untouched"]);
+      expect(o.recovery).toContain("NOT_ALLOWED_POOL");
+      expect(await w.store.get(laneId)).toBeUndefined();
+      expect((await w.gh.control.listRunners()).length).toBe(2);
+      const agentSide = (await w.agentAuditRecords()).filter((r) => r.laneId === laneId && (r.phase === "started" || r.phase === "succeeded"));
+      expect(agentSide).toEqual([]);
+    } finally {
+      w.agent.control = saved;
+    }
+    const again = await w.apply(3);
+    expect(again.report.outcomes.map((o) => [o.kind, o.status])).toEqual([["create", "succeeded"]]);
+  });
 });

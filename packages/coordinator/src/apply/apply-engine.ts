@@ -850,6 +850,10 @@ export class ApplyEngine {
     const message = errMessage(err);
     const deadline = code === "DRAIN_DEADLINE";
     let safeState = this.safeState(st);
+    if (a.kind === "create" && st.maybeCreated && err instanceof StepFailure && err.details?.rejected === true && st.runnerId === undefined) {
+      // The agent refused before any runtime call (REJECTED): nothing exists on the host.
+      safeState = "untouched";
+    }
     // A create refused or failed before the host or GitHub changed: drop the record we wrote, as if never tried.
     if (a.kind === "create" && safeState === "untouched" && st.record !== undefined) {
       try {
@@ -857,12 +861,7 @@ export class ApplyEngine {
         st.record = undefined;
       } catch (e) {
         this.o.log?.warn({ laneId: a.laneId, err: errMessage(e) }, "could not drop the record of a create that did not happen");
-        safeState = "untouched";
       }
-    }
-    if (a.kind === "create" && st.maybeCreated && err instanceof StepFailure && err.details?.rejected === true && st.runnerId === undefined) {
-      // The agent refused before any runtime call (REJECTED): nothing exists on the host.
-      safeState = "untouched";
     }
     const note = recoveryNote({
       laneId: a.laneId,

@@ -1,6 +1,8 @@
 import { HOST_LABEL_PREFIX, identityLabels, LANE_LABEL_PREFIX, type Policy } from "@lanekeeper/shared";
 import { describeGuard, type Guard } from "../plan/guard.js";
+import { agentPermits } from "../plan/placement.js";
 import { isReadFailure, type FreshView } from "./fresh-view.js";
+import { toHostInventory } from "./inventory-source.js";
 
 /** The outcome of one guard check. */
 export type GuardVerdict = { readonly ok: true } | { readonly ok: false; readonly guard: Guard; readonly why: string };
@@ -36,8 +38,13 @@ export async function checkGuard(g: Guard, view: FreshView, policy: Policy, ctx:
     case "host-allows": {
       const s = await view.host(g.hostId);
       // Without a fresh inventory the agent's own allowlist is the check (it refuses before any runtime call).
-      if (s !== undefined && !s.snapshot.controlEnabled) return fail(g, "the agent reports control disabled");
-      return pass;
+      const permit = agentPermits(s === undefined ? undefined : toHostInventory(s), g.action, {
+        scope: g.scope,
+        pool: g.pool,
+        backend: g.backend,
+        image: g.image,
+      });
+      return permit.ok ? pass : fail(g, permit.detail);
     }
     case "host-capacity": {
       const s = await view.host(g.hostId);
