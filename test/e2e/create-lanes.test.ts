@@ -2,6 +2,7 @@
 // lane (unit in a real systemd, marked and signed) and a container lane (podman, image pinned by digest, labels
 // carrying the markers) come online with exactly `lk-managed`, `lk-lane-<id>`, `lk-host-<host>`, `lk-pool-<pool>`
 // and the pool's labels, run jobs, and a second apply has nothing left to do.
+import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCommand, type Fleet } from "@lanekeeper/harness";
@@ -21,6 +22,11 @@ import {
 } from "./e2e-fixture.js";
 
 const SCOPE = "acme/api";
+/**
+ * The container host's id, unique per run: lane containers live in the machine's one podman store, where another
+ * suite's fleet may have a host of the same name at the same time.
+ */
+const CT = `build03-${randomBytes(3).toString("hex")}`;
 const POOLS = {
   "linux-x64": { backend: "systemd" as const, labels: ["linux", "lanes-systemd"] },
   "linux-container": { backend: "container" as const, labels: ["linux", "lanes-container"] },
@@ -32,12 +38,12 @@ beforeAll(async () => {
   fleet = await e2eFleet({
     agents: [
       { hostId: "build01", runtime: "systemd", capacity: 4 },
-      { hostId: "build03", runtime: "container", capacity: 4 },
+      { hostId: CT, runtime: "container", capacity: 4 },
     ],
     pools: POOLS,
     lanes: [
       { scope: SCOPE, pool: "linux-x64", count: 2, hosts: ["build01"] },
-      { scope: SCOPE, pool: "linux-container", count: 1, hosts: ["build03"] },
+      { scope: SCOPE, pool: "linux-container", count: 1, hosts: [CT] },
     ],
   });
 });
@@ -65,7 +71,7 @@ describe("create", () => {
       expect(r.ephemeral).toBe(false);
     }
     expect(online.filter((r) => identityOf(r).hostId === "build01").length).toBe(2);
-    expect(online.filter((r) => identityOf(r).hostId === "build03").length).toBe(1);
+    expect(online.filter((r) => identityOf(r).hostId === CT).length).toBe(1);
   });
 
   it("the hosts hold exactly those lanes: marked units in systemd, labelled containers in podman", async () => {
@@ -87,11 +93,11 @@ describe("create", () => {
     expect(await laneDirs(fleet, "build01")).toEqual(byHost("build01"));
 
     // container: the image pinned by digest, the three marker labels, running.
-    expect(await laneContainers("build03")).toEqual(byHost("build03").map((l) => `lanekeeper-lane-${l}`));
-    for (const lane of byHost("build03")) {
+    expect(await laneContainers(CT)).toEqual(byHost(CT).map((l) => `lanekeeper-lane-${l}`));
+    for (const lane of byHost(CT)) {
       const r = await runCommand("podman", ["inspect", "--format", "{{json .Config.Labels}} {{.State.Running}} {{.Image}}", `lanekeeper-lane-${lane}`]);
       const [labels = "{}", running, image] = r.stdout.trim().split(" ");
-      expect(JSON.parse(labels)).toMatchObject({ "dev.lanekeeper.lane": lane, "dev.lanekeeper.host": "build03" });
+      expect(JSON.parse(labels)).toMatchObject({ "dev.lanekeeper.lane": lane, "dev.lanekeeper.host": CT });
       expect(JSON.parse(labels)["dev.lanekeeper.marker"]).toBeTruthy();
       expect(running).toBe("true");
       // The image the allowlisted digest names (podman reports the image id of a container).
@@ -99,7 +105,7 @@ describe("create", () => {
     }
 
     // The agents report the same lanes over their status sockets.
-    for (const h of ["build01", "build03"]) {
+    for (const h of ["build01", CT]) {
       const status = await fleet.agent(h).status();
       expect((status.lanes ?? []).map((l) => l.laneId).sort()).toEqual(byHost(h));
     }

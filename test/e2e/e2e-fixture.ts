@@ -264,3 +264,48 @@ export async function expectJobsSucceeded(fleet: Fleet, ids: readonly number[], 
 export async function expectUnmanagedUntouched(fleet: Fleet): Promise<void> {
   expect(await fleet.handmade.verifyUntouched()).toEqual([]);
 }
+
+/**
+ * Does what the recovery notes say, as an operator would: for every lane whose note (on its host, from
+ * `lanekeeper-agent status`, or on the coordinator's record, from `lanekeeper status`) names a
+ * `lanekeeper lanes <restart|remove|release> <lane>` command, runs the first one named. Returns the commands run.
+ */
+export async function followRecoveryNotes(fleet: Fleet): Promise<string[]> {
+  const notes = new Map<string, string>();
+  for (const a of fleet.agents) {
+    if (!a.running) continue;
+    const st = await a.status().catch(() => undefined);
+    for (const l of st?.lanes ?? []) {
+      const note = (l as { recoveryNote?: string }).recoveryNote;
+      if (note) notes.set(l.laneId, note);
+    }
+  }
+  const coord = await fleet.lanekeeper(["status", "--json"]);
+  for (const l of ((coord.json as { lanes?: { laneId: string; attention?: string }[] } | undefined)?.lanes ?? [])) {
+    if (l.attention && !notes.has(l.laneId)) notes.set(l.laneId, l.attention);
+  }
+  const ran: string[] = [];
+  for (const [laneId, note] of notes) {
+    const m = note.match(new RegExp(`lanekeeper lanes (restart|remove|release) ${laneId}\\b`));
+    if (!m) continue;
+    const op = m[1] as "restart" | "remove" | "release";
+    const r = await laneCommand(fleet, op, laneId);
+    ran.push(`lanes ${op} ${laneId} → exit ${r.cli.code}`);
+  }
+  return ran;
+}
+
+/** A readable dump of the fleet's state, for failure messages. */
+export async function fleetState(fleet: Fleet): Promise<string> {
+  const lines: string[] = [];
+  for (const r of await fleet.github.control.listRunners()) {
+    lines.push(`github ${r.name} ${r.status}${r.busy ? " busy" : ""} [${r.labels.join(",")}]`);
+  }
+  for (const a of fleet.agents) {
+    const st = await a.status().catch((e: unknown) => ({ error: e instanceof Error ? e.message : String(e) }));
+    lines.push(`host ${a.hostId}: ${JSON.stringify("lanes" in st ? st.lanes : st)}`);
+  }
+  const status = await fleet.lanekeeper(["status"]);
+  lines.push(status.stdout.trim());
+  return lines.join("\n");
+}

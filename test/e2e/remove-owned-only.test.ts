@@ -3,6 +3,7 @@
 // hand-made runner container) and GitHub has a registration with no host. `lanekeeper lanes remove` refuses
 // every one of them by name; scaling the policy to zero removes every managed lane completely (unit or container,
 // lane directory, registration) while a job runs to completion; the unmanaged ones are byte-for-byte as before.
+import { randomBytes } from "node:crypto";
 import type { Fleet } from "@lanekeeper/harness";
 import { GITHUB_ONLY_RUNNER_NAME, HANDMADE_RUNNER_NAME } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,6 +27,11 @@ import {
 } from "./e2e-fixture.js";
 
 const SCOPE = "acme/api";
+/**
+ * The container host's id, unique per run: lane containers live in the machine's one podman store, where another
+ * suite's fleet may have a host of the same name at the same time.
+ */
+const CT = `build03-${randomBytes(3).toString("hex")}`;
 
 let fleet: Fleet;
 
@@ -33,7 +39,7 @@ beforeAll(async () => {
   fleet = await e2eFleet({
     agents: [
       { hostId: "build01", runtime: "systemd", capacity: 4 },
-      { hostId: "build03", runtime: "container", capacity: 4 },
+      { hostId: CT, runtime: "container", capacity: 4 },
     ],
     pools: {
       "linux-x64": { backend: "systemd", labels: ["lanes-systemd"] },
@@ -41,7 +47,7 @@ beforeAll(async () => {
     },
     lanes: [
       { scope: SCOPE, pool: "linux-x64", count: 2, hosts: ["build01"] },
-      { scope: SCOPE, pool: "linux-container", count: 1, hosts: ["build03"] },
+      { scope: SCOPE, pool: "linux-container", count: 1, hosts: [CT] },
     ],
   });
   await applyOk(fleet);
@@ -84,7 +90,7 @@ describe("remove", () => {
     await fleet.editPolicy((doc) => {
       doc.lanes = [
         { scope: SCOPE, pool: "linux-x64", count: 0, hosts: ["build01"] },
-        { scope: SCOPE, pool: "linux-container", count: 0, hosts: ["build03"] },
+        { scope: SCOPE, pool: "linux-container", count: 0, hosts: [CT] },
       ];
     });
     // Scale-down drains at most a few lanes per run (--max-removals); apply until the plan is empty.
@@ -98,9 +104,9 @@ describe("remove", () => {
     expect(await managedRunners(fleet)).toEqual([]);
     expect(await laneUnits(fleet, "build01")).toEqual([]);
     expect(await laneDirs(fleet, "build01")).toEqual([]);
-    expect(await laneContainers("build03")).toEqual([]);
-    expect(await laneDirs(fleet, "build03")).toEqual([]);
-    for (const h of ["build01", "build03"]) expect((await fleet.agent(h).status()).lanes ?? []).toEqual([]);
+    expect(await laneContainers(CT)).toEqual([]);
+    expect(await laneDirs(fleet, CT)).toEqual([]);
+    for (const h of ["build01", CT]) expect((await fleet.agent(h).status()).lanes ?? []).toEqual([]);
 
     // Everything unmanaged is exactly as it was, and still reported as unmanaged.
     await expectUnmanagedUntouched(fleet);
@@ -108,7 +114,7 @@ describe("remove", () => {
     expect(plan.classification.unmanaged.map((u) => u.name).sort()).toEqual([...fleet.handmade.registrations].sort());
     const b1 = await fleet.agent("build01").status();
     expect((b1.unmanaged ?? []).map((u) => u.name)).toContain(fleet.handmade.unit!.name);
-    const b3 = await fleet.agent("build03").status();
+    const b3 = await fleet.agent(CT).status();
     expect((b3.unmanaged ?? []).map((u) => u.name)).toContain(fleet.handmade.container!.name);
   });
 });
