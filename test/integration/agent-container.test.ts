@@ -49,6 +49,9 @@ function containerSpec(laneId: string, over: Parameters<typeof laneSpec>[2] = {}
   return laneSpec(laneId, gh, { backend: Backend.BACKEND_CONTAINER, runnerVersion: "", image: image.digestReference, limits: { cpuMillis: 1000, memoryBytes: 512 * 1024 * 1024 }, ...over });
 }
 
+/** Longest wait for an engine operation while other suites use the same podman storage. */
+const PODMAN_BUSY_MS = 120_000;
+
 async function listenerPid(laneId: string): Promise<number | undefined> {
   const info = await docker.getContainer(`lanekeeper-lane-${laneId}`).inspect();
   if (!info.State.Running) return undefined;
@@ -138,11 +141,17 @@ describe("container lanes", () => {
   it("restarts the container after the runner is killed with SIGKILL", async () => {
     const pid = await eventually(() => listenerPid("c1"), "listener in container");
     process.kill(pid, "SIGKILL");
-    await eventually(async () => !(await running("lanekeeper-lane-c1")), "container exited");
-    await eventually(async () => {
-      await lanes.superviseOnce();
-      return running("lanekeeper-lane-c1");
-    }, "container restarted");
+    // Podman serializes engine operations across clients: another suite's `podman stop -t 30` can hold it for
+    // up to 30 s, so these waits allow for podman's own stop timeout on top of the restart itself.
+    await eventually(async () => !(await running("lanekeeper-lane-c1")), "container exited", PODMAN_BUSY_MS);
+    await eventually(
+      async () => {
+        await lanes.superviseOnce();
+        return running("lanekeeper-lane-c1");
+      },
+      "container restarted",
+      PODMAN_BUSY_MS,
+    );
     expect((await lanes.inspect("c1")).restartsInWindow).toBeGreaterThanOrEqual(1);
     expectAuditTriple(await auditRecords(parts.auditPath), "health-restart", "c1", "succeeded");
   });
