@@ -162,6 +162,8 @@ async function waitFor(what, probe, timeoutMs) {
   }
 }
 
+/** The lane step 7 drained (released again in step 13). */
+let drainedLane;
 const summary = { lanesCreated: 0, jobsRun: 0, jobsCancelled: 0, jobsFailed: 0, auditRecords: undefined, laneOps: [] };
 
 try {
@@ -256,6 +258,7 @@ try {
       );
       const busy = (await managedRunners()).filter((r) => r.busy && r.labels.includes("lanes-systemd"));
       const [toDrain, toRestart, toRemove] = busy;
+      drainedLane = toDrain?.name;
       const ops = [
         ["drain", toDrain],
         ["restart", toRestart],
@@ -349,9 +352,14 @@ try {
   }
 
   // ----------------------------------------------------------------------------------------------------------
-  header("lanekeeper apply --yes again: the fleet converges back to the policy");
+  header("maintenance over: release the drained lane, apply again, the fleet is back to the policy");
   if (!applied) notRun("no apply");
   else {
+    // A lane an operator drained stays out of service (and still counts as a lane) until released.
+    if (drainedLane !== undefined) {
+      const rel = await lk(["lanes", "release", drainedLane], { max: 10 });
+      if (rel.code !== 0) violation(`lanekeeper lanes release ${drainedLane} exited ${rel.code}`);
+    }
     const r = await lk(["apply", "--yes"], { max: 40 });
     if (r.code !== 0) violation(`second apply exited ${r.code}`);
     const v = await waitFor(
