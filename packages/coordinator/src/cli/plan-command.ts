@@ -1,11 +1,14 @@
 import { resolve } from "node:path";
 import { createLogger } from "@lanekeeper/shared";
+import { CoordinatorKeyError, NatsUnavailableError } from "../apply/coordinator-context.js";
+import { observeAndPlan } from "../apply/observe-world.js";
 import { createGitHubClient } from "../github/github-client-from-policy.js";
 import { observeScopes } from "../observe/github-observer.js";
 import { emptyInventory } from "../observe/inventory-view.js";
 import { MemoryLaneStore } from "../observe/memory-lane-store.js";
 import { plan } from "../plan/planner.js";
 import type { CliIo } from "./cli-io.js";
+import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { ExitCode, exitCodeForCode } from "./exit-codes.js";
 import { parseLaneRecordsJson } from "./lane-records-file.js";
 import { policyPath, readPolicyFile, readSmallText } from "./policy-file.js";
@@ -20,19 +23,60 @@ export interface PlanCommandOptions {
   readonly maxRemovals?: number;
   readonly maxCreates?: number;
   readonly rateLimitReserve?: number;
+  /** How long to wait for fresh agent inventories before planning. */
+  readonly inventoryWait?: number;
 }
 
-/** Injected for tests (e.g. to watch GitHub requests). */
-export interface PlanCommandDeps {
-  readonly fetch?: typeof fetch;
-}
+/** Injected for tests (e.g. to watch GitHub requests, or to open the coordinator). */
+export type PlanCommandDeps = Pick<CoordinatorCliDeps, "fetch" | "open">;
 
 /**
- * `lanekeeper plan`: observe GitHub, classify, plan, print. Changes nothing. Without agent inventories (the
- * NATS reader is a later piece) hosts are unknown, which the output says; the planner then only plans what is
- * safe without host evidence.
+ * `lanekeeper plan`: observe, classify, plan, print; changes nothing. With NATS reachable it plans from exactly
+ * what `apply --dry-run` sees (lane records in the KV store and the agents' live inventories), so the plan shown
+ * is the plan apply would run. Without NATS or the coordinator key, or with `--records`, it plans from GitHub
+ * alone and says so.
  */
 export async function runPlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCommandDeps = {}): Promise<ExitCode> {
+  if (opts.records === undefined) {
+    try {
+      return await withCoordinator(opts, io, deps, async (ctx) => {
+        const unheard = await ctx.waitForInventories(opts.inventoryWait);
+        const { plan: p } = await observeAndPlan(
+          { policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock },
+          {
+            ...(opts.maxRemovals === undefined ? {} : { maxRemovals: opts.maxRemovals }),
+            ...(opts.maxCreates === undefined ? {} : { maxCreates: opts.maxCreates }),
+          },
+        );
+        const notes =
+          unheard.length === 0
+            ? []
+            : [`no fresh inventory from ${unheard.join(", ")}: their lanes are not restarted, removed or cleaned up (is lanekeeper-agent running there?)`];
+        const planCtx = { notes, rateLimit: ctx.github.rateLimit(), metrics: ctx.github.metrics() };
+        io.out(opts.json === true ? `${JSON.stringify(planToJson(p, planCtx), null, 2)}\n` : planToText(p, planCtx));
+        return scopesExitCode(p.observation.scopesUnavailable);
+      });
+    } catch (err) {
+      // `plan` signs nothing, so a machine without the coordinator's key or NATS can still show a GitHub-only plan.
+      if (!(err instanceof NatsUnavailableError || err instanceof CoordinatorKeyError)) throw err;
+      io.err(`lanekeeper plan: ${err.message}; planning from GitHub alone\n`);
+    }
+  }
+  return runOfflinePlan(opts, io, deps);
+}
+
+/** The exit code for a plan: it is printed either way; the code tells scripts whether it rests on complete observations. */
+function scopesExitCode(unavailable: readonly { readonly code: string }[]): ExitCode {
+  let code = ExitCode.OK;
+  for (const s of unavailable) {
+    const c = exitCodeForCode(s.code);
+    if (c === ExitCode.GITHUB_AUTH || code === ExitCode.OK) code = c;
+  }
+  return code;
+}
+
+/** The plan from GitHub alone (no NATS, or `--records`): hosts are unknown, which the output says. */
+async function runOfflinePlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCommandDeps): Promise<ExitCode> {
   const file = await readPolicyFile(policyPath(opts.policy, io.env, io.cwd));
   const policy = file.policy;
   const recordsPath = opts.records === undefined ? undefined : resolve(io.cwd, opts.records);
@@ -65,18 +109,12 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCom
     ...(opts.maxCreates === undefined ? {} : { maxCreates: opts.maxCreates }),
   });
   const notes = [
-    "no agent inventories were read (the NATS inventory reader is not part of this build): hosts are unknown, so " +
+    "no agent inventories were read (NATS or the coordinator key not available, or --records given): hosts are unknown, so " +
       "restarts, scale-down and orphan cleanup wait; creates are guarded by each agent's own checks at apply time",
     ...(opts.records === undefined ? ["no lane records were given (--records): every lanekeeper-labelled runner is unrecorded"] : []),
   ];
   const ctx = { notes, rateLimit: client.rateLimit(), metrics: client.metrics() };
   io.out(opts.json === true ? `${JSON.stringify(planToJson(p, ctx), null, 2)}\n` : planToText(p, ctx));
 
-  // The plan is printed either way; the exit code tells scripts whether it rests on complete observations.
-  let code = ExitCode.OK;
-  for (const s of p.observation.scopesUnavailable) {
-    const c = exitCodeForCode(s.code);
-    if (c === ExitCode.GITHUB_AUTH || code === ExitCode.OK) code = c;
-  }
-  return code;
+  return scopesExitCode(p.observation.scopesUnavailable);
 }

@@ -3,7 +3,8 @@ import { LanekeeperError } from "@lanekeeper/shared";
 import type { CliIo } from "./cli-io.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
 import { runHostsAdd, runHostsList, runHostsRemove } from "./hosts-command.js";
-import { runPlan, type PlanCommandDeps } from "./plan-command.js";
+import { parseDuration } from "./duration.js";
+import { runPlan, type PlanCommandDeps, type PlanCommandOptions } from "./plan-command.js";
 import { registerOperationCommands } from "./operation-commands.js";
 import type { CoordinatorCliDeps } from "./coordinator-session.js";
 
@@ -38,7 +39,8 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .option("--max-removals <n>", "lane removals and scale-down drains per plan (default 2)", nonNegativeInt)
     .option("--max-creates <n>", "lane creations per plan (default 50)", nonNegativeInt)
     .option("--rate-limit-reserve <n>", "GitHub requests kept for removals (default 200)", nonNegativeInt)
-    .action(async (o: { policy?: string; json?: boolean; records?: string; maxRemovals?: number; maxCreates?: number; rateLimitReserve?: number }) => {
+    .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration)
+    .action(async (o: PlanCommandOptions) => {
       result = await runPlan(o, io, deps);
     });
 
