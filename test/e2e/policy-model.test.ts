@@ -17,6 +17,8 @@ let policyText: string;
 
 beforeAll(async () => {
   fleet = await e2eFleet({
+    // Every scope the example declares exists on GitHub (acme/web too, though not opted in).
+    repos: [SCOPE, "acme/web"],
     agents: [
       { hostId: "build01", runtime: "systemd", capacity: 4 },
       { hostId: "build02", runtime: "systemd", capacity: 4 },
