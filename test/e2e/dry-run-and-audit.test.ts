@@ -13,6 +13,7 @@ import {
   describeCli,
   e2eFleet,
   expectCompleteOperations,
+  laneCommand,
   laneCommandOk,
   laneDirs,
   laneUnits,
@@ -143,9 +144,14 @@ describe("audit", () => {
   });
 
   it("commands run by several operators at once keep one valid chain", async () => {
-    // Three lanekeeper processes at the same time, each appending records (dry runs change nothing else).
-    const runs = await Promise.all([0, 1, 2].map(() => apply(fleet, ["--dry-run"])));
-    for (const r of runs) expect(r.cli.code, describeCli(r.cli)).toBe(0);
+    // Two operators hold (then release) a lane each at the same moment, while a third asks for a dry run: three
+    // lanekeeper processes whose open → append windows overlap, each writing planned/started/terminal records.
+    const lanes = (await managedRunners(fleet)).map((r) => r.name).slice(0, 2);
+    expect(lanes.length).toBe(2);
+    for (const op of ["hold", "release"] as const) {
+      const runs = await Promise.all([...lanes.map((l) => laneCommand(fleet, op, l)), apply(fleet, ["--dry-run"])]);
+      for (const r of runs) expect(r.cli.code, describeCli(r.cli)).toBe(0);
+    }
     const v = await fleet.lanekeeper(["audit", "verify", "--json"]);
     expect(v.code, describeCli(v)).toBe(0);
     expect(v.json).toMatchObject({ ok: true });
