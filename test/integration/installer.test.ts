@@ -9,7 +9,7 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatTrustFile, generateSigningKey, parseAgentConfig } from "@lanekeeper/shared";
-import { startNatsServer, startSystemdSandbox, type NatsServerHandle, type SystemdSandbox } from "@lanekeeper/harness";
+import { startNatsServer, startSystemdSandbox, waitUntil, type NatsServerHandle, type SystemdSandbox } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initialKeySet } from "../../packages/coordinator/src/index.js";
 
@@ -147,6 +147,16 @@ describe("install-agent.sh in a real systemd", () => {
       expect(st.code, st.stderr).toBe(0);
       expect(st.json?.hostId).toBe(HOST);
       expect(st.json?.controlEnabled ?? false).toBe(false);
+      // The NATS login and the trust file the installer wrote work: the agent is connected with its own user and
+      // trusts the coordinator's key set (version 1).
+      const live = await waitUntil(
+        async () => {
+          const s2 = await agentStatus();
+          return s2.json?.natsState === "connected" && Number(s2.json?.keysetVersion) === 1 ? s2.json : undefined;
+        },
+        { timeoutMs: 60_000, what: "the installed agent to connect to NATS with the trusted key set", diagnostics: async () => JSON.stringify((await agentStatus()).json) },
+      );
+      expect(live.hostId).toBe(HOST);
 
       // The config: the host's settings, validated by the agent's own parser; owner-only because of the password.
       const config = parseAgentConfig(await readFile(join(paths.configDir, "agent.yaml"), "utf8"));
