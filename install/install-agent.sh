@@ -11,7 +11,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'USAGE'
 Options:
   --host-id ID            this host's id ([a-z0-9][a-z0-9-]{0,62}); required
@@ -19,8 +19,9 @@ Options:
   --nats-creds FILE       NATS credentials file (JWT + nkey seed); copied next to the config, mode 0600
   --nats-user USER        NATS user for user/password logins (with --nats-password-file)
   --nats-password-file F  file holding the NATS password; the config then becomes mode 0600
-  --trust-file FILE       the coordinator's trust file (`lanekeeper keys trust-file`); installed as
-                          <config-dir>/trust.json. Without it the agent trusts no coordinator key yet.
+  --trust-file FILE       the coordinator's trust file (`lanekeeper keys generate` writes it beside the
+                          coordinator key as <keyFile>.keyset.json); installed as <config-dir>/trust.json.
+                          Without it the agent trusts no coordinator key and refuses every intent.
   --prefix DIR            where the agent is installed (default /opt/lanekeeper)
   --config-dir DIR        default /etc/lanekeeper
   --state-dir DIR         keys, replay state, journal, audit log; mode 0700 (default /var/lib/lanekeeper)
@@ -180,7 +181,8 @@ lanekeeper-agent is installed on $host_id (control is DISABLED: it only observes
 Next steps:
   1. On the coordinator, enroll this host with its bundle (public keys only):
        lanekeeper hosts add enrollment.yaml --opt-in --capacity 4   # copy $state_dir/enrollment.yaml over first
-  2. Install the coordinator's trust file here if you did not pass --trust-file:
+  2. Install the coordinator's trust file here if you did not pass --trust-file (on the coordinator,
+     \`lanekeeper keys generate\` wrote it as <keyFile>.keyset.json):
        install -m 0640 -g lanekeeper trust.json $config_dir/trust.json  (and set trustFile in $config)
   3. Here, allow what lanekeeper may do, in $config under 'control':
        enabled: true, scopes, pools, backends, actions, images (by digest), maxLanes
