@@ -29,6 +29,7 @@ import {
   forgetOnExit,
   killOnExit,
   makeTempDir,
+  pidExists,
   readTail,
   runCommand,
   spawnChild,
@@ -401,6 +402,51 @@ async function registrationToken(gh: GitHubEmulator, scope: string): Promise<str
   return body.token;
 }
 
+/** In each fleet directory: what a later run needs to clean up after a test process that died without `stop()`. */
+const MANIFEST_FILE = "fleet-manifest.json";
+
+/** Contents of {@link MANIFEST_FILE}. */
+interface FleetManifest {
+  /** PID of the process that started the fleet. */
+  ownerPid: number;
+  /** Container hosts and their lane roots (lane containers are found by host label and lane directory). */
+  containerHosts: { hostId: string; laneRoot: string }[];
+  /** Containers the fleet created itself (hand-made runners). */
+  containers: string[];
+}
+
+let manifestWrites: Promise<unknown> = Promise.resolve();
+
+/** Writes the manifest; writes are serialized (agents are set up in parallel), the last one wins. */
+function writeManifest(dir: string, m: FleetManifest): Promise<void> {
+  const text = `${JSON.stringify(m)}\n`;
+  const run = manifestWrites.then(() => writeFile(join(dir, MANIFEST_FILE), text));
+  manifestWrites = run.catch(() => undefined);
+  return run;
+}
+
+/**
+ * Removes what fleets of dead test processes left behind: processes die with their owner (setpriv
+ * --pdeathsig, the sandboxes' PID namespaces), but podman containers and directories do not. Fleets of live
+ * processes are left alone.
+ */
+async function sweepStaleFleets(baseDir: string): Promise<void> {
+  for (const name of await readdir(baseDir).catch(() => [] as string[])) {
+    if (!name.startsWith("lk-fleet-")) continue;
+    const dir = join(baseDir, name);
+    let m: FleetManifest;
+    try {
+      m = JSON.parse(await readFile(join(dir, MANIFEST_FILE), "utf8")) as FleetManifest;
+    } catch {
+      continue; // No manifest (yet): not ours to judge.
+    }
+    if (!Number.isInteger(m.ownerPid) || m.ownerPid <= 0 || pidExists(m.ownerPid)) continue;
+    for (const h of m.containerHosts ?? []) await removeLaneContainers(h.hostId, h.laneRoot).catch(() => undefined);
+    for (const c of m.containers ?? []) await runCommand("podman", ["rm", "-f", "-t", "0", c], { timeoutMs: 60_000 }).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Starts a fleet (see the module comment). On any failure everything started so far is stopped again and the
  * error is rethrown.
@@ -438,8 +484,11 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
     throw new LauncherError("BAD_OPTIONS", `startFleet: baseDir ${baseDir} is under /tmp, which the systemd sandbox replaces`);
   }
   await mkdir(baseDir, { recursive: true });
+  await sweepStaleFleets(baseDir);
   const dir = await makeTempDir("lk-fleet-", baseDir);
   await chmod(dir, 0o755);
+  const manifest: FleetManifest = { ownerPid: process.pid, containerHosts: [], containers: [] };
+  await writeManifest(dir, manifest);
 
   const cleanups: { what: string; fn: () => Promise<unknown> }[] = [];
   const agents: FleetAgentHandle[] = [];
@@ -571,6 +620,8 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
         const agent = new FleetAgentHandle({ hostId: spec.hostId, runtime: spec.runtime, dir: hostDir, stateDir, configPath, statusSocket, laneRoot, bundle, env, sandbox });
         cleanups.push({ what: `agent ${spec.hostId}`, fn: () => agent.stop() });
         if (spec.runtime === "container") {
+          manifest.containerHosts.push({ hostId: spec.hostId, laneRoot });
+          await writeManifest(dir, manifest);
           cleanups.push({ what: `lane containers of ${spec.hostId}`, fn: () => removeLaneContainers(spec.hostId, laneRoot) });
         }
         return agent;
@@ -592,6 +643,8 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
     if ((hm.container ?? true) && podman && image && ctAgent) {
       const name = `handmade-runner-${ctAgent.hostId}-${randomBytes(3).toString("hex")}`;
       log(`${ctAgent.hostId}: hand-made runner container ${name} (unmanaged)`);
+      manifest.containers.push(name);
+      await writeManifest(dir, manifest);
       cleanups.push({ what: `container ${name}`, fn: () => runCommand("podman", ["rm", "-f", "-t", "0", name], { timeoutMs: 60_000 }) });
       handmade.container = await startHandmadeContainer(github, image, ctAgent, firstScope, name);
       handmade.registrations.push(name);
