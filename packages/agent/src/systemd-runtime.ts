@@ -267,10 +267,22 @@ export class SystemdRuntime implements LaneRuntime {
   async configure(lane: RuntimeLane, registrationToken: Buffer, onChild?: (pid: number) => Promise<void>): Promise<void> {
     const r = lane.record;
     await this.opts.dirs.read(r.laneId, { backend: "systemd", runtimeName: this.runtimeName(r.laneId) });
-    const runnerDir = this.opts.dirs.runnerDir(r.laneId);
-    const res = await this.commands.run([join(runnerDir, "config.sh"), ...configureArgs(r)], {
+    await this.runConfigSh(r.laneId, configureArgs(r), registrationToken, onChild, "RUNNER_CONFIGURE_FAILED", "registering");
+  }
+
+  /** Runs the lane's `config.sh` as the lane user, the token only in its environment; a failure is classified. */
+  private async runConfigSh(
+    laneId: string,
+    args: readonly string[],
+    token: Buffer,
+    onChild: ((pid: number) => Promise<void>) | undefined,
+    code: "RUNNER_CONFIGURE_FAILED" | "RUNNER_REMOVE_FAILED",
+    verb: string,
+  ): Promise<void> {
+    const runnerDir = this.opts.dirs.runnerDir(laneId);
+    const res = await this.commands.run([join(runnerDir, "config.sh"), ...args], {
       cwd: runnerDir,
-      env: this.runnerEnv({ [TOKEN_ENV]: registrationToken.toString("utf8") }),
+      env: this.runnerEnv({ [TOKEN_ENV]: token.toString("utf8") }),
       uid: this.opts.user.uid,
       gid: this.opts.user.gid,
       timeoutMs: RUNNER_CONFIG_TIMEOUT_MS,
@@ -278,8 +290,8 @@ export class SystemdRuntime implements LaneRuntime {
     });
     if (res.code !== 0) {
       const f = classifyRunnerFailure(`${res.stdout}\n${res.stderr}`);
-      throw new RunnerConfigError("RUNNER_CONFIGURE_FAILED", `registering lane ${r.laneId} failed: ${f.text}`, {
-        details: { laneId: r.laneId, runnerCode: f.code, exitCode: res.code },
+      throw new RunnerConfigError(code, `${verb} lane ${laneId} failed: ${f.text}`, {
+        details: { laneId, runnerCode: f.code, exitCode: res.code },
       });
     }
   }
@@ -323,21 +335,7 @@ export class SystemdRuntime implements LaneRuntime {
     const r = lane.record;
     await this.opts.dirs.read(r.laneId, { backend: "systemd", runtimeName: this.runtimeName(r.laneId) });
     if (!(await this.runnerSettings(lane))) return "not-configured";
-    const runnerDir = this.opts.dirs.runnerDir(r.laneId);
-    const res = await this.commands.run([join(runnerDir, "config.sh"), "remove"], {
-      cwd: runnerDir,
-      env: this.runnerEnv({ [TOKEN_ENV]: removeToken.toString("utf8") }),
-      uid: this.opts.user.uid,
-      gid: this.opts.user.gid,
-      timeoutMs: RUNNER_CONFIG_TIMEOUT_MS,
-      ...(onChild ? { onSpawn: onChild } : {}),
-    });
-    if (res.code !== 0) {
-      const f = classifyRunnerFailure(`${res.stdout}\n${res.stderr}`);
-      throw new RunnerConfigError("RUNNER_REMOVE_FAILED", `deregistering lane ${r.laneId} failed: ${f.text}`, {
-        details: { laneId: r.laneId, runnerCode: f.code, exitCode: res.code },
-      });
-    }
+    await this.runConfigSh(r.laneId, ["remove"], removeToken, onChild, "RUNNER_REMOVE_FAILED", "deregistering");
     return "removed";
   }
 
