@@ -41,6 +41,8 @@ beforeAll(async () => {
     lanes: [{ scope: SCOPE, pool: "linux-x64", count: want, hosts: [HOST] }],
     handmade: { container: false },
     resultTimeoutMs: 20_000,
+    // The broken lane's verify-online waits this long before it fails safe; the default (120 s) is an operator's.
+    verifyTimeoutMs: 45_000,
   });
   await applyOk(fleet);
   await waitManagedOnline(fleet, want);

@@ -74,6 +74,7 @@ describe("lanekeeper CLI: apply, status, lanes, audit", () => {
     expect(r.code).toBe(ExitCode.USAGE);
     expect(r.err).toMatch(/--yes/);
     expect(r.out).toMatch(/create/); // the plan was shown first
+    expect(r.out).toMatch(/^1 action\(s\) planned\.$/m); // without plan's "Nothing was changed.": apply is about to change
     expect(await w.gh.control.listRunners()).toEqual([]);
     expect(await w.store.list()).toEqual([]);
   });

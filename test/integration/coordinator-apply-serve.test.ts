@@ -162,7 +162,7 @@ describe("serve: leader lock, reconcile loop, metrics", () => {
     expect(await w.store.get(laneId)).toMatchObject({ state: "active" });
   });
 
-  it("health restart after a crash loop the agent gave up on; past the cap the lane is left to an operator", async () => {
+  it("health restart after a crash loop the agent gave up on; past the cap (counted across leaders) the lane is left to an operator", async () => {
     const crashLoop = async (): Promise<void> => {
       await eventually(async () => {
         const l = await hostLane(laneId);
@@ -173,15 +173,22 @@ describe("serve: leader lock, reconcile loop, metrics", () => {
         return false;
       }, "the agent to report a crash loop", 60_000, 700);
     };
-    const r = new Reconciler({ ctx: reconcilerCtx(1), intervalMs: 500, health: { maxRestarts: 1, offlineGraceMs: 60_000 } });
+    // The cap counts every health restart of the lane in the window, whatever its reason: the offline restart of
+    // the test before is on the record already.
+    expect((await w.store.get(laneId))?.healthRestartsAtMs).toHaveLength(1);
+    const health = { maxRestarts: 2, offlineGraceMs: 60_000 };
+    const r = new Reconciler({ ctx: reconcilerCtx(1), intervalMs: 500, health });
     await crashLoop();
     const c1 = await r.cycle();
     expect(c1.healthRestarts.map((x) => [x.why, x.status])).toEqual([["crash-loop", "succeeded"]]);
     await eventually(async () => (await w.gh.control.listRunners()).find((x) => x.name === laneId)?.status === "online", "back online");
     await eventually(async () => (await hostLane(laneId))?.health === Health.HEALTH_HEALTHY, "healthy again");
 
+    // The restart is counted on the lane record, so a new leader (a second Reconciler) goes on counting.
+    expect((await w.store.get(laneId))?.healthRestartsAtMs).toHaveLength(2);
     await crashLoop();
-    const c2 = await r.cycle();
+    const newLeader = new Reconciler({ ctx: reconcilerCtx(1), intervalMs: 500, health });
+    const c2 = await newLeader.cycle();
     expect(c2.healthRestarts).toEqual([]);
     expect(c2.capped).toEqual([laneId]);
     const rec = await w.store.get(laneId);
@@ -194,6 +201,8 @@ describe("serve: leader lock, reconcile loop, metrics", () => {
     expect(op.outcomes.map((o) => o.status)).toEqual(["succeeded"]);
     expect(await w.store.get(laneId)).toMatchObject({ state: "active" });
     expect((await w.store.get(laneId))?.attention).toBeUndefined();
+    // The operator has looked at the lane: its health-restart count starts afresh.
+    expect((await w.store.get(laneId))?.healthRestartsAtMs).toBeUndefined();
   });
 
   it("`lanekeeper serve` reconciles to the policy, serves /metrics, and stops on a signal", async () => {

@@ -167,9 +167,14 @@ describe("signed intents to a real agent process with the real LaneManager (syst
       expect(replayed).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.REPLAY, intentId: captured.intent.intentId });
     }
     // The agent's own audit chain shows the hold carried out exactly once.
-    const status = (await agent.cli(["status", "--json", "--audit", "200"])).json as { recentAudit?: { action: string; phase: string; laneId: string }[] };
+    const status = (await agent.cli(["status", "--json", "--audit", "200"])).json as {
+      recentAudit?: { action: string; phase: string; laneId: string }[];
+      recentIntents?: { intentId: string; action: string; laneId: string }[];
+    };
     const holds = (status.recentAudit ?? []).filter((r) => r.laneId === "it-2" && r.action === "hold" && r.phase === "succeeded");
     expect(holds).toHaveLength(1);
+    // The status shows the redelivery among the intents this agent answered since it restarted.
+    expect(status.recentIntents).toContainEqual(expect.objectContaining({ intentId: captured.intent.intentId, action: "hold", laneId: "it-2" }));
     // Later intents are accepted above the persisted high-water mark.
     expect((await dispatcher.dispatch({ hostId: HOST, action: { kind: "release", laneId: "it-2" } })).result.status).toBe(ResultStatus.RESULT_STATUS_OK);
     const rm = await dispatcher.dispatch({ hostId: HOST, action: { kind: "remove", laneId: "it-2", removeToken: await githubToken("remove-token") } });

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import {
   type AgentConfig,
   type AgentStatusReport,
+  type IntentOutcome,
   AuditLog,
   ConfigError,
   defaultLaneRoot,
@@ -46,6 +47,8 @@ export interface AgentDaemonOptions {
   readonly natsState?: () => string;
   readonly intentHwm?: () => number;
   readonly keysetVersion?: () => number;
+  /** The newest intent outcomes, oldest first. */
+  readonly recentIntents?: () => readonly IntentOutcome[];
 }
 
 /** Default container engine sockets, tried in order when the config names none. */
@@ -177,7 +180,15 @@ export class AgentDaemon {
         hash: r.hash,
       })),
       natsState: this.opts.natsState?.() ?? "disabled",
-      recentIntents: [],
+      recentIntents: (this.opts.recentIntents?.() ?? []).map((i) => ({
+        intentId: i.intentId,
+        sequence: i.sequence,
+        action: i.action,
+        laneId: i.laneId,
+        status: i.status,
+        reasonCode: i.reasonCode,
+        atMs: i.atMs,
+      })),
       capabilities: inv.capabilities,
       intentHwm: this.opts.intentHwm?.() ?? 0,
       keysetVersion: this.opts.keysetVersion?.() ?? 0,

@@ -128,6 +128,7 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
           natsState: () => nats?.natsState() ?? "disabled",
           intentHwm: () => nats?.replay.hwm ?? 0,
           keysetVersion: () => nats?.trust?.version ?? 0,
+          recentIntents: () => nats?.recentOutcomes() ?? [],
         });
         let stopIntake: Promise<unknown> = Promise.resolve();
         try {

@@ -131,6 +131,11 @@ export function recoveryNote(
         `The lane is stopped. Run \`lanekeeper lanes remove ${ctx.laneId}\` again on the coordinator: it sends a fresh remove token.`
       );
     case "START_FAILED":
-      return `Lane ${ctx.laneId} is registered but failed to start. Read ${logs}, then run \`lanekeeper lanes restart ${ctx.laneId}\`.`;
+      return (
+        `Lane ${ctx.laneId} is registered but failed to start. Read ${logs}. If the cause is outside the lane (disk, ` +
+        `permissions, a dependency), fix it and run \`lanekeeper lanes restart ${ctx.laneId}\`. If the lane's own runner ` +
+        `files are broken (each lane runs its own copy, made at create), recreate it: \`lanekeeper lanes remove ${ctx.laneId}\`, ` +
+        `then \`lanekeeper apply\`.`
+      );
   }
 }

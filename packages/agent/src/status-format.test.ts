@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AgentStatusReport, Backend, Health, LaneMode, LaneState } from "@lanekeeper/shared";
+import { AgentStatusReport, Backend, Health, LaneMode, LaneState, ResultStatus } from "@lanekeeper/shared";
 import { formatStatus, statusJson, table } from "./status-format.js";
 
 const report = AgentStatusReport.fromPartial({
@@ -24,6 +24,7 @@ const report = AgentStatusReport.fromPartial({
   ],
   unmanaged: [{ kind: "systemd-unit", name: "actions.runner.acme-api.x.service", runnerName: "x", reason: "NO_MARKER", state: "active" }],
   recentAudit: [{ seq: 3, atMs: 0, action: "create", phase: "succeeded", laneId: "l1" }],
+  recentIntents: [{ intentId: "ab".repeat(16), sequence: 7, action: "restart", laneId: "l1", status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: "LANE_HELD", atMs: 0 }],
 });
 
 describe("status output", () => {
@@ -36,6 +37,7 @@ describe("status output", () => {
     expect(text).toContain("! l1 CRASH_LOOP: run lanekeeper lanes restart l1");
     expect(text).toContain("actions.runner.acme-api.x.service");
     expect(text).toMatch(/3\s+1970-01-01T00:00:00.000Z\s+create\s+succeeded\s+l1/);
+    expect(text).toMatch(/RECENT INTENTS\nSEQ.*\n7\s+1970-01-01T00:00:00.000Z\s+restart\s+l1\s+rejected\s+LANE_HELD/);
   });
 
   it("emits stable JSON with enum names", () => {

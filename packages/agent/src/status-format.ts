@@ -2,7 +2,7 @@
  * `lanekeeper-agent status` output: a readable table for people and stable JSON (the protobuf JSON mapping of
  * `AgentStatusReport`, enums as names) for tools.
  */
-import { type AgentStatusReport, AgentStatusReport as ReportCodec, backendToJSON, healthToJSON, laneStateToJSON } from "@lanekeeper/shared";
+import { type AgentStatusReport, AgentStatusReport as ReportCodec, backendToJSON, healthToJSON, laneStateToJSON, resultStatusToJSON } from "@lanekeeper/shared";
 
 /** Render rows as aligned columns. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -63,6 +63,16 @@ export function formatStatus(r: AgentStatusReport, now = Date.now()): string {
   out.push(`UNMANAGED RUNNERS (${r.unmanaged.length}, read-only: never touched)`);
   if (r.unmanaged.length === 0) out.push("  none");
   else out.push(table(["KIND", "NAME", "RUNNER", "STATE", "WHY"], r.unmanaged.map((u) => [u.kind, u.name, u.runnerName || "-", u.state || "-", u.reason])));
+  out.push("");
+  out.push("RECENT INTENTS");
+  if (r.recentIntents.length === 0) out.push("  none");
+  else
+    out.push(
+      table(
+        ["SEQ", "TIME", "ACTION", "LANE", "STATUS", "REASON"],
+        r.recentIntents.map((i) => [String(i.sequence), new Date(i.atMs).toISOString(), i.action || "-", i.laneId || "-", short(resultStatusToJSON(i.status), "RESULT_STATUS_"), i.reasonCode || "-"]),
+      ),
+    );
   out.push("");
   out.push("RECENT AUDIT");
   if (r.recentAudit.length === 0) out.push("  none");

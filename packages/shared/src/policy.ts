@@ -68,6 +68,11 @@ export interface CoordinatorPolicy {
   intentTtlMs: number;
   /** How long to wait for a signed result. @default 30000 */
   resultTimeoutMs: number;
+  /**
+   * How long `verify-online` / `verify-gone` wait for GitHub and the host to show a created, restarted or removed
+   * lane; past it the operation fails with a recovery note. @default 120000
+   */
+  verifyTimeoutMs: number;
   /** Interval of the `serve` reconcile loop. @default 30000 */
   reconcileIntervalMs: number;
   drain: DrainPolicy;
@@ -163,6 +168,7 @@ const coordinatorSchema = z.strictObject({
   auditFile: absolutePathField.default("/var/lib/lanekeeper/audit.jsonl"),
   intentTtlMs: msField(1000, MAX_INTENT_TTL_MS).default(60_000),
   resultTimeoutMs: msField(100, 3_600_000).default(30_000),
+  verifyTimeoutMs: msField(1000, 3_600_000).default(120_000),
   reconcileIntervalMs: msField(1000, 86_400_000).default(30_000),
   drain: z
     .strictObject({

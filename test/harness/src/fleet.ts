@@ -178,6 +178,8 @@ export interface FleetOptions {
   drain?: { settleMs?: number; pollMs?: number; deadlineMs?: number };
   /** Policy `coordinator.resultTimeoutMs`. @default 60000 */
   resultTimeoutMs?: number;
+  /** Policy `coordinator.verifyTimeoutMs`. @default the policy's (120000) */
+  verifyTimeoutMs?: number;
   /** GitHub emulator options (offlineAfterMs etc.); repos/orgs/token are the fleet's. */
   github?: Omit<GitHubEmulatorOptions, "repos" | "orgs" | "token">;
   /** Environment for the agents (e.g. `LANEKEEPER_HEALTH_INTERVAL_MS`). */
@@ -675,6 +677,7 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
       image,
       drain: { settleMs: 1500, pollMs: 500, deadlineMs: 120_000, ...opts.drain },
       resultTimeoutMs: opts.resultTimeoutMs ?? 60_000,
+      ...(opts.verifyTimeoutMs === undefined ? {} : { verifyTimeoutMs: opts.verifyTimeoutMs }),
     });
     await writeFile(policyPath, policyText, { mode: 0o644 });
     log(`policy ${policyPath}: ${specs.filter((s) => s.enroll ?? true).length} hosts enrolled`);
@@ -783,6 +786,7 @@ interface PolicyInput {
   image: RunnerImage | undefined;
   drain: { settleMs: number; pollMs: number; deadlineMs: number };
   resultTimeoutMs: number;
+  verifyTimeoutMs?: number;
 }
 
 /**
@@ -827,6 +831,7 @@ async function renderPolicy(p: PolicyInput): Promise<string> {
   setIn(doc, ["coordinator", "natsPasswordEnv"], FLEET_NATS_PASSWORD_ENV);
   setIn(doc, ["coordinator", "auditFile"], p.auditPath);
   setIn(doc, ["coordinator", "resultTimeoutMs"], p.resultTimeoutMs);
+  if (p.verifyTimeoutMs !== undefined) setIn(doc, ["coordinator", "verifyTimeoutMs"], p.verifyTimeoutMs);
   setIn(doc, ["coordinator", "drain"], p.drain);
   for (const spec of p.specs) {
     if (!(spec.enroll ?? true)) {

@@ -22,7 +22,7 @@ import { waitUntilIdle } from "../drain/drain-protocol.js";
 import { GitHubNotFoundError } from "../github/github-errors.js";
 import type { GitHubClient } from "../github/github-client.js";
 import type { GitHubRunner } from "../github/github-types.js";
-import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
+import { recordWithout, type LaneRecord, type StoredLaneRecord } from "../observe/lane-record.js";
 import type { LaneStore } from "../observe/lane-store.js";
 import type { Action, PlanActionKind, PlanStep } from "../plan/action.js";
 import { describeGuard } from "../plan/guard.js";
@@ -38,7 +38,6 @@ import {
   DEFAULT_DRAIN_POLL_MS,
   DEFAULT_DRAIN_SETTLE_MS,
   DEFAULT_VERIFY_POLL_MS,
-  DEFAULT_VERIFY_TIMEOUT_MS,
   MAX_OUTCOME_MESSAGE_CHARS,
 } from "./limits.js";
 import { recoveryNote, type SafeState } from "./recovery-note.js";
@@ -72,7 +71,7 @@ export interface ApplyEngineOptions {
   /** @default setTimeout */
   readonly sleep?: (ms: number) => Promise<void>;
   readonly drain?: DrainTiming;
-  /** @default DEFAULT_VERIFY_TIMEOUT_MS */
+  /** @default policy.coordinator.verifyTimeoutMs */
   readonly verifyTimeoutMs?: number;
   /** @default DEFAULT_VERIFY_POLL_MS */
   readonly verifyPollMs?: number;
@@ -191,7 +190,7 @@ export class ApplyEngine {
     this.settleMs = o.drain?.settleMs ?? pd.settleMs ?? DEFAULT_DRAIN_SETTLE_MS;
     this.deadlineMs = o.drain?.deadlineMs ?? pd.deadlineMs ?? DEFAULT_DRAIN_DEADLINE_MS;
     this.pollMs = o.drain?.pollMs ?? pd.pollMs ?? DEFAULT_DRAIN_POLL_MS;
-    this.verifyTimeoutMs = o.verifyTimeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS;
+    this.verifyTimeoutMs = o.verifyTimeoutMs ?? o.policy.coordinator.verifyTimeoutMs;
     this.verifyPollMs = o.verifyPollMs ?? DEFAULT_VERIFY_POLL_MS;
     this.inventoryMaxAgeMs = o.inventoryMaxAgeMs ?? DEFAULT_APPLY_INVENTORY_MAX_AGE_MS;
   }
@@ -530,18 +529,13 @@ export class ApplyEngine {
     };
     const base = (): LaneRecord =>
       cur ?? { laneId: a.laneId, scope: a.scope, pool: a.pool, hostId: a.hostId, state: "creating", createdAtMs: now, updatedAtMs: now };
-    const without = (r: LaneRecord, ...keys: (keyof LaneRecord)[]): LaneRecord => {
-      const copy: Record<string, unknown> = { ...r };
-      for (const k of keys) delete copy[k];
-      return copy as unknown as LaneRecord;
-    };
     switch (a.kind) {
       case "create":
         if (cur === undefined) {
           await put({ ...base(), state: "creating", operationId: st.operationId });
         } else {
           await put({
-            ...without(cur, "attention", "drainReason"),
+            ...recordWithout(cur, "attention", "drainReason"),
             state: "active",
             updatedAtMs: now,
             operationId: st.operationId,
@@ -552,21 +546,21 @@ export class ApplyEngine {
       case "drain": {
         if (cur === undefined) throw new StepFailure("RECORD_MISSING", `lane ${a.laneId} has no record`);
         const reason = opts.operator?.op === "drain" ? "operator" : a.drainReason;
-        await put({ ...without(cur, "attention"), state: "draining", drainReason: reason, updatedAtMs: now, operationId: st.operationId });
+        await put({ ...recordWithout(cur, "attention"), state: "draining", drainReason: reason, updatedAtMs: now, operationId: st.operationId });
         return;
       }
       case "remove":
         if (cur === undefined) throw new StepFailure("RECORD_MISSING", `lane ${a.laneId} has no record`);
-        await put({ ...without(cur, "attention"), state: "removing", updatedAtMs: now, operationId: st.operationId });
+        await put({ ...recordWithout(cur, "attention"), state: "removing", updatedAtMs: now, operationId: st.operationId });
         return;
       case "undrain":
         if (cur === undefined) throw new StepFailure("RECORD_MISSING", `lane ${a.laneId} has no record`);
-        await put({ ...without(cur, "attention", "drainReason"), state: "active", updatedAtMs: now, operationId: st.operationId });
+        await put({ ...recordWithout(cur, "attention", "drainReason"), state: "active", updatedAtMs: now, operationId: st.operationId });
         return;
       case "update-record":
         if (cur === undefined) throw new StepFailure("RECORD_MISSING", `lane ${a.laneId} has no record`);
         await put({
-          ...without(cur, ...(a.changes.state === "active" ? (["orphan", "attention"] as const) : [])),
+          ...recordWithout(cur, ...(a.changes.state === "active" ? (["orphan", "attention"] as const) : [])),
           ...(a.changes.state === undefined ? {} : { state: a.changes.state }),
           ...(a.changes.runnerId === undefined ? {} : { runnerId: a.changes.runnerId }),
           updatedAtMs: now,
@@ -792,15 +786,12 @@ export class ApplyEngine {
     if (a.kind !== "restart" || st.record === undefined) return;
     const cur = st.record;
     if (cur.state === "active" && cur.attention === undefined) return;
-    const copy: Record<string, unknown> = { ...cur };
-    delete copy.attention;
-    delete copy.drainReason;
-    delete copy.revision;
+    // An operator who restarted the lane has looked at it: its health-restart count starts afresh.
+    const cleared = opts.operator === undefined ? [] : (["healthRestartsAtMs"] as const);
     st.record = await this.o.store.update(
-      { ...(copy as unknown as LaneRecord), state: "active", updatedAtMs: this.clock.now(), operationId: st.operationId },
+      { ...recordWithout(cur, "attention", "drainReason", ...cleared), state: "active", updatedAtMs: this.clock.now(), operationId: st.operationId },
       cur.revision,
     );
-    void opts;
   }
 
   // --------------------------------------------------------------------------------------------- endings
@@ -911,11 +902,9 @@ export class ApplyEngine {
     try {
       const cur = st.record ?? (await this.o.store.get(a.laneId));
       if (cur === undefined) return;
-      const copy: Record<string, unknown> = { ...cur };
-      delete copy.revision;
       st.record = await this.o.store.update(
         {
-          ...(copy as unknown as LaneRecord),
+          ...recordWithout(cur),
           ...(needsAttention ? { state: "needs-attention" as const } : {}),
           attention: { code, message: note },
           updatedAtMs: this.clock.now(),

@@ -1,5 +1,5 @@
 import { LANE_LABEL_PREFIX } from "@lanekeeper/shared";
-import type { ForgetRecordAction, ReasonCode } from "../plan/action.js";
+import type { ForgetRecordAction } from "../plan/action.js";
 import { recordEvidence } from "../plan/evidence-of.js";
 import { STEPS } from "../plan/steps.js";
 import { FAILED_CREATE_SETTLE_MS } from "./limits.js";
@@ -34,7 +34,7 @@ export function failedCreateActions(world: WorldObservation): ForgetRecordAction
       pool: r.pool,
       hostId: r.hostId,
       // Not one of the planner's rules: the engine's own clean-up of a create it knows has failed.
-      reason: { code: "CREATE_FAILED" as ReasonCode, message: `the create failed (${r.attention.code}) and left nothing on ${r.hostId} or GitHub: forget it, create again` },
+      reason: { code: "CREATE_FAILED", message: `the create failed (${r.attention.code}) and left nothing on ${r.hostId} or GitHub: forget it, create again` },
       guards: [
         { kind: "record-revision", laneId: r.laneId, revision: r.revision },
         { kind: "lane-absent-on-host", hostId: r.hostId, laneId: r.laneId },

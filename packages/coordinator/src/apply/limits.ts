@@ -3,8 +3,6 @@
  * (`coordinator.drain`); these are the engine's own.
  */
 
-/** How long `verify-online` / `verify-gone` wait for GitHub and the host to show the outcome. */
-export const DEFAULT_VERIFY_TIMEOUT_MS = 120_000;
 /** Poll interval of `verify-online` / `verify-gone`. */
 export const DEFAULT_VERIFY_POLL_MS = 1_000;
 /** A host inventory older than this (by the coordinator's receive time) is not used by guards or drains. */

@@ -1,6 +1,6 @@
 import { canonicalLabels, LanekeeperError, type Policy } from "@lanekeeper/shared";
 import type { LaneView } from "../observe/classify.js";
-import type { Action, PlanStep, ReasonCode } from "../plan/action.js";
+import type { Action, PlanStep } from "../plan/action.js";
 import type { Guard } from "../plan/guard.js";
 import { laneEvidence } from "../plan/evidence-of.js";
 import { STEPS } from "../plan/steps.js";
@@ -73,8 +73,7 @@ export function operatorAction(op: OperatorOp, v: LaneView, policy: Policy, opts
     scope: r.scope,
     pool: r.pool,
     hostId: r.hostId,
-    // "OPERATOR" is not (yet) one of the planner's ReasonCodes: operator actions are not planner rules.
-    reason: { code: "OPERATOR" as ReasonCode, message: `operator: lanes ${op} ${r.laneId}` },
+    reason: { code: "OPERATOR" as const, message: `operator: lanes ${op} ${r.laneId}` },
     guards,
     evidence: laneEvidence(v),
     steps: OPERATOR_STEPS[op],

@@ -46,7 +46,7 @@ export async function runApply(opts: ApplyCommandOptions, io: CliIo, deps: Coord
         : [`no fresh inventory from ${unheard.join(", ")}: their lanes are not restarted, removed or cleaned up this time (is lanekeeper-agent running there?)`];
     const planCtx = { notes, rateLimit: ctx.github.rateLimit(), metrics: ctx.github.metrics() };
     const json = opts.json === true;
-    if (!json) io.out(planToText(plan, planCtx));
+    if (!json) io.out(planToText(plan, { ...planCtx, applying: opts.dryRun !== true }));
     if (opts.dryRun !== true && plan.actions.length > 0 && opts.yes !== true) {
       const confirm = deps.confirm === null ? undefined : (deps.confirm ?? terminalConfirm());
       if (confirm === undefined) {

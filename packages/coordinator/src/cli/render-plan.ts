@@ -9,6 +9,8 @@ export interface PlanContext {
   readonly notes: readonly string[];
   readonly rateLimit?: RateLimitState;
   readonly metrics?: GitHubClientMetrics;
+  /** The plan is about to be carried out (`apply`), so the footer does not say that nothing was changed. */
+  readonly applying?: boolean;
 }
 
 /** The plan as JSON for `--json`: everything but the full classification, which is summarised. */
@@ -95,6 +97,6 @@ export function planToText(plan: Plan, ctx: PlanContext): string {
     );
   }
   out.push("");
-  out.push(`${plan.actions.length} action(s) planned. Nothing was changed.`);
+  out.push(`${plan.actions.length} action(s) planned.${ctx.applying === true ? "" : " Nothing was changed."}`);
   return out.join("\n") + "\n";
 }

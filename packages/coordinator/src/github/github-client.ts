@@ -14,10 +14,10 @@ import type { RateLimitState } from "./rate-limit-tracker.js";
 /**
  * Everything the coordinator asks of GitHub. `scope` is a policy scope: `owner/repo` or `org:<org>`.
  *
- * Rate-limit reserve: when `remaining <= reserve`, observation (`listRunners`, `getRunner`,
- * `listRunnerGroups`) and creation (`createRegistrationToken`, `generateJitConfig`) throw
- * `GitHubRateLimitReserveError` without sending; removals (`deleteRunner`, `createRemoveToken`) and label
- * changes (which drains depend on) still go out.
+ * Rate-limit reserve: when `remaining <= reserve`, observation (`listRunners`, `listRunnerGroups`) and creation
+ * (`createRegistrationToken`, `generateJitConfig`) throw `GitHubRateLimitReserveError` without sending; removals
+ * (`deleteRunner`, `createRemoveToken`), label changes and `getRunner` (which drains and removal guards depend
+ * on) still go out.
  *
  * Errors are `GitHubApiError` subclasses with stable codes (`GITHUB_NOT_FOUND`, `GITHUB_AUTH`,
  * `GITHUB_RATE_LIMITED`, `GITHUB_RUNNER_BUSY`, `GITHUB_CONFLICT`, `GITHUB_API`).

@@ -129,6 +129,20 @@ function attemptCounter(octokit: Parameters<typeof retry>[0]): void {
 const LanekeeperOctokit = Octokit.plugin(attemptCounter, retry, throttling);
 type LanekeeperOctokit = InstanceType<typeof LanekeeperOctokit>;
 
+/** A line of Octokit's request log for a failed request: "GET /path - 304 with id … in 12ms". */
+const REQUEST_LOG_FAILURE = /^[A-Z]+ \S+ - (\d{3}) with id /;
+
+/**
+ * Octokit's request log reports every non-2xx answer at error level, a 304 (a cache hit) included. This client
+ * classifies those answers itself, so the request log is kept out of error: 304 at debug, the rest at warn.
+ */
+function logOctokitError(log: Logger | undefined, m: string): void {
+  const status = REQUEST_LOG_FAILURE.exec(m)?.[1];
+  if (status === "304") log?.debug({ source: "octokit" }, m);
+  else if (status !== undefined) log?.warn({ source: "octokit" }, m);
+  else log?.error({ source: "octokit" }, m);
+}
+
 function headerString(v: string | number | undefined): string | undefined {
   return v === undefined ? undefined : String(v);
 }
@@ -193,7 +207,7 @@ export class OctokitGitHubClient implements GitHubClient {
         debug: (): void => undefined,
         info: (): void => undefined,
         warn: (m: string): void => log?.warn({ source: "octokit" }, m),
-        error: (m: string): void => log?.error({ source: "octokit" }, m),
+        error: (m: string): void => logOctokitError(log, m),
       },
       retry: {
         retries: options.retries ?? DEFAULT_GITHUB_RETRIES,
@@ -264,7 +278,9 @@ export class OctokitGitHubClient implements GitHubClient {
 
   async getRunner(scope: string, runnerId: number): Promise<GitHubRunner | undefined> {
     const op = "getRunner";
-    this.admit(op, "observe");
+    // One targeted read, which a drain's wait and a removal's not-busy guard need to finish: allowed under the
+    // reserve, so a removal that started never stalls there (a full listing stays deferred).
+    this.admit(op, "remove");
     const route = scopeRoute(scope);
     try {
       const res = await this.send(op, scope, `GET ${route.prefix}/actions/runners/{runner_id}`, {

@@ -72,5 +72,14 @@ describe("KvLaneStore", () => {
     await kv.put("lane-x", new TextEncoder().encode(JSON.stringify({ laneId: "lane-y", state: "active" })));
     const s = await KvLaneStore.open(nc.jetstream());
     await expect(s.get("lane-x")).rejects.toBeInstanceOf(LaneStoreCorruptError);
+    await kv.put("lane-z", new TextEncoder().encode(JSON.stringify({ ...rec("lane-z"), healthRestartsAtMs: [1, "2"] })));
+    await expect(s.get("lane-z")).rejects.toThrow(/healthRestartsAtMs/);
+  });
+
+  it("keeps a lane's health-restart times, so a new leader counts on", async () => {
+    const s = await KvLaneStore.open(nc.jetstream());
+    const a = await s.create(rec("lane-h", { state: "active", healthRestartsAtMs: [1000, 2000] }));
+    expect((await KvLaneStore.open(nc.jetstream()).then((t) => t.get("lane-h")))?.healthRestartsAtMs).toEqual([1000, 2000]);
+    await s.delete("lane-h", a.revision);
   });
 });

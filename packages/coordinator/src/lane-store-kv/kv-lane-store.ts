@@ -53,6 +53,7 @@ const RECORD_FIELDS = [
   "orphan",
   "attention",
   "operationId",
+  "healthRestartsAtMs",
 ] as const;
 
 const STATES = new Set(["creating", "active", "draining", "removing", "needs-attention", "orphaned"]);
@@ -76,6 +77,10 @@ function decodeRecord(key: string, value: Uint8Array, revision: number): StoredL
   if (typeof out.createdAtMs !== "number" || typeof out.updatedAtMs !== "number") throw new LaneStoreCorruptError(key, "timestamps missing");
   if (out.runnerId !== undefined && (typeof out.runnerId !== "number" || !Number.isSafeInteger(out.runnerId))) {
     throw new LaneStoreCorruptError(key, "runnerId is not an integer");
+  }
+  const restarts = out.healthRestartsAtMs;
+  if (restarts !== undefined && (!Array.isArray(restarts) || !restarts.every((t) => typeof t === "number" && Number.isSafeInteger(t)))) {
+    throw new LaneStoreCorruptError(key, "healthRestartsAtMs is not a list of times");
   }
   return Object.freeze({ ...(out as unknown as LaneRecord), revision });
 }

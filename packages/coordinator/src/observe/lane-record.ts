@@ -62,10 +62,23 @@ export interface LaneRecord {
   readonly attention?: AttentionNote;
   /** The operation that last changed the record, for audit correlation. */
   readonly operationId?: string;
+  /**
+   * When `serve` restarted the lane for its health (offline, crash loop), within the current cap window. Kept on
+   * the record, so a new leader goes on counting where the old one stopped.
+   */
+  readonly healthRestartsAtMs?: readonly number[];
 }
 
 /** A record as stored, with the store's revision for compare-and-set updates. */
 export interface StoredLaneRecord extends LaneRecord {
   /** Increases with every write; an update must name the revision it read. */
   readonly revision: number;
+}
+
+/** A copy of a record to write back: without the store's revision, nor any of `fields`. */
+export function recordWithout(r: LaneRecord | StoredLaneRecord, ...fields: (keyof LaneRecord)[]): LaneRecord {
+  const copy: Record<string, unknown> = { ...r };
+  delete copy.revision;
+  for (const f of fields) delete copy[f];
+  return copy as unknown as LaneRecord;
 }

@@ -55,7 +55,10 @@ export type PlanStep =
   | "verify-gone"
   | "verify-labels";
 
-/** Stable reason codes, one per planner rule. */
+/**
+ * Stable reason codes: one per planner rule, plus the two actions made outside the planner (`OPERATOR` for
+ * `lanekeeper lanes …`, `CREATE_FAILED` for forgetting a create that left nothing behind).
+ */
 export type ReasonCode =
   | "SCALE_UP"
   | "SCALE_DOWN"
@@ -75,7 +78,9 @@ export type ReasonCode =
   | "CREATE_COMPLETED"
   | "ORPHAN_SEEN"
   | "ORPHAN_CONFIRMED"
-  | "ORPHAN_CLEARED";
+  | "ORPHAN_CLEARED"
+  | "OPERATOR"
+  | "CREATE_FAILED";
 
 /** Why an action is in the plan. */
 export interface ActionReason {

@@ -70,6 +70,7 @@ export function makePolicy(parts: Partial<Pick<Policy, "hosts" | "scopes" | "poo
       auditFile: "/var/lib/lanekeeper/audit.jsonl",
       intentTtlMs: 60_000,
       resultTimeoutMs: 30_000,
+      verifyTimeoutMs: 120_000,
       reconcileIntervalMs: 30_000,
       drain: { settleMs: 15_000, deadlineMs: 3_600_000, pollMs: 5000 },
     },

@@ -6,6 +6,7 @@ import type { CoordinatorContext } from "../apply/coordinator-context.js";
 import { observeWorld, planFromWorld } from "../apply/observe-world.js";
 import type { CoordinatorMetrics } from "../metrics/coordinator-metrics.js";
 import type { LaneView } from "../observe/classify.js";
+import { recordWithout, type StoredLaneRecord } from "../observe/lane-record.js";
 import type { PlanOptions } from "../plan/plan-types.js";
 import type { LeaderLock } from "./leader-lock.js";
 import {
@@ -61,7 +62,6 @@ export interface CycleReport {
 export class Reconciler {
   private readonly clock: Clock;
   private readonly offlineSince = new Map<string, number>();
-  private readonly restartsAt = new Map<string, number[]>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<CycleReport> | undefined;
   private stopped = true;
@@ -167,14 +167,24 @@ export class Reconciler {
     const capped: string[] = [];
     for (const { view, why } of this.unhealthy(views, targeted)) {
       if (restarts.length >= MAX_HEALTH_RESTARTS_PER_CYCLE) break;
-      const recent = (this.restartsAt.get(view.laneId) ?? []).filter((t) => now - t < windowMs);
+      const record = view.record;
+      if (record === undefined) continue; // unhealthy() only returns lanes with an active record
+      const recent = (record.healthRestartsAtMs ?? []).filter((t) => now - t < windowMs);
       if (recent.length >= max) {
         await this.capLane(view, why, recent.length, windowMs);
         capped.push(view.laneId);
         continue;
       }
-      this.restartsAt.set(view.laneId, [...recent, now]);
-      const action = { ...operatorAction("restart", view, this.o.ctx.policy, { force: false }), id: `health-restart:${view.laneId}` };
+      // The restart is counted on the record before it is sent (compare-and-set), so neither a crash nor a new
+      // leader can make the cap forget it. A conflict means someone else changed the lane: next cycle decides.
+      let counted: StoredLaneRecord;
+      try {
+        counted = await this.o.ctx.store.update({ ...recordWithout(record), healthRestartsAtMs: [...recent, now], updatedAtMs: now }, record.revision);
+      } catch (err) {
+        this.o.log?.warn({ laneId: view.laneId, err: err instanceof Error ? err.message : String(err) }, "health restart not counted; left to the next cycle");
+        continue;
+      }
+      const action = { ...operatorAction("restart", { ...view, record: counted }, this.o.ctx.policy, { force: false }), id: `health-restart:${view.laneId}` };
       const planId = `health-${why}-${view.laneId}-${now}`;
       const report = await engine.run({ planId, actions: [action] }, { onEvent });
       for (const outcome of report.outcomes) {
@@ -194,11 +204,9 @@ export class Reconciler {
       `lane ${view.laneId} on ${view.hostId} was restarted ${count} times in ${Math.round(windowMs / 60_000)} min for ${why} and is still unhealthy; ` +
       `nothing more is done automatically. Look at \`lanekeeper-agent status\` on ${view.hostId}, then \`lanekeeper lanes restart ${view.laneId}\`, ` +
       `or \`lanekeeper lanes remove ${view.laneId}\` (\`lanekeeper apply\` creates a replacement).`;
-    const copy: Record<string, unknown> = { ...r };
-    delete copy.revision;
     try {
       await this.o.ctx.store.update(
-        { ...(copy as unknown as typeof r), state: "needs-attention", attention: { code: "HEALTH_RESTART_CAP", message: note }, updatedAtMs: this.clock.now() },
+        { ...recordWithout(r), state: "needs-attention", attention: { code: "HEALTH_RESTART_CAP", message: note }, updatedAtMs: this.clock.now() },
         r.revision,
       );
     } catch (err) {
