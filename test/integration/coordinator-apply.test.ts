@@ -130,6 +130,26 @@ describe("coordinator apply: full lifecycle on a real agent", () => {
     expect(phases(await w.auditRecords(), "remove", laneId)).toEqual(["planned", "started", "succeeded"]);
   });
 
+  it("apply carries out a plan's actions side by side, at most applyConcurrency at once, and reports them in plan order", async () => {
+    const seq = (await w.auditRecords()).length;
+    const created = await w.apply(3, { onEvent: debug });
+    expect(created.report.outcomes.map((o) => [o.kind, o.status])).toEqual([["create", "succeeded"], ["create", "succeeded"], ["create", "succeeded"]]);
+    expect(created.report.outcomes.map((o) => o.laneId)).toEqual(created.plan.actions.map((a) => a.laneId));
+    // All three started before the first of them finished (the fixture's policy keeps the default, 4).
+    const phasesInOrder = (await w.auditRecords()).slice(seq).filter((r) => r.action === "create").map((r) => r.phase);
+    expect(phasesInOrder.lastIndexOf("started")).toBeLessThan(phasesInOrder.indexOf("succeeded"));
+    for (const o of created.report.outcomes) expect((await w.gh.control.listRunners()).find((r) => r.name === o.laneId)?.status).toBe("online");
+
+    // With applyConcurrency 1 the same engine runs them one after another: each ends before the next starts.
+    const seq2 = (await w.auditRecords()).length;
+    const { plan } = await observeAndPlan({ policy: w.policy(0), github: w.github, store: w.store, inventory: w.inventory }, { maxRemovals: 3 });
+    expect(plan.actions.map((a) => a.kind)).toEqual(["remove", "remove", "remove"]);
+    const removed = await w.engine(w.policy(0), { concurrency: 1 }).run(plan, { onEvent: debug });
+    expect(removed.outcomes.map((o) => o.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+    const removes = (await w.auditRecords()).slice(seq2).filter((r) => r.action === "remove" && r.phase !== "planned").map((r) => r.phase);
+    expect(removes).toEqual(["started", "succeeded", "started", "succeeded", "started", "succeeded"]);
+  });
+
   it("the audit chain verifies locally and its copy in the LK_AUDIT stream verifies too", async () => {
     const local = verifyAuditChain(await readFile(w.auditPath, "utf8"));
     expect(local.ok).toBe(true);

@@ -109,6 +109,19 @@ describe("allowlist", () => {
     expect(result.reasonCode).toBe(RejectReason.MAX_LANES);
     expect(fx.executor.executeCalls).toHaveLength(2);
   });
+
+  it("max lanes: creates under way at the same time count, so together they never pass control.maxLanes", async () => {
+    fx.control = { ...fx.control, maxLanes: 2 };
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    fx.executor.onExecute = () => gate; // every create is still running when the next arrives
+    const sent = ["lane-1", "lane-2", "lane-3"].map((l) => fx.send(fx.create(l).bytes));
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    const results = (await Promise.all(sent)).map((a) => a.result.reasonCode || "OK").sort();
+    expect(results).toEqual([String(RejectReason.MAX_LANES), "OK", "OK"].sort());
+    expect(fx.executor.executeCalls).toHaveLength(2);
+  });
 });
 
 describe("hold", () => {

@@ -73,6 +73,8 @@ export interface CoordinatorPolicy {
    * lane; past it the operation fails with a recovery note. @default 120000
    */
   verifyTimeoutMs: number;
+  /** Actions `apply` (and each `serve` cycle) carries out at the same time, over all hosts. @default 4 */
+  applyConcurrency: number;
   /** Interval of the `serve` reconcile loop. @default 30000 */
   reconcileIntervalMs: number;
   drain: DrainPolicy;
@@ -169,6 +171,7 @@ const coordinatorSchema = z.strictObject({
   intentTtlMs: msField(1000, MAX_INTENT_TTL_MS).default(60_000),
   resultTimeoutMs: msField(100, 3_600_000).default(30_000),
   verifyTimeoutMs: msField(1000, 3_600_000).default(120_000),
+  applyConcurrency: z.number().int().min(1).max(64).default(4),
   reconcileIntervalMs: msField(1000, 86_400_000).default(30_000),
   drain: z
     .strictObject({

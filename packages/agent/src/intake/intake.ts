@@ -146,6 +146,8 @@ export class Intake {
   private readonly clock: Clock;
   private readonly skewMs: number;
   private readonly laneTails = new Map<string, Promise<unknown>>();
+  /** Lanes whose create passed the lane-count check and has not ended yet. */
+  private readonly creating = new Set<string>();
   private readonly inflight = new Set<Promise<unknown>>();
   private sub: Subscription | undefined;
   private closed = false;
@@ -271,6 +273,7 @@ export class Intake {
     let message = "";
     let observed: LaneObservation | undefined;
     let executed = false;
+    let reservedCreate: string | undefined;
     const secrets: Buffer[] = [];
     try {
       const control = typeof this.opts.control === "function" ? this.opts.control() : this.opts.control;
@@ -290,10 +293,14 @@ export class Intake {
             return;
           }
           checkOwnership(inspection, true);
-          const count = await this.opts.executor.managedLaneCount();
-          if (count >= control.maxLanes) {
-            throw new RejectError(RejectReason.MAX_LANES, `this host already has ${count} lanes (control.maxLanes: ${control.maxLanes})`);
+          // Creates of other lanes may be under way at the same time (the coordinator applies side by side):
+          // they count as lanes from the moment they pass this check, so together they never exceed the limit.
+          const lanes = new Set([...(await this.opts.executor.managedLaneIds()), ...this.creating]);
+          if (lanes.size >= control.maxLanes) {
+            throw new RejectError(RejectReason.MAX_LANES, `this host already has ${lanes.size} lanes (control.maxLanes: ${control.maxLanes})`);
           }
+          this.creating.add(allowed.laneId);
+          reservedCreate = allowed.laneId;
         } else {
           checkOwnership(inspection, false);
           if (inspection.observed !== undefined) checkLaneAllowed(inspection.observed, control);
@@ -340,6 +347,7 @@ export class Intake {
       );
     } finally {
       for (const s of secrets) s.fill(0);
+      if (reservedCreate !== undefined) this.creating.delete(reservedCreate);
     }
     const env = this.sign({ ...base, status, reasonCode, message, observed });
     this.opts.replay.complete(reservation, env);

@@ -63,7 +63,7 @@ export interface ExecutionOutcome {
 }
 
 /**
- * The agent's lane operations as the intake sees them. The intake calls `inspect` and `managedLaneCount`
+ * The agent's lane operations as the intake sees them. The intake calls `inspect` and `managedLaneIds`
  * (read-only) during the ownership and allowlist steps and `execute` only after every check passed and the
  * replay reservation is durable. Calls for one lane are serialized by the intake.
  *
@@ -74,8 +74,8 @@ export interface ExecutionOutcome {
 export interface LaneExecutor {
   /** Ownership, hold and observed state of a lane id on this host. */
   inspect(laneId: string): Promise<LaneInspection>;
-  /** How many managed lanes exist on this host (for `control.maxLanes`). */
-  managedLaneCount(): Promise<number>;
+  /** The managed lanes on this host (for `control.maxLanes`). */
+  managedLaneIds(): Promise<readonly string[]>;
   /** Perform a verified, allowed action. */
   execute(action: IntentAction, ctx: ExecutionContext): Promise<ExecutionOutcome>;
 }

@@ -34,8 +34,8 @@ export class LaneManagerExecutor implements LaneExecutor {
     return { ownership: "owned", held: observed.held, observed };
   }
 
-  async managedLaneCount(): Promise<number> {
-    return (await this.lanes.list()).length;
+  async managedLaneIds(): Promise<readonly string[]> {
+    return (await this.lanes.list()).map((l) => l.laneId);
   }
 
   async execute(action: IntentAction, ctx: ExecutionContext): Promise<ExecutionOutcome> {

@@ -18,7 +18,7 @@ import type {
 
 /** One call the intake made on the executor. Secrets are not recorded, only whether one was handed over. */
 export interface RecordedCall {
-  readonly method: "inspect" | "managedLaneCount" | "execute";
+  readonly method: "inspect" | "managedLaneIds" | "execute";
   readonly laneId?: string;
   readonly kind?: IntentAction["kind"];
   readonly intentId?: string;
@@ -84,12 +84,10 @@ export class RecordingExecutor implements LaneExecutor {
     return { ownership: "owned", held: l.held, observed: this.lane(laneId) };
   }
 
-  async managedLaneCount(): Promise<number> {
+  async managedLaneIds(): Promise<readonly string[]> {
     await Promise.resolve();
-    if (!this.quiet) this.calls.push({ method: "managedLaneCount" });
-    let n = 0;
-    for (const l of this.lanes.values()) if (l.ownership === "owned") n++;
-    return n;
+    if (!this.quiet) this.calls.push({ method: "managedLaneIds" });
+    return [...this.lanes].filter(([, l]) => l.ownership === "owned").map(([id]) => id);
   }
 
   async execute(action: IntentAction, ctx: ExecutionContext): Promise<ExecutionOutcome> {

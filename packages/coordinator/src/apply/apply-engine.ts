@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import pLimit from "p-limit";
 import {
   drainingLabels,
   HOST_LABEL_PREFIX,
@@ -77,6 +78,8 @@ export interface ApplyEngineOptions {
   readonly verifyPollMs?: number;
   /** @default DEFAULT_APPLY_INVENTORY_MAX_AGE_MS */
   readonly inventoryMaxAgeMs?: number;
+  /** Actions carried out at the same time. @default policy.coordinator.applyConcurrency */
+  readonly concurrency?: number;
 }
 
 /** An operator command (`lanekeeper lanes <op>`) running through the engine. */
@@ -182,6 +185,7 @@ export class ApplyEngine {
   private readonly verifyTimeoutMs: number;
   private readonly verifyPollMs: number;
   private readonly inventoryMaxAgeMs: number;
+  private readonly concurrency: number;
 
   constructor(private readonly o: ApplyEngineOptions) {
     this.clock = o.clock ?? systemClock;
@@ -193,6 +197,7 @@ export class ApplyEngine {
     this.verifyTimeoutMs = o.verifyTimeoutMs ?? o.policy.coordinator.verifyTimeoutMs;
     this.verifyPollMs = o.verifyPollMs ?? DEFAULT_VERIFY_POLL_MS;
     this.inventoryMaxAgeMs = o.inventoryMaxAgeMs ?? DEFAULT_APPLY_INVENTORY_MAX_AGE_MS;
+    this.concurrency = Math.max(1, o.concurrency ?? o.policy.coordinator.applyConcurrency);
   }
 
   /** Run a plan (or, with `dryRun`, record it). */
@@ -218,19 +223,38 @@ export class ApplyEngine {
         },
       });
     }
-    const outcomes: ActionOutcome[] = [];
-    const byId = new Map<string, ActionOutcome>();
-    for (const a of plan.actions) {
-      const operationId = ops.get(a.id) ?? newOperationId();
-      const failedDep = a.dependsOn.find((d) => byId.get(d)?.status !== "succeeded");
-      const outcome =
-        failedDep === undefined
-          ? await this.execute(a, operationId, plan.planId, opts)
-          : await this.skip(a, operationId, "dependency", "DEPENDENCY_FAILED", `depends on ${failedDep}, which did not succeed`, opts);
-      outcomes.push(outcome);
-      byId.set(a.id, outcome);
-      opts.onEvent?.({ type: "action-end", outcome });
-    }
+    // Actions run side by side, at most `concurrency` at once: the dispatcher keeps each host's intents in
+    // sequence order and the audit chain serializes its appends. Actions on one lane run in plan order. An action
+    // waits for those it depends on (only earlier ones count; a later or unknown one is a failed dependency).
+    const slot = pLimit(this.concurrency);
+    const byId = new Map<string, Promise<ActionOutcome>>();
+    const laneTail = new Map<string, Promise<unknown>>();
+    const runs = plan.actions.map((a) => {
+      const before = laneTail.get(a.laneId);
+      const deps = a.dependsOn.map((d) => ({ id: d, outcome: byId.get(d) }));
+      const run = async (): Promise<ActionOutcome> => {
+        await before?.catch(() => undefined);
+        const operationId = ops.get(a.id) ?? newOperationId();
+        for (const d of deps) {
+          if ((await d.outcome?.catch(() => undefined))?.status !== "succeeded") {
+            return this.skip(a, operationId, "dependency", "DEPENDENCY_FAILED", `depends on ${d.id}, which did not succeed`, opts);
+          }
+        }
+        return slot(() => this.execute(a, operationId, plan.planId, opts));
+      };
+      const done = run().then((outcome) => {
+        opts.onEvent?.({ type: "action-end", outcome });
+        return outcome;
+      });
+      byId.set(a.id, done);
+      laneTail.set(a.laneId, done);
+      return done;
+    });
+    // Every action ends before the run returns, even when one of them threw (a store or audit failure).
+    const settled = await Promise.allSettled(runs);
+    const thrown = settled.find((r) => r.status === "rejected");
+    if (thrown !== undefined) throw thrown.reason;
+    const outcomes = settled.map((r) => (r as PromiseFulfilledResult<ActionOutcome>).value);
     return { planId: plan.planId, dryRun: false, outcomes, ok: outcomes.every((x) => x.status === "succeeded") };
   }
 

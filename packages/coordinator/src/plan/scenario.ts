@@ -71,6 +71,7 @@ export function makePolicy(parts: Partial<Pick<Policy, "hosts" | "scopes" | "poo
       intentTtlMs: 60_000,
       resultTimeoutMs: 30_000,
       verifyTimeoutMs: 120_000,
+      applyConcurrency: 4,
       reconcileIntervalMs: 30_000,
       drain: { settleMs: 15_000, deadlineMs: 3_600_000, pollMs: 5000 },
     },
