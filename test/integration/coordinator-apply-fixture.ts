@@ -186,7 +186,7 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
     const inventoryPub = new InventoryPublisher(agentNc, {
       hostId: HOST,
       identityKey,
-      provider: () => builder.build(),
+      provider: () => builder.build(0),
       controlEnabled: () => agent.control.enabled,
       intentHwm: () => replay.hwm,
       keysetVersion: () => trust.version,

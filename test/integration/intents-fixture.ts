@@ -218,11 +218,10 @@ async function startAgent(
     const inventory = new InventoryPublisher(nc, {
       hostId: user.hostId,
       identityKey: agent.identityKey,
-      provider: async () => ({
-        lanes: executor instanceof RecordingExecutor ? (await listRecorded(executor)) : [],
-        unmanaged: [],
-        agentVersion: "0.1.0-test",
-      }),
+      provider: async () => {
+        const takenAtMs = Date.now();
+        return { lanes: executor instanceof RecordingExecutor ? await listRecorded(executor) : [], unmanaged: [], agentVersion: "0.1.0-test", takenAtMs };
+      },
       controlEnabled: () => agent.control.enabled,
       intentHwm: () => replay.hwm,
       keysetVersion: () => trust.version,

@@ -21,8 +21,11 @@ export interface InventoryContent {
   readonly agentVersion: string;
   /** The config's `control` lists, so the coordinator plans nothing this host would refuse. */
   readonly allowlist?: Allowlist;
-  /** When it was built (ms since the epoch). */
-  readonly builtAtMs: number;
+  /**
+   * When its facts were read: the moment the build began (ms since the epoch). Every fact in it (a lane's state,
+   * its job evidence) is at least this recent, never older; a snapshot is stamped with it.
+   */
+  readonly takenAtMs: number;
 }
 
 /** Options of {@link InventoryBuilder}. */
@@ -47,7 +50,7 @@ export class InventoryBuilder {
   private capabilities: Capabilities | undefined;
   private capabilitiesAt = 0;
   private latest: InventoryContent | undefined;
-  private inFlight: Promise<InventoryContent> | undefined;
+  private inFlight: { readonly startedAtMs: number; readonly build: Promise<InventoryContent> } | undefined;
   private readonly log: AgentLog;
 
   constructor(private readonly opts: InventoryBuilderOptions) {
@@ -75,18 +78,32 @@ export class InventoryBuilder {
   }
 
   /**
-   * A fresh inventory. Concurrent callers share one build, and a build younger than `maxAgeMs` is reused: the
-   * signed publisher, the status socket and the daemon's own loop all ask for it, and a build costs a `/proc` and
-   * cgroup scan per lane.
+   * An inventory whose facts were read at most `maxAgeMs` ago. The signed publisher, the status socket and the
+   * daemon's own loop all ask for it, and a build costs a `/proc` and cgroup scan per lane, so a recent enough
+   * build (finished or in progress) is shared. One that began earlier is never handed out as newer: with
+   * `maxAgeMs` 0 the caller gets a build that began after it asked (after any build in progress).
    */
   build(maxAgeMs = 1000): Promise<InventoryContent> {
-    if (this.inFlight) return this.inFlight;
-    if (this.latest && Date.now() - this.latest.builtAtMs < maxAgeMs) return Promise.resolve(this.latest);
-    this.inFlight = this.buildNow().finally(() => (this.inFlight = undefined));
-    return this.inFlight;
+    const askedAt = Date.now();
+    if (this.latest && askedAt - this.latest.takenAtMs < maxAgeMs) return Promise.resolve(this.latest);
+    if (this.inFlight && askedAt - this.inFlight.startedAtMs < maxAgeMs) return this.inFlight.build;
+    const before = this.inFlight?.build.catch(() => undefined);
+    const build = (async () => {
+      await before; // one build at a time
+      return this.buildNow();
+    })();
+    const entry = { startedAtMs: askedAt, build };
+    this.inFlight = entry;
+    void build
+      .finally(() => {
+        if (this.inFlight === entry) this.inFlight = undefined;
+      })
+      .catch(() => undefined);
+    return build;
   }
 
   private async buildNow(): Promise<InventoryContent> {
+    const takenAtMs = Date.now();
     const lanes = await this.opts.manager.list({ evidence: true });
     const unmanaged: UnmanagedRunner[] = [];
     for (const rt of Object.values(this.opts.manager.runtimes)) {
@@ -109,7 +126,7 @@ export class InventoryBuilder {
       ...(capabilities ? { capabilities } : {}),
       ...(this.opts.control ? { allowlist: allowlistOf(this.opts.control) } : {}),
       agentVersion: AGENT_VERSION,
-      builtAtMs: Date.now(),
+      takenAtMs,
     };
     return this.latest;
   }

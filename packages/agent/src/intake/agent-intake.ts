@@ -128,7 +128,7 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
       inventory = new InventoryPublisher(c, {
         hostId: config.hostId,
         identityKey: keys.identity,
-        provider: () => builder.build(),
+        provider: () => builder.build(0),
         controlEnabled: () => config.control.enabled,
         intentHwm: () => replay.hwm,
         keysetVersion: () => trust?.version ?? 0,

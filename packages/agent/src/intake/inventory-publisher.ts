@@ -30,6 +30,11 @@ export interface InventoryContent {
   readonly agentVersion: string;
   /** The local allowlist the intake enforces (`allowlistOf(control)`); absent means unknown to the coordinator. */
   readonly allowlist?: Allowlist;
+  /**
+   * When the facts in it were read (ms since the epoch); the snapshot's `taken_at_ms`. The coordinator trusts a
+   * snapshot for "after the drain" only by this, so it must never be later than the oldest fact in the content.
+   */
+  readonly takenAtMs: number;
 }
 
 /** Options of {@link InventoryPublisher}. */
@@ -37,7 +42,7 @@ export interface InventoryPublisherOptions {
   hostId: string;
   /** The agent's identity key: signs every snapshot. */
   identityKey: SigningKey;
-  /** Builds the lanes, unmanaged runners and capabilities part. */
+  /** Builds the lanes, unmanaged runners and capabilities part, read after it is called (never a cached build). */
   provider: () => Promise<InventoryContent>;
   /** Whether control is enabled (reported so the coordinator plans nothing for an observe-only host). */
   controlEnabled: () => boolean;
@@ -114,7 +119,7 @@ export class InventoryPublisher {
     const snapshot = InventorySnapshot.fromPartial({
       hostId: this.opts.hostId,
       snapshotSeq: this.seq,
-      takenAtMs: now,
+      takenAtMs: content.takenAtMs,
       agentVersion: content.agentVersion,
       controlEnabled: this.opts.controlEnabled(),
       lanes: [...content.lanes],
