@@ -15,6 +15,11 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), ...rows.map(line)].join("\n");
 }
 
+/** A blank line, a title, then the table or "none". */
+function section(title: string, header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  return ["", title, rows.length === 0 ? "  none" : table(header, rows)];
+}
+
 function short(enumText: string, prefix: string): string {
   return enumText.startsWith(prefix) ? enumText.slice(prefix.length).toLowerCase().replace(/_/g, "-") : enumText.toLowerCase();
 }
@@ -59,30 +64,23 @@ export function formatStatus(r: AgentStatusReport, now = Date.now()): string {
     );
     for (const l of r.lanes.filter((x) => x.recoveryNote !== "")) out.push(`  ! ${l.laneId} ${l.attentionReason}: ${l.recoveryNote}`);
   }
-  out.push("");
-  out.push(`UNMANAGED RUNNERS (${r.unmanaged.length}, read-only: never touched)`);
-  if (r.unmanaged.length === 0) out.push("  none");
-  else out.push(table(["KIND", "NAME", "RUNNER", "STATE", "WHY"], r.unmanaged.map((u) => [u.kind, u.name, u.runnerName || "-", u.state || "-", u.reason])));
-  out.push("");
-  out.push("RECENT INTENTS");
-  if (r.recentIntents.length === 0) out.push("  none");
-  else
-    out.push(
-      table(
-        ["SEQ", "TIME", "ACTION", "LANE", "STATUS", "REASON"],
-        r.recentIntents.map((i) => [String(i.sequence), new Date(i.atMs).toISOString(), i.action || "-", i.laneId || "-", short(resultStatusToJSON(i.status), "RESULT_STATUS_"), i.reasonCode || "-"]),
-      ),
-    );
-  out.push("");
-  out.push("RECENT AUDIT");
-  if (r.recentAudit.length === 0) out.push("  none");
-  else
-    out.push(
-      table(
-        ["SEQ", "TIME", "ACTION", "PHASE", "LANE", "REASON"],
-        r.recentAudit.map((e) => [String(e.seq), new Date(e.atMs).toISOString(), e.action, e.phase, e.laneId || "-", e.reasonCode || "-"]),
-      ),
-    );
+  out.push(
+    ...section(
+      `UNMANAGED RUNNERS (${r.unmanaged.length}, read-only: never touched)`,
+      ["KIND", "NAME", "RUNNER", "STATE", "WHY"],
+      r.unmanaged.map((u) => [u.kind, u.name, u.runnerName || "-", u.state || "-", u.reason]),
+    ),
+    ...section(
+      "RECENT INTENTS",
+      ["SEQ", "TIME", "ACTION", "LANE", "STATUS", "REASON"],
+      r.recentIntents.map((i) => [String(i.sequence), new Date(i.atMs).toISOString(), i.action || "-", i.laneId || "-", short(resultStatusToJSON(i.status), "RESULT_STATUS_"), i.reasonCode || "-"]),
+    ),
+    ...section(
+      "RECENT AUDIT",
+      ["SEQ", "TIME", "ACTION", "PHASE", "LANE", "REASON"],
+      r.recentAudit.map((e) => [String(e.seq), new Date(e.atMs).toISOString(), e.action, e.phase, e.laneId || "-", e.reasonCode || "-"]),
+    ),
+  );
   return `${out.join("\n")}\n`;
 }
 

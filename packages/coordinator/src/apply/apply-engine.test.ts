@@ -7,7 +7,7 @@ import { MemoryAuditTrail } from "../audit/coordinator-audit.js";
 import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
 import { MemoryLaneStore } from "../observe/memory-lane-store.js";
 import type { UpdateRecordAction } from "../plan/action.js";
-import { makePolicy } from "../plan/scenario.js";
+import { laneRecord, makePolicy } from "../plan/scenario.js";
 import { STEPS } from "../plan/steps.js";
 import { ApplyEngine, type ApplyEngineOptions } from "./apply-engine.js";
 
@@ -31,15 +31,7 @@ class SlowStore extends MemoryLaneStore {
   }
 }
 
-const record = (laneId: string): LaneRecord => ({
-  laneId,
-  scope: "acme/api",
-  pool: "linux-x64",
-  hostId: "build01",
-  state: "creating",
-  createdAtMs: 1,
-  updatedAtMs: 1,
-});
+const record = (laneId: string): LaneRecord => laneRecord(laneId);
 
 const update = (laneId: string, state: LaneRecord["state"], dependsOn: string[] = [], id = `update-record:${laneId}:${state}`): UpdateRecordAction => ({
   id,

@@ -3,7 +3,7 @@
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer, type NatsServerHandle } from "@lanekeeper/harness";
-import type { LaneRecord } from "../observe/lane-record.js";
+import { laneRecord } from "../plan/scenario.js";
 import { LaneStoreConflictError } from "../observe/lane-store.js";
 import { KvLaneStore, LANES_BUCKET, LaneStoreCorruptError } from "./kv-lane-store.js";
 
@@ -19,16 +19,7 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-const rec = (laneId: string, over: Partial<LaneRecord> = {}): LaneRecord => ({
-  laneId,
-  scope: "acme/api",
-  pool: "linux-x64",
-  hostId: "build01",
-  state: "creating",
-  createdAtMs: 1,
-  updatedAtMs: 1,
-  ...over,
-});
+const rec = laneRecord;
 
 describe("KvLaneStore", () => {
   it("create, get, update with the revision read, delete with it; stale revisions conflict", async () => {

@@ -1,17 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { LaneRecord } from "./lane-record.js";
+import { laneRecord } from "../plan/scenario.js";
 import { LaneStoreConflictError } from "./lane-store.js";
 import { MemoryLaneStore } from "./memory-lane-store.js";
 
-const rec: LaneRecord = {
-  laneId: "linux-x64-0a1b2c",
-  scope: "acme/api",
-  pool: "linux-x64",
-  hostId: "build01",
-  state: "creating",
-  createdAtMs: 1,
-  updatedAtMs: 1,
-};
+const rec = laneRecord("linux-x64-0a1b2c");
 
 describe("MemoryLaneStore", () => {
   it("creates once, then updates and deletes only at the revision read", async () => {

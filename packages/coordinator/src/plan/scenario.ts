@@ -143,6 +143,11 @@ export function hostInventory(hostId: string, receivedAtMs: number, lanes: reado
   };
 }
 
+/** A lane record of acme/api, pool linux-x64, on build01, being created at t=1 (override what a test needs). */
+export function laneRecord(laneId: string, over: Partial<LaneRecord> = {}): LaneRecord {
+  return { laneId, scope: "acme/api", pool: "linux-x64", hostId: "build01", state: "creating", createdAtMs: 1, updatedAtMs: 1, ...over };
+}
+
 /** Stored records from plain ones (revision = position + 1). */
 export function storedRecords(records: readonly LaneRecord[]): StoredLaneRecord[] {
   return records.map((r, i) => ({ ...r, revision: i + 1 }));
