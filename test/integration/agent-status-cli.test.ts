@@ -151,8 +151,11 @@ describe("lanekeeper-agent status over the real socket", () => {
     const release = await cli(["release", "st1", "--config", config]);
     expect(release.code).toBe(0);
     await eventually(async () => (await sd.unitProperties("lanekeeper-lane-st1.service", ["ActiveState"])).ActiveState === "active", "restarted by the agent");
-    const restarts = (await auditRecords(join(stateDir, "audit.log"))).filter((a) => a.action === "health-restart" && a.laneId === "st1");
-    expect(restarts.map((a) => a.phase)).toEqual(["planned", "started", "succeeded"]);
+    // The agent writes `succeeded` once the start it asked for has returned, a moment after the unit is active.
+    const restartPhases = async (): Promise<string[]> =>
+      (await auditRecords(join(stateDir, "audit.log"))).filter((a) => a.action === "health-restart" && a.laneId === "st1").map((a) => a.phase);
+    await eventually(async () => (await restartPhases()).includes("succeeded"), "the restart audited as succeeded");
+    expect(await restartPhases()).toEqual(["planned", "started", "succeeded"]);
     expect(await runnerNamed(gh, "st1")).toBeDefined();
   });
 
