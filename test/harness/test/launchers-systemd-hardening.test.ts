@@ -70,7 +70,8 @@ function enforcedProbes(root: string, port: number): Probe[] {
     { name: "device-policy", directives: ["DevicePolicy=closed"], check: "! bash -c 'exec 3<>/dev/net/tun' 2>/dev/null" },
     { name: "load-credential", directives: [`LoadCredential=token:${root}/credential`], check: 'test "$(cat "$CREDENTIALS_DIRECTORY/token")" = sealed-secret' },
     { name: "environment-file", directives: [`EnvironmentFile=${root}/env`], check: 'test "$LK_PROBE" = from-env-file' },
-    { name: "runtime-directory", directives: ["RuntimeDirectory=lk-probe"], check: "test -d /run/lk-probe" },
+    // Through $RUNTIME_DIRECTORY, not the path: the control unit runs beside the probe, whose /run/lk-probe it would see.
+    { name: "runtime-directory", directives: ["RuntimeDirectory=lk-probe"], check: 'test "$RUNTIME_DIRECTORY" = /run/lk-probe && test -d /run/lk-probe' },
     { name: "umask", directives: ["UMask=0077"], check: 'test "$(umask)" = 0077' },
   ];
 }
