@@ -79,8 +79,15 @@ describe("lanekeeper CLI: apply, status, lanes, audit", () => {
     expect(await w.store.list()).toEqual([]);
   });
 
+  it("apply --concurrency outside 1..64 is refused before anything is read (exit 2)", async () => {
+    const r = await lk(["apply", "--yes", "--concurrency", "0"]);
+    expect(r.code).toBe(ExitCode.USAGE);
+    expect(r.err).toMatch(/--concurrency.*must be an integer from 1 to 64/);
+    expect(await w.store.list()).toEqual([]);
+  });
+
   it("apply --yes --json: the lane is created; progress events are JSON lines on stderr", async () => {
-    const r = await lk(["apply", "--yes", "--json"]);
+    const r = await lk(["apply", "--yes", "--json", "--concurrency", "2"]);
     expect(r.code, r.err).toBe(ExitCode.OK);
     const report = r.json as { ok: boolean; outcomes: { kind: string; status: string; laneId: string }[] };
     expect(report.outcomes.map((o) => [o.kind, o.status])).toEqual([["create", "succeeded"]]);

@@ -20,6 +20,8 @@ export interface ApplyCommandOptions {
   readonly maxRemovals?: number;
   readonly maxCreates?: number;
   readonly rateLimitReserve?: number;
+  /** Actions carried out at the same time (overrides `coordinator.applyConcurrency`). */
+  readonly concurrency?: number;
   /** How long to wait for fresh agent inventories before planning. */
   readonly inventoryWait?: number;
 }
@@ -61,7 +63,7 @@ export async function runApply(opts: ApplyCommandOptions, io: CliIo, deps: Coord
         return ExitCode.OK;
       }
     }
-    const report = await ctx.engine().run(plan, {
+    const report = await ctx.engine(opts.concurrency === undefined ? {} : { concurrency: opts.concurrency }).run(plan, {
       dryRun: opts.dryRun === true,
       onEvent: progressPrinter(io, { json, quiet: opts.quiet === true }),
     });

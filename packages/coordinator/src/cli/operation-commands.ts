@@ -15,6 +15,11 @@ function count(v: string): number {
   return Number(v);
 }
 
+function concurrency(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 64) throw new InvalidArgumentError("must be an integer from 1 to 64");
+  return Number(v);
+}
+
 /**
  * Register the commands that act on the fleet: `apply`, `status`, `lanes <op>`, `audit verify|tail`,
  * `keys generate|rotate|push`. `done`
@@ -32,6 +37,7 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .option("--max-removals <n>", "lane removals and scale-down drains per plan (default 2)", count)
     .option("--max-creates <n>", "lane creations per plan (default 50)", count)
     .option("--rate-limit-reserve <n>", "GitHub requests kept for removals (default 200)", count)
+    .option("--concurrency <n>", "actions carried out at the same time, 1 to 64 (default: the policy's coordinator.applyConcurrency)", concurrency)
     .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration)
     .action(async (o: Parameters<typeof runApply>[0]) => {
       done(await runApply(o, io, deps));
