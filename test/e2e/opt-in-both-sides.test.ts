@@ -6,7 +6,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { Fleet } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apply, auditChain, describeCli, e2eFleet, laneDirs, laneUnits, managedRunners, planJson } from "./e2e-fixture.js";
+import { apply, auditChain, describeCli, e2eFleet, eventually, laneDirs, laneUnits, managedRunners, planJson } from "./e2e-fixture.js";
 
 const SCOPE = "acme/api";
 
@@ -101,8 +101,11 @@ describe("opt-in on the host side", () => {
         expect(outcome.code, seen).toBe(why.agent);
         expect(outcome.safeState, seen).toBe("untouched");
         expect(outcome.recovery, seen).toContain(why.agent);
-        // Nothing ran on the host: its audit chain holds no mutation.
-        const records = await auditChain(`${fleet.agent(hostId).stateDir}/audit.log`);
+        // Nothing ran on the host: its audit chain holds no mutation, only the refusal with its reason.
+        const records = await eventually(async () => {
+          const r = await auditChain(`${fleet.agent(hostId).stateDir}/audit.log`);
+          return r.some((x) => x.phase === "rejected" && x.reasonCode === why.agent) ? r : undefined;
+        }, `${hostId}: the refusal in its audit chain`, 30_000);
         expect(records.filter((r) => r.phase === "started" || r.phase === "succeeded"), seen).toEqual([]);
       } else {
         // Never sent: the planner knew from the host's signed inventory and says why.

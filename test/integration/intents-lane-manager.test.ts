@@ -180,4 +180,16 @@ describe("signed intents to a real agent process with the real LaneManager (syst
     const rm = await dispatcher.dispatch({ hostId: HOST, action: { kind: "remove", laneId: "it-2", removeToken: await githubToken("remove-token") } });
     expect(isRemoveDone(rm.result)).toBe(true);
   });
+
+  it("a signed intent the host refuses is in the host's own audit chain, with its reason", async () => {
+    const refused = await dispatcher.dispatch({ hostId: HOST, action: { kind: "hold", laneId: "no-such-lane", reason: "x" } });
+    expect(refused.result).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.LANE_NOT_FOUND });
+    const audited = await waitUntil(async () => {
+      const st = (await fleet.agent(HOST).cli(["status", "--json", "--audit", "20"])).json as {
+        recentAudit?: { action: string; phase: string; laneId?: string; reasonCode?: string }[];
+      };
+      return st.recentAudit?.find((r) => r.laneId === "no-such-lane");
+    }, { timeoutMs: 30_000, what: "the refusal in the agent's audit" });
+    expect(audited).toMatchObject({ action: "hold", phase: "rejected", reasonCode: RejectReason.LANE_NOT_FOUND });
+  });
 });

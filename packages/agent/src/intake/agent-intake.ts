@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { connect, credsAuthenticator, DebugEvents, Events, type ConnectionOptions, type NatsConnection } from "nats";
-import { childLogger, RejectError, RejectReason, type AgentConfig, type Logger, type TrustedKeyStore } from "@lanekeeper/shared";
+import { childLogger, RejectError, RejectReason, ResultStatus, type AgentConfig, type Logger, type TrustedKeyStore } from "@lanekeeper/shared";
 import type { AgentDaemon } from "../agent-daemon.js";
 import { AgentTrust, keySetUpdateHandler, TrustError } from "./agent-trust.js";
 import { Intake, type IntakeOutcome, type KeySource } from "./intake.js";
@@ -33,7 +33,7 @@ export interface AgentIntakeHandle {
 /** Options of {@link startAgentIntake}. */
 export interface StartAgentIntakeOptions {
   /** The started agent: its config, keys, lane manager, inventory builder and the single-instance lock it runs under. */
-  daemon: Pick<AgentDaemon, "config" | "keys" | "manager" | "inventory" | "lock">;
+  daemon: Pick<AgentDaemon, "config" | "keys" | "manager" | "inventory" | "lock" | "audit">;
   log: Logger;
   /** Extra NATS connection options (tests). */
   nats?: Partial<ConnectionOptions>;
@@ -63,7 +63,7 @@ export async function natsOptionsFor(config: AgentConfig): Promise<ConnectionOpt
  * fed by the daemon's inventory builder. `lanekeeper-agent run` calls this after `AgentDaemon.start`.
  */
 export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<AgentIntakeHandle> {
-  const { config, keys, manager, inventory: builder, lock } = opts.daemon;
+  const { config, keys, manager, inventory: builder, lock, audit } = opts.daemon;
   const log = childLogger(opts.log, { component: "intake", hostId: config.hostId });
   // The replay state lives in the state directory the daemon's lock covers: no second lock.
   const store = new FileStateStore(config.stateDir, config.hostId, { instanceLock: lock });
@@ -104,6 +104,22 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
           { intentId: o.intentId, digest: o.digest, sequence: o.sequence, action: o.action, laneId: o.laneId, status: o.status, reasonCode: o.reasonCode, duplicate: o.duplicate },
           "intent",
         );
+        // A signed intent the intake refused before acting (allowlist, ownership, hold, replay, max lanes) goes into
+        // the host's own audit chain; refusals at the instant of acting are audited by the lane manager.
+        if (o.status === ResultStatus.RESULT_STATUS_REJECTED && !o.executed && !o.duplicate) {
+          audit
+            .append({
+              source: `agent:${config.hostId}`,
+              action: o.action === "" ? "intent" : o.action,
+              phase: "rejected",
+              hostId: config.hostId,
+              intentId: o.intentId,
+              reasonCode: o.reasonCode,
+              ...(o.laneId === "" ? {} : { laneId: o.laneId }),
+              details: { sequence: o.sequence, digest: o.digest },
+            })
+            .catch((err: unknown) => log.error({ intentId: o.intentId, err: err instanceof Error ? err.message : String(err) }, "audit append failed"));
+        }
       },
       onChange: () => inventory?.notifyChange(),
       ...(trust === undefined ? {} : { keySetUpdates: keySetUpdateHandler(trust, replay) }),
