@@ -131,6 +131,66 @@ export function verifyAuditChain(text: string): AuditChainResult {
   return { ok: true, count, lastHash: prevHash };
 }
 
+/**
+ * Open (or create) a chain file and verify what is in it. A broken chain throws `AuditError` naming the first
+ * broken record: appending after it would hide tampering. Returns the open handle and the verification.
+ */
+export async function openAuditFile(
+  path: string,
+  flags: "a" | "a+",
+  mode: number,
+): Promise<{ handle: FileHandle; chain: Extract<AuditChainResult, { ok: true }> }> {
+  const handle = await open(path, flags, mode);
+  try {
+    const chain = verifyAuditChain(await readFile(path, "utf8"));
+    if (!chain.ok) {
+      const b = chain.firstBroken;
+      throw new AuditError(
+        `audit log ${path} is broken at line ${b.line}${b.seq === null ? "" : ` (seq ${b.seq})`}: ${b.why}; move it aside to start a new chain and keep it as evidence`,
+        { details: { path, ...b } },
+      );
+    }
+    return { handle, chain };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/** The record chained after `prev` (seq and hash; none for the first), and its line, size-checked. */
+export function nextAuditRecord(entry: AuditInput, prev: { seq: number; hash: string } | undefined, at: number): { record: AuditRecord; line: Buffer } {
+  const base: Omit<AuditRecord, "hash"> = {
+    ...redactSecrets<AuditInput>(entry),
+    seq: (prev?.seq ?? 0) + 1,
+    at,
+    prevHash: prev?.hash ?? AUDIT_GENESIS_HASH,
+  };
+  const record: AuditRecord = { ...base, hash: auditRecordHash(base) };
+  const line = Buffer.from(`${canonicalJson(record)}\n`, "utf8");
+  if (line.length > MAX_AUDIT_LINE_BYTES) {
+    throw new AuditError(`audit record of ${line.length} bytes exceeds ${MAX_AUDIT_LINE_BYTES}; shorten message or details`);
+  }
+  return { record, line };
+}
+
+/** Write a whole line to an append-mode handle and fsync it. */
+export async function appendAuditLine(handle: FileHandle, line: Buffer): Promise<void> {
+  let off = 0;
+  while (off < line.length) {
+    const { bytesWritten } = await handle.write(line, off, line.length - off);
+    off += bytesWritten;
+  }
+  await handle.sync();
+}
+
+/** The last `n` records of a chain file (at most {@link MAX_AUDIT_TAIL}). */
+export async function readAuditTail(path: string, n: number): Promise<AuditRecord[]> {
+  const count = Math.max(0, Math.min(n, MAX_AUDIT_TAIL));
+  if (count === 0) return [];
+  const lines = (await readFile(path, "utf8")).split("\n").filter((l) => l !== "");
+  return lines.slice(-count).map((l) => JSON.parse(l) as AuditRecord);
+}
+
 /** Options of {@link AuditLog.open}. */
 export interface AuditLogOptions {
   /** @default systemClock */
@@ -159,22 +219,8 @@ export class AuditLog {
    * the first broken record: appending after it would hide tampering. Move the file aside to start a new chain.
    */
   static async open(path: string, opts: AuditLogOptions = {}): Promise<AuditLog> {
-    const handle = await open(path, "a+", opts.mode ?? 0o640);
-    try {
-      const text = await readFile(path, "utf8");
-      const result = verifyAuditChain(text);
-      if (!result.ok) {
-        const b = result.firstBroken;
-        throw new AuditError(
-          `audit log ${path} is broken at line ${b.line}${b.seq === null ? "" : ` (seq ${b.seq})`}: ${b.why}; move it aside to start a new chain and keep it as evidence`,
-          { details: { path, ...b } },
-        );
-      }
-      return new AuditLog(path, handle, opts.clock ?? systemClock, result.count, result.lastHash);
-    } catch (err) {
-      await handle.close();
-      throw err;
-    }
+    const { handle, chain } = await openAuditFile(path, "a+", opts.mode ?? 0o640);
+    return new AuditLog(path, handle, opts.clock ?? systemClock, chain.count, chain.lastHash);
   }
 
   /** Sequence number of the last record (0 when empty). */
@@ -192,24 +238,9 @@ export class AuditLog {
   private async write(entry: AuditInput): Promise<AuditRecord> {
     if (this.closed) throw new AuditError(`audit log ${this.path} is closed`);
     if (this.broken) throw new AuditError(`audit log ${this.path} failed earlier; reopen it`, { cause: this.broken });
-    const base: Omit<AuditRecord, "hash"> = {
-      ...redactSecrets<AuditInput>(entry),
-      seq: this.lastSeq + 1,
-      at: this.clock.now(),
-      prevHash: this.lastHash,
-    };
-    const record: AuditRecord = { ...base, hash: auditRecordHash(base) };
-    const line = Buffer.from(`${canonicalJson(record)}\n`, "utf8");
-    if (line.length > MAX_AUDIT_LINE_BYTES) {
-      throw new AuditError(`audit record of ${line.length} bytes exceeds ${MAX_AUDIT_LINE_BYTES}; shorten message or details`);
-    }
+    const { record, line } = nextAuditRecord(entry, { seq: this.lastSeq, hash: this.lastHash }, this.clock.now());
     try {
-      let off = 0;
-      while (off < line.length) {
-        const { bytesWritten } = await this.handle.write(line, off, line.length - off);
-        off += bytesWritten;
-      }
-      await this.handle.sync();
+      await appendAuditLine(this.handle, line);
     } catch (err) {
       // A partial line may be on disk; refuse further appends rather than extend a torn chain.
       this.broken = err as Error;
@@ -223,11 +254,7 @@ export class AuditLog {
   /** The last `n` records (at most {@link MAX_AUDIT_TAIL}), after pending appends. */
   async tail(n: number): Promise<AuditRecord[]> {
     await this.queue;
-    const count = Math.max(0, Math.min(n, MAX_AUDIT_TAIL));
-    if (count === 0) return [];
-    const text = await readFile(this.path, "utf8");
-    const lines = text.split("\n").filter((l) => l !== "");
-    return lines.slice(-count).map((l) => JSON.parse(l) as AuditRecord);
+    return readAuditTail(this.path, n);
   }
 
   /** Wait for pending appends and close the file. */

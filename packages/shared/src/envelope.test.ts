@@ -2,20 +2,12 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { FakeClock } from "./clock.js";
 import { decodeEnvelope, maxEnvelopeBytes, openEnvelope, pae, PAYLOAD_TYPES, signEnvelope } from "./envelope.js";
-import { RejectError, RejectReason } from "./errors.js";
+import { RejectReason } from "./errors.js";
 import { KeyStatus, SignedEnvelope } from "./gen/lanekeeper/v1/envelope.js";
 import { generateSealingKey, generateSigningKey, publicKeyFromRaw, sealingPublicKeyFromRaw } from "./keys.js";
 import { MAX_ENVELOPE_BYTES_BY_KIND, MAX_INTENT_ENVELOPE_BYTES, MAX_INVENTORY_ENVELOPE_BYTES } from "./limits.js";
+import { reasonOf } from "./test-support.js";
 
-function reasonOf(fn: () => unknown): RejectReason | "none" {
-  try {
-    fn();
-    return "none";
-  } catch (err) {
-    if (err instanceof RejectError) return err.reason;
-    throw err;
-  }
-}
 
 describe("pae", () => {
   it("matches the DSSE definition byte for byte", () => {

@@ -18,16 +18,8 @@ import {
 import { generateSigningKey } from "./keys.js";
 import { buildKeySet, TrustedKeyStore } from "./keyset.js";
 import { canonicalLabels } from "./labels.js";
+import { reasonOf } from "./test-support.js";
 
-function reasonOf(fn: () => unknown): RejectReason | "none" {
-  try {
-    fn();
-    return "none";
-  } catch (err) {
-    if (err instanceof RejectError) return err.reason;
-    throw err;
-  }
-}
 
 const coordinator = generateSigningKey();
 const clock = new FakeClock();

@@ -5,7 +5,7 @@ import { sign } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { FakeClock } from "./clock.js";
 import { pae } from "./envelope.js";
-import { RejectError, RejectReason } from "./errors.js";
+import { RejectReason } from "./errors.js";
 import { SignedEnvelope } from "./gen/lanekeeper/v1/envelope.js";
 import { InventorySnapshot } from "./gen/lanekeeper/v1/inventory.js";
 import { Backend, Health, LaneMode, LaneObservation, LaneState, UnmanagedRunner } from "./gen/lanekeeper/v1/lane.js";
@@ -20,6 +20,7 @@ import {
   MAX_INVENTORY_LANES,
   MAX_INVENTORY_UNMANAGED,
 } from "./limits.js";
+import { reasonOf } from "./test-support.js";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -94,15 +95,6 @@ function signRaw(payload: Uint8Array): Uint8Array {
   return SignedEnvelope.encode({ version: 1, keyId: key.keyId, payload: Buffer.from(payload), signature }).finish();
 }
 
-function reasonOf(fn: () => unknown): RejectReason | "none" {
-  try {
-    fn();
-    return "none";
-  } catch (err) {
-    if (err instanceof RejectError) return err.reason;
-    throw err;
-  }
-}
 
 describe("inventory size", () => {
   it("sits between the intent cap and the agents' NATS max_payload", () => {

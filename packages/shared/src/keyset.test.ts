@@ -12,16 +12,8 @@ import {
   TrustedKeyStore,
   validateKeySet,
 } from "./keyset.js";
+import { reasonOf } from "./test-support.js";
 
-function reasonOf(fn: () => unknown): RejectReason | "none" {
-  try {
-    fn();
-    return "none";
-  } catch (err) {
-    if (err instanceof RejectError) return err.reason;
-    throw err;
-  }
-}
 
 const DAY = 86_400_000;
 

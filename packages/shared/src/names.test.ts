@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RejectError, RejectReason } from "./errors.js";
+import { RejectReason } from "./errors.js";
 import {
   containerNameForLane,
   laneIdFromContainerName,
@@ -21,16 +21,8 @@ import {
   validateRunnerVersion,
   validateUnitName,
 } from "./names.js";
+import { reasonOf } from "./test-support.js";
 
-function reasonOf(fn: () => unknown): RejectReason | "none" {
-  try {
-    fn();
-    return "none";
-  } catch (err) {
-    if (err instanceof RejectError) return err.reason;
-    throw err;
-  }
-}
 
 function messageOf(fn: () => unknown): string {
   try {

@@ -1,14 +1,12 @@
 import { open, readFile, stat, unlink, type FileHandle } from "node:fs/promises";
 import {
-  AUDIT_GENESIS_HASH,
+  appendAuditLine,
   AuditError,
-  auditRecordHash,
-  canonicalJson,
   MAX_AUDIT_LINE_BYTES,
-  MAX_AUDIT_TAIL,
-  redactSecrets,
+  nextAuditRecord,
+  openAuditFile,
+  readAuditTail,
   systemClock,
-  verifyAuditChain,
   type AuditInput,
   type AuditRecord,
   type Clock,
@@ -55,21 +53,8 @@ export class SharedAuditChain {
 
   /** Open (or create) the chain and verify it. */
   static async open(path: string, opts: SharedAuditChainOptions = {}): Promise<SharedAuditChain> {
-    const handle = await open(path, "a", opts.mode ?? 0o600);
-    try {
-      const result = verifyAuditChain(await readFile(path, "utf8"));
-      if (!result.ok) {
-        const b = result.firstBroken;
-        throw new AuditError(
-          `audit log ${path} is broken at line ${b.line}${b.seq === null ? "" : ` (seq ${b.seq})`}: ${b.why}; move it aside to start a new chain and keep it as evidence`,
-          { details: { path, ...b } },
-        );
-      }
-      return new SharedAuditChain(path, handle, opts.clock ?? systemClock);
-    } catch (err) {
-      await handle.close();
-      throw err;
-    }
+    const { handle } = await openAuditFile(path, "a", opts.mode ?? 0o600);
+    return new SharedAuditChain(path, handle, opts.clock ?? systemClock);
   }
 
   /**
@@ -99,10 +84,7 @@ export class SharedAuditChain {
   /** The last `n` records (at most MAX_AUDIT_TAIL), after pending appends. */
   async tail(n: number): Promise<AuditRecord[]> {
     await this.queue;
-    const count = Math.max(0, Math.min(n, MAX_AUDIT_TAIL));
-    if (count === 0) return [];
-    const lines = (await readFile(this.path, "utf8")).split("\n").filter((l) => l !== "");
-    return lines.slice(-count).map((l) => JSON.parse(l) as AuditRecord);
+    return readAuditTail(this.path, n);
   }
 
   /** Wait for pending appends and close the file. */
@@ -115,24 +97,8 @@ export class SharedAuditChain {
 
   private async write(entry: AuditInput): Promise<AuditRecord> {
     if (this.closed) throw new AuditError(`audit log ${this.path} is closed`);
-    const last = await this.lastRecord();
-    const base: Omit<AuditRecord, "hash"> = {
-      ...redactSecrets<AuditInput>(entry),
-      seq: (last?.seq ?? 0) + 1,
-      at: this.clock.now(),
-      prevHash: last?.hash ?? AUDIT_GENESIS_HASH,
-    };
-    const record: AuditRecord = { ...base, hash: auditRecordHash(base) };
-    const line = Buffer.from(`${canonicalJson(record)}\n`, "utf8");
-    if (line.length > MAX_AUDIT_LINE_BYTES) {
-      throw new AuditError(`audit record of ${line.length} bytes exceeds ${MAX_AUDIT_LINE_BYTES}; shorten message or details`);
-    }
-    let off = 0;
-    while (off < line.length) {
-      const { bytesWritten } = await this.handle.write(line, off, line.length - off);
-      off += bytesWritten;
-    }
-    await this.handle.sync();
+    const { record, line } = nextAuditRecord(entry, await this.lastRecord(), this.clock.now());
+    await appendAuditLine(this.handle, line);
     return record;
   }
 

@@ -1,5 +1,5 @@
 import { ApplyRefusedError } from "../apply/apply-errors.js";
-import { observeAndPlan } from "../apply/observe-world.js";
+import { livePlan } from "./live-plan.js";
 import type { CliIo } from "./cli-io.js";
 import { terminalConfirm, withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { ExitCode, exitCodeForCode } from "./exit-codes.js";
@@ -34,19 +34,7 @@ export interface ApplyCommandOptions {
  */
 export async function runApply(opts: ApplyCommandOptions, io: CliIo, deps: CoordinatorCliDeps = {}): Promise<ExitCode> {
   return withCoordinator(opts, io, deps, async (ctx) => {
-    const unheard = await ctx.waitForInventories(opts.inventoryWait);
-    const { plan } = await observeAndPlan(
-      { policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock },
-      {
-        ...(opts.maxRemovals === undefined ? {} : { maxRemovals: opts.maxRemovals }),
-        ...(opts.maxCreates === undefined ? {} : { maxCreates: opts.maxCreates }),
-      },
-    );
-    const notes =
-      unheard.length === 0
-        ? []
-        : [`no fresh inventory from ${unheard.join(", ")}: their lanes are not restarted, removed or cleaned up this time (is lanekeeper-agent running there?)`];
-    const planCtx = { notes, rateLimit: ctx.github.rateLimit(), metrics: ctx.github.metrics() };
+    const { plan, planCtx } = await livePlan(ctx, opts);
     const json = opts.json === true;
     if (!json) io.out(planToText(plan, { ...planCtx, applying: opts.dryRun !== true }));
     if (opts.dryRun !== true && plan.actions.length > 0 && opts.yes !== true) {

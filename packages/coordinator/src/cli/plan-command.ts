@@ -1,7 +1,6 @@
 import { resolve } from "node:path";
 import { createLogger } from "@lanekeeper/shared";
 import { CoordinatorKeyError, NatsUnavailableError } from "../apply/coordinator-context.js";
-import { observeAndPlan } from "../apply/observe-world.js";
 import { createGitHubClient } from "../github/github-client-from-policy.js";
 import { observeScopes } from "../observe/github-observer.js";
 import { emptyInventory } from "../observe/inventory-view.js";
@@ -11,6 +10,7 @@ import type { CliIo } from "./cli-io.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { ExitCode, exitCodeForCode } from "./exit-codes.js";
 import { parseLaneRecordsJson } from "./lane-records-file.js";
+import { livePlan } from "./live-plan.js";
 import { policyPath, readPolicyFile, readSmallText } from "./policy-file.js";
 import { planToJson, planToText } from "./render-plan.js";
 
@@ -40,19 +40,7 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCom
   if (opts.records === undefined) {
     try {
       return await withCoordinator(opts, io, deps, async (ctx) => {
-        const unheard = await ctx.waitForInventories(opts.inventoryWait);
-        const { plan: p } = await observeAndPlan(
-          { policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock },
-          {
-            ...(opts.maxRemovals === undefined ? {} : { maxRemovals: opts.maxRemovals }),
-            ...(opts.maxCreates === undefined ? {} : { maxCreates: opts.maxCreates }),
-          },
-        );
-        const notes =
-          unheard.length === 0
-            ? []
-            : [`no fresh inventory from ${unheard.join(", ")}: their lanes are not restarted, removed or cleaned up (is lanekeeper-agent running there?)`];
-        const planCtx = { notes, rateLimit: ctx.github.rateLimit(), metrics: ctx.github.metrics() };
+        const { plan: p, planCtx } = await livePlan(ctx, opts);
         io.out(opts.json === true ? `${JSON.stringify(planToJson(p, planCtx), null, 2)}\n` : planToText(p, planCtx));
         return scopesExitCode(p.observation.scopesUnavailable);
       });

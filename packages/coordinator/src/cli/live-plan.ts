@@ -1,0 +1,32 @@
+import type { CoordinatorContext } from "../apply/coordinator-context.js";
+import { observeAndPlan } from "../apply/observe-world.js";
+import type { Plan } from "../plan/plan-types.js";
+import type { PlanContext } from "./render-plan.js";
+
+/** The planner limits `plan` and `apply` take from the command line. */
+export interface LivePlanOptions {
+  readonly maxRemovals?: number;
+  readonly maxCreates?: number;
+  /** How long to wait for fresh agent inventories before planning. */
+  readonly inventoryWait?: number;
+}
+
+/**
+ * What `plan` and `apply` both show and act on: wait for the agents' fresh inventories, observe GitHub, plan from
+ * the lane store and those inventories, and say which hosts were not heard from.
+ */
+export async function livePlan(ctx: CoordinatorContext, opts: LivePlanOptions): Promise<{ plan: Plan; planCtx: PlanContext }> {
+  const unheard = await ctx.waitForInventories(opts.inventoryWait);
+  const { plan } = await observeAndPlan(
+    { policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock },
+    {
+      ...(opts.maxRemovals === undefined ? {} : { maxRemovals: opts.maxRemovals }),
+      ...(opts.maxCreates === undefined ? {} : { maxCreates: opts.maxCreates }),
+    },
+  );
+  const notes =
+    unheard.length === 0
+      ? []
+      : [`no fresh inventory from ${unheard.join(", ")}: their lanes are not restarted, removed or cleaned up (is lanekeeper-agent running there?)`];
+  return { plan, planCtx: { notes, rateLimit: ctx.github.rateLimit(), metrics: ctx.github.metrics() } };
+}
