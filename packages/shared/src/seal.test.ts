@@ -1,18 +1,11 @@
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { RejectError, RejectReason } from "./errors.js";
+import { RejectReason } from "./errors.js";
 import { generateSealingKey, sealingKeyFromSeed } from "./keys.js";
 import { openSecret, sealContext, sealSecret, sealSecretWithEphemeral } from "./seal.js";
+import { reasonOf } from "./test-support.js";
 
-function sealFailure(fn: () => unknown): RejectReason | "none" {
-  try {
-    fn();
-    return "none";
-  } catch (err) {
-    if (err instanceof RejectError) return err.reason;
-    throw err;
-  }
-}
+const sealFailure = reasonOf;
 
 const INTENT_ID = "0123456789abcdef0123456789abcdef";
 const ctx = sealContext({ purpose: "registration", hostId: "build01", laneId: "l1", intentId: INTENT_ID });
