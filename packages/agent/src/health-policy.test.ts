@@ -71,5 +71,9 @@ describe("health policy", () => {
     expect(recoveryNote("REGISTRATION_DELETED", { laneId: "l1", backend: "container", laneDir: "/x", runtimeName: "lanekeeper-lane-l1" })).toContain(
       "lanekeeper lanes remove l1",
     );
+    // A lane that would not start may have a broken copy of the runner: the note says when to recreate it instead.
+    const start = recoveryNote("START_FAILED", { laneId: "l1", backend: "systemd", laneDir: "/x", runtimeName: "lanekeeper-lane-l1.service" });
+    expect(start).toContain("lanekeeper lanes restart l1");
+    expect(start).toContain("`lanekeeper lanes remove l1`, then `lanekeeper apply`");
   });
 });
