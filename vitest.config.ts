@@ -8,6 +8,7 @@ const src = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const alias = {
   "@lanekeeper/shared": src("./packages/shared/src/index.ts"),
   "@lanekeeper/harness": src("./test/harness/src/index.ts"),
+  "@lanekeeper/testing": src("./test/support/src/index.ts"),
 };
 
 export default defineConfig({

@@ -19,6 +19,7 @@ import { performance } from "node:perf_hooks";
 const root = new URL("../..", import.meta.url).pathname;
 const coordinatorDist = join(root, "packages/coordinator/dist/index.js");
 const harnessDist = join(root, "test/harness/dist/index.js");
+const testingDist = join(root, "test/support/dist/index.js");
 
 function newestMtime(dir) {
   let newest = 0;
@@ -32,12 +33,19 @@ const stale = (dist, src) => {
   const info = join(dist, "..", ".tsbuildinfo");
   return !existsSync(dist) || !existsSync(info) || statSync(info).mtimeMs < newestMtime(src);
 };
-if (stale(coordinatorDist, join(root, "packages/coordinator/src")) || stale(harnessDist, join(root, "test/harness/src"))) {
-  console.error("building packages/coordinator and test/harness ...");
-  execFileSync(join(root, "node_modules/.bin/tsc"), ["-b", join(root, "packages/coordinator"), join(root, "test/harness")], { stdio: "inherit" });
+if (
+  stale(coordinatorDist, join(root, "packages/coordinator/src")) ||
+  stale(harnessDist, join(root, "test/harness/src")) ||
+  stale(testingDist, join(root, "test/support/src"))
+) {
+  console.error("building packages/coordinator, test/harness and test/support ...");
+  execFileSync(join(root, "node_modules/.bin/tsc"), ["-b", join(root, "packages/coordinator"), join(root, "test/harness"), join(root, "test/support")], {
+    stdio: "inherit",
+  });
 }
 const lk = await import(coordinatorDist);
 const { startGitHubEmulator } = await import(harnessDist);
+const { steadyState } = await import(testingDist);
 
 const LANES = 2000;
 const SCOPES = 100;
@@ -68,7 +76,7 @@ function timePlan(inputs, opts = {}) {
 }
 
 // ---- 1. plan time ---------------------------------------------------------------------------------------
-const steady = lk.steadyState({ lanes: LANES, scopes: SCOPES, hosts: HOSTS });
+const steady = steadyState({ lanes: LANES, scopes: SCOPES, hosts: HOSTS });
 const converged = timePlan(steady);
 
 // Every scope lost a quarter of its lanes: records, registrations and host lanes gone.

@@ -4,7 +4,7 @@
 // LaneManager is exercised in intents-lane-manager.test.ts when a runtime is available).
 import { RejectReason, ResultStatus, signInventory, InventorySnapshot } from "@lanekeeper/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecordingExecutor } from "../../packages/agent/src/intake/recording-executor.js";
+import { RecordingExecutor } from "@lanekeeper/testing";
 import { DispatchError, isRemoveDone } from "../../packages/coordinator/src/dispatch/dispatcher.js";
 import { buildSignedIntent } from "../../packages/coordinator/src/dispatch/intent-builder.js";
 import { waitUntil } from "../harness/src/process-util.js";

@@ -23,7 +23,7 @@ import type { IntakeControl } from "../../packages/agent/src/intake/intake-polic
 import { Intake, type IntakeOutcome } from "../../packages/agent/src/intake/intake.js";
 import { InventoryPublisher } from "../../packages/agent/src/intake/inventory-publisher.js";
 import type { LaneExecutor } from "../../packages/agent/src/intake/lane-executor.js";
-import { RecordingExecutor } from "../../packages/agent/src/intake/recording-executor.js";
+import { RecordingExecutor } from "@lanekeeper/testing";
 import { ReplayStore } from "../../packages/agent/src/intake/replay-store.js";
 import { FileStateStore } from "../../packages/agent/src/intake/state-store.js";
 import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";

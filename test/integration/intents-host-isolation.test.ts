@@ -5,7 +5,7 @@
 import { InventorySnapshot, RejectReason, ResultStatus, ResultPayload, signInventory, signResult } from "@lanekeeper/shared";
 import type { NatsError } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecordingExecutor } from "../../packages/agent/src/intake/recording-executor.js";
+import { RecordingExecutor } from "@lanekeeper/testing";
 import { buildSignedIntent } from "../../packages/coordinator/src/dispatch/intent-builder.js";
 import { ResultVerifier } from "../../packages/coordinator/src/dispatch/result-verifier.js";
 import { waitUntil } from "../harness/src/process-util.js";

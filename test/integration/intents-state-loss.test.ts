@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { RejectReason, ResultPayload, ResultStatus, decodeEnvelope } from "@lanekeeper/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecordingExecutor } from "../../packages/agent/src/intake/recording-executor.js";
+import { RecordingExecutor } from "@lanekeeper/testing";
 import { buildSignedIntent } from "../../packages/coordinator/src/dispatch/intent-builder.js";
 import { laneSpec, startIntentsWorld, type IntentsWorld } from "./intents-fixture.js";
 

@@ -28,7 +28,7 @@ import {
 import { AgentTrust, keySetUpdateHandler } from "../../packages/agent/src/intake/agent-trust.js";
 import { Intake, type IntakeOutcome } from "../../packages/agent/src/intake/intake.js";
 import type { IntakeControl } from "../../packages/agent/src/intake/intake-policy.js";
-import { RecordingExecutor } from "../../packages/agent/src/intake/recording-executor.js";
+import { RecordingExecutor } from "@lanekeeper/testing";
 import { ReplayStore } from "../../packages/agent/src/intake/replay-store.js";
 import { FileStateStore } from "../../packages/agent/src/intake/state-store.js";
 

@@ -21,7 +21,6 @@ export {
 } from "./intake/intake.js";
 export * from "./intake/lane-executor.js";
 export { LaneManagerExecutor } from "./intake/lane-manager-executor.js";
-export { RecordingExecutor, type RecordedCall } from "./intake/recording-executor.js";
 export * from "./intake/replay-store.js";
 export * from "./intake/state-store.js";
 export { allowlistOf, checkIntentAllowed, checkLaneAllowed, laneMatchesSpec, allowedWhileHeld, type IntakeControl, type AllowedIntent } from "./intake/intake-policy.js";

@@ -21,7 +21,6 @@ export * from "./plan/guard.js";
 export * from "./plan/lane-id.js";
 export * from "./plan/plan-types.js";
 export * from "./plan/planner.js";
-export * from "./plan/scenario.js";
 export * from "./plan/steps.js";
 export * as coordinatorLimits from "./limits.js";
 export * from "./dispatch/dispatcher.js";

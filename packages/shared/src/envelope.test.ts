@@ -6,7 +6,7 @@ import { RejectReason } from "./errors.js";
 import { KeyStatus, SignedEnvelope } from "./gen/lanekeeper/v1/envelope.js";
 import { generateSealingKey, generateSigningKey, publicKeyFromRaw, sealingPublicKeyFromRaw } from "./keys.js";
 import { MAX_ENVELOPE_BYTES_BY_KIND, MAX_INTENT_ENVELOPE_BYTES, MAX_INVENTORY_ENVELOPE_BYTES } from "./limits.js";
-import { reasonOf } from "./test-support.js";
+import { reasonOf } from "@lanekeeper/testing";
 
 
 describe("pae", () => {

@@ -18,7 +18,7 @@ import {
 import { generateSigningKey } from "./keys.js";
 import { buildKeySet, TrustedKeyStore } from "./keyset.js";
 import { canonicalLabels } from "./labels.js";
-import { reasonOf } from "./test-support.js";
+import { reasonOf } from "@lanekeeper/testing";
 
 
 const coordinator = generateSigningKey();

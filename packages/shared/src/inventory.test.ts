@@ -20,7 +20,7 @@ import {
   MAX_INVENTORY_LANES,
   MAX_INVENTORY_UNMANAGED,
 } from "./limits.js";
-import { reasonOf } from "./test-support.js";
+import { reasonOf } from "@lanekeeper/testing";
 
 afterEach(() => vi.restoreAllMocks());
 

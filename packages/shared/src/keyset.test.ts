@@ -12,7 +12,7 @@ import {
   TrustedKeyStore,
   validateKeySet,
 } from "./keyset.js";
-import { reasonOf } from "./test-support.js";
+import { reasonOf } from "@lanekeeper/testing";
 
 
 const DAY = 86_400_000;

@@ -21,7 +21,7 @@ import {
   validateRunnerVersion,
   validateUnitName,
 } from "./names.js";
-import { reasonOf } from "./test-support.js";
+import { reasonOf } from "@lanekeeper/testing";
 
 
 function messageOf(fn: () => unknown): string {

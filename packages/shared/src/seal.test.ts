@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { RejectReason } from "./errors.js";
 import { generateSealingKey, sealingKeyFromSeed } from "./keys.js";
 import { openSecret, sealContext, sealSecret, sealSecretWithEphemeral } from "./seal.js";
-import { reasonOf } from "./test-support.js";
+import { reasonOf } from "@lanekeeper/testing";
 
 const sealFailure = reasonOf;
 

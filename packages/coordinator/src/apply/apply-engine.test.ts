@@ -7,7 +7,7 @@ import { MemoryAuditTrail } from "../audit/coordinator-audit.js";
 import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
 import { MemoryLaneStore } from "../observe/memory-lane-store.js";
 import type { UpdateRecordAction } from "../plan/action.js";
-import { laneRecord, makePolicy } from "../plan/scenario.js";
+import { laneRecord, makePolicy } from "@lanekeeper/testing";
 import { STEPS } from "../plan/steps.js";
 import { ApplyEngine, type ApplyEngineOptions } from "./apply-engine.js";
 

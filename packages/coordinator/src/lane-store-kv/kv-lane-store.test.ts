@@ -3,7 +3,7 @@
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer, type NatsServerHandle } from "@lanekeeper/harness";
-import { laneRecord } from "../plan/scenario.js";
+import { laneRecord } from "@lanekeeper/testing";
 import { LaneStoreConflictError } from "../observe/lane-store.js";
 import { KvLaneStore, LANES_BUCKET, LaneStoreCorruptError } from "./kv-lane-store.js";
 

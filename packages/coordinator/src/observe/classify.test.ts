@@ -1,6 +1,6 @@
 import { LaneState } from "@lanekeeper/shared";
 import { describe, expect, it } from "vitest";
-import { buildInputs, githubRunner, hostPolicy, makePolicy, type FleetExtras, type LaneFixture } from "../plan/scenario.js";
+import { buildInputs, githubRunner, hostPolicy, makePolicy, type FleetExtras, type LaneFixture } from "@lanekeeper/testing";
 import { classify, isOrphanVerified, type Classification, type LaneView } from "./classify.js";
 
 const NOW = 1_800_000_000_000;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { laneRecord } from "../plan/scenario.js";
+import { laneRecord } from "@lanekeeper/testing";
 import { LaneStoreConflictError } from "./lane-store.js";
 import { MemoryLaneStore } from "./memory-lane-store.js";
 

@@ -26,7 +26,7 @@ import {
   SeededRandom,
   type LaneFixture,
   type PlanInputs,
-} from "./scenario.js";
+} from "@lanekeeper/testing";
 
 const NOW = 1_800_000_000_000;
 const GRACE = 300_000;

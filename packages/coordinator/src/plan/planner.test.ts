@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Action, CreateAction, PlanActionKind } from "./action.js";
 import type { Plan, PlanOptions } from "./plan-types.js";
 import { plan } from "./planner.js";
-import { buildInputs, githubRunner, hostPolicy, makePolicy, type FleetExtras, type LaneFixture } from "./scenario.js";
+import { buildInputs, githubRunner, hostPolicy, makePolicy, type FleetExtras, type LaneFixture } from "@lanekeeper/testing";
 
 const NOW = 1_800_000_000_000;
 const S = "acme/api";

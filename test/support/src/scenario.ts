@@ -11,11 +11,15 @@ import {
   type LaneObservation,
   type Policy,
 } from "@lanekeeper/shared";
-import type { GitHubRunner } from "../github/github-types.js";
-import type { HostInventory, InventoryView } from "../observe/inventory-view.js";
-import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
-import type { ObservedState } from "../observe/observed-state.js";
-import type { ScopeObservation } from "../observe/scope-observation.js";
+import type {
+  GitHubRunner,
+  HostInventory,
+  InventoryView,
+  LaneRecord,
+  ObservedState,
+  ScopeObservation,
+  StoredLaneRecord,
+} from "@lanekeeper/coordinator";
 
 /** mulberry32: a tiny, fast, seeded PRNG; the same seed gives the same sequence everywhere. */
 export class SeededRandom {

@@ -1,5 +1,4 @@
-// Helpers for this package's own tests (not exported from the package).
-import { RejectError, type RejectReason } from "./errors.js";
+import { RejectError, type RejectReason } from "@lanekeeper/shared";
 
 /** The `RejectReason` that `fn` throws, or "none" when it returns. Any other exception fails the test. */
 export function reasonOf(fn: () => unknown): RejectReason | "none" {

@@ -14,7 +14,7 @@ import type {
   LaneExecutor,
   LaneInspection,
   LaneOwnership,
-} from "./lane-executor.js";
+} from "@lanekeeper/agent";
 
 /** One call the intake made on the executor. Secrets are not recorded, only whether one was handed over. */
 export interface RecordedCall {
