@@ -1,6 +1,6 @@
 import type { ActionKind } from "@lanekeeper/shared";
 import type { OrphanKind } from "../observe/lane-record.js";
-import type { PlanStep } from "./action.js";
+import type { PlanStep } from "./plan-step.js";
 
 /** Fields every guard has. */
 interface GuardBase {

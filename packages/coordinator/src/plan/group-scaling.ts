@@ -1,0 +1,330 @@
+import { Backend, canonicalLabels, Health, LaneMode, LaneState, LanekeeperError, parseScope, type LaneSpec, type PoolPolicy } from "@lanekeeper/shared";
+import type { LaneView } from "../observe/classify.js";
+import type { ReasonCode } from "./action.js";
+import type { Evidence } from "./evidence.js";
+import type { Guard } from "./guard.js";
+import { hostGuards, removalGuards } from "./lane-guards.js";
+import { newLaneId } from "./lane-id.js";
+import { cmp, type GroupLane, type PlanContext } from "./plan-context.js";
+import { groupKey, Placement, type PlacementRequest } from "./placement.js";
+import { STEPS } from "./steps.js";
+
+/** What the policy wants of one group: the summed `count` of its `lanes` entries and the hosts they list. */
+interface GroupWant {
+  readonly scope: string;
+  readonly pool: string;
+  readonly count: number;
+  readonly hosts: readonly string[];
+}
+
+/**
+ * The group pass: every group (scope, pool) the policy declares or that has lanes converges on its `count`.
+ * Scale up reuses drained lanes, then creates on eligible hosts (spread; existing lanes never move); scale down
+ * removes idle lanes only (unhealthy, offline, newest first, within the removal budget) and drains busy ones;
+ * drained lanes nobody needs and lanes on hosts no longer listed go once idle.
+ */
+export function groupPass(ctx: PlanContext, byGroup: Map<string, GroupLane[]>): void {
+  const desired = new Map<string, GroupWant>();
+  for (const l of ctx.policy.lanes) {
+    const key = `${l.scope}\u0000${l.pool}`;
+    const prev = desired.get(key);
+    // The policy schema refuses duplicates; merging keeps a hand-built policy meaningful anyway.
+    desired.set(key, {
+      scope: l.scope,
+      pool: l.pool,
+      count: (prev?.count ?? 0) + l.count,
+      hosts: [...new Set([...(prev?.hosts ?? []), ...l.hosts])],
+    });
+  }
+  const laneHosts: string[] = [];
+  const laneGroups: string[] = [];
+  for (const v of ctx.cls.lanes) {
+    if (v.hostId === "") continue;
+    const r = v.record;
+    if (v.hostLane !== undefined || (r !== undefined && r.state !== "orphaned")) {
+      laneHosts.push(v.hostId);
+      laneGroups.push(groupKey(v.scope, v.pool, v.hostId));
+    }
+  }
+  const placement = new Placement(ctx.hostStatus, laneHosts, laneGroups);
+  const keys = [...new Set([...desired.keys(), ...byGroup.keys()])].sort(cmp);
+  for (const key of keys) {
+    const [scope = "", pool = ""] = key.split("\u0000");
+    const want = desired.get(key) ?? { scope, pool, count: 0, hosts: [] };
+    group(ctx, want, byGroup.get(key) ?? [], placement);
+  }
+}
+
+function group(
+  ctx: PlanContext,
+  want: GroupWant,
+  lanes: readonly GroupLane[],
+  placement: Placement,
+): void {
+  const { scope, pool } = want;
+  const declared = isDeclared(ctx, scope, pool);
+  // An undeclared group wants zero lanes: its lanes are excess wherever they are, not misplaced.
+  const allowed = new Set(declared ? want.hosts : lanes.map((gl) => gl.view.hostId));
+  const frozen: GroupLane[] = [];
+  const misplaced: GroupLane[] = [];
+  const drained: GroupLane[] = [];
+  const serving: GroupLane[] = [];
+  for (const gl of lanes) {
+    const { view, record } = gl;
+    if (view.class === "orphaned") continue; // replaced; the orphan path deals with it
+    const hostBlocked = ctx.blocked(scope, view.hostId) !== undefined;
+    if (hostBlocked || view.hostLane?.held === true || record.state === "needs-attention" || view.class === "needs-attention") {
+      frozen.push(gl);
+    } else if (record.state === "draining" && record.drainReason !== "operator") {
+      drained.push(gl);
+    } else if (!allowed.has(view.hostId)) {
+      misplaced.push(gl);
+    } else {
+      serving.push(gl);
+    }
+  }
+  let current = serving.length + frozen.length + (ctx.unverified.get(`${scope}\u0000${pool}`) ?? 0);
+  const before = current;
+  const scopeBlocked = ctx.scopeBlocked(scope);
+  const createIds: string[] = [];
+
+  if (!scopeBlocked && current < want.count) {
+    // Reuse drained lanes on allowed hosts first: cheaper than a new lane, and nothing moves.
+    for (const gl of drained.filter((d) => allowed.has(d.view.hostId)).sort(byNewest)) {
+      if (current >= want.count) break;
+      if (gl.view.class !== "managed" || !ctx.permits(gl.view, ["undrain"])) continue;
+      const poolPolicy = ctx.pool(pool);
+      const labels = poolPolicy === undefined ? undefined : ctx.canonical(gl.view, poolPolicy);
+      if (labels === undefined) break;
+      ctx.push(gl.view, "undrain", { code: "REUSE_DRAINED", message: `scale-up: reuse the drained lane (${current} of ${want.count})` }, {
+        runnerId: gl.view.registration?.id,
+        labels,
+      }, hostGuards(ctx.policy, gl.view, "undrain"));
+      current++;
+    }
+    const poolPolicy = ctx.pool(pool);
+    if (poolPolicy !== undefined) {
+      while (current < want.count) {
+        if (ctx.createBudget <= 0) {
+          ctx.warn("CREATE_BUDGET", `${want.count - current} more lane(s) of ${scope}/${pool} wait for a later plan (create limit per plan)`, {
+            scope,
+            pool,
+          });
+          break;
+        }
+        const id = create(ctx, scope, pool, poolPolicy, want.hosts, placement);
+        if (id === undefined) {
+          break;
+        }
+        createIds.push(id);
+        ctx.createBudget--;
+        current++;
+      }
+    }
+  }
+
+  // Scale down: only when more lanes serve than wanted. Frozen lanes count but are never chosen.
+  let excess = current - want.count;
+  const reasonDown = (busy: boolean): ReasonCode =>
+    want.count === 0 && !declared ? (busy ? "NOT_IN_POLICY_BUSY" : "NOT_IN_POLICY") : busy ? "SCALE_DOWN_BUSY" : "SCALE_DOWN";
+  if (!scopeBlocked && excess > 0) {
+    const candidates = serving.filter((gl) => gl.record.state === "active" && gl.view.class === "managed" && !gl.view.pending);
+    const idle = candidates.filter((gl) => isIdle(gl.view)).sort(byRemovalPreference);
+    for (const gl of idle) {
+      if (excess <= 0) break;
+      if (!ctx.permits(gl.view, ["drain", "remove"])) continue;
+      if (!ctx.spendRemoval()) break;
+      remove(ctx, gl.view, reasonDown(false), `${current} lanes for ${want.count} wanted; idle, ${removalWhy(gl)}`, []);
+      excess--;
+      current--;
+    }
+    if (excess > 0 && (ctx.opts.drainBusyOnScaleDown ?? true)) {
+      const busy = candidates.filter((gl) => !isIdle(gl.view) && canDrain(gl.view)).sort(byRemovalPreference);
+      for (const gl of busy) {
+        if (excess <= 0) break;
+        if (!ctx.permits(gl.view, ["drain"])) continue;
+        if (!ctx.spendRemoval()) break;
+        drain(ctx, gl.view, reasonDown(true), "scale-down", "busy: drained so it takes no new job; removed by a later plan once idle");
+        excess--;
+        current--;
+      }
+    }
+    if (excess > 0) {
+      ctx.warn(
+        "SCALE_DOWN_WAITING",
+        `${excess} lane(s) of ${scope}/${pool} above the wanted ${want.count} cannot be removed now (busy, job evidence unknown, ` +
+          "or the removal limit per plan was reached)",
+        { scope, pool },
+      );
+    }
+  }
+
+  // Drained lanes nobody needs: remove them once idle.
+  if (!scopeBlocked) {
+    for (const gl of drained) {
+      if (ctx.targeted.has(gl.view.laneId)) continue;
+      if (!isIdle(gl.view) || gl.view.class !== "managed") continue;
+      if (!ctx.permits(gl.view, ["drain", "remove"])) continue;
+      if (!ctx.spendRemoval()) break;
+      remove(ctx, gl.view, "SCALE_DOWN", "drained and idle: removed", []);
+    }
+    // Lanes on hosts no longer listed for the group: their replacements are created above; they go when idle.
+    for (const gl of misplaced) {
+      if (gl.view.class !== "managed" || gl.record.state !== "active") continue;
+      const idle = isIdle(gl.view);
+      if (!idle && !canDrain(gl.view)) continue;
+      if (!ctx.permits(gl.view, idle ? ["drain", "remove"] : ["drain"])) continue;
+      if (!ctx.spendRemoval()) break;
+      if (idle) remove(ctx, gl.view, "MISPLACED", `host ${gl.view.hostId} is no longer listed for ${scope}/${pool}`, createIds);
+      else drain(ctx, gl.view, "MISPLACED_BUSY", "move", `host ${gl.view.hostId} is no longer listed; busy, drained first`);
+    }
+  }
+  ctx.groups.push({ scope, pool, desired: want.count, current: before, planned: current });
+}
+
+function isDeclared(ctx: PlanContext, scope: string, pool: string): boolean {
+  return ctx.policy.lanes.some((l) => l.scope === scope && l.pool === pool);
+}
+
+function create(ctx: PlanContext, scope: string, pool: string, poolPolicy: PoolPolicy, hosts: readonly string[], placement: Placement): string | undefined {
+  const backend = poolPolicy.backend;
+  const req: PlacementRequest = { scope, pool, backend, image: backend === "container" ? poolPolicy.image : undefined };
+  const choice = placement.choose(hosts, req);
+  for (const [h, e] of choice.refused) {
+    if (e.ok || e.why === "full") continue;
+    if (e.why === "not-allowed") {
+      ctx.warn("HOST_NOT_ALLOWED", `host ${h} does not take ${scope}/${pool}: ${e.detail}. Extend control in its agent config`, {
+        hostId: h,
+        scope,
+        pool,
+      });
+    } else {
+      ctx.blocked(scope, h);
+    }
+  }
+  if (choice.hostId === undefined) {
+    const why = [...choice.refused.entries()].map(([h, e]) => (e.ok ? h : `${h}: ${e.detail}`));
+    ctx.warn("NO_CAPACITY", `no host can take another lane of ${scope}/${pool}${why.length > 0 ? ` (${why.join("; ")})` : ""}`, {
+      scope,
+      pool,
+    });
+    return undefined;
+  }
+  const laneId = newLaneId(scope, pool, ctx.takenIds);
+  ctx.takenIds.add(laneId);
+  const hostId = choice.hostId;
+  let labels: string[];
+  try {
+    labels = canonicalLabels({ laneId, hostId, pool, capabilityLabels: poolPolicy.labels });
+  } catch (err) {
+    if (!(err instanceof LanekeeperError)) throw err;
+    ctx.warn("INVALID_LANE", `lanes of ${scope}/${pool} cannot be created: ${err.message}`, { scope, pool });
+    return undefined;
+  }
+  const parsed = parseScope(scope);
+  const webUrl = ctx.policy.github.webUrl.replace(/\/+$/, "");
+  const scopePolicy = ctx.policy.scopes[scope];
+  const spec: LaneSpec = {
+    laneId,
+    scope,
+    pool,
+    backend: backend === "container" ? Backend.BACKEND_CONTAINER : Backend.BACKEND_SYSTEMD,
+    mode: poolPolicy.mode === "ephemeral" ? LaneMode.LANE_MODE_EPHEMERAL : LaneMode.LANE_MODE_PERSISTENT,
+    labels,
+    runnerGroup: parsed.kind === "org" ? (scopePolicy?.runnerGroup ?? "Default") : "",
+    githubUrl: parsed.kind === "org" ? `${webUrl}/${parsed.org}` : `${webUrl}/${parsed.owner}/${parsed.repo}`,
+    runnerVersion: backend === "systemd" ? (poolPolicy.runnerVersion ?? "") : "",
+    image: backend === "container" ? (poolPolicy.image ?? "") : "",
+    limits:
+      poolPolicy.limits === undefined
+        ? undefined
+        : { cpuMillis: poolPolicy.limits.cpuMillis ?? 0, memoryBytes: poolPolicy.limits.memoryBytes ?? 0 },
+  };
+  const guards: Guard[] = [
+    { kind: "record-revision", laneId, revision: null },
+    { kind: "scope-opted-in", scope },
+    { kind: "host-opted-in", hostId },
+    { kind: "host-allows", hostId, action: "create", scope, pool, backend, ...(req.image === undefined ? {} : { image: req.image }) },
+    { kind: "host-capacity", hostId, maxLanes: choice.capacity },
+    { kind: "lane-id-unused", laneId },
+  ];
+  const evidence: Evidence[] = [
+    choice.evidence,
+    { source: "policy", path: `lanes[${scope}/${pool}].count`, value: ctx.policy.lanes.find((l) => l.scope === scope && l.pool === pool)?.count ?? 0 },
+  ];
+  const id = `create:${laneId}`;
+  ctx.actionIds.add(id);
+  ctx.actions.push({
+    id,
+    kind: "create",
+    laneId,
+    scope,
+    pool,
+    hostId,
+    reason: { code: "SCALE_UP", message: `fewer lanes than the ${scope}/${pool} policy wants` },
+    guards,
+    evidence,
+    steps: STEPS.create,
+    dependsOn: [],
+    spec,
+  });
+  ctx.targeted.add(laneId);
+  return id;
+}
+
+function remove(ctx: PlanContext, v: LaneView, code: ReasonCode, message: string, dependsOn: readonly string[]): void {
+  ctx.push(v, "remove", { code, message }, { runnerId: v.registration?.id }, removalGuards(ctx.policy, v), dependsOn);
+}
+
+function drain(ctx: PlanContext, v: LaneView, code: ReasonCode, drainReason: "scale-down" | "move", message: string): void {
+  ctx.push(v, "drain", { code, message }, { runnerId: v.registration?.id, drainReason }, hostGuards(ctx.policy, v, "drain"));
+}
+
+/**
+ * Idle: the host, whose inventory is fresh, reports no job AND GitHub says not busy (or, for an ephemeral lane
+ * waiting to be re-armed, there is no registration that could take one). Unknown is never idle.
+ */
+export function isIdle(v: LaneView): boolean {
+  const hl = v.hostLane;
+  if (!v.hostKnown || hl === undefined || hl.jobRunning) return false;
+  if (v.registration !== undefined) return !v.registration.busy;
+  return hl.state === LaneState.LANE_STATE_IDLE_UNARMED;
+}
+
+function canDrain(v: LaneView): boolean {
+  return v.registration !== undefined && v.hostLane !== undefined && !v.hostLane.draining;
+}
+
+function unhealthy(v: LaneView): boolean {
+  const hl = v.hostLane;
+  return (
+    hl !== undefined &&
+    (hl.state === LaneState.LANE_STATE_FAILED ||
+      hl.state === LaneState.LANE_STATE_NEEDS_ATTENTION ||
+      hl.state === LaneState.LANE_STATE_STOPPED ||
+      hl.health === Health.HEALTH_CRASH_LOOP ||
+      hl.health === Health.HEALTH_REGISTRATION_DELETED)
+  );
+}
+
+function removalWhy(gl: GroupLane): string {
+  if (unhealthy(gl.view)) return "unhealthy";
+  if (gl.view.registration?.status !== "online") return "offline on GitHub";
+  return "newest";
+}
+
+/** Unhealthy first, then offline on GitHub, then newest, then lane id. */
+function byRemovalPreference(a: GroupLane, b: GroupLane): number {
+  const ua = unhealthy(a.view) ? 0 : 1;
+  const ub = unhealthy(b.view) ? 0 : 1;
+  if (ua !== ub) return ua - ub;
+  const oa = a.view.registration?.status === "online" ? 1 : 0;
+  const ob = b.view.registration?.status === "online" ? 1 : 0;
+  if (oa !== ob) return oa - ob;
+  return byNewest(a, b);
+}
+
+function byNewest(a: GroupLane, b: GroupLane): number {
+  return b.record.createdAtMs - a.record.createdAtMs || cmp(a.record.laneId, b.record.laneId);
+}
+
