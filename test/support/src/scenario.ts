@@ -1,6 +1,6 @@
 /**
- * Synthetic fleets for the planner's property tests and the coordinator benchmark: builders with sensible
- * defaults, a small seeded random generator (no dependency), and a converged steady-state fleet of any size.
+ * Synthetic fleets for the planner's tests and the coordinator benchmark: builders with sensible defaults and a
+ * converged steady-state fleet of any size. (The property test draws its random worlds with fast-check.)
  */
 import {
   Backend,
@@ -20,41 +20,6 @@ import type {
   ScopeObservation,
   StoredLaneRecord,
 } from "@lanekeeper/coordinator";
-
-/** mulberry32: a tiny, fast, seeded PRNG; the same seed gives the same sequence everywhere. */
-export class SeededRandom {
-  private state: number;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** Integer in [min, max]. */
-  int(min: number, max: number): number {
-    return min + Math.floor(this.next() * (max - min + 1));
-  }
-
-  /** True with probability `p`. */
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  /** One element of a non-empty list. */
-  pick<T>(list: readonly T[]): T {
-    const v = list[Math.floor(this.next() * list.length)];
-    if (v === undefined) throw new Error("pick from an empty list");
-    return v;
-  }
-}
 
 /** A valid raw Ed25519/X25519-sized public key in base64 (32 bytes), distinct per `n`, for synthetic hosts. */
 export function syntheticKey(n: number, salt: number): string {

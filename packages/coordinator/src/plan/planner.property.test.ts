@@ -1,7 +1,10 @@
 /**
- * Property test of the planner over random observed states (seeded, reproducible: a failure names its seed).
+ * Property test of the planner over random observed states, driven by fast-check: a failure is shrunk to a
+ * smaller world and reported with its seed and path; replay it with
+ * `LK_FC_SEED=<seed> LK_FC_PATH=<path> npx vitest run packages/coordinator/src/plan/planner.property.test.ts`.
  * The properties are checked against the generated ground truth, not against the classifier's view.
  */
+import fc from "fast-check";
 import {
   canonicalLabels,
   Health,
@@ -23,7 +26,6 @@ import {
   githubRunner,
   hostPolicy,
   makePolicy,
-  SeededRandom,
   type LaneFixture,
   type PlanInputs,
 } from "@lanekeeper/testing";
@@ -33,7 +35,10 @@ const GRACE = 300_000;
 const MAX_REMOVALS = 2;
 const MAX_CLEANUPS = 3;
 const MAX_CREATES = 6;
-const SEEDS = 600;
+/** Worlds per run; `LK_FC_RUNS` raises it for a longer hunt. */
+const RUNS = Number(process.env.LK_FC_RUNS ?? 600);
+/** Enough choices for the largest world (14 lanes); choices past the end of the tape read as 0. */
+const TAPE_LENGTH = 512;
 
 interface World {
   readonly inputs: PlanInputs;
@@ -49,12 +54,48 @@ const STATES: LaneRecordState[] = ["creating", "active", "active", "active", "dr
 const KINDS: OrphanKind[] = ["registration-without-lane", "lane-without-registration", "record-without-lane"];
 const LANE_STATES = [LaneState.LANE_STATE_RUNNING, LaneState.LANE_STATE_RUNNING, LaneState.LANE_STATE_IDLE_UNARMED, LaneState.LANE_STATE_STOPPED, LaneState.LANE_STATE_FAILED, LaneState.LANE_STATE_CREATING, LaneState.LANE_STATE_NEEDS_ATTENTION];
 
-function subset<T>(rnd: SeededRandom, list: readonly T[], p: number): T[] {
+/**
+ * The world builder's random choices, read from a tape of integers that fast-check generates and shrinks.
+ * Shrinking moves values towards 0 and shortens the tape, and 0 decodes to the simplest choice (the minimum,
+ * the first element, "no"), so a shrunk counterexample is a smaller, plainer world.
+ */
+class ChoiceTape {
+  private i = 0;
+
+  constructor(private readonly tape: readonly number[]) {}
+
+  /** Uniform in [0, 1) while the tape lasts, then 0. */
+  private next(): number {
+    return (this.tape[this.i++] ?? 0) / 2 ** 31;
+  }
+
+  /** Integer in [min, max]. */
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+
+  /** True with probability `p`; a 0 on the tape is false. */
+  chance(p: number): boolean {
+    return this.next() >= 1 - p;
+  }
+
+  /** One element of a non-empty list. */
+  pick<T>(list: readonly T[]): T {
+    const v = list[Math.floor(this.next() * list.length)];
+    if (v === undefined) throw new Error("pick from an empty list");
+    return v;
+  }
+}
+
+/** Unbiased, so worlds are spread like the old uniform generator's rather than crowded at the extremes. */
+const tapes = fc.noBias(fc.array(fc.integer({ min: 0, max: 2 ** 31 - 1 }), { maxLength: TAPE_LENGTH, size: "max" }));
+
+function subset<T>(rnd: ChoiceTape, list: readonly T[], p: number): T[] {
   return list.filter(() => rnd.chance(p));
 }
 
-function randomWorld(seed: number): World {
-  const rnd = new SeededRandom(seed);
+function randomWorld(tape: readonly number[]): World {
+  const rnd = new ChoiceTape(tape);
   const hostIds = Array.from({ length: rnd.int(1, 5) }, (_, i) => `h${i}`);
   const scopes = Array.from({ length: rnd.int(1, 3) }, (_, i) => `acme/r${i}`);
   const pools = ["p0", "p1"];
@@ -198,9 +239,7 @@ function makePlan(w: World): Plan {
   });
 }
 
-function check(seed: number): void {
-  const w = randomWorld(seed);
-  const p = makePlan(w);
+function check(w: World, p: Plan): void {
   const { policy, observed, records } = w.inputs;
   const fixture = new Map(w.fixtures.map((f) => [f.laneId, f]));
   const fresh = (h: string): HostInventory | undefined => {
@@ -212,7 +251,8 @@ function check(seed: number): void {
     if (obs?.status !== "ok") return undefined;
     return obs.runners.find((r) => r.labels.some((l) => l.name === `lk-lane-${laneId}`) && r.labels.some((l) => l.name === "lk-managed"));
   };
-  const ctx = `seed ${seed}`;
+  // fast-check reports the seed, the path and the shrunk tape; this names the world's size beside each failure.
+  const ctx = `world of ${w.fixtures.length} lane(s), ${Object.keys(policy.hosts).length} host(s)`;
 
   // Determinism.
   expect(JSON.stringify(makePlan(w)), ctx).toBe(JSON.stringify(p));
@@ -307,19 +347,28 @@ function check(seed: number): void {
 }
 
 describe("plan (property)", () => {
-  it(`holds the safety properties over ${SEEDS} random observed states`, () => {
+  it(`holds the safety properties over ${RUNS} random observed states`, () => {
     let actions = 0;
     const seen = new Set<string>();
-    for (let seed = 1; seed <= SEEDS; seed++) {
-      check(seed);
-      const p = makePlan(randomWorld(seed));
-      actions += p.actions.length;
-      for (const a of p.actions) seen.add(a.kind);
-    }
+    const seed = process.env.LK_FC_SEED === undefined ? undefined : Number(process.env.LK_FC_SEED);
+    fc.assert(
+      fc.property(tapes, (tape) => {
+        const w = randomWorld(tape);
+        const p = makePlan(w);
+        actions += p.actions.length;
+        for (const a of p.actions) seen.add(a.kind);
+        check(w, p);
+      }),
+      {
+        numRuns: RUNS,
+        ...(seed === undefined ? {} : { seed }),
+        ...(process.env.LK_FC_PATH === undefined ? {} : { path: process.env.LK_FC_PATH }),
+      },
+    );
     // The generator must reach every kind of action, or the properties above prove little.
     expect([...seen].sort()).toEqual(
       ["arm", "cleanup-orphan", "create", "drain", "forget-record", "mark-orphan", "relabel", "remove", "restart", "undrain", "update-record"].sort(),
     );
-    expect(actions).toBeGreaterThan(SEEDS);
+    expect(actions).toBeGreaterThan(RUNS);
   });
 });
