@@ -17,6 +17,8 @@ export const UNIT_MARKER_KEY = "X-Lanekeeper-Marker";
  * Hardening applied to every lane unit. Chosen to work for a CI runner (which must write its work directory,
  * run compilers and talk to the network) and verified to start under systemd 252. `NoNewPrivileges` means jobs
  * cannot use sudo or setuid helpers; pools that need them do not fit this backend's defaults.
+ * `RestrictNamespaces=no` is spelled out because jobs that run rootless containers need user and mount
+ * namespaces. test/harness/test/launchers-systemd-hardening.test.ts runs node under exactly this list.
  */
 export const LANE_UNIT_HARDENING: readonly string[] = Object.freeze([
   "NoNewPrivileges=yes",

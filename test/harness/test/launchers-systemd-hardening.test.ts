@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LANE_UNIT_HARDENING } from "../../../packages/agent/src/systemd-unit.js";
 import { startSystemdSandbox, type SystemdSandbox } from "../src/systemd-sandbox.js";
 
 // What works inside the sandbox, directive by directive: the agent's unit files (lanes and the agent itself)
@@ -22,6 +23,21 @@ interface Probe {
 }
 
 const node = process.execPath;
+
+/**
+ * The `[Service]` hardening lines of the shipped agent unit, read from the file itself so this test cannot drift
+ * from it: everything but ExecStart, the user and group, restart policy and the install-time `@...@` paths (the
+ * test supplies its own writable path).
+ */
+async function agentUnitHardening(): Promise<string[]> {
+  const text = await readFile(new URL("../../../install/lanekeeper-agent.service", import.meta.url), "utf8");
+  const service = text.slice(text.indexOf("[Service]"), text.indexOf("[Install]"));
+  const skip = /^(ExecStart|User|Group|Type|Restart|RestartSec)=|@[A-Z_]+@/;
+  return service
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => /^[A-Z][A-Za-z]+=/.test(l) && !skip.test(l));
+}
 
 /** Directives that work and are enforced in the sandbox. */
 function enforcedProbes(root: string, port: number): Probe[] {
@@ -185,44 +201,20 @@ describe("hardening directives inside the systemd sandbox", () => {
   });
 
   it("runs node under the agent unit's and a lane unit's full hardening sets", async () => {
-    // install/lanekeeper-agent.service (placeholders filled in).
+    // install/lanekeeper-agent.service, with the test's own writable path in place of the install-time ones.
+    const agentSet = await agentUnitHardening();
+    expect(agentSet).toEqual(expect.arrayContaining(["ProtectSystem=strict", "NoNewPrivileges=yes", "RuntimeDirectory=lanekeeper"]));
     const agent = await run("probe-agent-set.service", [
       `ExecStart=${node} -e "require('fs').writeFileSync('${sb.root}/rw/agent-was-here', 'x')"`,
-      "UMask=0027",
-      "RuntimeDirectory=lanekeeper",
-      "RuntimeDirectoryMode=0750",
       `ReadWritePaths=${sb.root}/rw`,
-      "ProtectSystem=strict",
-      "ProtectHome=read-only",
-      "PrivateTmp=yes",
-      "NoNewPrivileges=yes",
-      "ProtectKernelTunables=yes",
-      "ProtectKernelModules=yes",
-      "ProtectKernelLogs=yes",
-      "ProtectClock=yes",
-      "RestrictRealtime=yes",
-      "RestrictSUIDSGID=yes",
-      "LockPersonality=yes",
-      "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+      ...agentSet,
     ]);
     expect(agent).toMatchObject({ ok: true });
-    // packages/agent LANE_UNIT_HARDENING, as an unprivileged lane user.
+    // packages/agent LANE_UNIT_HARDENING itself, as an unprivileged lane user.
     const lane = await run("probe-lane-set.service", [
       `ExecStart=${node} -e "process.stdout.write(String(process.getuid()))"`,
       "User=nobody",
-      "NoNewPrivileges=yes",
-      "PrivateTmp=yes",
-      "ProtectSystem=full",
-      "ProtectKernelTunables=yes",
-      "ProtectKernelModules=yes",
-      "ProtectKernelLogs=yes",
-      "ProtectControlGroups=yes",
-      "ProtectClock=yes",
-      "ProtectHostname=yes",
-      "RestrictRealtime=yes",
-      "RestrictSUIDSGID=yes",
-      "LockPersonality=yes",
-      "UMask=0027",
+      ...LANE_UNIT_HARDENING,
     ]);
     expect(lane).toMatchObject({ ok: true, output: "65534" });
   });
