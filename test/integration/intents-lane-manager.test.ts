@@ -27,7 +27,9 @@ import { StaticHostRegistry } from "../../packages/coordinator/src/dispatch/host
 import { buildSignedIntent } from "../../packages/coordinator/src/dispatch/intent-builder.js";
 import { InventoryCollector } from "../../packages/coordinator/src/dispatch/inventory-collector.js";
 import { KvSequenceAllocator } from "../../packages/coordinator/src/dispatch/sequence-allocator.js";
-import { FLEET_COORDINATOR_NATS_USER, FLEET_NATS_PASSWORD_ENV, FLEET_RUNNER_VERSION, startFleet, type Fleet } from "../harness/src/fleet.js";
+import { FLEET_COORDINATOR_NATS_USER, FLEET_NATS_PASSWORD_ENV, FLEET_RUNNER_VERSION } from "../harness/src/fleet-constants.js";
+import type { Fleet } from "../harness/src/fleet-types.js";
+import { startFleet } from "../harness/src/fleet.js";
 import { waitUntil } from "../harness/src/process-util.js";
 
 const HOST = "build01";

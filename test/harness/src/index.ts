@@ -33,10 +33,13 @@ export {
   startPodmanService, ensureMinimalImage, MINIMAL_IMAGE_PROGRAMS,
   type PodmanService, type PodmanServiceOptions, type MinimalImageOptions,
 } from "./podman-service.js";
+export { startFleet } from "./fleet.js";
 export {
-  startFleet, defaultFleetBaseDir, parseCliJson, AGENT_BIN, COORDINATOR_BIN, ALL_AGENT_ACTIONS, FLEET_RUNNER_VERSION,
-  FLEET_GITHUB_TOKEN_ENV, FLEET_NATS_PASSWORD_ENV, HANDMADE_RUNNER_NAME, GITHUB_ONLY_RUNNER_NAME,
-  type Fleet, type FleetOptions, type FleetAgent, type FleetAgentSpec, type FleetAgentControl, type FleetRuntime,
-  type FleetPoolSpec, type FleetLaneSpec, type FleetHandmade, type FleetHandmadeOptions, type FleetEnrollmentBundle,
-  type CliResult, type AgentStatusJson,
-} from "./fleet.js";
+  AGENT_BIN, COORDINATOR_BIN, ALL_AGENT_ACTIONS, FLEET_RUNNER_VERSION, FLEET_GITHUB_TOKEN_ENV, FLEET_NATS_PASSWORD_ENV,
+  HANDMADE_RUNNER_NAME, GITHUB_ONLY_RUNNER_NAME,
+} from "./fleet-constants.js";
+export { defaultFleetBaseDir, parseCliJson } from "./fleet-util.js";
+export type {
+  Fleet, FleetOptions, FleetAgent, FleetAgentSpec, FleetAgentControl, FleetRuntime, FleetPoolSpec, FleetLaneSpec,
+  FleetHandmade, FleetHandmadeOptions, FleetEnrollmentBundle, CliResult, AgentStatusJson,
+} from "./fleet-types.js";
