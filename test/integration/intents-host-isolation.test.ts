@@ -2,7 +2,7 @@
 // agent A cannot read B's intents, cannot answer them, cannot publish B's inventory or results, and an intent
 // for B that reaches A anyway (misrouted by a coordinator) is refused by A's intake. (The raw permission matrix
 // is tested in nats-permissions.test.ts; here the real Intake, Dispatcher and InventoryCollector are used.)
-import { InventorySnapshot, RejectReason, ResultStatus, ResultPayload, signInventory, signResult } from "@lanekeeper/shared";
+import { intentSubject, InventorySnapshot, inventorySubject, RejectReason, ResultStatus, ResultPayload, signInventory, signResult } from "@lanekeeper/shared";
 import type { NatsError } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecordingExecutor } from "@lanekeeper/testing";
@@ -42,13 +42,13 @@ describe("host isolation", () => {
     const seen = violations(a.nc);
     const snooped: Uint8Array[] = [];
     const errors: NatsError[] = [];
-    a.nc.subscribe(`lk.v1.intent.${B}`, {
+    a.nc.subscribe(intentSubject(B), {
       callback: (e, m) => {
         if (e) errors.push(e);
         else snooped.push(m.data);
       },
     });
-    await waitUntil(() => seen.find((v) => v.subject === `lk.v1.intent.${B}`), { timeoutMs: 10_000, what: "subscription violation" });
+    await waitUntil(() => seen.find((v) => v.subject === intentSubject(B)), { timeoutMs: 10_000, what: "subscription violation" });
     const out = await world.dispatcher.dispatch({ hostId: B, action: { kind: "create", spec: laneSpec("lane-b", B), registration: Buffer.from("tok") } });
     expect(out.result).toMatchObject({ status: ResultStatus.RESULT_STATUS_OK, hostId: B });
     await a.nc.flush();
@@ -65,10 +65,10 @@ describe("host isolation", () => {
     const a = world.agent(A);
     const seen = violations(a.nc);
     const forged = signInventory(InventorySnapshot.fromPartial({ hostId: B, snapshotSeq: Date.now() * 4, takenAtMs: Date.now() }), a.identityKey);
-    a.nc.publish(`lk.v1.inventory.${B}`, forged);
-    await waitUntil(() => seen.find((v) => v.subject === `lk.v1.inventory.${B}`), { timeoutMs: 10_000, what: "publish violation" });
+    a.nc.publish(inventorySubject(B), forged);
+    await waitUntil(() => seen.find((v) => v.subject === inventorySubject(B)), { timeoutMs: 10_000, what: "publish violation" });
     // A's own subject carrying a snapshot that claims B: delivered, but refused by the collector.
-    a.nc.publish(`lk.v1.inventory.${A}`, forged);
+    a.nc.publish(inventorySubject(A), forged);
     await a.nc.flush();
     await a.inventory.publishNow();
     await waitUntil(async () => ((await world.collector.latest(A)) !== undefined ? true : undefined), { timeoutMs: 10_000, what: "A's inventory" });
@@ -110,7 +110,7 @@ describe("host isolation", () => {
       signingKey: world.coordinatorKey,
       nowMs: Date.now(),
     });
-    const reply = await world.coord.request(`lk.v1.intent.${A}`, forB.envelope, { timeout: 5_000 });
+    const reply = await world.coord.request(intentSubject(A), forB.envelope, { timeout: 5_000 });
     const verifier = new ResultVerifier(world.hosts);
     verifier.expect({ intentId: forB.intent.intentId, hostId: A, sequence: forB.intent.sequence, digest: forB.digest, expiresAtMs: forB.intent.expiresAtMs });
     const { result } = verifier.accept(reply.data, forB.intent.intentId);

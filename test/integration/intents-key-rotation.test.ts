@@ -2,7 +2,7 @@
 // subject (header Lk-Kind: keyset), applied by the agents, visible in their signed inventories, and the old key
 // refused once revoked. Rollbacks and skipped versions are refused over the wire too.
 import { createHash } from "node:crypto";
-import { generateSigningKey, RejectReason, ResultStatus, signKeySet, signResult, TrustedKeySet, type SignedKeySet } from "@lanekeeper/shared";
+import { generateSigningKey, intentSubject, RejectReason, ResultStatus, signKeySet, signResult, TrustedKeySet, type SignedKeySet } from "@lanekeeper/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
 import { activateKey, announceKey, KeySetPushError, KeySetPushFailure, pushKeySetUpdate, revokeKey } from "../../packages/coordinator/src/dispatch/key-rotation.js";
@@ -84,7 +84,7 @@ describe("key-set push failures carry typed codes", () => {
     const agent = world.agent("build02");
     await agent.stop();
     // Stand in for the agent on its own login: a validly signed answer that echoes another payload's digest.
-    const sub = agent.nc.subscribe(`lk.v1.intent.${agent.hostId}`, {
+    const sub = agent.nc.subscribe(intentSubject(agent.hostId), {
       callback: (_err, msg) => {
         msg.respond(
           signResult(

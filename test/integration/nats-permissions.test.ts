@@ -10,6 +10,16 @@ import {
   type NatsConnection,
   type NatsError,
 } from "nats";
+import {
+  agentAuditSubject,
+  ALL_AUDIT_SUBJECTS,
+  ALL_INTENT_SUBJECTS,
+  ALL_INVENTORY_SUBJECTS,
+  AUDIT_SUBJECT_PREFIX,
+  INTENT_SUBJECT_PREFIX,
+  intentSubject,
+  inventorySubject,
+} from "@lanekeeper/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_MAX_PAYLOAD_BYTES } from "../harness/src/launcher-limits.js";
 import { startNatsServer, type NatsServerHandle } from "../harness/src/nats-server.js";
@@ -20,6 +30,8 @@ import { runCommand, waitUntil } from "../harness/src/process-util.js";
 // install/nats-server.example.conf (rendered by renderNatsConfig). Passwords are generated here and never printed.
 
 const sc = StringCodec();
+/** A coordinator audit subject with no instance token: coordinators may publish it, agents may not. */
+const COORDINATOR_AUDIT = `${AUDIT_SUBJECT_PREFIX}coordinator`;
 const password = (): string => randomBytes(24).toString("base64url");
 const agentA: NatsAgentUser = { hostId: "build01", user: "agent-build01", password: password() };
 const agentB: NatsAgentUser = { hostId: "build02", user: "agent-build02", password: password() };
@@ -105,20 +117,20 @@ describe("NATS per-host permissions (real nats-server)", () => {
   });
 
   it("an agent receives its own intents and answers them; the coordinator gets the answer", async () => {
-    const sub = a.nc.subscribe("lk.v1.intent.build01", {
+    const sub = a.nc.subscribe(intentSubject("build01"), {
       callback: (_e, m) => {
         m.respond(sc.encode(`result-for:${sc.decode(m.data)}`));
       },
     });
     await a.nc.flush();
-    const reply = await coord.nc.request("lk.v1.intent.build01", sc.encode("intent-1"), { timeout: 10_000 });
+    const reply = await coord.nc.request(intentSubject("build01"), sc.encode("intent-1"), { timeout: 10_000 });
     expect(sc.decode(reply.data)).toBe("result-for:intent-1");
     sub.unsubscribe();
     await a.nc.flush();
   });
 
   it("an agent cannot subscribe to another host's intents, nor to wildcards", async () => {
-    for (const subject of ["lk.v1.intent.build02", "lk.v1.intent.*", "lk.v1.intent.>", ">", "lk.v1.inventory.build02"]) {
+    for (const subject of [intentSubject("build02"), ALL_INTENT_SUBJECTS, `${INTENT_SUBJECT_PREFIX}>`, ">", inventorySubject("build02")]) {
       const errors: NatsError[] = [];
       a.nc.subscribe(subject, {
         callback: (e) => {
@@ -130,36 +142,36 @@ describe("NATS per-host permissions (real nats-server)", () => {
     }
     // And B's intents still reach only B.
     const seenByB: string[] = [];
-    const subB = b.nc.subscribe("lk.v1.intent.build02", {
+    const subB = b.nc.subscribe(intentSubject("build02"), {
       callback: (_e, m) => {
         seenByB.push(sc.decode(m.data));
         m.respond(sc.encode("ok"));
       },
     });
     await b.nc.flush();
-    await coord.nc.request("lk.v1.intent.build02", sc.encode("for-b"), { timeout: 10_000 });
+    await coord.nc.request(intentSubject("build02"), sc.encode("for-b"), { timeout: 10_000 });
     expect(seenByB).toEqual(["for-b"]);
     subB.unsubscribe();
     await b.nc.flush();
   });
 
   it("an agent publishes its own inventory and audit, never another host's or an intent", async () => {
-    const inv = await watch(coord, "lk.v1.inventory.*");
-    const audit = await watch(coord, "lk.v1.audit.>");
-    a.nc.publish("lk.v1.inventory.build02", sc.encode("forged-inventory"));
-    a.nc.publish("lk.v1.audit.agent.build02", sc.encode("forged-audit"));
-    a.nc.publish("lk.v1.intent.build02", sc.encode("forged-intent"));
-    a.nc.publish("lk.v1.audit.coordinator", sc.encode("forged-coordinator-audit"));
-    await violation(a, "publish", "lk.v1.inventory.build02");
-    await violation(a, "publish", "lk.v1.audit.agent.build02");
-    await violation(a, "publish", "lk.v1.intent.build02");
-    await violation(a, "publish", "lk.v1.audit.coordinator");
-    a.nc.publish("lk.v1.inventory.build01", sc.encode("own-inventory"));
-    await inv.fence(a, "lk.v1.inventory.build01");
-    await audit.fence(a, "lk.v1.audit.agent.build01");
+    const inv = await watch(coord, ALL_INVENTORY_SUBJECTS);
+    const audit = await watch(coord, ALL_AUDIT_SUBJECTS);
+    a.nc.publish(inventorySubject("build02"), sc.encode("forged-inventory"));
+    a.nc.publish(agentAuditSubject("build02"), sc.encode("forged-audit"));
+    a.nc.publish(intentSubject("build02"), sc.encode("forged-intent"));
+    a.nc.publish(COORDINATOR_AUDIT, sc.encode("forged-coordinator-audit"));
+    await violation(a, "publish", inventorySubject("build02"));
+    await violation(a, "publish", agentAuditSubject("build02"));
+    await violation(a, "publish", intentSubject("build02"));
+    await violation(a, "publish", COORDINATOR_AUDIT);
+    a.nc.publish(inventorySubject("build01"), sc.encode("own-inventory"));
+    await inv.fence(a, inventorySubject("build01"));
+    await audit.fence(a, agentAuditSubject("build01"));
     const delivered = (w: { got: Msg[] }): string[] =>
       w.got.filter((m) => !sc.decode(m.data).startsWith("fence-")).map((m) => `${m.subject}=${sc.decode(m.data)}`);
-    expect(delivered(inv)).toEqual(["lk.v1.inventory.build01=own-inventory"]);
+    expect(delivered(inv)).toEqual([`${inventorySubject("build01")}=own-inventory`]);
     expect(delivered(audit)).toEqual([]);
     inv.stop();
     audit.stop();
@@ -168,7 +180,7 @@ describe("NATS per-host permissions (real nats-server)", () => {
   it("an agent cannot answer another host's intent, nor answer its own twice", async () => {
     let replyOfB: string | undefined;
     let answerB: (() => void) | undefined;
-    const subB = b.nc.subscribe("lk.v1.intent.build02", {
+    const subB = b.nc.subscribe(intentSubject("build02"), {
       callback: (_e, m) => {
         replyOfB = m.reply;
         // B answers only after A has tried to hijack the reply subject.
@@ -179,7 +191,7 @@ describe("NATS per-host permissions (real nats-server)", () => {
       },
     });
     await b.nc.flush();
-    const pending = coord.nc.request("lk.v1.intent.build02", sc.encode("intent-for-b"), { timeout: 10_000 });
+    const pending = coord.nc.request(intentSubject("build02"), sc.encode("intent-for-b"), { timeout: 10_000 });
     const reply = await waitUntil(() => replyOfB, { timeoutMs: 10_000, what: "B to receive its intent" });
     a.nc.publish(reply, sc.encode("forged-result"));
     a.nc.publish("_INBOX.anything", sc.encode("forged-inbox"));
@@ -203,13 +215,13 @@ describe("NATS per-host permissions (real nats-server)", () => {
   it("the agents' account has a low max_payload, enforced by the server, not only by the client", async () => {
     expect(a.nc.info?.max_payload).toBe(AGENT_MAX_PAYLOAD_BYTES);
     expect(coord.nc.info?.max_payload).toBeGreaterThan(AGENT_MAX_PAYLOAD_BYTES);
-    expect(() => a.nc.publish("lk.v1.inventory.build01", new Uint8Array(AGENT_MAX_PAYLOAD_BYTES + 1))).toThrow(
+    expect(() => a.nc.publish(inventorySubject("build01"), new Uint8Array(AGENT_MAX_PAYLOAD_BYTES + 1))).toThrow(
       /MAX_PAYLOAD/,
     );
     // A hostile agent does not use nats.js: speak the protocol directly.
-    const answer = await rawPublish(nats.port, agentA, "lk.v1.inventory.build01", AGENT_MAX_PAYLOAD_BYTES + 1);
+    const answer = await rawPublish(nats.port, agentA, inventorySubject("build01"), AGENT_MAX_PAYLOAD_BYTES + 1);
     expect(answer).toMatch(/-ERR 'Maximum Payload Violation'/);
-    const ok = await rawPublish(nats.port, agentA, "lk.v1.inventory.build01", 1024);
+    const ok = await rawPublish(nats.port, agentA, inventorySubject("build01"), 1024);
     expect(ok).toMatch(/^\+OK\r\n\+OK\r\n/);
   });
 
@@ -232,10 +244,10 @@ describe("NATS per-host permissions (real nats-server)", () => {
     watcher.stop();
 
     // Audit stream: coordinator records via JetStream publish, agents' records arrive through the import.
-    await jsm.streams.add({ name: "LK_AUDIT", subjects: ["lk.v1.audit.>"] });
-    const ack = await js.publish("lk.v1.audit.coordinator", sc.encode("coordinator-record"));
+    await jsm.streams.add({ name: "LK_AUDIT", subjects: [ALL_AUDIT_SUBJECTS] });
+    const ack = await js.publish(COORDINATOR_AUDIT, sc.encode("coordinator-record"));
     expect(ack.stream).toBe("LK_AUDIT");
-    a.nc.publish("lk.v1.audit.agent.build01", sc.encode("agent-record"));
+    a.nc.publish(agentAuditSubject("build01"), sc.encode("agent-record"));
     await a.nc.flush();
     await waitUntil(async () => (await jsm.streams.info("LK_AUDIT")).state.messages >= 2, {
       timeoutMs: 10_000,
@@ -247,18 +259,18 @@ describe("NATS per-host permissions (real nats-server)", () => {
     const records: string[] = [];
     const batch = await consumer.fetch({ max_messages: 2, expires: 5000 });
     for await (const m of batch) records.push(`${m.subject}=${sc.decode(m.data)}`);
-    expect(records).toEqual(["lk.v1.audit.coordinator=coordinator-record", "lk.v1.audit.agent.build01=agent-record"]);
+    expect(records).toEqual([`${COORDINATOR_AUDIT}=coordinator-record`, `${agentAuditSubject("build01")}=agent-record`]);
 
     // A durable pull consumer with explicit acks ($JS.ACK).
     await jsm.consumers.add("LK_AUDIT", { durable_name: "exporter", ack_policy: AckPolicy.Explicit });
     const durable = await js.consumers.get("LK_AUDIT", "exporter");
     const first = await durable.next({ expires: 5000 });
-    expect(first?.subject).toBe("lk.v1.audit.coordinator");
+    expect(first?.subject).toBe(COORDINATOR_AUDIT);
     expect(await first!.ackAck()).toBe(true);
 
     // The coordinator cannot write an agent's audit subject.
-    coord.nc.publish("lk.v1.audit.agent.build01", sc.encode("forged-by-coordinator"));
-    await violation(coord, "publish", "lk.v1.audit.agent.build01");
+    coord.nc.publish(agentAuditSubject("build01"), sc.encode("forged-by-coordinator"));
+    await violation(coord, "publish", agentAuditSubject("build01"));
   });
 
   it("the shipped example config is valid for nats-server and has the rendered permission shape", async () => {

@@ -16,7 +16,7 @@ export { type LaneHold, readHold, writeHold, removeHold, listHolds } from "./lan
 export { OperationJournal, type JournalEntry, CREATE_STEPS, REMOVE_STEPS, ARM_STEPS } from "./operation-journal.js";
 export { type UserAccount, lookupUser, lookupGroupId } from "./user-account.js";
 export {
-  Intake, intentSubject, INTENT_SUBJECT_PREFIX, KIND_HEADER, KEYSET_KIND, UNKNOWN_INTENT_ID,
+  Intake, UNKNOWN_INTENT_ID,
   type IntakeOptions, type IntakeOutcome, type KeySource, type KeySetUpdateHandler,
 } from "./intake/intake.js";
 export * from "./intake/lane-executor.js";

@@ -28,3 +28,4 @@ export * from "./redact.js";
 export * from "./audit.js";
 export * from "./logger.js";
 export * from "./trust-file.js";
+export * from "./wire-contract.js";

@@ -1,3 +1,13 @@
+import {
+  AGENT_AUDIT_SUBJECT_PREFIX,
+  agentAuditSubject,
+  ALL_AGENT_AUDIT_SUBJECTS,
+  ALL_AUDIT_SUBJECTS,
+  ALL_INTENT_SUBJECTS,
+  ALL_INVENTORY_SUBJECTS,
+  intentSubject,
+  inventorySubject,
+} from "@lanekeeper/shared";
 import { LauncherError } from "./launcher-error.js";
 import { AGENT_MAX_PAYLOAD_BYTES, AGENT_REPLY_WINDOW, SERVER_MAX_PAYLOAD_BYTES } from "./launcher-limits.js";
 
@@ -52,9 +62,9 @@ export const AGENTS_ACCOUNT = "LANEKEEPER_AGENTS";
 /** Subjects of one host (DESIGN.md section 4). */
 export function hostSubjects(hostId: string): { intent: string; inventory: string; audit: string } {
   return {
-    intent: `lk.v1.intent.${hostId}`,
-    inventory: `lk.v1.inventory.${hostId}`,
-    audit: `lk.v1.audit.agent.${hostId}`,
+    intent: intentSubject(hostId),
+    inventory: inventorySubject(hostId),
+    audit: agentAuditSubject(hostId),
   };
 }
 
@@ -99,13 +109,13 @@ export function renderNatsConfig(spec: NatsConfigSpec): string {
     ...(spec.jetstream ?? true ? ["    jetstream: enabled"] : []),
     "    users: [",
     `      { user: ${q(spec.coordinator.user)}, password: ${q(spec.coordinator.password)}, permissions: {`,
-    `          publish: { allow: ${list(COORDINATOR_PUBLISH)}, deny: ${list(["lk.v1.audit.agent.>"])} }`,
+    `          publish: { allow: ${list(COORDINATOR_PUBLISH)}, deny: ${list([`${AGENT_AUDIT_SUBJECT_PREFIX}>`])} }`,
     `          subscribe: { allow: ${list(COORDINATOR_SUBSCRIBE)} } } }`,
     "    ]",
     "    imports: [",
-    `      { service: { account: ${AGENTS_ACCOUNT}, subject: "lk.v1.intent.*" } }`,
-    `      { stream: { account: ${AGENTS_ACCOUNT}, subject: "lk.v1.inventory.*" } }`,
-    `      { stream: { account: ${AGENTS_ACCOUNT}, subject: "lk.v1.audit.agent.*" } }`,
+    `      { service: { account: ${AGENTS_ACCOUNT}, subject: ${q(ALL_INTENT_SUBJECTS)} } }`,
+    `      { stream: { account: ${AGENTS_ACCOUNT}, subject: ${q(ALL_INVENTORY_SUBJECTS)} } }`,
+    `      { stream: { account: ${AGENTS_ACCOUNT}, subject: ${q(ALL_AGENT_AUDIT_SUBJECTS)} } }`,
     "    ]",
     "  }",
     `  ${AGENTS_ACCOUNT} {`,
@@ -124,9 +134,9 @@ export function renderNatsConfig(spec: NatsConfigSpec): string {
   lines.push(
     "    ]",
     "    exports: [",
-    `      { service: "lk.v1.intent.*", response_threshold: ${q(replyWindow)} }`,
-    '      { stream: "lk.v1.inventory.*" }',
-    '      { stream: "lk.v1.audit.agent.*" }',
+    `      { service: ${q(ALL_INTENT_SUBJECTS)}, response_threshold: ${q(replyWindow)} }`,
+    `      { stream: ${q(ALL_INVENTORY_SUBJECTS)} }`,
+    `      { stream: ${q(ALL_AGENT_AUDIT_SUBJECTS)} }`,
     "    ]",
     "  }",
     "}",
@@ -140,9 +150,9 @@ export function renderNatsConfig(spec: NatsConfigSpec): string {
  * buckets and streams are created, read and watched through it), `$KV.>` (KV puts), `$JS.ACK.>`
  * (acknowledging audit consumers) and `$JS.FC.>` (flow control of KV watchers).
  */
-const COORDINATOR_PUBLISH = ["lk.v1.intent.*", "lk.v1.audit.>", "$JS.API.>", "$KV.>", "$JS.ACK.>", "$JS.FC.>"];
+const COORDINATOR_PUBLISH = [ALL_INTENT_SUBJECTS, ALL_AUDIT_SUBJECTS, "$JS.API.>", "$KV.>", "$JS.ACK.>", "$JS.FC.>"];
 /** Inventories, audit records, and `_INBOX.>` for request replies, JetStream API answers and KV watch delivery. */
-const COORDINATOR_SUBSCRIBE = ["lk.v1.inventory.*", "lk.v1.audit.>", "_INBOX.>"];
+const COORDINATOR_SUBSCRIBE = [ALL_INVENTORY_SUBJECTS, ALL_AUDIT_SUBJECTS, "_INBOX.>"];
 
 function checkSpec(spec: NatsConfigSpec, agentMaxPayload: number, maxPayload: number, replyWindow: string): void {
   const bad = (why: string): never => {

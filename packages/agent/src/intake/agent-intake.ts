@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { connect, credsAuthenticator, DebugEvents, Events, type ConnectionOptions, type NatsConnection } from "nats";
-import { childLogger, RejectError, RejectReason, ResultStatus, type AgentConfig, type Logger, type TrustedKeyStore } from "@lanekeeper/shared";
+import { childLogger, intentSubject, RejectError, RejectReason, ResultStatus, type AgentConfig, type Logger, type TrustedKeyStore } from "@lanekeeper/shared";
 import type { AgentDaemon } from "../agent-daemon.js";
 import { AgentTrust, keySetUpdateHandler, TrustError } from "./agent-trust.js";
 import { Intake, type IntakeOutcome, type KeySource } from "./intake.js";
@@ -154,7 +154,7 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
       intake.listen(c);
       await c.flush();
       inventory.start();
-      log.info({ subject: `lk.v1.intent.${config.hostId}`, hwm: replay.hwm, keysetVersion: trust?.version ?? 0, floor: replay.floor }, "intake listening");
+      log.info({ subject: intentSubject(config.hostId), hwm: replay.hwm, keysetVersion: trust?.version ?? 0, floor: replay.floor }, "intake listening");
     })();
     connected.catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, "cannot connect to NATS"));
     return {

@@ -5,10 +5,15 @@ import {
   CLOCK_SKEW_MS,
   decodeEnvelope,
   decodeIntentPayload,
+  INTENT_SUBJECT_PREFIX,
+  intentSubject,
   isRejectError,
+  KEYSET_KIND,
+  KIND_HEADER,
   LanekeeperError,
   openSecret,
   sealContext,
+  subjectToken,
   RejectError,
   RejectReason,
   ResultPayload,
@@ -37,19 +42,8 @@ import type { ExecutionContext, IntentAction, LaneExecutor, LaneInspection } fro
 import { MAX_RESULT_MESSAGE_CHARS } from "./limits.js";
 import type { Reservation, ReplayStore } from "./replay-store.js";
 
-/** Subject prefix of intents; the last token is the audience host. */
-export const INTENT_SUBJECT_PREFIX = "lk.v1.intent.";
-/** NATS header naming what a message on the intent subject carries; absent means an intent. */
-export const KIND_HEADER = "Lk-Kind";
-/** {@link KIND_HEADER} value of a signed key-set update. */
-export const KEYSET_KIND = "keyset";
 /** Intent id put into results for input whose intent id is unknown or unauthenticated (before signature). */
 export const UNKNOWN_INTENT_ID = "0".repeat(32);
-
-/** The intent subject of a host. */
-export function intentSubject(hostId: string): string {
-  return `${INTENT_SUBJECT_PREFIX}${hostId}`;
-}
 
 /** One intent's outcome, for the status service's recent intents and for the agent's audit log. */
 export interface IntakeOutcome {
@@ -218,7 +212,7 @@ export class Intake {
     if (this.closed) {
       return Promise.resolve(this.rejectUnverified(bytes, RejectReason.STATE_LOST, "agent is shutting down", startedAtMs));
     }
-    const subjectHost = subject.startsWith(INTENT_SUBJECT_PREFIX) ? subject.slice(INTENT_SUBJECT_PREFIX.length) : "";
+    const subjectHost = subjectToken(INTENT_SUBJECT_PREFIX, subject);
     let intent: IntentPayload;
     let digest: Buffer;
     try {

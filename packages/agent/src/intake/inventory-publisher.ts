@@ -3,6 +3,7 @@ import type { NatsConnection } from "nats";
 import type { Logger } from "pino";
 import {
   InventorySnapshot,
+  inventorySubject,
   type Allowlist,
   signInventory,
   systemClock,
@@ -13,14 +14,6 @@ import {
   type UnmanagedRunner,
 } from "@lanekeeper/shared";
 import { DEFAULT_INVENTORY_INTERVAL_MS, INVENTORY_CHANGE_DEBOUNCE_MS } from "./limits.js";
-
-/** Subject prefix of inventories; the last token is the reporting host. */
-export const INVENTORY_SUBJECT_PREFIX = "lk.v1.inventory.";
-
-/** The inventory subject of a host. */
-export function inventorySubject(hostId: string): string {
-  return `${INVENTORY_SUBJECT_PREFIX}${hostId}`;
-}
 
 /** What the agent's lane manager / inventory builder supplies for each snapshot. */
 export interface InventoryContent {

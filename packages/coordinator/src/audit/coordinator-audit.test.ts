@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
-import { verifyAuditChain } from "@lanekeeper/shared";
+import { coordinatorAuditSubject, verifyAuditChain } from "@lanekeeper/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer, type NatsServerHandle } from "@lanekeeper/harness";
 import { readAuditStream, verifyStreamChains } from "./audit-stream.js";
@@ -34,7 +34,7 @@ describe("CoordinatorAudit", () => {
     await a.close();
     const local = verifyAuditChain(await readFile(join(dir, "a.jsonl"), "utf8"));
     expect(local).toMatchObject({ ok: true, count: 20 });
-    const stream = await readAuditStream(jsm, { subject: "lk.v1.audit.coordinator.one" });
+    const stream = await readAuditStream(jsm, { subject: coordinatorAuditSubject("one") });
     expect(stream.map((r) => r.record.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect((await verifyStreamChains(jsm)).ok).toBe(true);
   });
@@ -45,11 +45,11 @@ describe("CoordinatorAudit", () => {
     for (let i = 0; i < 5; i++) await offline.append({ action: "drain", phase: "started", laneId: `l${i}` });
     await offline.close();
     const jsm = await nc.jetstreamManager();
-    expect(await readAuditStream(jsm, { subject: "lk.v1.audit.coordinator.two" })).toEqual([]);
+    expect(await readAuditStream(jsm, { subject: coordinatorAuditSubject("two") })).toEqual([]);
     const online = await CoordinatorAudit.open({ path, js: nc.jetstream(), jsm, instance: "two" });
     await online.append({ action: "drain", phase: "succeeded", laneId: "l9" });
     await online.close();
-    expect((await readAuditStream(jsm, { subject: "lk.v1.audit.coordinator.two" })).map((r) => r.record.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect((await readAuditStream(jsm, { subject: coordinatorAuditSubject("two") })).map((r) => r.record.seq)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it("never interleaves another chain published under the same name", async () => {
@@ -61,7 +61,7 @@ describe("CoordinatorAudit", () => {
     await reopened.append({ action: "remove", phase: "started" });
     await reopened.close();
     // Stream subject "one" still holds only the first chain's 20 records.
-    expect((await readAuditStream(jsm, { subject: "lk.v1.audit.coordinator.one" })).length).toBe(20);
+    expect((await readAuditStream(jsm, { subject: coordinatorAuditSubject("one") })).length).toBe(20);
   });
 
   it("several writers on one chain file (serve and operators' commands) keep one valid chain, in order in the stream", async () => {
@@ -71,8 +71,8 @@ describe("CoordinatorAudit", () => {
     await Promise.all(writers.flatMap((w, i) => Array.from({ length: 15 }, (_, j) => w.append({ action: "apply", phase: "dry-run", message: `${i}/${j}` }))));
     await Promise.all(writers.map((w) => w.close()));
     expect(verifyAuditChain(await readFile(path, "utf8"))).toMatchObject({ ok: true, count: 45 });
-    const stream = await readAuditStream(jsm, { subject: "lk.v1.audit.coordinator.shared" });
+    const stream = await readAuditStream(jsm, { subject: coordinatorAuditSubject("shared") });
     expect(stream.map((r) => r.record.seq)).toEqual(Array.from({ length: 45 }, (_, i) => i + 1));
-    expect((await verifyStreamChains(jsm)).subjects.find((x) => x.subject === "lk.v1.audit.coordinator.shared")?.result.ok).toBe(true);
+    expect((await verifyStreamChains(jsm)).subjects.find((x) => x.subject === coordinatorAuditSubject("shared"))?.result.ok).toBe(true);
   });
 });

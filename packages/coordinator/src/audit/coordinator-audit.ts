@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { canonicalJson, systemClock, type AuditInput, type AuditRecord, type Clock, type Logger } from "@lanekeeper/shared";
+import { canonicalJson, coordinatorAuditSubject, systemClock, type AuditInput, type AuditRecord, type Clock, type Logger } from "@lanekeeper/shared";
 import type { JetStreamClient, JetStreamManager } from "nats";
 import { ensureAuditStream, lastStreamRecord } from "./audit-stream.js";
-import { COORDINATOR_AUDIT_SUBJECT_PREFIX, MAX_AUDIT_CATCH_UP } from "./limits.js";
+import { MAX_AUDIT_CATCH_UP } from "./limits.js";
 import { SharedAuditChain } from "./shared-chain-file.js";
 
 /** What the apply engine and the CLI append: an audit entry without its source (the audit trail sets it). */
@@ -63,7 +63,7 @@ export class CoordinatorAudit implements AuditTrail {
     private readonly log: SharedAuditChain,
     private readonly opts: CoordinatorAuditOptions,
   ) {
-    this.subject = `${COORDINATOR_AUDIT_SUBJECT_PREFIX}${instanceName(opts.instance)}`;
+    this.subject = coordinatorAuditSubject(instanceName(opts.instance));
     this.source = opts.source ?? "coordinator";
   }
 

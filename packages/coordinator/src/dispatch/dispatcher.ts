@@ -1,6 +1,7 @@
 import type { NatsConnection } from "nats";
 import type { Logger } from "pino";
 import {
+  intentSubject,
   LanekeeperError,
   RejectReason,
   ResultStatus,
@@ -21,9 +22,6 @@ import {
 } from "./limits.js";
 import { ResultRejectedError, ResultVerifier } from "./result-verifier.js";
 import type { SequenceAllocator } from "./sequence-allocator.js";
-
-/** Subject prefix of intents; the last token is the audience host. */
-export const INTENT_SUBJECT_PREFIX = "lk.v1.intent.";
 
 /**
  * Whether re-issuing an action after a timeout is safe by default, i.e. running it twice has the effect of
@@ -250,7 +248,7 @@ export class Dispatcher {
       });
       intentIds.push(built.intent.intentId);
       // request() writes to the connection synchronously, so holding the lock until here fixes the order.
-      const reply = this.opts.nc.request(`${INTENT_SUBJECT_PREFIX}${req.hostId}`, built.envelope, { timeout });
+      const reply = this.opts.nc.request(intentSubject(req.hostId), built.envelope, { timeout });
       void reply.catch(() => undefined);
       return { reply, intentId: built.intent.intentId, sequence };
     });

@@ -2,11 +2,14 @@ import type { KeyObject } from "node:crypto";
 import type { JetStreamClient, KV, NatsConnection, Subscription } from "nats";
 import type { Logger } from "pino";
 import {
+  ALL_INVENTORY_SUBJECTS,
   CLOCK_SKEW_MS,
+  INVENTORY_SUBJECT_PREFIX,
   isRejectError,
   LanekeeperError,
   publicKeyFromRaw,
   RejectReason,
+  subjectToken,
   systemClock,
   verifyInventory,
   type Clock,
@@ -15,9 +18,6 @@ import {
 } from "@lanekeeper/shared";
 import type { HostRegistry } from "./host-registry.js";
 import { INVENTORY_BUCKET, MAX_INVENTORY_AGE_MS } from "./limits.js";
-
-/** Subject prefix of inventories; the last token is the reporting host. */
-export const INVENTORY_SUBJECT_PREFIX = "lk.v1.inventory.";
 
 /** An inventory the coordinator refused. `reason` is a {@link RejectReason}. */
 export class InventoryRejectedError extends LanekeeperError {
@@ -84,7 +84,7 @@ export class InventoryCollector {
   /** Subscribe to `lk.v1.inventory.*` and ingest every snapshot; refusals are logged. */
   start(nc: NatsConnection): void {
     if (this.sub !== undefined) return;
-    this.sub = nc.subscribe(`${INVENTORY_SUBJECT_PREFIX}*`, {
+    this.sub = nc.subscribe(ALL_INVENTORY_SUBJECTS, {
       callback: (err, msg) => {
         if (err !== null) {
           this.opts.log?.error({ err }, "inventory subscription failed");
@@ -113,7 +113,7 @@ export class InventoryCollector {
   async ingest(subject: string, envelope: Uint8Array): Promise<StoredInventory> {
     const now = this.clock.now();
     const snapshot = this.verify(envelope, now);
-    const subjectHost = subject.startsWith(INVENTORY_SUBJECT_PREFIX) ? subject.slice(INVENTORY_SUBJECT_PREFIX.length) : "";
+    const subjectHost = subjectToken(INVENTORY_SUBJECT_PREFIX, subject);
     if (subjectHost !== snapshot.hostId) {
       throw new InventoryRejectedError(RejectReason.SUBJECT_MISMATCH, `inventory of ${snapshot.hostId} arrived on ${subject}`);
     }

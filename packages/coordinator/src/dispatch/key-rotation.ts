@@ -4,9 +4,12 @@ import { headers } from "nats";
 import {
   CLOCK_SKEW_MS,
   encodeSignedKeySet,
+  intentSubject,
   isRejectError,
   isRejectReason,
+  KEYSET_KIND,
   KeyStatus,
+  KIND_HEADER,
   keyIdOf,
   LanekeeperError,
   MAX_INTENT_TTL_MS,
@@ -24,7 +27,6 @@ import {
   type TrustedKey,
 } from "@lanekeeper/shared";
 import type { HostRegistry } from "./host-registry.js";
-import { INTENT_SUBJECT_PREFIX } from "./dispatcher.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "./limits.js";
 import { ResultRejectReason } from "./result-verifier.js";
 
@@ -32,10 +34,6 @@ import { ResultRejectReason } from "./result-verifier.js";
 export const DEFAULT_KEYSET_VALIDITY_MS = 7 * 24 * 3_600_000;
 /** Default lifetime of an online intent-signing key. */
 export const DEFAULT_SIGNING_KEY_LIFETIME_MS = 90 * 24 * 3_600_000;
-/** NATS header naming a key-set update on the intent subject (the agent's `KIND_HEADER`). */
-export const KIND_HEADER = "Lk-Kind";
-/** {@link KIND_HEADER} value of a key-set update. */
-export const KEYSET_KIND = "keyset";
 
 /** A key-set operation was asked in a state where it makes no sense (unknown key, no active key, ...). */
 export class KeyRotationError extends LanekeeperError {
@@ -178,7 +176,7 @@ export async function pushKeySetUpdate(
   h.set(KIND_HEADER, KEYSET_KIND);
   let data: Uint8Array;
   try {
-    data = (await nc.request(`${INTENT_SUBJECT_PREFIX}${hostId}`, bytes, { timeout: opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, headers: h })).data;
+    data = (await nc.request(intentSubject(hostId), bytes, { timeout: opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, headers: h })).data;
   } catch (err) {
     throw new KeySetPushError(`no answer from ${hostId} to the key-set update`, KeySetPushFailure.TIMEOUT, { cause: err });
   }
