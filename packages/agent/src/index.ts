@@ -30,7 +30,7 @@ export * as intakeLimits from "./intake/limits.js";
 export { AgentDaemon, type AgentDaemonOptions, DEFAULT_ENGINE_SOCKETS } from "./agent-daemon.js";
 export { type EnrollmentBundle, type AgentKeys, initAgent, loadAgentKeys, enrollmentBundle, enrollmentYaml } from "./agent-identity.js";
 export { AGENT_VERSION } from "./agent-version.js";
-export { InventoryBuilder, type InventoryBuilderOptions, type InventoryContent } from "./inventory.js";
+export { InventoryBuilder, type InventoryBuilderOptions } from "./inventory.js";
 export { scanRunnerRoots } from "./runner-root-scan.js";
 export { gatherCapabilities } from "./capabilities.js";
 export { StatusServer, type StatusServerOptions } from "./status-server.js";

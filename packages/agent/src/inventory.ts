@@ -3,30 +3,16 @@
  * health, job evidence), unmanaged runners (units, containers, `.runner` directories) and capabilities. Building
  * it never mutates anything.
  */
-import { MAX_INVENTORY_UNMANAGED, type Allowlist, type Capabilities, type LaneObservation, type UnmanagedRunner } from "@lanekeeper/shared";
+import { MAX_INVENTORY_UNMANAGED, type Capabilities, type UnmanagedRunner } from "@lanekeeper/shared";
 import { AGENT_VERSION } from "./agent-version.js";
 import type { AgentLog } from "./audit-sink.js";
 import { silentLog } from "./audit-sink.js";
 import { gatherCapabilities } from "./capabilities.js";
 import { allowlistOf, type IntakeControl } from "./intake/intake-policy.js";
+import type { InventoryContent } from "./intake/inventory-publisher.js";
 import type { LaneManager } from "./lane-manager.js";
 import { CAPABILITIES_REFRESH_MS } from "./limits.js";
 import { scanRunnerRoots } from "./runner-root-scan.js";
-
-/** One inventory (the intake's `InventoryContent`). */
-export interface InventoryContent {
-  readonly lanes: readonly LaneObservation[];
-  readonly unmanaged: readonly UnmanagedRunner[];
-  readonly capabilities?: Capabilities;
-  readonly agentVersion: string;
-  /** The config's `control` lists, so the coordinator plans nothing this host would refuse. */
-  readonly allowlist?: Allowlist;
-  /**
-   * When its facts were read: the moment the build began (ms since the epoch). Every fact in it (a lane's state,
-   * its job evidence) is at least this recent, never older; a snapshot is stamped with it.
-   */
-  readonly takenAtMs: number;
-}
 
 /** Options of {@link InventoryBuilder}. */
 export interface InventoryBuilderOptions {

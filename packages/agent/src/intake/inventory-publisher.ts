@@ -15,7 +15,7 @@ import {
 } from "@lanekeeper/shared";
 import { DEFAULT_INVENTORY_INTERVAL_MS, INVENTORY_CHANGE_DEBOUNCE_MS } from "./limits.js";
 
-/** What the agent's lane manager / inventory builder supplies for each snapshot. */
+/** What the agent's `InventoryBuilder` (inventory.ts) supplies for each snapshot: the one shape of an inventory. */
 export interface InventoryContent {
   readonly lanes: readonly LaneObservation[];
   readonly unmanaged: readonly UnmanagedRunner[];
@@ -24,8 +24,9 @@ export interface InventoryContent {
   /** The local allowlist the intake enforces (`allowlistOf(control)`); absent means unknown to the coordinator. */
   readonly allowlist?: Allowlist;
   /**
-   * When the facts in it were read (ms since the epoch); the snapshot's `taken_at_ms`. The coordinator trusts a
-   * snapshot for "after the drain" only by this, so it must never be later than the oldest fact in the content.
+   * When the facts in it were read (ms since the epoch): the moment the build began; the snapshot's
+   * `taken_at_ms`. The coordinator trusts a snapshot for "after the drain" only by this, so it must never be
+   * later than the oldest fact in the content.
    */
   readonly takenAtMs: number;
 }
