@@ -19,7 +19,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: "unit",
-          include: ["packages/*/src/**/*.test.ts", "test/harness/src/**/*.test.ts"],
+          include: ["packages/*/src/**/*.test.ts", "test/harness/src/**/*.test.ts", "scripts/**/*.test.mjs"],
           testTimeout: 20_000,
         },
       },

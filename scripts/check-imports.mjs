@@ -1,41 +1,87 @@
 #!/usr/bin/env node
-// Fails on import cycles inside any package and on imports across the agent/coordinator line.
-// ESLint's no-restricted-imports catches the package names; this catches relative paths and cycles.
+// The import rules ESLint cannot see (it catches package names; this catches relative paths and cycles):
+//  1. no import cycle inside a package, type-only imports included (a type cycle is still a design cycle, and
+//     it turns into a runtime one the day someone adds a value import);
+//  2. agent and coordinator never import each other;
+//  3. shared imports nothing outside packages/shared/src by relative path (it is the bottom layer; its tests
+//     may import test fixtures under test/);
+//  4. product code (packages/*/src, tests beside it excepted) imports nothing from test/, @lanekeeper/harness
+//     or @lanekeeper/testing.
+// Usage: node scripts/check-imports.mjs [--root <dir>]   (--root: check another tree, e.g. a test fixture)
+// Exit 0 when clean (warnings go to stderr), 1 on any violation. scripts/check-imports.test.mjs covers each rule.
 import madge from "madge";
-import { readdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
 
-const root = new URL("..", import.meta.url).pathname;
-const packages = ["packages/shared/src", "packages/agent/src", "packages/coordinator/src", "test/harness/src"];
+const rootArg = process.argv.indexOf("--root");
+const root = rootArg > 0 ? resolve(process.argv[rootArg + 1] ?? ".") : new URL("..", import.meta.url).pathname;
+
+const PRODUCT = ["packages/shared/src", "packages/agent/src", "packages/coordinator/src"];
+const CYCLE_CHECKED = [...PRODUCT, "test/harness/src", "test/support/src"];
+/**
+ * Packages whose cycles are reported as warnings, not failures: issue 11 has another change in flight that
+ * removes the coordinator's last (type-only) cycle. Empty this list once it has landed.
+ */
+const CYCLES_WARN_ONLY = new Set(["packages/coordinator/src"]);
+
 let failed = false;
+const fail = (msg) => {
+  failed = true;
+  console.error(msg);
+};
 
-for (const dir of packages) {
+for (const dir of CYCLE_CHECKED) {
+  if (!existsSync(join(root, dir))) continue;
   const res = await madge(join(root, dir), {
     fileExtensions: ["ts"],
     tsConfig: join(root, "tsconfig.base.json"),
-    detectiveOptions: { ts: { skipTypeImports: true } },
     excludeRegExp: [/\.test\.ts$/],
   });
-  const cycles = res.circular();
-  if (cycles.length > 0) {
-    failed = true;
-    for (const c of cycles) console.error(`import cycle in ${dir}: ${c.join(" -> ")}`);
+  for (const c of res.circular()) {
+    const msg = `import cycle in ${dir}: ${c.join(" -> ")}`;
+    if (CYCLES_WARN_ONLY.has(dir)) console.error(`warning: ${msg}`);
+    else fail(msg);
   }
 }
 
-const forbidden = { "packages/agent/src": /(@lanekeeper\/coordinator|packages\/coordinator|\.\.\/\.\.\/coordinator)/, "packages/coordinator/src": /(@lanekeeper\/agent|packages\/agent|\.\.\/\.\.\/agent)/ };
-for (const [dir, re] of Object.entries(forbidden)) {
-  for (const e of readdirSync(join(root, dir), { recursive: true, withFileTypes: true })) {
-    if (!e.isFile() || !e.name.endsWith(".ts")) continue;
-    const file = join(e.parentPath, e.name);
-    const text = readFileSync(file, "utf8");
-    for (const m of text.matchAll(/^\s*(?:import|export)[^;]*?from\s+["']([^"']+)["']/gm)) {
-      if (re.test(m[1])) {
-        failed = true;
-        console.error(`${relative(root, file)}: forbidden import ${m[1]}`);
+/** Every module specifier in `text`: static imports and re-exports, side-effect imports, dynamic imports. */
+function specifiers(text) {
+  const re = /^\s*(?:import|export)\b[^;]*?\bfrom\s+["']([^"']+)["']|^\s*import\s+["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']\s*\)/gm;
+  return [...text.matchAll(re)].map((m) => m[1] ?? m[2] ?? m[3]);
+}
+
+function tsFiles(dir) {
+  if (!existsSync(join(root, dir))) return [];
+  return readdirSync(join(root, dir), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith(".ts"))
+    .map((e) => join(e.parentPath, e.name));
+}
+
+const crossing = {
+  "packages/agent/src": /(@lanekeeper\/coordinator|packages\/coordinator|\.\.\/\.\.\/coordinator)/,
+  "packages/coordinator/src": /(@lanekeeper\/agent|packages\/agent|\.\.\/\.\.\/agent)/,
+};
+const testOnlyPackages = /^@lanekeeper\/(harness|testing)(\/|$)/;
+const testDir = join(root, "test") + sep;
+const sharedDir = join(root, "packages/shared/src") + sep;
+
+for (const dir of PRODUCT) {
+  for (const file of tsFiles(dir)) {
+    const isTest = file.endsWith(".test.ts");
+    const where = relative(root, file);
+    for (const spec of specifiers(readFileSync(file, "utf8"))) {
+      const target = spec.startsWith(".") ? resolve(dirname(file), spec) : undefined;
+      if (crossing[dir]?.test(spec)) fail(`${where}: forbidden import ${spec} (agent and coordinator never import each other)`);
+      // Its tests may read test fixtures (test/...), nothing else outside.
+      const fixture = isTest && target?.startsWith(testDir) === true;
+      if (dir === "packages/shared/src" && target !== undefined && !target.startsWith(sharedDir) && !fixture) {
+        fail(`${where}: relative import ${spec} leaves packages/shared/src (shared is the bottom layer)`);
+      }
+      if (!isTest && (testOnlyPackages.test(spec) || (target !== undefined && target.startsWith(testDir)))) {
+        fail(`${where}: product code imports test code ${spec}`);
       }
     }
   }
 }
 if (failed) process.exit(1);
-console.log("imports: no cycles, no agent/coordinator cross-imports");
+console.log("imports: no cycles, no agent/coordinator cross-imports, shared self-contained, no test code in product code");
