@@ -10,10 +10,13 @@ export { SystemdRuntime, type SystemdRuntimeOptions, CONSOLE_START_MARK } from "
 export { renderLaneUnit, parseUnitFile, LANE_UNIT_HARDENING, UNIT_HOST_KEY, UNIT_LANE_KEY, UNIT_MARKER_KEY } from "./systemd-unit.js";
 export { ContainerRuntime, type ContainerRuntimeOptions, CONTAINER_LABELS, CONTAINER_START_SCRIPT } from "./container-runtime.js";
 export * from "./lane-manager.js";
+export { MemoryRuntime, type MemoryRuntimeOptions, type MemoryFaultPoint, type MemoryLaneSnapshot, runShOutcome } from "./memory-runtime.js";
+export { MemoryProcessTable, type MemoryProcess } from "./memory-processes.js";
+export { type ProcessTable, procProcessTable } from "./process-table.js";
 export { laneRecordFromSpec, validateLaneLabels, validateGithubUrl } from "./lane-spec.js";
 export { type HealthPolicy, type AttentionReason, backoffDelayMs, decideHealth, recoveryNote } from "./health-policy.js";
 export { type LaneHold, readHold, writeHold, removeHold, listHolds } from "./lane-holds.js";
-export { OperationJournal, type JournalEntry, CREATE_STEPS, REMOVE_STEPS, ARM_STEPS } from "./operation-journal.js";
+export { OperationJournal, type JournalEntry, type CrashHook, CREATE_STEPS, REMOVE_STEPS, ARM_STEPS } from "./operation-journal.js";
 export { type UserAccount, lookupUser, lookupGroupId } from "./user-account.js";
 export {
   Intake, UNKNOWN_INTENT_ID,

@@ -44,11 +44,17 @@ interface JournalBase {
 }
 
 /**
+ * Called after every journal write with the op and step (`<step>+child` for a journaled `config.sh` child). A
+ * hook that never settles freezes the operation right there, which is how in-process tests model a crash.
+ */
+export type CrashHook = (op: string, step: string) => void | Promise<void>;
+
+/**
  * Test hook: `LANEKEEPER_TEST_CRASH_AT=<op>:<step>` makes the process SIGKILL itself right after that step was
  * journaled, so tests can prove recovery from a crash at every step; `<op>:<step>+child` fires when the pid of a
  * `config.sh` child was journaled (a crash while the runner is being configured or removed). Unset in production.
  */
-export function crashHookFromEnv(env: NodeJS.ProcessEnv = process.env): (op: string, step: string) => void {
+export function crashHookFromEnv(env: NodeJS.ProcessEnv = process.env): CrashHook {
   const at = env.LANEKEEPER_TEST_CRASH_AT;
   if (!at) return () => undefined;
   return (op, step) => {
@@ -62,7 +68,7 @@ export class OperationJournal {
 
   constructor(
     stateDir: string,
-    private readonly crashHook: (op: string, step: string) => void = crashHookFromEnv(),
+    private readonly crashHook: CrashHook = crashHookFromEnv(),
   ) {
     this.dir = join(stateDir, "journal");
   }
@@ -75,7 +81,7 @@ export class OperationJournal {
   async write(entry: JournalEntry, point?: string): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(this.path(entry.laneId), `${JSON.stringify(entry)}\n`, 0o600);
-    this.crashHook(entry.op, point === undefined ? entry.step : `${entry.step}+${point}`);
+    await this.crashHook(entry.op, point === undefined ? entry.step : `${entry.step}+${point}`);
   }
 
   /** The entry of a lane, if an operation is in flight or was interrupted. */
