@@ -4,9 +4,8 @@
  * loop, a deleted registration, a missing `.runner` or a vanished unit, stops restarting and marks the lane
  * `needs-attention` with a recovery note. Lanes with an operation in flight are skipped for that pass.
  */
-import type { LaneCore } from "./lane-core.js";
-import { errorCode, errorMessage } from "./lane-core.js";
 import { decideHealth, pruneRestarts } from "./health-policy.js";
+import { errorCode, errorMessage, type LaneCore } from "./lane-core.js";
 import { listHolds, type LaneHold } from "./lane-holds.js";
 import type { BackendName, LaneRecord } from "./lane-marker.js";
 import type { LaneRuntime, RuntimeLane, RuntimeStatus } from "./lane-runtime.js";
