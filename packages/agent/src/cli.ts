@@ -57,7 +57,7 @@ export async function loadConfig(path: string): Promise<AgentConfig> {
     throw new ConfigError(`agent config ${path}`, [{ path: "", message: err instanceof Error ? err.message : String(err) }]);
   }
   if (!buf) throw new ConfigError(`agent config ${path}`, [{ path: "", message: "file not found; run `lanekeeper-agent init` or pass --config" }]);
-  return parseAgentConfig(buf.toString("utf8"));
+  return parseAgentConfig(buf.toString("utf8"), path);
 }
 
 function operator(): string {

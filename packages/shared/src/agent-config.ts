@@ -237,9 +237,9 @@ function crossCheck(c: AgentConfig): ConfigIssue[] {
 }
 
 /**
- * Parse and validate the agent config YAML. Throws `ConfigError` listing every problem as `path: message`.
- * The result is deeply frozen.
+ * Parse and validate the agent config YAML. Throws `ConfigError` listing every problem as `path: message`,
+ * naming `file` (where the caller read the text) when given. The result is deeply frozen.
  */
-export function parseAgentConfig(yamlText: string): AgentConfig {
-  return validateConfig(parseYamlDocument(yamlText, "agent config"), agentConfigSchema, "agent config", crossCheck);
+export function parseAgentConfig(yamlText: string, file?: string): AgentConfig {
+  return validateConfig(parseYamlDocument(yamlText, "agent config", file), agentConfigSchema, "agent config", crossCheck, file);
 }

@@ -2,9 +2,10 @@
  * The one way lanekeeper reads a YAML config or policy: a single YAML 1.2 document (core schema), no BOM, no
  * duplicate keys, no `__proto__`/`constructor`/`prototype` keys, no unresolved tags; then a strict zod schema
  * (unknown keys rejected); then cross-field rules; then a deep freeze. Every problem becomes a
- * `ConfigError` issue `{path, message}` with the path written like `control.scopes[0]`.
+ * `ConfigError` issue `{path, message}` with the path written like `control.scopes[0]`, and the YAML-level ones
+ * (syntax, duplicate or forbidden keys) also carry their line and column. The caller names the file.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type YAMLError } from "yaml";
 import type { z } from "zod";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import { MAX_CONFIG_BYTES } from "./limits.js";
@@ -35,10 +36,11 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function where(lc: LineCounter, offset: number | undefined): string {
-  if (offset === undefined) return "";
+/** The issue's place, as `{line, column}` fields (1-based), or nothing when the offset is unknown. */
+function at(lc: LineCounter, offset: number | undefined): { line?: number; column?: number } {
+  if (offset === undefined) return {};
   const { line, col } = lc.linePos(offset);
-  return ` (line ${line}, column ${col})`;
+  return { line, column: col };
 }
 
 /** Walk the YAML tree for keys that are duplicated or dangerous, reporting their paths. */
@@ -49,16 +51,16 @@ function checkKeys(node: Node | null | undefined, path: PathSegment[], lc: LineC
       const keyNode = pair.key as Node | null;
       const key = isScalar(keyNode) ? String(keyNode.value) : undefined;
       if (key === undefined) {
-        issues.push({ path: formatConfigPath(path), message: `keys must be plain strings${where(lc, keyNode?.range?.[0])}` });
+        issues.push({ path: formatConfigPath(path), message: "keys must be plain strings", ...at(lc, keyNode?.range?.[0]) });
         continue;
       }
       const keyPath = formatConfigPath([...path, key]);
       if (FORBIDDEN_CONFIG_KEYS.includes(key)) {
-        issues.push({ path: keyPath, message: `the key "${key}" is not allowed${where(lc, keyNode?.range?.[0])}` });
+        issues.push({ path: keyPath, message: `the key "${key}" is not allowed`, ...at(lc, keyNode?.range?.[0]) });
         continue;
       }
       if (seen.has(key)) {
-        issues.push({ path: keyPath, message: `duplicate key; keep only one${where(lc, keyNode?.range?.[0])}` });
+        issues.push({ path: keyPath, message: "duplicate key; keep only one", ...at(lc, keyNode?.range?.[0]) });
         continue;
       }
       seen.add(key);
@@ -69,16 +71,43 @@ function checkKeys(node: Node | null | undefined, path: PathSegment[], lc: LineC
   }
 }
 
-/** Parse `text` as exactly one YAML document into plain data, or throw `ConfigError`. */
-export function parseYamlDocument(text: string, what: string): unknown {
-  if (typeof text !== "string") throw new ConfigError(what, [{ path: "", message: "must be text" }]);
-  if (Buffer.byteLength(text, "utf8") > MAX_CONFIG_BYTES) {
-    throw new ConfigError(what, [{ path: "", message: `larger than ${MAX_CONFIG_BYTES} bytes` }]);
+/**
+ * The YAML syntax problems worth showing. One mistake often makes the parser report several errors after it, so
+ * only the first is shown; tabs used for indentation (a common paste accident) become one message naming every
+ * line that has them.
+ */
+function syntaxIssues(errors: readonly YAMLError[], lc: LineCounter): ConfigIssue[] {
+  const sorted = [...errors].sort((a, b) => a.pos[0] - b.pos[0]);
+  const tabs = sorted.filter((e) => e.code === "TAB_AS_INDENT");
+  const first = tabs[0] ?? sorted[0];
+  if (first === undefined) return [];
+  if (tabs.length > 0) {
+    const lines = [...new Set(tabs.map((e) => lc.linePos(e.pos[0]).line))];
+    return [
+      {
+        path: "",
+        message: `a tab is used for indentation (YAML allows spaces only) on line${lines.length === 1 ? "" : "s"} ${lines.join(", ")}; indent with spaces`,
+        ...at(lc, first.pos[0]),
+      },
+    ];
   }
-  if (text.charCodeAt(0) === 0xfeff) {
-    throw new ConfigError(what, [{ path: "", message: "starts with a byte-order mark (BOM); save it as UTF-8 without BOM" }]);
-  }
-  if (text.includes("\u0000")) throw new ConfigError(what, [{ path: "", message: "contains a NUL character" }]);
+  const more = sorted.length - 1;
+  const text = first.message.split("\n")[0] ?? first.code;
+  return [{ path: "", message: more > 0 ? `${text} (fix this first: the ${more} problem${more === 1 ? "" : "s"} reported after it may follow from it)` : text, ...at(lc, first.pos[0]) }];
+}
+
+/**
+ * Parse `text` as exactly one YAML document into plain data, or throw `ConfigError`. `file` names where the text
+ * came from (shared reads no files); errors then read `file:line:column: message`.
+ */
+export function parseYamlDocument(text: string, what: string, file?: string): unknown {
+  const fail: (issues: ConfigIssue[]) => never = (issues) => {
+    throw new ConfigError(what, issues, { file });
+  };
+  if (typeof text !== "string") fail([{ path: "", message: "must be text" }]);
+  if (Buffer.byteLength(text, "utf8") > MAX_CONFIG_BYTES) fail([{ path: "", message: `larger than ${MAX_CONFIG_BYTES} bytes` }]);
+  if (text.charCodeAt(0) === 0xfeff) fail([{ path: "", message: "starts with a byte-order mark (BOM); save it as UTF-8 without BOM" }]);
+  if (text.includes("\u0000")) fail([{ path: "", message: "contains a NUL character" }]);
   const lc = new LineCounter();
   const docs = parseAllDocuments(text, {
     lineCounter: lc,
@@ -89,32 +118,33 @@ export function parseYamlDocument(text: string, what: string): unknown {
     merge: false,
     prettyErrors: false,
   });
-  if (!Array.isArray(docs) || docs.length === 0) throw new ConfigError(what, [{ path: "", message: "is empty" }]);
-  if (docs.length > 1) {
-    const second = docs[1] as Document;
-    throw new ConfigError(what, [
+  if (!Array.isArray(docs) || docs.length === 0) fail([{ path: "", message: "is empty" }]);
+  const all = docs as Document[];
+  if (all.length > 1) {
+    fail([
       {
         path: "",
-        message: `holds ${docs.length} YAML documents; keep exactly one (remove the "---" separator and what follows${where(lc, second.range?.[0])})`,
+        message: `holds ${all.length} YAML documents; keep exactly one (remove the "---" separator and what follows)`,
+        ...at(lc, all[1]?.range?.[0]),
       },
     ]);
   }
-  const doc = docs[0] as Document;
+  const doc = all[0] as Document;
+  // A syntax error is shown alone: the key checks would only describe the half-parsed tree it left. Duplicate
+  // keys are reported by the key walk, with their paths.
+  const syntax = syntaxIssues([...doc.errors, ...doc.warnings].filter((e) => e.code !== "DUPLICATE_KEY"), lc);
+  if (syntax.length > 0) fail(syntax);
   const issues: ConfigIssue[] = [];
   checkKeys(doc.contents, [], lc, issues);
-  for (const e of [...doc.errors, ...doc.warnings]) {
-    if (e.code === "DUPLICATE_KEY" && issues.some((i) => i.message.startsWith("duplicate key"))) continue;
-    issues.push({ path: "", message: `${e.message.split("\n")[0] ?? e.code}` });
-  }
-  if (issues.length > 0) throw new ConfigError(what, issues);
+  if (issues.length > 0) fail(issues);
   let data: unknown;
   try {
     // The alias cap stops "billion laughs" documents from expanding without bound.
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    throw new ConfigError(what, [{ path: "", message: (err as Error).message }]);
+    fail([{ path: "", message: (err as Error).message }]);
   }
-  if (data === null || data === undefined) throw new ConfigError(what, [{ path: "", message: "is empty" }]);
+  if (data === null || data === undefined) fail([{ path: "", message: "is empty" }]);
   return data;
 }
 
@@ -139,18 +169,19 @@ function issuesFromZod(error: z.ZodError): ConfigIssue[] {
 
 /**
  * Validate parsed data with `schema`, then `crossCheck` (which returns issues for rules spanning fields), then
- * deep-freeze the result.
+ * deep-freeze the result. `file` names the file in the error, as in {@link parseYamlDocument}.
  */
 export function validateConfig<S extends z.ZodType>(
   data: unknown,
   schema: S,
   what: string,
   crossCheck: (value: z.output<S>) => ConfigIssue[] = () => [],
+  file?: string,
 ): Readonly<z.output<S>> {
   const parsed = schema.safeParse(data);
-  if (!parsed.success) throw new ConfigError(what, issuesFromZod(parsed.error));
+  if (!parsed.success) throw new ConfigError(what, issuesFromZod(parsed.error), { file });
   const value = parsed.data;
   const issues = crossCheck(value);
-  if (issues.length > 0) throw new ConfigError(what, issues);
+  if (issues.length > 0) throw new ConfigError(what, issues, { file });
   return deepFreeze(value);
 }

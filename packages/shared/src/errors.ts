@@ -105,17 +105,42 @@ export interface ConfigIssue {
   readonly path: string;
   /** What is wrong and what to do about it. */
   readonly message: string;
+  /** 1-based line in the file, when the problem has a place in it. */
+  readonly line?: number;
+  /** 1-based column in the file, with {@link ConfigIssue.line}. */
+  readonly column?: number;
 }
 
-/** A config or policy file that cannot be used. The message lists every issue as `path: message` lines. */
+/** Options of {@link ConfigError}. */
+export interface ConfigErrorOptions extends LanekeeperErrorOptions {
+  /** The file the text came from (shared never reads files: the caller names it). */
+  readonly file?: string | undefined;
+}
+
+/** `file:line:column: ` for an issue with a place, so editors and terminals can jump to it. */
+function issuePlace(file: string | undefined, i: ConfigIssue): string {
+  if (i.line === undefined) return "";
+  return `${file ?? "line"}:${i.line}:${i.column ?? 1}: `;
+}
+
+/**
+ * A config or policy file that cannot be used. The message names the file, then lists every issue as
+ * `file:line:column: path: message` lines (the place when it is known).
+ */
 export class ConfigError extends LanekeeperError {
   /** Every problem found, in document order where possible. */
   readonly issues: readonly ConfigIssue[];
+  /** The file the problems are in, when the caller named it. */
+  readonly file: string | undefined;
 
-  constructor(what: string, issues: readonly ConfigIssue[], options: LanekeeperErrorOptions = {}) {
-    const lines = issues.map((i) => `  ${i.path === "" ? "(document)" : i.path}: ${i.message}`);
-    super("CONFIG_INVALID", `${what} is invalid:\n${lines.join("\n")}`, options);
-    this.issues = Object.freeze(issues.map((i) => Object.freeze({ path: i.path, message: i.message })));
+  constructor(what: string, issues: readonly ConfigIssue[], options: ConfigErrorOptions = {}) {
+    const file = options.file;
+    const lines = issues.map((i) => `  ${issuePlace(file, i)}${i.path === "" ? (i.line === undefined ? "(document): " : "") : `${i.path}: `}${i.message}`);
+    super("CONFIG_INVALID", `${what}${file === undefined ? "" : ` ${file}`} is invalid:\n${lines.join("\n")}`, options);
+    this.file = file;
+    this.issues = Object.freeze(
+      issues.map((i) => Object.freeze({ path: i.path, message: i.message, ...(i.line === undefined ? {} : { line: i.line, column: i.column ?? 1 }) })),
+    );
   }
 }
 

@@ -337,8 +337,8 @@ function crossCheck(p: Policy): ConfigIssue[] {
 
 /**
  * Parse and validate the policy YAML, including cross-field rules. Throws `ConfigError` listing every problem
- * as `path: message`. The result is deeply frozen.
+ * as `path: message`, naming `file` (where the caller read the text) when given. The result is deeply frozen.
  */
-export function parsePolicy(yamlText: string): Policy {
-  return validateConfig(parseYamlDocument(yamlText, "policy"), policySchema, "policy", crossCheck);
+export function parsePolicy(yamlText: string, file?: string): Policy {
+  return validateConfig(parseYamlDocument(yamlText, "policy", file), policySchema, "policy", crossCheck, file);
 }

@@ -32,7 +32,7 @@ export async function readSmallText(path: string, what: string, code: "POLICY_UN
 /** Read and parse the policy; a `ConfigError` lists every `path: message`. */
 export async function readPolicyFile(path: string): Promise<PolicyFile> {
   const text = await readSmallText(path, "policy", "POLICY_UNREADABLE");
-  return { path, text, policy: parsePolicy(text) };
+  return { path, text, policy: parsePolicy(text, path) };
 }
 
 /**

@@ -14,6 +14,7 @@ export type PlanWarningCode =
   | "SCOPE_UNOBSERVED"
   | "SCOPE_INCOMPLETE"
   | "POOL_NOT_DECLARED"
+  | "POOL_NO_LABELS"
   | "NO_CAPACITY"
   | "CREATE_BUDGET"
   | "REMOVAL_BUDGET"

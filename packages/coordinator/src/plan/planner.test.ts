@@ -95,6 +95,18 @@ describe("plan: convergence and scale-up", () => {
   });
 });
 
+describe("plan: policy warnings", () => {
+  it("warns about a pool without capability labels, and still plans its lanes", () => {
+    const base = policy(1);
+    const bare = makePolicy({ hosts: base.hosts, scopes: base.scopes, lanes: base.lanes, pools: { [P]: { ...base.pools[P]!, labels: [] } } });
+    const p = run(bare, []);
+    expect(p.warnings).toEqual([expect.objectContaining({ code: "POOL_NO_LABELS", pool: P })]);
+    expect(p.warnings[0]?.message).toContain(`pools.${P}.labels`);
+    expect(kinds(p)).toHaveLength(1);
+    expect(codes(run(policy(1), []))).not.toContain("POOL_NO_LABELS");
+  });
+});
+
 describe("plan: opt-in, control and allowlist", () => {
   it("does nothing in a scope that has not opted in and says how to opt in", () => {
     const pol = policy(3, { scopes: { [S]: { optIn: false } } });

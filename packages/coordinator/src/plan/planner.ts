@@ -132,6 +132,13 @@ function observationWarnings(ctx: PlanContext): void {
       });
     }
   }
+  for (const [pool, p] of Object.entries(ctx.policy.pools).sort(([a], [b]) => cmp(a, b))) {
+    // Valid, but almost always a mistake: only lk- identity labels, so a workflow's runs-on cannot ask for
+    // what the pool offers, only for this exact pool by its lk-pool- label.
+    if (p.labels.length === 0) {
+      ctx.warn("POOL_NO_LABELS", `pool ${pool} has no capability labels: workflows can target it only by lk-pool-${pool}; add labels (e.g. [linux, x64]) under pools.${pool}.labels`, { pool });
+    }
+  }
 }
 
 function foreignWarning(ctx: PlanContext): void {
