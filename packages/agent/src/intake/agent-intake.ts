@@ -4,7 +4,7 @@ import { childLogger, intentSubject, RejectError, RejectReason, ResultStatus, ty
 import type { AgentDaemon } from "../agent-daemon.js";
 import { AgentTrust, keySetUpdateHandler, TrustError } from "./agent-trust.js";
 import { Intake, type IntakeOutcome, type KeySource } from "./intake.js";
-import { InventoryPublisher } from "./inventory-publisher.js";
+import { InventoryPublisher, resolveInventoryPublisherOptions } from "./inventory-publisher.js";
 import { LaneManagerExecutor } from "./lane-manager-executor.js";
 import { ReplayStore } from "./replay-store.js";
 import { FileStateStore } from "./state-store.js";
@@ -141,16 +141,21 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
           else if (s.type === Events.Reconnect) state = "connected";
         }
       })();
-      inventory = new InventoryPublisher(c, {
-        hostId: config.hostId,
-        identityKey: keys.identity,
-        provider: () => builder.build(0),
-        controlEnabled: () => config.control.enabled,
-        intentHwm: () => replay.hwm,
-        keysetVersion: () => trust?.version ?? 0,
-        intervalMs: config.inventoryIntervalMs,
-        log,
-      });
+      inventory = new InventoryPublisher(
+        c,
+        resolveInventoryPublisherOptions(
+          {
+            hostId: config.hostId,
+            identityKey: keys.identity,
+            provider: () => builder.build(0),
+            controlEnabled: () => config.control.enabled,
+            intentHwm: () => replay.hwm,
+            keysetVersion: () => trust?.version ?? 0,
+            log,
+          },
+          config,
+        ),
+      );
       intake.listen(c);
       await c.flush();
       inventory.start();

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import {
   InventorySnapshot,
   inventorySubject,
+  type AgentConfig,
   type Allowlist,
   signInventory,
   systemClock,
@@ -46,11 +47,34 @@ export interface InventoryPublisherOptions {
   keysetVersion: () => number;
   /** @default systemClock */
   clock?: Clock;
-  /** @default DEFAULT_INVENTORY_INTERVAL_MS */
+  /** @default the agent config's `inventoryIntervalMs`, else DEFAULT_INVENTORY_INTERVAL_MS */
   intervalMs?: number;
   /** @default INVENTORY_CHANGE_DEBOUNCE_MS */
   debounceMs?: number;
   log?: Logger;
+}
+
+/** {@link InventoryPublisherOptions} with every default filled in: what an {@link InventoryPublisher} runs with. */
+export interface ResolvedInventoryPublisherOptions extends InventoryPublisherOptions {
+  clock: Clock;
+  intervalMs: number;
+  debounceMs: number;
+}
+
+/**
+ * Fills in the publisher's defaults: an explicit option wins, then the agent config, then the built-in default.
+ * Pure; resolving resolved options changes nothing.
+ */
+export function resolveInventoryPublisherOptions(
+  override: InventoryPublisherOptions,
+  config?: Pick<AgentConfig, "inventoryIntervalMs">,
+): ResolvedInventoryPublisherOptions {
+  return {
+    ...override,
+    clock: override.clock ?? systemClock,
+    intervalMs: override.intervalMs ?? config?.inventoryIntervalMs ?? DEFAULT_INVENTORY_INTERVAL_MS,
+    debounceMs: override.debounceMs ?? INVENTORY_CHANGE_DEBOUNCE_MS,
+  };
 }
 
 /**
@@ -60,7 +84,7 @@ export interface InventoryPublisherOptions {
  * coordinator can refuse old or reordered snapshots without the agent persisting a counter.
  */
 export class InventoryPublisher {
-  private readonly clock: Clock;
+  private readonly opts: ResolvedInventoryPublisherOptions;
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -69,11 +93,12 @@ export class InventoryPublisher {
   private stopped = true;
   private lastDigest = "";
 
+  /** Options are resolved by {@link resolveInventoryPublisherOptions}. */
   constructor(
     private readonly nc: NatsConnection,
-    private readonly opts: InventoryPublisherOptions,
+    opts: InventoryPublisherOptions,
   ) {
-    this.clock = opts.clock ?? systemClock;
+    this.opts = resolveInventoryPublisherOptions(opts);
   }
 
   /** Publish now and then periodically. */
@@ -81,7 +106,7 @@ export class InventoryPublisher {
     if (!this.stopped) return;
     this.stopped = false;
     this.trigger();
-    this.timer = setInterval(() => this.trigger(), this.opts.intervalMs ?? DEFAULT_INVENTORY_INTERVAL_MS);
+    this.timer = setInterval(() => this.trigger(), this.opts.intervalMs);
     this.timer.unref();
   }
 
@@ -91,7 +116,7 @@ export class InventoryPublisher {
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
       this.trigger();
-    }, this.opts.debounceMs ?? INVENTORY_CHANGE_DEBOUNCE_MS);
+    }, this.opts.debounceMs);
     this.debounce.unref();
   }
 
@@ -108,7 +133,7 @@ export class InventoryPublisher {
   /** Build, sign and publish one snapshot now; returns the envelope (for tests and `status`). */
   async publishNow(): Promise<Uint8Array> {
     const content = await this.opts.provider();
-    const now = this.clock.now();
+    const now = this.opts.clock.now();
     this.seq = Math.max(this.seq + 1, now);
     const snapshot = InventorySnapshot.fromPartial({
       hostId: this.opts.hostId,

@@ -2,7 +2,6 @@ import { readFile } from "node:fs/promises";
 import { connect, credsAuthenticator, type ConnectionOptions, type JetStreamClient, type JetStreamManager, type NatsConnection } from "nats";
 import {
   LanekeeperError,
-  MAX_INTENT_TTL_MS,
   parseSealingPublicKey,
   parseSigningPublicKey,
   signingKeyFromPem,
@@ -13,10 +12,9 @@ import {
   type SigningKey,
 } from "@lanekeeper/shared";
 import { CoordinatorAudit } from "../audit/coordinator-audit.js";
-import { Dispatcher } from "../dispatch/dispatcher.js";
+import { Dispatcher, resolveDispatcherOptions } from "../dispatch/dispatcher.js";
 import { StaticHostRegistry, type EnrolledHost } from "../dispatch/host-registry.js";
 import { InventoryCollector } from "../dispatch/inventory-collector.js";
-import { DEFAULT_NOT_BEFORE_SLACK_MS } from "../dispatch/limits.js";
 import { KvSequenceAllocator } from "../dispatch/sequence-allocator.js";
 import { createGitHubClient } from "../github/github-client-from-policy.js";
 import type { GitHubClient } from "../github/github-client.js";
@@ -178,18 +176,20 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     inventory.attach(collector);
     collector.start(nc);
     closers.unshift(() => collector.stop());
-    const ttlMs = Math.min(policy.coordinator.intentTtlMs, MAX_INTENT_TTL_MS - DEFAULT_NOT_BEFORE_SLACK_MS);
-    const dispatcher = new Dispatcher({
-      nc,
-      signingKey,
-      sequences,
-      hosts,
-      clock,
-      ttlMs,
-      requestTimeoutMs: policy.coordinator.resultTimeoutMs,
-      agentHwm: (h) => collector.agentHwm(h),
-      ...(sources.log === undefined ? {} : { log: sources.log }),
-    });
+    const dispatcher = new Dispatcher(
+      resolveDispatcherOptions(
+        {
+          nc,
+          signingKey,
+          sequences,
+          hosts,
+          clock,
+          agentHwm: (h) => collector.agentHwm(h),
+          ...(sources.log === undefined ? {} : { log: sources.log }),
+        },
+        policy.coordinator,
+      ),
+    );
     const audit = await CoordinatorAudit.open({
       path: policy.coordinator.auditFile,
       js,

@@ -70,7 +70,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
       ctx,
       lock,
       metrics,
-      intervalMs: opts.interval ?? ctx.policy.coordinator.reconcileIntervalMs,
+      ...(opts.interval === undefined ? {} : { intervalMs: opts.interval }),
       clock: ctx.clock,
       log,
       health: {

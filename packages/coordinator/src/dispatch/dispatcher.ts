@@ -1,13 +1,16 @@
 import type { NatsConnection } from "nats";
 import type { Logger } from "pino";
 import {
+  DEFAULT_INTENT_TTL_MS,
   intentSubject,
   LanekeeperError,
   RejectReason,
   ResultStatus,
   systemClock,
   type ActionKind,
+  MAX_INTENT_TTL_MS,
   type Clock,
+  type CoordinatorPolicy,
   type ResultPayload,
   type SigningKey,
 } from "@lanekeeper/shared";
@@ -68,11 +71,11 @@ export interface DispatcherOptions {
   verifier?: ResultVerifier;
   /** @default systemClock */
   clock?: Clock;
-  /** Intent lifetime. @default DEFAULT_INTENT_TTL_MS */
+  /** Intent lifetime. @default policy `coordinator.intentTtlMs` (capped to fit MAX_INTENT_TTL_MS with the slack), else DEFAULT_INTENT_TTL_MS */
   ttlMs?: number;
   /** @default DEFAULT_NOT_BEFORE_SLACK_MS */
   notBeforeSlackMs?: number;
-  /** @default DEFAULT_REQUEST_TIMEOUT_MS */
+  /** @default policy `coordinator.resultTimeoutMs`, else DEFAULT_REQUEST_TIMEOUT_MS */
   requestTimeoutMs?: number;
   /**
    * The agent's signed high-water mark (from its last verified inventory). When a result says
@@ -89,6 +92,40 @@ export interface DispatcherOptions {
   /** Pause between those re-issues. @default DEFAULT_BEFORE_FLOOR_RETRY_MS */
   beforeFloorRetryMs?: number;
   log?: Logger;
+}
+
+/** {@link DispatcherOptions} with every default filled in: what a {@link Dispatcher} runs with. */
+export interface ResolvedDispatcherOptions extends DispatcherOptions {
+  verifier: ResultVerifier;
+  clock: Clock;
+  ttlMs: number;
+  notBeforeSlackMs: number;
+  requestTimeoutMs: number;
+  beforeFloorWaitMs: number;
+  beforeFloorRetryMs: number;
+}
+
+/**
+ * Fills in the dispatcher's defaults: an explicit option wins, then the policy's `coordinator` section, then the
+ * built-in default. Pure apart from building the default verifier; resolving resolved options changes nothing.
+ */
+export function resolveDispatcherOptions(
+  override: DispatcherOptions,
+  policy?: Pick<CoordinatorPolicy, "intentTtlMs" | "resultTimeoutMs">,
+): ResolvedDispatcherOptions {
+  const clock = override.clock ?? systemClock;
+  const notBeforeSlackMs = override.notBeforeSlackMs ?? DEFAULT_NOT_BEFORE_SLACK_MS;
+  return {
+    ...override,
+    clock,
+    verifier: override.verifier ?? new ResultVerifier(override.hosts, { clock }),
+    // The agent refuses intents living longer than MAX_INTENT_TTL_MS, and the not-before slack counts.
+    ttlMs: override.ttlMs ?? (policy === undefined ? DEFAULT_INTENT_TTL_MS : Math.min(policy.intentTtlMs, MAX_INTENT_TTL_MS - notBeforeSlackMs)),
+    notBeforeSlackMs,
+    requestTimeoutMs: override.requestTimeoutMs ?? policy?.resultTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    beforeFloorWaitMs: override.beforeFloorWaitMs ?? DEFAULT_BEFORE_FLOOR_WAIT_MS,
+    beforeFloorRetryMs: override.beforeFloorRetryMs ?? DEFAULT_BEFORE_FLOOR_RETRY_MS,
+  };
 }
 
 /** One dispatch. */
@@ -130,14 +167,14 @@ export function isRemoveDone(r: ResultPayload): boolean {
  * intents reach an agent in sequence order and are not refused as out of order.
  */
 export class Dispatcher {
-  private readonly verifier: ResultVerifier;
-  private readonly clock: Clock;
+  private readonly opts: ResolvedDispatcherOptions;
   private readonly hostTails = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly opts: DispatcherOptions) {
-    this.clock = opts.clock ?? systemClock;
-    this.verifier = opts.verifier ?? new ResultVerifier(opts.hosts, { clock: this.clock });
+  /** Options are resolved by {@link resolveDispatcherOptions}; pass resolved ones to add the policy's. */
+  constructor(opts: DispatcherOptions) {
+    this.opts = resolveDispatcherOptions(opts);
   }
+
 
   /** Send `req.action` to `req.hostId` and wait for a verified result (OK, REJECTED or FAILED). */
   async dispatch(req: DispatchRequest): Promise<DispatchOutcome> {
@@ -145,17 +182,17 @@ export class Dispatcher {
     if (host === undefined) throw new DispatchError("DISPATCH_UNKNOWN_HOST", `host ${req.hostId} is not enrolled`);
     const attempts = Math.max(1, req.attempts ?? DEFAULT_DISPATCH_ATTEMPTS);
     const reissue = req.reissue ?? REISSUE_SAFE[req.action.kind];
-    const timeout = req.timeoutMs ?? this.opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const timeout = req.timeoutMs ?? this.opts.requestTimeoutMs;
     const intentIds: string[] = [];
     let fastForwarded = false;
-    const floorDeadline = this.clock.now() + (this.opts.beforeFloorWaitMs ?? DEFAULT_BEFORE_FLOOR_WAIT_MS);
+    const floorDeadline = this.opts.clock.now() + this.opts.beforeFloorWaitMs;
     for (let attempt = 1; ; attempt++) {
       const { reply, intentId, sequence } = await this.send(req, host.sealingKey, timeout, intentIds);
       let data: Uint8Array;
       try {
         data = (await reply).data;
       } catch (err) {
-        this.verifier.abandon(intentId);
+        this.opts.verifier.abandon(intentId);
         const code = (err as { code?: string }).code;
         // No responders: nobody received it, so a re-issue is safe whatever the action.
         const noResponders = code === "503";
@@ -175,9 +212,9 @@ export class Dispatcher {
       }
       let accepted;
       try {
-        accepted = this.verifier.accept(data, intentId);
+        accepted = this.opts.verifier.accept(data, intentId);
       } catch (err) {
-        this.verifier.abandon(intentId);
+        this.opts.verifier.abandon(intentId);
         if (err instanceof ResultRejectedError) {
           throw new DispatchError("DISPATCH_BAD_RESULT", `the reply from ${req.hostId} failed verification: ${err.reason}`, {
             cause: err,
@@ -204,9 +241,9 @@ export class Dispatcher {
       if (
         r.status === ResultStatus.RESULT_STATUS_REJECTED &&
         r.reasonCode === String(RejectReason.BEFORE_FLOOR) &&
-        this.clock.now() < floorDeadline
+        this.opts.clock.now() < floorDeadline
       ) {
-        const pause = this.opts.beforeFloorRetryMs ?? DEFAULT_BEFORE_FLOOR_RETRY_MS;
+        const pause = this.opts.beforeFloorRetryMs;
         this.opts.log?.warn({ hostId: req.hostId, intentId, retryInMs: pause }, "agent lost its replay state and is below its floor; re-issuing");
         await new Promise((res) => setTimeout(res, pause));
         continue;
@@ -233,13 +270,13 @@ export class Dispatcher {
         sequence,
         action: req.action,
         signingKey: this.opts.signingKey,
-        nowMs: this.clock.now(),
-        ...(this.opts.ttlMs === undefined ? {} : { ttlMs: this.opts.ttlMs }),
-        notBeforeSlackMs: this.opts.notBeforeSlackMs ?? DEFAULT_NOT_BEFORE_SLACK_MS,
+        nowMs: this.opts.clock.now(),
+        ttlMs: this.opts.ttlMs,
+        notBeforeSlackMs: this.opts.notBeforeSlackMs,
         ...(req.operationId === undefined ? {} : { operationId: req.operationId }),
         ...(req.forcedBy === undefined ? {} : { forcedBy: req.forcedBy }),
       });
-      this.verifier.expect({
+      this.opts.verifier.expect({
         intentId: built.intent.intentId,
         hostId: req.hostId,
         sequence,

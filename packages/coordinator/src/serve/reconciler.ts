@@ -1,4 +1,4 @@
-import { Health, LaneMode, LaneState, systemClock, type Clock, type Logger } from "@lanekeeper/shared";
+import { Health, LaneMode, LaneState, systemClock, type Clock, type CoordinatorPolicy, type Logger } from "@lanekeeper/shared";
 import type { ApplyEngine } from "../apply/apply-engine.js";
 import type { ActionOutcome, ApplyEvent, ApplyReport } from "../apply/apply-events.js";
 import { operatorAction } from "../apply/operator-actions.js";
@@ -32,12 +32,42 @@ export interface ReconcilerOptions {
   /** Without a lock this process always acts (a single coordinator). */
   readonly lock?: LeaderLock;
   readonly metrics?: CoordinatorMetrics;
-  readonly intervalMs: number;
+  /** Between cycles. @default policy `coordinator.reconcileIntervalMs` */
+  readonly intervalMs?: number;
+  /** @default systemClock */
   readonly clock?: Clock;
   readonly log?: Logger;
   readonly health?: HealthRestartOptions;
   readonly planOptions?: Omit<PlanOptions, "nowMs">;
   readonly onEvent?: (e: ApplyEvent) => void;
+}
+
+/** {@link ReconcilerOptions} with every default filled in: what a {@link Reconciler} runs with. */
+export interface ResolvedReconcilerOptions extends ReconcilerOptions {
+  readonly intervalMs: number;
+  readonly clock: Clock;
+  readonly health: Required<HealthRestartOptions>;
+}
+
+/**
+ * Fills in the reconciler's defaults: an explicit option wins, then the policy's `coordinator` section (by
+ * default the one in `override.ctx.policy`), then the built-in default. Pure; resolving resolved options changes
+ * nothing.
+ */
+export function resolveReconcilerOptions(
+  override: ReconcilerOptions,
+  policy: Pick<CoordinatorPolicy, "reconcileIntervalMs"> = override.ctx.policy.coordinator,
+): ResolvedReconcilerOptions {
+  return {
+    ...override,
+    intervalMs: override.intervalMs ?? policy.reconcileIntervalMs,
+    clock: override.clock ?? systemClock,
+    health: {
+      offlineGraceMs: override.health?.offlineGraceMs ?? DEFAULT_OFFLINE_GRACE_MS,
+      maxRestarts: override.health?.maxRestarts ?? DEFAULT_MAX_HEALTH_RESTARTS,
+      windowMs: override.health?.windowMs ?? DEFAULT_HEALTH_WINDOW_MS,
+    },
+  };
 }
 
 /** What one cycle did. */
@@ -60,14 +90,15 @@ export interface CycleReport {
  * recovery note. Followers only keep collecting inventories.
  */
 export class Reconciler {
-  private readonly clock: Clock;
+  private readonly o: ResolvedReconcilerOptions;
   private readonly offlineSince = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<CycleReport> | undefined;
   private stopped = true;
 
-  constructor(private readonly o: ReconcilerOptions) {
-    this.clock = o.clock ?? systemClock;
+  /** Options are resolved by {@link resolveReconcilerOptions}. */
+  constructor(o: ReconcilerOptions) {
+    this.o = resolveReconcilerOptions(o);
   }
 
   /** Run cycles every interval until {@link stop}. */
@@ -93,7 +124,7 @@ export class Reconciler {
 
   /** One cycle. Never throws: an error is logged, counted and reported. */
   async cycle(): Promise<CycleReport> {
-    const t0 = this.clock.now();
+    const t0 = this.o.clock.now();
     const m = this.o.metrics;
     const leader = this.o.lock === undefined ? true : await this.o.lock.ensure();
     m?.setLeader(leader);
@@ -103,7 +134,7 @@ export class Reconciler {
     }
     try {
       const ctx = this.o.ctx;
-      const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: this.clock });
+      const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: this.o.clock });
       const p = planFromWorld(ctx.policy, world, this.o.planOptions);
       m?.lanesObserved(p.classification.lanes);
       const onEvent = (e: ApplyEvent): void => {
@@ -115,22 +146,22 @@ export class Reconciler {
       m?.report(report);
       const targeted = new Set(p.actions.map((a) => a.laneId));
       const { restarts, capped } = await this.healthRestarts(p.classification.lanes, targeted, engine, onEvent);
-      m?.cycle("ok", (this.clock.now() - t0) / 1000);
+      m?.cycle("ok", (this.o.clock.now() - t0) / 1000);
       const failed = report.outcomes.filter((x) => x.status !== "succeeded");
       if (failed.length > 0) this.o.log?.warn({ failed: failed.map((x) => `${x.kind}:${x.laneId}:${x.code ?? ""}`) }, "reconcile: some actions did not succeed");
       return { leader: true, report, healthRestarts: restarts, capped };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.o.log?.error({ err: message }, "reconcile cycle failed");
-      m?.cycle("failed", (this.clock.now() - t0) / 1000);
+      m?.cycle("failed", (this.o.clock.now() - t0) / 1000);
       return { leader: true, healthRestarts: [], capped: [], error: message };
     }
   }
 
   /** Which lanes need a health restart now, and why. */
   private unhealthy(views: readonly LaneView[], targeted: ReadonlySet<string>): { view: LaneView; why: "offline" | "crash-loop" }[] {
-    const now = this.clock.now();
-    const grace = this.o.health?.offlineGraceMs ?? DEFAULT_OFFLINE_GRACE_MS;
+    const now = this.o.clock.now();
+    const grace = this.o.health.offlineGraceMs;
     const out: { view: LaneView; why: "offline" | "crash-loop" }[] = [];
     const seen = new Set<string>();
     for (const v of views) {
@@ -160,9 +191,9 @@ export class Reconciler {
     engine: ApplyEngine,
     onEvent: (e: ApplyEvent) => void,
   ): Promise<{ restarts: (ActionOutcome & { why: "offline" | "crash-loop" })[]; capped: string[] }> {
-    const now = this.clock.now();
-    const max = this.o.health?.maxRestarts ?? DEFAULT_MAX_HEALTH_RESTARTS;
-    const windowMs = this.o.health?.windowMs ?? DEFAULT_HEALTH_WINDOW_MS;
+    const now = this.o.clock.now();
+    const max = this.o.health.maxRestarts;
+    const windowMs = this.o.health.windowMs;
     const restarts: (ActionOutcome & { why: "offline" | "crash-loop" })[] = [];
     const capped: string[] = [];
     for (const { view, why } of this.unhealthy(views, targeted)) {
@@ -206,7 +237,7 @@ export class Reconciler {
       `or \`lanekeeper lanes remove ${view.laneId}\` (\`lanekeeper apply\` creates a replacement).`;
     try {
       await this.o.ctx.store.update(
-        { ...recordWithout(r), state: "needs-attention", attention: { code: "HEALTH_RESTART_CAP", message: note }, updatedAtMs: this.clock.now() },
+        { ...recordWithout(r), state: "needs-attention", attention: { code: "HEALTH_RESTART_CAP", message: note }, updatedAtMs: this.o.clock.now() },
         r.revision,
       );
     } catch (err) {
