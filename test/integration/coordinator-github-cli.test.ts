@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { canonicalLabels, generateSealingKey, generateSigningKey, parsePolicy } from "@lanekeeper/shared";
+import { canonicalLabels, enrollmentBundleYaml, generateSealingKey, generateSigningKey, makeEnrollmentBundle, parsePolicy } from "@lanekeeper/shared";
 import { runCommand, startGitHubEmulator, type GitHubEmulator } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, type CliIo } from "../../packages/coordinator/src/cli/program.js";
@@ -160,8 +160,7 @@ describe("lanekeeper hosts", () => {
     const seal = generateSealingKey();
     await writeFile(
       join(dir, "bundle.yaml"),
-      `# Enrollment bundle of build03 (public keys only).\n# identity key id ${key.keyId}\n` +
-        `build03:\n  enrolled:\n    identityKey: ${key.publicKey.toString("base64")}\n    sealingKey: ${seal.publicKey.toString("base64")}\n  optIn: true\n  capacity: 0\n`,
+      enrollmentBundleYaml(makeEnrollmentBundle({ hostId: "build03", identityPublicKey: key.publicKey, sealingPublicKey: seal.publicKey, agentVersion: "0.1.0" })),
     );
     const r = await cli(["hosts", "add", "bundle.yaml", "--capacity", "6"]);
     expect(r.code).toBe(0);
@@ -199,15 +198,8 @@ describe("lanekeeper hosts", () => {
     await writeFile(path, policyText(["acme/api"], 1));
     const key = generateSigningKey();
     const seal = generateSealingKey();
-    const bundle = {
-      hostId: "build04",
-      identityKey: key.publicKey.toString("base64"),
-      identityKeyId: key.keyId,
-      sealingKey: seal.publicKey.toString("base64"),
-      sealingKeyId: seal.keyId,
-      agentVersion: "0.1.0",
-    };
-    await writeFile(join(dir, "bad.json"), JSON.stringify({ ...bundle, identityKeyId: "0".repeat(64) }));
+    const bundle = makeEnrollmentBundle({ hostId: "build04", identityPublicKey: key.publicKey, sealingPublicKey: seal.publicKey, agentVersion: "0.1.0" });
+    await writeFile(join(dir, "bad.json"), JSON.stringify({ ...bundle, identityKeyId: "f".repeat(64) }));
     const bad = await cli(["hosts", "add", "bad.json", "--json"]);
     expect(bad.code).toBe(6);
     expect((JSON.parse(bad.out) as { error: { code: string } }).error.code).toBe("ENROLLMENT_INVALID");

@@ -1,8 +1,8 @@
 /**
  * The agent's keys: an Ed25519 identity key (signs lane markers, results and inventories) and an X25519 sealing
  * key (secrets are sealed to it). `lanekeeper-agent init` creates both (0600, in a 0700 state directory), writes
- * an observe-only config, and returns the enrollment bundle (public keys and capabilities, nothing private) that
- * an operator pastes into the coordinator's policy: that is the host's opt-in on the coordinator side.
+ * an observe-only config, and returns the enrollment bundle (public keys with their key ids, capabilities, nothing
+ * private) that an operator enrolls with `lanekeeper hosts add`: that is the host's opt-in on the coordinator side.
  */
 import { constants as fsConstants } from "node:fs";
 import { chmod, lstat, mkdir, open, stat } from "node:fs/promises";
@@ -11,8 +11,10 @@ import {
   type AgentConfig,
   type Capabilities,
   defaultLaneRoot,
+  type EnrollmentBundle,
   generateSealingKey,
   generateSigningKey,
+  makeEnrollmentBundle,
   parseAgentConfig,
   type SealingKey,
   sealingKeyFromPem,
@@ -27,19 +29,6 @@ import { readSmallFile } from "./atomic-file.js";
 import { AgentInitError } from "./errors.js";
 import { AGENT_VERSION } from "./agent-version.js";
 import { FileStateStore } from "./intake/state-store.js";
-
-/** What `init` prints: everything the coordinator needs to enroll this host. No private material. */
-export interface EnrollmentBundle {
-  readonly hostId: string;
-  /** Ed25519 identity public key, base64 of the raw 32 bytes (policy `hosts.<id>.enrolled.identityKey`). */
-  readonly identityKey: string;
-  readonly identityKeyId: string;
-  /** X25519 sealing public key, base64 of the raw 32 bytes (policy `hosts.<id>.enrolled.sealingKey`). */
-  readonly sealingKey: string;
-  readonly sealingKeyId: string;
-  readonly agentVersion: string;
-  readonly capabilities: Capabilities | undefined;
-}
 
 /** The agent's loaded keys. */
 export interface AgentKeys {
@@ -126,28 +115,18 @@ export async function initAgent(o: InitOptions): Promise<EnrollmentBundle> {
   return enrollmentBundle(hostId, { identity, sealing }, o.capabilities);
 }
 
-/** The bundle for already loaded keys (`lanekeeper-agent init` prints it; `status` can show it again). */
+/**
+ * The bundle for already loaded keys (`lanekeeper-agent init` prints it with shared `enrollmentBundleYaml` or
+ * `enrollmentBundleJson`, the forms `lanekeeper hosts add` reads).
+ */
 export function enrollmentBundle(hostId: string, keys: AgentKeys, capabilities?: Capabilities): EnrollmentBundle {
-  return {
+  return makeEnrollmentBundle({
     hostId,
-    identityKey: keys.identity.publicKey.toString("base64"),
-    identityKeyId: keys.identity.keyId,
-    sealingKey: keys.sealing.publicKey.toString("base64"),
-    sealingKeyId: keys.sealing.keyId,
+    identityPublicKey: keys.identity.publicKey,
+    sealingPublicKey: keys.sealing.publicKey,
     agentVersion: AGENT_VERSION,
     capabilities,
-  };
-}
-
-/** The bundle as the YAML snippet for the coordinator's policy `hosts:` section. */
-export function enrollmentYaml(b: EnrollmentBundle): string {
-  const caps = b.capabilities;
-  return (
-    `# Enrollment bundle of ${b.hostId} (public keys only). Add under \`hosts:\` in lanekeeper.yaml; set capacity.\n` +
-    `# identity key id ${b.identityKeyId}\n# sealing key id  ${b.sealingKeyId}\n` +
-    (caps ? `# ${caps.os} ${caps.arch}, ${caps.cores} cores, ${Math.round(Number(caps.memoryBytes) / 2 ** 30)} GiB, engine ${caps.containerEngine || "none"}\n` : "") +
-    stringify({ [b.hostId]: { enrolled: { identityKey: b.identityKey, sealingKey: b.sealingKey }, optIn: true, capacity: 0 } })
-  );
+  });
 }
 
 async function loadKeyFile(path: string, what: string): Promise<string> {

@@ -10,6 +10,8 @@ import {
   type AgentConfig,
   ConfigError,
   createLogger,
+  enrollmentBundleJson,
+  enrollmentBundleYaml,
   LanekeeperError,
   MAX_CONFIG_BYTES,
   parseAgentConfig,
@@ -19,7 +21,7 @@ import {
 import { AgentDaemon } from "./agent-daemon.js";
 import { readSmallFile } from "./atomic-file.js";
 import { startAgentIntake, type AgentIntakeHandle } from "./intake/agent-intake.js";
-import { enrollmentYaml, initAgent, loadAgentKeys } from "./agent-identity.js";
+import { initAgent, loadAgentKeys } from "./agent-identity.js";
 import { AGENT_VERSION } from "./agent-version.js";
 import { gatherCapabilities } from "./capabilities.js";
 import { AuditChainBrokenError } from "./errors.js";
@@ -95,7 +97,7 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
     .action(async (o: { hostId: string; config: string; stateDir: string; json?: boolean }) => {
       const capabilities = await gatherCapabilities().catch(() => undefined);
       const bundle = await initAgent({ hostId: o.hostId, configPath: o.config, stateDir: o.stateDir, ...(capabilities ? { capabilities } : {}) });
-      io.out(o.json ? `${JSON.stringify(bundle, null, 2)}\n` : enrollmentYaml(bundle));
+      io.out(o.json ? enrollmentBundleJson(bundle) : enrollmentBundleYaml(bundle));
       if (!o.json) io.err(`wrote ${o.config} (control.enabled: false) and keys in ${o.stateDir}\n`);
       setExit(EXIT.OK);
     });

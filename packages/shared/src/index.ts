@@ -29,3 +29,4 @@ export * from "./audit.js";
 export * from "./logger.js";
 export * from "./trust-file.js";
 export * from "./wire-contract.js";
+export * from "./enrollment-bundle.js";

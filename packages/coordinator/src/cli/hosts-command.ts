@@ -1,7 +1,6 @@
 import { resolve } from "node:path";
-import { keyIdOf, parseSigningPublicKey } from "@lanekeeper/shared";
+import { keyIdOf, parseEnrollmentBundle, parseSigningPublicKey } from "@lanekeeper/shared";
 import type { CliIo } from "./cli-io.js";
-import { parseEnrollmentBundle } from "./enrollment-bundle.js";
 import { ExitCode } from "./exit-codes.js";
 import { addHostToPolicyText, removeHostFromPolicyText } from "./policy-edit.js";
 import { policyPath, readPolicyFile, readSmallText, writeTextAtomic } from "./policy-file.js";
@@ -63,7 +62,7 @@ export async function runHostsAdd(bundleFile: string, opts: HostsAddOptions, io:
   const file = await readPolicyFile(policyPath(opts.policy, io.env, io.cwd));
   const bundle = parseEnrollmentBundle(await readSmallText(resolve(io.cwd, bundleFile), "enrollment bundle", "ENROLLMENT_INVALID"));
   const optIn = opts.optIn === true;
-  const capacity = opts.capacity ?? bundle.capacity ?? 0;
+  const capacity = opts.capacity ?? bundle.capacity;
   const edited = addHostToPolicyText(file.text, { bundle, optIn, capacity, enrolledAt: new Date(io.now()).toISOString() });
   await writeTextAtomic(file.path, edited.text);
   const next: string[] = [];

@@ -1,7 +1,6 @@
-import { ConfigError, parsePolicy, type Policy } from "@lanekeeper/shared";
+import { ConfigError, parsePolicy, type EnrollmentBundle, type Policy } from "@lanekeeper/shared";
 import { isMap, isScalar, parseDocument, YAMLMap, type Document } from "yaml";
 import { CliError } from "./cli-errors.js";
-import type { EnrollmentBundle } from "./enrollment-bundle.js";
 
 /** What `hosts add` writes. */
 export interface HostEntry {
