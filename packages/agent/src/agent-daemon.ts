@@ -54,6 +54,35 @@ export interface AgentDaemonOptions {
 /** Default container engine sockets, tried in order when the config names none. */
 export const DEFAULT_ENGINE_SOCKETS: readonly string[] = Object.freeze(["/run/podman/podman.sock", "/var/run/docker.sock"]);
 
+/** {@link AgentDaemonOptions} with every default filled in: what an {@link AgentDaemon} runs with. */
+export interface ResolvedAgentDaemonOptions extends AgentDaemonOptions {
+  readonly natsState: () => string;
+  readonly intentHwm: () => number;
+  readonly keysetVersion: () => number;
+  readonly recentIntents: () => readonly IntentOutcome[];
+  /** Run systemd lanes and unit discovery: systemd runs on this host, or a `systemctl` was handed in. */
+  readonly systemd: boolean;
+  /** The container engine socket: the config's when it exists, else the first of {@link DEFAULT_ENGINE_SOCKETS} that exists. */
+  readonly engineSocket: string | undefined;
+}
+
+/**
+ * Fills in the daemon's defaults from the options and their agent config. `exists` is the only look at the
+ * host (which sockets and which init system are there), so this stays a pure function in tests.
+ */
+export function resolveAgentDaemonOptions(override: AgentDaemonOptions, exists: (path: string) => boolean = existsSync): ResolvedAgentDaemonOptions {
+  const configured = override.config.containerSocket;
+  return {
+    ...override,
+    natsState: override.natsState ?? (() => "disabled"),
+    intentHwm: override.intentHwm ?? (() => 0),
+    keysetVersion: override.keysetVersion ?? (() => 0),
+    recentIntents: override.recentIntents ?? (() => []),
+    systemd: exists("/run/systemd/system") || override.systemctl !== undefined,
+    engineSocket: configured !== undefined ? (exists(configured) ? configured : undefined) : DEFAULT_ENGINE_SOCKETS.find((p) => exists(p)),
+  };
+}
+
 /** A running agent. */
 export class AgentDaemon {
   private healthTimer: NodeJS.Timeout | undefined;
@@ -73,11 +102,12 @@ export class AgentDaemon {
     readonly lock: InstanceLock,
     private server: StatusServer | undefined,
     private readonly log: Logger,
-    private readonly opts: AgentDaemonOptions,
+    private readonly opts: ResolvedAgentDaemonOptions,
   ) {}
 
   /** Start the agent (see the module comment for the order). */
-  static async start(opts: AgentDaemonOptions): Promise<AgentDaemon> {
+  static async start(options: AgentDaemonOptions): Promise<AgentDaemon> {
+    const opts = resolveAgentDaemonOptions(options);
     const { config, lock } = opts;
     if (!lock.covers(config.stateDir)) {
       throw new AgentLockedError(`the agent must run under the single-instance lock of ${config.stateDir}`);
@@ -179,8 +209,8 @@ export class AgentDaemon {
         reasonCode: r.reasonCode ?? "",
         hash: r.hash,
       })),
-      natsState: this.opts.natsState?.() ?? "disabled",
-      recentIntents: (this.opts.recentIntents?.() ?? []).map((i) => ({
+      natsState: this.opts.natsState(),
+      recentIntents: this.opts.recentIntents().map((i) => ({
         intentId: i.intentId,
         sequence: i.sequence,
         action: i.action,
@@ -190,8 +220,8 @@ export class AgentDaemon {
         atMs: i.atMs,
       })),
       capabilities: inv.capabilities,
-      intentHwm: this.opts.intentHwm?.() ?? 0,
-      keysetVersion: this.opts.keysetVersion?.() ?? 0,
+      intentHwm: this.opts.intentHwm(),
+      keysetVersion: this.opts.keysetVersion(),
     };
   }
 
@@ -212,12 +242,12 @@ async function buildRuntimes(
   config: AgentConfig,
   signer: MarkerSigner,
   dirs: LaneDirectories,
-  opts: AgentDaemonOptions,
+  opts: ResolvedAgentDaemonOptions,
   log: Logger,
 ): Promise<Partial<Record<BackendName, LaneRuntime>>> {
   const runtimes: Partial<Record<BackendName, LaneRuntime>> = {};
   const wantSystemd = config.control.backends.includes("systemd");
-  if (existsSync("/run/systemd/system") || opts.systemctl) {
+  if (opts.systemd) {
     try {
       const user = await lookupUser(config.runAsUser);
       runtimes.systemd = new SystemdRuntime({
@@ -236,8 +266,8 @@ async function buildRuntimes(
   } else if (wantSystemd) {
     log.warn({}, "systemd is not running on this host: systemd lanes are off");
   }
-  const socket = config.containerSocket ?? DEFAULT_ENGINE_SOCKETS.find((s) => existsSync(s));
-  if (socket !== undefined && existsSync(socket)) {
+  const socket = opts.engineSocket;
+  if (socket !== undefined) {
     // Loaded only when an engine is there: dockerode and its dependencies cost ~25 MB of resident memory.
     const { ContainerRuntime } = await import("./container-runtime.js");
     runtimes.container = new ContainerRuntime({
