@@ -1,6 +1,11 @@
 /**
  * Typed errors with stable codes. Tests, the gRPC status mapping and the CLI exit-code mapping match on
  * `code` (and on `reason` for intent rejections), never on message text.
+ *
+ * Codes are string unions, one per package: {@link SharedErrorCode} here, extended by the agent's
+ * `AgentErrorCode` and the coordinator's `CoordinatorErrorCode`. Each subclass names its package's union as the
+ * type argument of {@link LanekeeperError}, so a misspelt code does not compile, and each CLI's exit-code table is
+ * a `Record` over its union, so a new code does not compile until it has an exit code.
  */
 
 /** Options accepted by every lanekeeper error. */
@@ -9,20 +14,35 @@ export interface LanekeeperErrorOptions {
   cause?: unknown;
   /** Structured, secret-free context for logs and `--json` output. */
   details?: Readonly<Record<string, unknown>>;
+  /** What the operator should do next, when the error knows better than its exit code's generic advice. */
+  hint?: string;
 }
 
 /** Base class of every error lanekeeper throws on purpose. `code` is stable across releases. */
-export class LanekeeperError extends Error {
+export class LanekeeperError<C extends string = SharedErrorCode> extends Error {
   /** Stable machine-readable code, e.g. `CONFIG_INVALID` or a {@link RejectReason}. */
-  readonly code: string;
+  readonly code: C;
   /** Structured, secret-free context. */
   readonly details: Readonly<Record<string, unknown>> | undefined;
+  /** What to do next, when the thrower knows; the CLIs fall back to advice by exit code. */
+  readonly hint: string | undefined;
 
-  constructor(code: string, message: string, options: LanekeeperErrorOptions = {}) {
+  // NoInfer: `new LanekeeperError("TYPO", ...)` must not infer C = "TYPO"; it falls back to SharedErrorCode.
+  constructor(code: NoInfer<C>, message: string, options: LanekeeperErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.details = options.details;
+    this.hint = options.hint;
+  }
+
+  /**
+   * `instanceof`, typed: `err instanceof LanekeeperError` narrows to `LanekeeperError<string>` (a code from any
+   * package) rather than TypeScript's default `LanekeeperError<any>`; `err instanceof RejectError` still narrows
+   * to `RejectError`. The check itself is the ordinary prototype-chain one.
+   */
+  static override [Symbol.hasInstance]<T>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
+    return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
 
@@ -84,7 +104,7 @@ export function isRejectReason(s: string): s is RejectReason {
 }
 
 /** A refusal with a typed reason. `code` equals `reason`. */
-export class RejectError extends LanekeeperError {
+export class RejectError extends LanekeeperError<`${RejectReason}`> {
   /** Why the input was refused. */
   readonly reason: RejectReason;
 
@@ -127,7 +147,7 @@ function issuePlace(file: string | undefined, i: ConfigIssue): string {
  * A config or policy file that cannot be used. The message names the file, then lists every issue as
  * `file:line:column: path: message` lines (the place when it is known).
  */
-export class ConfigError extends LanekeeperError {
+export class ConfigError extends LanekeeperError<SharedErrorCode> {
   /** Every problem found, in document order where possible. */
   readonly issues: readonly ConfigIssue[];
   /** The file the problems are in, when the caller named it. */
@@ -145,15 +165,47 @@ export class ConfigError extends LanekeeperError {
 }
 
 /** Audit log I/O or chain problems (not tampering found by verification, which is a result, not an error). */
-export class AuditError extends LanekeeperError {
+export class AuditError extends LanekeeperError<SharedErrorCode> {
   constructor(message: string, options: LanekeeperErrorOptions = {}) {
     super("AUDIT_FAILED", message, options);
   }
 }
 
 /** A key file or key encoding that cannot be used. */
-export class KeyError extends LanekeeperError {
+export class KeyError extends LanekeeperError<SharedErrorCode> {
   constructor(message: string, options: LanekeeperErrorOptions = {}) {
     super("KEY_INVALID", message, options);
+  }
+}
+
+/**
+ * Codes of errors raised in `shared` itself, and the two codes every CLI uses for failures that are not
+ * lanekeeper errors: `USAGE` (a bad command line) and `INTERNAL` (an unexpected exception, i.e. a bug).
+ */
+export const SHARED_OWN_ERROR_CODES = Object.freeze([
+  "CONFIG_INVALID",
+  "AUDIT_FAILED",
+  "KEY_INVALID",
+  "INVALID_PATH",
+  "INVALID_URL",
+  "USAGE",
+  "INTERNAL",
+] as const);
+
+/**
+ * Every code an error raised in `shared` can carry: {@link SHARED_OWN_ERROR_CODES} and the {@link RejectReason}s
+ * (as their string values, so both `RejectReason.JOB_RUNNING` and `"JOB_RUNNING"` type-check).
+ */
+export type SharedErrorCode = `${RejectReason}` | (typeof SHARED_OWN_ERROR_CODES)[number];
+
+/** The one exit code for every {@link RejectReason}, as a typed table slice for a CLI's exit-code `Record`. */
+export function rejectReasonsExitingWith<N extends number>(exitCode: N): Record<`${RejectReason}`, N> {
+  return Object.fromEntries(REJECT_REASONS.map((r) => [r, exitCode])) as Record<`${RejectReason}`, N>;
+}
+
+/** A bad command line (unknown command or option, missing argument); exit code 2 in every CLI. */
+export class UsageError extends LanekeeperError<SharedErrorCode> {
+  constructor(message: string, options: LanekeeperErrorOptions = {}) {
+    super("USAGE", message, options);
   }
 }

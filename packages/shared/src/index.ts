@@ -5,6 +5,7 @@ export * from "./gen/lanekeeper/v1/inventory.js";
 export * from "./gen/lanekeeper/v1/lane.js";
 export * from "./gen/lanekeeper/v1/status.js";
 export * from "./errors.js";
+export * from "./cli-error.js";
 export * from "./limits.js";
 export * from "./clock.js";
 export * from "./names.js";

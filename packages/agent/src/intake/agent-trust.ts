@@ -12,6 +12,7 @@ import {
   type Clock,
   type TrustedKeySet,
 } from "@lanekeeper/shared";
+import type { AgentErrorCode } from "../errors.js";
 
 /**
  * File in the agent's state directory holding the newest key set accepted through a signed update, in the
@@ -21,7 +22,7 @@ import {
 export const APPLIED_KEYSET_FILE = "trust-applied.json";
 
 /** The trust file or the applied key set cannot be used; the agent must not accept intents. */
-export class TrustError extends LanekeeperError {
+export class TrustError extends LanekeeperError<AgentErrorCode> {
   constructor(code: "TRUST_FILE_INVALID" | "TRUST_ROLLBACK", message: string, options: { cause?: unknown } = {}) {
     super(code, message, options);
   }

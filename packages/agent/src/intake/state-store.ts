@@ -2,6 +2,7 @@ import { constants as fsConstants } from "node:fs";
 import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { LanekeeperError } from "@lanekeeper/shared";
+import type { AgentErrorCode } from "../errors.js";
 import { InstanceLock } from "../instance-lock.js";
 import { MAX_REPLAY_STATE_BYTES, REPLAY_JOURNAL_FILE, REPLAY_STATE_FILE, REPLAY_STATE_FORMAT_VERSION } from "./limits.js";
 
@@ -81,7 +82,7 @@ export function isJournaled(store: StateStore): store is JournaledStateStore {
 }
 
 /** The state file or its lock cannot be used (I/O error, or another agent instance holds the lock). */
-export class StateStoreError extends LanekeeperError {
+export class StateStoreError extends LanekeeperError<AgentErrorCode> {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super("STATE_STORE_FAILED", message, options);
   }

@@ -29,7 +29,7 @@ import type { Action, PlanActionKind, PlanStep } from "../plan/action.js";
 import { describeGuard } from "../plan/guard.js";
 import type { AuditTrail } from "../audit/coordinator-audit.js";
 import type { ActionOutcome, ActionStatus, ApplyEvent, ApplyReport } from "./apply-events.js";
-import { StepFailure } from "./apply-errors.js";
+import { agentReasonCode, StepFailure } from "./apply-errors.js";
 import { FreshView, isReadFailure } from "./fresh-view.js";
 import { checkGuards } from "./guard-check.js";
 import type { InventorySource } from "./inventory-source.js";
@@ -697,7 +697,7 @@ export class ApplyEngine {
   private expectOk(out: DispatchOutcome, what: IntentActionKind): void {
     const r = out.result;
     if (r.status === ResultStatus.RESULT_STATUS_OK) return;
-    const code = r.reasonCode === "" ? (r.status === ResultStatus.RESULT_STATUS_REJECTED ? "AGENT_REJECTED" : "AGENT_FAILED") : r.reasonCode;
+    const code = r.reasonCode === "" ? (r.status === ResultStatus.RESULT_STATUS_REJECTED ? "AGENT_REJECTED" : "AGENT_FAILED") : agentReasonCode(r.reasonCode);
     throw new StepFailure(code, `${what} on ${r.hostId} ${r.status === ResultStatus.RESULT_STATUS_REJECTED ? "refused" : "failed"}: ${cut(r.message)}`, {
       details: { rejected: r.status === ResultStatus.RESULT_STATUS_REJECTED },
     });

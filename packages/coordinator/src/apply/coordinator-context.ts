@@ -23,16 +23,17 @@ import { ApplyEngine, type ApplyEngineOptions } from "./apply-engine.js";
 import { CollectorInventorySource } from "./inventory-source.js";
 import { DEFAULT_INVENTORY_WAIT_MS } from "./limits.js";
 import { hostsToObserve } from "./observe-world.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** NATS could not be reached, or JetStream refused to open a bucket or stream. */
-export class NatsUnavailableError extends LanekeeperError {
+export class NatsUnavailableError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super("NATS_UNAVAILABLE", message, options);
   }
 }
 
 /** The coordinator's signing key file could not be read or parsed. */
-export class CoordinatorKeyError extends LanekeeperError {
+export class CoordinatorKeyError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super("COORDINATOR_KEY", message, options);
   }

@@ -1,9 +1,10 @@
 import { auditRecordHash, LanekeeperError, verifyAuditChain, type AuditChainResult, type AuditRecord } from "@lanekeeper/shared";
 import type { JetStreamManager } from "nats";
 import { AUDIT_STREAM, AUDIT_STREAM_SUBJECTS, MAX_AUDIT_STREAM_READ } from "./limits.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** The audit stream could not be created, read or written. */
-export class AuditStreamError extends LanekeeperError {
+export class AuditStreamError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super("AUDIT_STREAM_UNAVAILABLE", message, options);
   }

@@ -1,4 +1,5 @@
 import { LanekeeperError, type LanekeeperErrorOptions } from "@lanekeeper/shared";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** Stable codes of errors the CLI itself raises (see `exit-codes.ts` for their exit codes). */
 export type CliErrorCode =
@@ -11,7 +12,7 @@ export type CliErrorCode =
   | "HOST_IN_USE";
 
 /** A CLI failure with a stable code and a message that says what to do next. */
-export class CliError extends LanekeeperError {
+export class CliError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(code: CliErrorCode, message: string, options: LanekeeperErrorOptions = {}) {
     super(code, message, options);
   }

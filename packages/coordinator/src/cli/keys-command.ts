@@ -20,9 +20,10 @@ import { activateKey, announceKey, dropRetiredKeys, initialKeySet, pushKeySetUpd
 import type { CliIo } from "./cli-io.js";
 import { ExitCode, exitCodeForCode } from "./exit-codes.js";
 import { policyPath, readPolicyFile } from "./policy-file.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** A key file operation that would destroy or skip something. */
-export class KeyFileError extends LanekeeperError {
+export class KeyFileError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(code: "KEY_FILE_EXISTS" | "KEY_ROTATION_INVALID", message: string) {
     super(code, message);
   }

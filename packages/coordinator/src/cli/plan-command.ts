@@ -8,7 +8,7 @@ import { MemoryLaneStore } from "../observe/memory-lane-store.js";
 import { plan } from "../plan/planner.js";
 import type { CliIo } from "./cli-io.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
-import { ExitCode, exitCodeForCode } from "./exit-codes.js";
+import { ExitCode, exitCodeForObservedCode } from "./exit-codes.js";
 import { parseLaneRecordsJson } from "./lane-records-file.js";
 import { livePlan } from "./live-plan.js";
 import { policyPath, readPolicyFile, readSmallText } from "./policy-file.js";
@@ -57,7 +57,7 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCom
 function scopesExitCode(unavailable: readonly { readonly code: string }[]): ExitCode {
   let code = ExitCode.OK;
   for (const s of unavailable) {
-    const c = exitCodeForCode(s.code);
+    const c = exitCodeForObservedCode(s.code);
     if (c === ExitCode.GITHUB_AUTH || code === ExitCode.OK) code = c;
   }
   return code;

@@ -4,7 +4,7 @@ import { classify, type LaneView } from "../observe/classify.js";
 import type { CliIo } from "./cli-io.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { formatDuration } from "./duration.js";
-import { ExitCode, exitCodeForCode } from "./exit-codes.js";
+import { ExitCode, exitCodeForObservedCode } from "./exit-codes.js";
 import { renderTable } from "./render-table.js";
 
 /** Options of `lanekeeper status`. */
@@ -164,6 +164,6 @@ export async function runStatus(opts: StatusCommandOptions, io: CliIo, deps: Coo
       io.out(out.join(""));
     }
     const first = unavailable[0];
-    return first === undefined ? ExitCode.OK : exitCodeForCode(first.code);
+    return first === undefined ? ExitCode.OK : exitCodeForObservedCode(first.code);
   });
 }

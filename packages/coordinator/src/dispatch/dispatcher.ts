@@ -25,6 +25,7 @@ import {
 } from "./limits.js";
 import { ResultRejectedError, ResultVerifier } from "./result-verifier.js";
 import type { SequenceAllocator } from "./sequence-allocator.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /**
  * Whether re-issuing an action after a timeout is safe by default, i.e. running it twice has the effect of
@@ -50,7 +51,7 @@ export const REISSUE_SAFE: Readonly<Record<ActionKind, boolean>> = Object.freeze
 });
 
 /** Dispatch could not get a verified result. */
-export class DispatchError extends LanekeeperError {
+export class DispatchError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(
     code: "DISPATCH_TIMEOUT" | "DISPATCH_NO_RESPONDERS" | "DISPATCH_UNKNOWN_HOST" | "DISPATCH_BAD_RESULT",
     message: string,

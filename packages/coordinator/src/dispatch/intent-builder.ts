@@ -16,6 +16,7 @@ import {
   type SigningKey,
 } from "@lanekeeper/shared";
 import { DEFAULT_NOT_BEFORE_SLACK_MS } from "./limits.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /**
  * An action to send to a host, with secrets in the clear (they are sealed to the host's X25519 key for each
@@ -71,7 +72,7 @@ export interface SignedIntent {
 }
 
 /** A dispatch option was out of range (for example a TTL above `MAX_INTENT_TTL_MS`). */
-export class DispatchOptionsError extends LanekeeperError {
+export class DispatchOptionsError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(message: string) {
     super("DISPATCH_OPTIONS_INVALID", message);
   }

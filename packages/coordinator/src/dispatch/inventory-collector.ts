@@ -18,9 +18,10 @@ import {
 } from "@lanekeeper/shared";
 import type { HostRegistry } from "./host-registry.js";
 import { INVENTORY_BUCKET, MAX_INVENTORY_AGE_MS } from "./limits.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** An inventory the coordinator refused. `reason` is a {@link RejectReason}. */
-export class InventoryRejectedError extends LanekeeperError {
+export class InventoryRejectedError extends LanekeeperError<CoordinatorErrorCode> {
   readonly reason: RejectReason;
 
   constructor(reason: RejectReason, message: string, options: { cause?: unknown } = {}) {

@@ -29,6 +29,7 @@ import {
 import type { HostRegistry } from "./host-registry.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "./limits.js";
 import { ResultRejectReason } from "./result-verifier.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** How long a key-set version stays acceptable to agents after it is issued (they refuse expired updates). */
 export const DEFAULT_KEYSET_VALIDITY_MS = 7 * 24 * 3_600_000;
@@ -36,7 +37,7 @@ export const DEFAULT_KEYSET_VALIDITY_MS = 7 * 24 * 3_600_000;
 export const DEFAULT_SIGNING_KEY_LIFETIME_MS = 90 * 24 * 3_600_000;
 
 /** A key-set operation was asked in a state where it makes no sense (unknown key, no active key, ...). */
-export class KeyRotationError extends LanekeeperError {
+export class KeyRotationError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(message: string) {
     super("KEY_ROTATION_INVALID", message);
   }
@@ -144,7 +145,7 @@ export enum KeySetPushFailure {
 export type KeySetPushReason = RejectReason | ResultRejectReason | KeySetPushFailure;
 
 /** A push of a key-set update was refused or not answered. */
-export class KeySetPushError extends LanekeeperError {
+export class KeySetPushError extends LanekeeperError<CoordinatorErrorCode> {
   /** Why: the agent's reason code when it refused (e.g. `KEYSET_VERSION`), or the coordinator-side failure. */
   readonly reasonCode: KeySetPushReason;
 

@@ -1,6 +1,7 @@
 import { LanekeeperError, validateHostId } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
 import { DEFAULT_SEQUENCE_BLOCK, MAX_SEQUENCE_CAS_ATTEMPTS, SEQUENCES_BUCKET } from "./limits.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** Hands out per-host intent sequences that never repeat, even across coordinator restarts. */
 export interface SequenceAllocator {
@@ -14,7 +15,7 @@ export interface SequenceAllocator {
 }
 
 /** Sequence allocation failed: the KV bucket is unreachable or compare-and-set kept losing. */
-export class SequenceAllocationError extends LanekeeperError {
+export class SequenceAllocationError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super("SEQUENCE_ALLOCATION_FAILED", message, options);
   }

@@ -1,4 +1,5 @@
 import { LanekeeperError, type LanekeeperErrorOptions } from "@lanekeeper/shared";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** Secret-free facts about a failed GitHub call, carried in `details`. */
 export interface GitHubErrorFacts {
@@ -25,13 +26,13 @@ function describe(facts: GitHubErrorFacts): string {
  * A GitHub REST call failed. The message and details never contain a token: they are built from the status,
  * the operation and GitHub's own message, not from the request.
  */
-export class GitHubApiError extends LanekeeperError {
+export class GitHubApiError extends LanekeeperError<CoordinatorErrorCode> {
   /** HTTP status, when GitHub answered. */
   readonly status: number | undefined;
   /** The client operation that failed. */
   readonly operation: string;
 
-  constructor(facts: GitHubErrorFacts, hint = "", code = "GITHUB_API", options: LanekeeperErrorOptions = {}) {
+  constructor(facts: GitHubErrorFacts, hint = "", code: Extract<CoordinatorErrorCode, `GITHUB_${string}`> = "GITHUB_API", options: LanekeeperErrorOptions = {}) {
     super(code, hint === "" ? describe(facts) : `${describe(facts)}. ${hint}`, {
       ...options,
       details: { ...facts },
@@ -85,7 +86,7 @@ export class GitHubConflictError extends GitHubApiError {
  * The request was not sent: the remaining rate limit is at or below the reserve kept for removals, and this
  * call is not a removal. Observation resumes after the rate-limit window resets.
  */
-export class GitHubRateLimitReserveError extends LanekeeperError {
+export class GitHubRateLimitReserveError extends LanekeeperError<CoordinatorErrorCode> {
   /** When the window resets (ms since the epoch). */
   readonly resetAtMs: number;
 
@@ -101,7 +102,7 @@ export class GitHubRateLimitReserveError extends LanekeeperError {
 }
 
 /** The GitHub credential could not be resolved from the policy (env var unset, key file unreadable, ...). */
-export class GitHubCredentialError extends LanekeeperError {
+export class GitHubCredentialError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(message: string, options: LanekeeperErrorOptions = {}) {
     super("GITHUB_CREDENTIAL", message, options);
   }

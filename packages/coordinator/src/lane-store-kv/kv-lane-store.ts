@@ -2,6 +2,7 @@ import { LanekeeperError, validateLaneId } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
 import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
 import { LaneStoreConflictError, type LaneStore } from "../observe/lane-store.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** JetStream KV bucket holding the coordinator's lane records (key = lane id, value = JSON). */
 export const LANES_BUCKET = "lk_lanes";
@@ -15,7 +16,7 @@ export interface KvLaneStoreOptions {
 }
 
 /** A lane record in the bucket could not be decoded: someone wrote the bucket by hand, or it is corrupt. */
-export class LaneStoreCorruptError extends LanekeeperError {
+export class LaneStoreCorruptError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(laneId: string, why: string) {
     super("LANE_STORE_CORRUPT", `lane record ${laneId} in the lane store cannot be read (${why}); inspect it with \`nats kv get ${LANES_BUCKET} ${laneId}\``, {
       details: { laneId },
@@ -24,7 +25,7 @@ export class LaneStoreCorruptError extends LanekeeperError {
 }
 
 /** The lane store could not be reached or written for another reason than a lost compare-and-set. */
-export class LaneStoreUnavailableError extends LanekeeperError {
+export class LaneStoreUnavailableError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super("LANE_STORE_UNAVAILABLE", message, options);
   }

@@ -1,5 +1,6 @@
 import { LanekeeperError } from "@lanekeeper/shared";
 import type { LaneRecord, StoredLaneRecord } from "./lane-record.js";
+import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /**
  * Durable lane records. Every write is compare-and-set on the revision, so two coordinators (or an apply and
@@ -19,7 +20,7 @@ export interface LaneStore {
 }
 
 /** A compare-and-set write lost: the record changed (or appeared, or vanished) since it was read. */
-export class LaneStoreConflictError extends LanekeeperError {
+export class LaneStoreConflictError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(laneId: string, message: string) {
     super("LANE_STORE_CONFLICT", `lane ${laneId}: ${message}; re-plan and try again`, { details: { laneId } });
   }

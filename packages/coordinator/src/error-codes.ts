@@ -1,0 +1,72 @@
+/**
+ * The coordinator's error codes: one union, so a misspelt code in a `throw` does not compile and the CLI's
+ * exit-code table (`cli/exit-codes.ts`, a `Record` over this union) must give every code a deliberate exit code.
+ */
+import type { SharedErrorCode } from "@lanekeeper/shared";
+import type { ResultRejectReason } from "./dispatch/result-verifier.js";
+
+/** Codes of errors (and of the outcomes the CLI exits on) that the coordinator itself raises. */
+export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
+  // Policy, input files and arguments (cli/)
+  "POLICY_UNREADABLE",
+  "POLICY_WRITE_FAILED",
+  "RECORDS_INVALID",
+  "ENROLLMENT_INVALID",
+  "HOST_EXISTS",
+  "HOST_NOT_FOUND",
+  "HOST_IN_USE",
+  "KEY_FILE_EXISTS",
+  "KEY_ROTATION_INVALID",
+  "COORDINATOR_KEY",
+  // GitHub (github/)
+  "GITHUB_CREDENTIAL",
+  "GITHUB_AUTH",
+  "GITHUB_API",
+  "GITHUB_MALFORMED",
+  "GITHUB_NOT_FOUND",
+  "GITHUB_CONFLICT",
+  "GITHUB_RUNNER_BUSY",
+  "GITHUB_RATE_LIMITED",
+  "GITHUB_RATE_LIMIT_RESERVED",
+  // NATS, JetStream and the lane store
+  "NATS_UNAVAILABLE",
+  "LANE_STORE_UNAVAILABLE",
+  "LANE_STORE_CORRUPT",
+  "LANE_STORE_CONFLICT",
+  "AUDIT_STREAM_UNAVAILABLE",
+  "SEQUENCE_ALLOCATION_FAILED",
+  // Dispatch (dispatch/)
+  "DISPATCH_TIMEOUT",
+  "DISPATCH_NO_RESPONDERS",
+  "DISPATCH_UNKNOWN_HOST",
+  "DISPATCH_BAD_RESULT",
+  "DISPATCH_OPTIONS_INVALID",
+  "KEYSET_PUSH_FAILED",
+  // apply and lanes: refusals before anything is done (apply/apply-errors.ts)
+  "APPLY_NOT_CONFIRMED",
+  "LANE_NOT_MANAGED",
+  "DEADLINE_INVALID",
+  "NOT_LEADER",
+  // apply: a step of an action failed (StepFailure)
+  "GUARD_FAILED",
+  "LABELS_DIFFER",
+  "RECORD_MISSING",
+  "RUNNER_GROUP_NOT_FOUND",
+  "DRAIN_DEADLINE",
+  "REGISTRATION_MISMATCH",
+  "VERIFY_ONLINE_TIMEOUT",
+  "VERIFY_GONE_TIMEOUT",
+  "AGENT_REJECTED",
+  "AGENT_FAILED",
+  // Outcomes the CLI exits on without an exception
+  "APPLY_FAILED",
+  "NEEDS_ATTENTION",
+  "NOT_CONVERGED",
+  "AUDIT_BROKEN",
+] as const);
+
+/**
+ * Every code an error in the coordinator process can carry: shared's codes (with the {@link RejectReason}s),
+ * the result refusals of `dispatch/result-verifier.ts` and the coordinator's own.
+ */
+export type CoordinatorErrorCode = SharedErrorCode | ResultRejectReason | (typeof COORDINATOR_OWN_ERROR_CODES)[number];
