@@ -9,10 +9,12 @@ import { Command, CommanderError } from "commander";
 import {
   type AgentConfig,
   ConfigError,
+  cliErrorReport,
   createLogger,
   enrollmentBundleJson,
   enrollmentBundleYaml,
-  LanekeeperError,
+  renderCliError,
+  usageError,
   MAX_CONFIG_BYTES,
   parseAgentConfig,
   validateLaneId,
@@ -25,7 +27,7 @@ import { initAgent, loadAgentKeys } from "./agent-identity.js";
 import { AGENT_VERSION } from "./agent-version.js";
 import { gatherCapabilities } from "./capabilities.js";
 import { AuditChainBrokenError } from "./errors.js";
-import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { EXIT, exitCodeFor, hintFor } from "./exit-codes.js";
 import { InstanceLock } from "./instance-lock.js";
 import { LaneDirectories } from "./lane-directory.js";
 import { cleanHoldReason, readHold, removeHold, writeHold } from "./lane-holds.js";
@@ -83,9 +85,10 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
   const cmd = new Command("lanekeeper-agent")
     .description("Owns the GitHub Actions runner lanes on this host. See docs/agent.md.")
     .version(AGENT_VERSION)
-    .showHelpAfterError()
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+    // Commander's own error line is replaced by the shared `error: … (USAGE)` style in main().
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: () => undefined })
+    .showSuggestionAfterError(true);
 
   cmd
     .command("init")
@@ -226,7 +229,11 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
   return cmd;
 }
 
-/** Run the CLI with `argv` (without node and script); resolves to the exit code. */
+/**
+ * Run the CLI with `argv` (without node and script); resolves to the exit code. A failure is printed once, in the
+ * style both CLIs share: `error: … (CODE)` and a `hint:` line on stderr, or `{"error": ...}` on stdout with
+ * `--json`.
+ */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   let code: number = EXIT.OK;
   const cmd = program(io, (c) => (code = c));
@@ -235,10 +242,19 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+      // --help and --version end here successfully; a missing subcommand has already printed the help.
+      if (err.exitCode === 0) return EXIT.OK;
+      if (err.code === "commander.help") return EXIT.USAGE;
+      return reportError(usageError(err.message, "lanekeeper-agent --help"), argv, io);
     }
-    const msg = err instanceof LanekeeperError ? `${err.message}` : err instanceof Error ? `unexpected error: ${err.message}` : String(err);
-    io.err(`lanekeeper-agent: ${msg}\n`);
-    return exitCodeFor(err);
+    return reportError(err, argv, io);
   }
+}
+
+function reportError(err: unknown, argv: readonly string[], io: CliIo): number {
+  const report = cliErrorReport(err, { exitCodeFor, hintFor });
+  const text = renderCliError(report, argv.includes("--json"));
+  if (text.stdout !== "") io.out(text.stdout);
+  if (text.stderr !== "") io.err(text.stderr);
+  return report.exitCode;
 }

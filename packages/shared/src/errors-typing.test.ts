@@ -31,7 +31,8 @@ function typeErrors(source: string): string[] {
     .map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
 }
 
-describe("typed error codes", () => {
+// Each check runs the compiler over errors.ts and the lib files: seconds, more on a busy machine.
+describe("typed error codes", { timeout: 90_000 }, () => {
   it("accept every spelling the unions allow", () => {
     const errors = typeErrors(`
       import { LanekeeperError, RejectReason, rejectReasonsExitingWith, type SharedErrorCode } from "./errors.js";

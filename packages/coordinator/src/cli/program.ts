@@ -1,7 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { LanekeeperError } from "@lanekeeper/shared";
+import { cliErrorReport, renderCliError, usageError } from "@lanekeeper/shared";
 import type { CliIo } from "./cli-io.js";
-import { ExitCode, exitCodeFor } from "./exit-codes.js";
+import { ExitCode, exitCodeFor, hintFor } from "./exit-codes.js";
 import { runHostsAdd, runHostsList, runHostsRemove } from "./hosts-command.js";
 import { parseDuration } from "./duration.js";
 import { runPlan, type PlanCommandDeps, type PlanCommandOptions } from "./plan-command.js";
@@ -18,8 +18,8 @@ export type CliDeps = PlanCommandDeps & CoordinatorCliDeps;
 
 /**
  * Run `lanekeeper` with `argv` (without node and script) and return the exit code. Every error is turned into
- * an exit code here, by {@link exitCodeFor}, and printed once: as a line on stderr, or as `{"error": ...}` on
- * stdout with `--json`.
+ * an exit code here, by {@link exitCodeFor}, and printed once in the style both CLIs share: `error: … (CODE)`
+ * and a `hint:` line on stderr, or `{"error": ...}` on stdout with `--json`.
  */
 export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
   let result: ExitCode = ExitCode.OK;
@@ -86,16 +86,17 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
       // --help ends here successfully; a missing subcommand has already printed the help to stderr.
       if (err.exitCode === 0) return ExitCode.OK;
       if (err.code === "commander.help") return ExitCode.USAGE;
-      const message = err.message.replace(/^error: /, "");
-      if (json) io.out(`${JSON.stringify({ error: { code: "USAGE", message, exitCode: ExitCode.USAGE } })}\n`);
-      else io.err(`lanekeeper: ${message}\n(see lanekeeper --help)\n`);
-      return ExitCode.USAGE;
+      return reportError(usageError(err.message, "lanekeeper --help"), json, io);
     }
-    const code = exitCodeFor(err);
-    const message = err instanceof Error ? err.message : String(err);
-    const errCode = err instanceof LanekeeperError ? err.code : "INTERNAL";
-    if (json) io.out(`${JSON.stringify({ error: { code: errCode, message, exitCode: code } }, null, 2)}\n`);
-    else io.err(`lanekeeper: ${message}\n`);
-    return code;
+    return reportError(err, json, io);
   }
+}
+
+/** Print a failure in the style shared by both CLIs (`renderCliError`) and return its exit code. */
+function reportError(err: unknown, json: boolean, io: CliIo): ExitCode {
+  const report = cliErrorReport(err, { exitCodeFor, hintFor });
+  const text = renderCliError(report, json);
+  if (text.stdout !== "") io.out(text.stdout);
+  if (text.stderr !== "") io.err(text.stderr);
+  return exitCodeFor(err);
 }
