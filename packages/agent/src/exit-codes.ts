@@ -38,6 +38,8 @@ export const EXIT_BY_CODE: Readonly<Record<AgentErrorCode, AgentExitCode>> = Obj
   // Path and URL checks of config fields; they surface as CONFIG_INVALID issues, unless called directly.
   INVALID_PATH: EXIT.CONFIG,
   INVALID_URL: EXIT.CONFIG,
+  // The agent writes enrollment bundles and never reads one: failing to is a bug.
+  ENROLLMENT_INVALID: EXIT.FAILURE,
   AGENT_LOCKED: EXIT.LOCKED,
   STATE_STORE_FAILED: EXIT.LOCKED,
   STATUS_UNAVAILABLE: EXIT.STATUS_UNAVAILABLE,

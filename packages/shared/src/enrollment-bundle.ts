@@ -8,7 +8,7 @@ import { stringify } from "yaml";
 import { z } from "zod";
 import { hostIdField } from "./config-fields.js";
 import { parseYamlDocument, validateConfig } from "./config-loader.js";
-import { ConfigError, LanekeeperError } from "./errors.js";
+import { ConfigError, LanekeeperError, type SharedErrorCode } from "./errors.js";
 import type { Capabilities } from "./gen/lanekeeper/v1/lane.js";
 import { keyIdOf, parseSealingPublicKey, parseSigningPublicKey } from "./keys.js";
 
@@ -29,7 +29,7 @@ export enum EnrollmentBundleReason {
 }
 
 /** An enrollment bundle was refused. `code` is `ENROLLMENT_INVALID`; tests and callers match on `reason`. */
-export class EnrollmentBundleError extends LanekeeperError {
+export class EnrollmentBundleError extends LanekeeperError<SharedErrorCode> {
   readonly reason: EnrollmentBundleReason;
 
   constructor(reason: EnrollmentBundleReason, message: string, options: { cause?: unknown } = {}) {

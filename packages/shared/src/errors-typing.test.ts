@@ -45,7 +45,7 @@ describe("typed error codes", { timeout: 90_000 }, () => {
       export const c = new LanekeeperError("JOB_RUNNING", "x");
       export const table: Record<PkgCode, number> = {
         ...rejectReasonsExitingWith(8),
-        CONFIG_INVALID: 3, AUDIT_FAILED: 6, KEY_INVALID: 9, INVALID_PATH: 3, INVALID_URL: 3, USAGE: 2, INTERNAL: 1,
+        CONFIG_INVALID: 3, AUDIT_FAILED: 6, KEY_INVALID: 9, INVALID_PATH: 3, INVALID_URL: 3, ENROLLMENT_INVALID: 6, USAGE: 2, INTERNAL: 1,
         PKG_FAILED: 10,
       };
     `);
@@ -71,7 +71,7 @@ describe("typed error codes", { timeout: 90_000 }, () => {
       import { rejectReasonsExitingWith, type SharedErrorCode } from "./errors.js";
       export const table: Record<SharedErrorCode | "PKG_FAILED", number> = {
         ...rejectReasonsExitingWith(8),
-        CONFIG_INVALID: 3, AUDIT_FAILED: 6, KEY_INVALID: 9, INVALID_PATH: 3, INVALID_URL: 3, USAGE: 2, INTERNAL: 1,
+        CONFIG_INVALID: 3, AUDIT_FAILED: 6, KEY_INVALID: 9, INVALID_PATH: 3, INVALID_URL: 3, ENROLLMENT_INVALID: 6, USAGE: 2, INTERNAL: 1,
       };
     `);
     expect(errors).toHaveLength(1);

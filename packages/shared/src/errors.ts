@@ -188,6 +188,7 @@ export const SHARED_OWN_ERROR_CODES = Object.freeze([
   "KEY_INVALID",
   "INVALID_PATH",
   "INVALID_URL",
+  "ENROLLMENT_INVALID",
   "USAGE",
   "INTERNAL",
 ] as const);

@@ -13,7 +13,6 @@ import {
 } from "@lanekeeper/shared";
 import type { HostRegistry } from "./host-registry.js";
 import { MAX_COMPLETED_INTENTS } from "./limits.js";
-import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /**
  * Why the coordinator refused a result, beyond the envelope-level {@link RejectReason}s. Only the coordinator
@@ -51,7 +50,8 @@ export type ResultRefusalReason = RejectReason | ResultRejectReason;
  * {@link RejectReason} (`ENVELOPE_VERSION`, `BAD_SIGNATURE`, `UNKNOWN_KEY` for a key enrolled to no host,
  * `ISSUER_MISMATCH` for a result whose host is not the one its key is enrolled for, `PAYLOAD_MALFORMED`, ...).
  */
-export class ResultRejectedError extends LanekeeperError<CoordinatorErrorCode> {
+// Typed by its own reasons (not CoordinatorErrorCode): error-codes.ts imports them from here, one way.
+export class ResultRejectedError extends LanekeeperError<ResultRefusalReason> {
   readonly reason: ResultRefusalReason;
 
   constructor(reason: ResultRefusalReason, message: string, options: { cause?: unknown } = {}) {
