@@ -105,7 +105,7 @@ export interface FleetOptions {
   github?: Omit<GitHubEmulatorOptions, "repos" | "orgs" | "token">;
   /** Environment for the agents (e.g. `LANEKEEPER_HEALTH_INTERVAL_MS`). */
   agentEnv?: Record<string, string>;
-  /** Parent of the fleet directory; not under /tmp (the sandbox has a private one). @default `<repo>/.tmp/fleet` */
+  /** Parent of the fleet directory; not under /tmp (the sandbox has a private one). @default $LK_FLEET_DIR, else `/var/lib/lanekeeper-test/fleet` (see state-root.ts) */
   baseDir?: string;
   /** Progress lines ("starting nats-server", …). */
   log?: (line: string) => void;

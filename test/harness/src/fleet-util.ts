@@ -1,12 +1,11 @@
 /** Small helpers of the fleet launcher: CLI output, YAML edits, GitHub emulator REST calls. */
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { stateDirFor } from "./state-root.js";
 import { parseDocument, type Document } from "yaml";
 import type { GitHubEmulator } from "./github-emulator/server.js";
 import { LauncherError } from "./launcher-error.js";
 import type { CommandResult } from "./process-util.js";
-import { repoRoot } from "./fleet-constants.js";
 import type { CliResult } from "./fleet-types.js";
 
 /** A fresh random password or token (never printed). */
@@ -24,7 +23,7 @@ export async function settleAll<T>(promises: readonly Promise<T>[]): Promise<T[]
 
 /** The default parent of fleet directories. */
 export function defaultFleetBaseDir(): string {
-  return process.env.LK_FLEET_DIR ?? join(repoRoot, ".tmp", "fleet");
+  return process.env.LK_FLEET_DIR ?? stateDirFor("fleet");
 }
 
 /** Parses CLI stdout as JSON: the whole text, else the last line that parses. */

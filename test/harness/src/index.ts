@@ -39,6 +39,7 @@ export {
   HANDMADE_RUNNER_NAME, GITHUB_ONLY_RUNNER_NAME,
 } from "./fleet-constants.js";
 export { defaultFleetBaseDir, parseCliJson } from "./fleet-util.js";
+export { harnessStateRoot, DEFAULT_STATE_ROOT } from "./state-root.js";
 export type {
   Fleet, FleetOptions, FleetAgent, FleetAgentSpec, FleetAgentControl, FleetRuntime, FleetPoolSpec, FleetLaneSpec,
   FleetHandmade, FleetHandmadeOptions, FleetEnrollmentBundle, CliResult, AgentStatusJson,

@@ -2,8 +2,8 @@ import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { chmod, mkdir, readFile, readdir, readlink, rm, rmdir, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { LauncherError } from "./launcher-error.js";
+import { stateDirFor } from "./state-root.js";
 import { SYSTEMD_BOOT_TIMEOUT_MS, SYSTEMD_COMMAND_TIMEOUT_MS, SYSTEMD_STOP_TIMEOUT_MS } from "./launcher-limits.js";
 import {
   dieWithParent,
@@ -25,7 +25,7 @@ export interface SystemdSandboxOptions {
   units?: Record<string, string>;
   /**
    * Parent of the sandbox directory. It must not be under /tmp or /var/tmp, which the sandbox replaces
-   * with private ones. @default $LK_SANDBOX_DIR, else `<repo>/.tmp/systemd-sandbox`
+   * with private ones. @default $LK_SANDBOX_DIR, else `/var/lib/lanekeeper-test/sd` (see state-root.ts)
    */
   baseDir?: string;
   /** How long to wait for systemd to answer `is-system-running`. @default SYSTEMD_BOOT_TIMEOUT_MS */
@@ -210,7 +210,7 @@ async function sweepStaleSandboxes(baseDir: string): Promise<void> {
 
 /** The default parent of sandbox directories. */
 export function defaultSandboxBaseDir(): string {
-  return process.env.LK_SANDBOX_DIR ?? fileURLToPath(new URL("../../../.tmp/systemd-sandbox", import.meta.url));
+  return process.env.LK_SANDBOX_DIR ?? stateDirFor("sd");
 }
 
 /**
