@@ -2,6 +2,7 @@ import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { chmod, mkdir, readFile, readdir, readlink, rm, rmdir, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { LauncherError } from "./launcher-error.js";
 import { stateDirFor } from "./state-root.js";
 import { SYSTEMD_BOOT_TIMEOUT_MS, SYSTEMD_COMMAND_TIMEOUT_MS, SYSTEMD_STOP_TIMEOUT_MS } from "./launcher-limits.js";
@@ -145,8 +146,10 @@ const SANDBOX_TARGET = "lk-sandbox.target";
  */
 const BOOT_STAGE1 = `#!/bin/bash
 set -euo pipefail
-root="$1" cgroup="$2" target="$3"
+root="$1" cgroup="$2" target="$3" shared="\${4:-}"
 mount --make-rprivate /
+# A checkout under /tmp, /var/tmp or /home would vanish below the private mounts: keep a view of it first.
+if [ -n "$shared" ]; then mkdir -p "$root/shared"; mount --bind "$shared" "$root/shared"; fi
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
@@ -158,6 +161,7 @@ else
 fi
 mount --bind "$root/home" /home
 mount --bind "$root/var-lib-systemd" /var/lib/systemd
+if [ -n "$shared" ]; then mkdir -p "$shared"; mount --bind "$root/shared" "$shared"; fi
 if [ -e /dev/console ]; then mount --bind "$root/console.log" /dev/console; fi
 if [ -e /dev/kmsg ]; then mount --bind "$root/systemd.log" /dev/kmsg; fi
 # Cut from the host first (above), then shared again inside, as on a systemd host (systemd skips this step
@@ -183,6 +187,17 @@ export container=lanekeeper-sandbox
 export SYSTEMD_GENERATOR_PATH="$root/no-generators" SYSTEMD_ENVIRONMENT_GENERATOR_PATH="$root/no-generators"
 exec /lib/systemd/systemd --system --unit="$target" --log-target=kmsg --show-status=no
 `;
+
+/** The repository checkout the harness runs from. */
+const CHECKOUT = fileURLToPath(new URL("../../../", import.meta.url)).replace(/\/$/, "");
+
+/**
+ * The checkout, when it lies below a directory the sandbox replaces (/tmp, /var/tmp, /home): the sandbox mounts
+ * it at the same path inside, so the agent and the CLIs run from it there as from anywhere else. Empty otherwise.
+ */
+function hiddenCheckout(): string {
+  return /^\/(tmp|var\/tmp|home)\//.test(CHECKOUT) ? CHECKOUT : "";
+}
 
 /** In each sandbox directory: PID of the test process that owns it. */
 const OWNER_FILE = "owner.pid";
@@ -288,6 +303,7 @@ export async function startSystemdSandbox(opts: SystemdSandboxOptions = {}): Pro
         root,
         cgroupPath,
         SANDBOX_TARGET,
+        hiddenCheckout(),
       ]);
       child = spawnChild(argv.cmd, argv.args, { stdio: ["ignore", logFd, logFd] });
     } finally {
