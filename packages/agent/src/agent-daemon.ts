@@ -11,6 +11,8 @@ import {
   type AgentConfig,
   type AgentStatusReport,
   type IntentOutcome,
+  type NatsConnectionStatus,
+  type TrustStatus,
   AuditLog,
   ConfigError,
   defaultLaneRoot,
@@ -35,6 +37,8 @@ import { lookupUser } from "./user-account.js";
 /** Options of {@link AgentDaemon.start}. */
 export interface AgentDaemonOptions {
   readonly config: AgentConfig;
+  /** The file the config was read from: named in errors and in `status` (which agent answered). */
+  readonly configPath?: string;
   readonly log: Logger;
   /**
    * The single-instance lock on `config.stateDir`, taken by the caller (`lanekeeper-agent run`) before anything
@@ -45,6 +49,10 @@ export interface AgentDaemonOptions {
   readonly systemctl?: CommandRunner;
   /** Hooks the intake fills in later (shown by `status`). */
   readonly natsState?: () => string;
+  /** The NATS connection in detail; undefined until the intake has started. */
+  readonly natsStatus?: () => NatsConnectionStatus | undefined;
+  /** The trusted key set; undefined until the intake has started (it loads the trust file). */
+  readonly trustStatus?: () => TrustStatus | undefined;
   readonly intentHwm?: () => number;
   readonly keysetVersion?: () => number;
   /** The newest intent outcomes, oldest first. */
@@ -121,7 +129,7 @@ export class AgentDaemon {
       if (user && user.uid !== 0) {
         throw new ConfigError("agent config", [
           { path: "laneRoot", message: `must not be inside stateDir (${config.stateDir}, mode 0700): ${config.runAsUser} could not reach its runner; leave laneRoot out to use ${defaultLaneRoot(config.stateDir)}` },
-        ]);
+        ], { file: opts.configPath });
       }
     }
     const keys = await loadAgentKeys(config);
@@ -192,6 +200,9 @@ export class AgentDaemon {
     const lanes = await this.manager.list({ evidence: true });
     const inv = this.inventory.last ?? (await this.inventory.build());
     const audit = await this.audit.tail(auditTail);
+    const natsState = this.opts.natsState();
+    const nats = this.opts.natsStatus?.() ?? { state: natsState, server: "", sinceMs: this.startedAtMs, lastError: "", lastErrorAtMs: 0, reconnects: 0 };
+    const trust = this.opts.trustStatus?.();
     return {
       hostId: c.hostId,
       agentVersion: AGENT_VERSION,
@@ -209,7 +220,7 @@ export class AgentDaemon {
         reasonCode: r.reasonCode ?? "",
         hash: r.hash,
       })),
-      natsState: this.opts.natsState(),
+      natsState,
       recentIntents: this.opts.recentIntents().map((i) => ({
         intentId: i.intentId,
         sequence: i.sequence,
@@ -222,6 +233,11 @@ export class AgentDaemon {
       capabilities: inv.capabilities,
       intentHwm: this.opts.intentHwm(),
       keysetVersion: this.opts.keysetVersion(),
+      nats,
+      trust,
+      pid: process.pid,
+      configPath: this.opts.configPath ?? "",
+      statusSocket: c.statusSocket,
     };
   }
 

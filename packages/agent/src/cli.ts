@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { userInfo } from "node:os";
+import { resolve } from "node:path";
 import { Command, CommanderError } from "commander";
 import {
   type AgentConfig,
@@ -34,12 +35,11 @@ import { cleanHoldReason, readHold, removeHold, writeHold } from "./lane-holds.j
 import { MarkerSigner } from "./lane-marker.js";
 import { STATUS_DEFAULT_AUDIT_TAIL } from "./limits.js";
 import { fetchStatus } from "./status-client.js";
+import { resolveStatusSocket } from "./status-socket.js";
 import { formatStatus, statusJson } from "./status-format.js";
 
 /** Default config location. */
 export const DEFAULT_CONFIG_PATH = "/etc/lanekeeper/agent.yaml";
-/** Default status socket when no config is readable. */
-export const DEFAULT_STATUS_SOCKET = "/run/lanekeeper/agent.sock";
 
 /** Where output goes (tests capture it). */
 export interface CliIo {
@@ -128,9 +128,12 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
         let nats: AgentIntakeHandle | undefined;
         const daemon = await AgentDaemon.start({
           config,
+          configPath: resolve(o.config),
           log,
           lock,
           natsState: () => nats?.natsState() ?? "disabled",
+          natsStatus: () => nats?.natsStatus(),
+          trustStatus: () => nats?.trustStatus(),
           intentHwm: () => nats?.replay.hwm ?? 0,
           keysetVersion: () => nats?.trust?.version ?? 0,
           recentIntents: () => nats?.recentOutcomes() ?? [],
@@ -166,8 +169,7 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
     .option("--audit <n>", "recent audit records to show", String(STATUS_DEFAULT_AUDIT_TAIL))
     .option("--json", "stable JSON output")
     .action(async (o: { config: string; socket?: string; audit: string; json?: boolean }) => {
-      let socket = o.socket;
-      if (socket === undefined) socket = await loadConfig(o.config).then((c) => c.statusSocket, () => DEFAULT_STATUS_SOCKET);
+      const socket = await resolveStatusSocket({ socket: o.socket, configPath: o.config, loadConfig, defaultConfig: o.config === DEFAULT_CONFIG_PATH });
       const tail = Number.parseInt(o.audit, 10);
       const report = await fetchStatus(socket, { auditTail: Number.isSafeInteger(tail) && tail >= 0 ? tail : STATUS_DEFAULT_AUDIT_TAIL });
       io.out(o.json ? statusJson(report) : formatStatus(report));

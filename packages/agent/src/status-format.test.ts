@@ -45,6 +45,44 @@ describe("status output", () => {
     expect(j.lanes[0]).toMatchObject({ state: "LANE_STATE_NEEDS_ATTENTION", health: "HEALTH_CRASH_LOOP", backend: "BACKEND_SYSTEMD" });
   });
 
+  it("says which agent answered, its NATS connection with the last error, and its allowlist", () => {
+    const r = AgentStatusReport.fromPartial({
+      ...report,
+      pid: 4242,
+      configPath: "/etc/lanekeeper/agent.yaml",
+      statusSocket: "/run/lanekeeper/build01/agent.sock",
+      natsState: "reconnecting",
+      nats: { state: "reconnecting", server: "nats://10.0.0.5:4222", sinceMs: 31_000, lastError: "cannot reach nats://10.0.0.5:4222 (reconnect attempt 3 failed)", lastErrorAtMs: 51_000, reconnects: 2 },
+      trust: { loaded: true, trustFile: "/etc/lanekeeper/trust.json", error: "" },
+      keysetVersion: 3,
+      controlEnabled: true,
+      allowlist: { scopes: ["acme/api"], pools: ["linux-x64"], backends: ["systemd"], actions: ["create", "remove"], images: [], maxLanes: 4 },
+    });
+    const text = formatStatus(r, 61_000);
+    expect(text).toContain("answered by: pid 4242  config /etc/lanekeeper/agent.yaml  socket /run/lanekeeper/build01/agent.sock");
+    expect(text).toContain("nats: reconnecting (nats://10.0.0.5:4222) for 30s  reconnects 2");
+    expect(text).toContain("  last error (10s ago): cannot reach nats://10.0.0.5:4222 (reconnect attempt 3 failed)");
+    expect(text).toContain("trust: key set version 3 from /etc/lanekeeper/trust.json");
+    expect(text).toContain("control: ENABLED");
+    expect(text).toContain("allowlist: scopes acme/api  pools linux-x64  backends systemd  actions create,remove  images -  max lanes 4");
+    const connected = formatStatus(AgentStatusReport.fromPartial({ ...r, nats: { ...r.nats!, state: "connected", lastError: "" } }), 61_000);
+    expect(connected).toContain("nats: connected to nats://10.0.0.5:4222 for 30s");
+    expect(connected).not.toContain("last error");
+    const json = JSON.parse(statusJson(r)) as Record<string, unknown>;
+    expect(json).toMatchObject({ pid: 4242, configPath: "/etc/lanekeeper/agent.yaml", nats: { state: "reconnecting", reconnects: 2 }, trust: { loaded: true } });
+  });
+
+  it("says loudly that every intent is refused without a trust file", () => {
+    const r = AgentStatusReport.fromPartial({
+      ...report,
+      trust: { loaded: false, trustFile: "/etc/lanekeeper/trust.json", error: "trust file /etc/lanekeeper/trust.json does not exist" },
+    });
+    const text = formatStatus(r, 61_000);
+    expect(text).toContain("TRUST: NO TRUSTED KEY SET: EVERY INTENT IS REFUSED (UNKNOWN_KEY). trust file /etc/lanekeeper/trust.json does not exist");
+    expect(text).toContain("install the coordinator's trust file as /etc/lanekeeper/trust.json");
+    expect(formatStatus(report, 61_000)).toContain("trust: not loaded yet");
+  });
+
   it("aligns columns", () => {
     expect(table(["A", "BB"], [["xxx", "y"]])).toBe("A    BB\nxxx  y");
   });

@@ -32,16 +32,46 @@ function ago(ms: number, now: number): string {
   return `${Math.round(s / 3600)}h`;
 }
 
-/** The human rendering. */
-export function formatStatus(r: AgentStatusReport, now = Date.now()): string {
+/** `list` joined, or "-" when empty. */
+function list(xs: readonly string[] | undefined): string {
+  return xs !== undefined && xs.length > 0 ? xs.join(",") : "-";
+}
+
+/** Which agent answered, its NATS connection, its trust and its allowlist: the header of the human rendering. */
+export function formatHeader(r: AgentStatusReport, now = Date.now()): string[] {
   const out: string[] = [];
   const a = r.allowlist;
-  out.push(`host ${r.hostId}  agent ${r.agentVersion}  up ${ago(r.startedAtMs, now)}  nats ${r.natsState || "-"}`);
+  const nats = r.nats;
+  const natsState = nats?.state || r.natsState || "-";
+  out.push(`host ${r.hostId}  agent ${r.agentVersion}  up ${ago(r.startedAtMs, now)}  nats ${natsState}`);
+  if (r.pid !== 0 || r.configPath !== "" || r.statusSocket !== "") {
+    out.push(`answered by: pid ${r.pid || "-"}  config ${r.configPath || "-"}  socket ${r.statusSocket || "-"}`);
+  }
+  if (nats !== undefined && nats.state !== "disabled") {
+    const where = nats.state === "connected" ? `connected to ${nats.server}` : `${nats.state} (${nats.server})`;
+    const parts = [`nats: ${where} for ${ago(nats.sinceMs, now)}`];
+    if (nats.reconnects > 0) parts.push(`reconnects ${nats.reconnects}`);
+    out.push(parts.join("  "));
+    if (nats.lastError !== "") out.push(`  last error (${ago(nats.lastErrorAtMs, now)} ago): ${nats.lastError}`);
+  } else out.push("nats: not started");
+  const t = r.trust;
+  if (t === undefined) out.push("trust: not loaded yet (the NATS side has not started)");
+  else if (t.loaded) out.push(`trust: key set version ${r.keysetVersion} from ${t.trustFile}`);
+  else {
+    // Said loudly: without a key set every intent is refused, and until now only the log said so.
+    out.push(`TRUST: NO TRUSTED KEY SET: EVERY INTENT IS REFUSED (UNKNOWN_KEY). ${t.error || `cannot load ${t.trustFile}`}`);
+    out.push(`  install the coordinator's trust file as ${t.trustFile} (lanekeeper keys export) and restart the agent`);
+  }
+  out.push(r.controlEnabled ? "control: ENABLED" : "control: disabled (observe and report only; set control.enabled in the config to opt in)");
   out.push(
-    r.controlEnabled
-      ? `control: ENABLED  scopes ${a?.scopes.join(",") || "-"}  pools ${a?.pools.join(",") || "-"}  backends ${a?.backends.join(",") || "-"}  actions ${a?.actions.join(",") || "-"}  images ${a?.images.length ?? 0}  max lanes ${a?.maxLanes ?? 0}`
-      : "control: disabled (observe and report only; set control.enabled in the config to opt in)",
+    `allowlist: scopes ${list(a?.scopes)}  pools ${list(a?.pools)}  backends ${list(a?.backends)}  actions ${list(a?.actions)}  images ${list(a?.images)}  max lanes ${a?.maxLanes ?? 0}`,
   );
+  return out;
+}
+
+/** The human rendering. */
+export function formatStatus(r: AgentStatusReport, now = Date.now()): string {
+  const out: string[] = formatHeader(r, now);
   out.push("");
   out.push(`LANES (${r.lanes.length})`);
   if (r.lanes.length === 0) out.push("  none");

@@ -5,7 +5,7 @@
  * directory, which only root can write. Requests are tiny; the receive limit is set far below grpc-js' default.
  */
 import { chmod, chown, lstat, mkdir, unlink } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { type AgentStatusReport, AgentStatusService, type GetStatusRequest, MAX_AUDIT_TAIL, MAX_GRPC_MESSAGE_BYTES } from "@lanekeeper/shared";
 import type { AgentLog } from "./audit-sink.js";
@@ -15,7 +15,7 @@ import { lookupGroupId } from "./user-account.js";
 
 /** Options of {@link StatusServer.start}. */
 export interface StatusServerOptions {
-  /** Absolute path of the socket, e.g. `/run/lanekeeper/agent.sock`. */
+  /** Absolute path of the socket, e.g. `/run/lanekeeper/build01/agent.sock`. */
   readonly socketPath: string;
   /** Group that may read the socket. @default "lanekeeper" */
   readonly group?: string;
@@ -26,6 +26,13 @@ export interface StatusServerOptions {
 
 /** Directories the socket must never be put in directly (their mode must not be changed). */
 const SHARED_DIRS = new Set(["/", "/run", "/var/run", "/tmp", "/var/tmp", "/var", "/var/lib", "/etc"]);
+
+/** `first` and each directory below it down to `dir` (what a recursive mkdir created). */
+function createdDirs(first: string, dir: string): string[] {
+  const out = [first];
+  for (const part of relative(first, dir).split(sep).filter((p) => p !== "")) out.push(join(out[out.length - 1] ?? first, part));
+  return out;
+}
 
 /** A running status server. */
 export class StatusServer {
@@ -38,9 +45,12 @@ export class StatusServer {
   static async start(opts: StatusServerOptions): Promise<StatusServer> {
     const log = opts.log ?? silentLog;
     const dir = dirname(opts.socketPath);
-    if (SHARED_DIRS.has(dir)) throw new RuntimeError(`put the status socket in its own directory (e.g. /run/lanekeeper/agent.sock), not in ${dir}`);
+    if (SHARED_DIRS.has(dir)) throw new RuntimeError(`put the status socket in its own directory (e.g. /run/lanekeeper/<hostId>/agent.sock), not in ${dir}`);
     const gid = (await lookupGroupId(opts.group ?? "lanekeeper")) ?? 0;
-    await mkdir(dir, { recursive: true, mode: 0o750 });
+    // The default socket sits one level down (/run/lanekeeper/<hostId>/): every directory made here gets the
+    // socket's group, or operators in it could not get through the parent.
+    const first = await mkdir(dir, { recursive: true, mode: 0o750 });
+    for (const made of first === undefined ? [] : createdDirs(first, dir)) await chown(made, 0, gid).catch(() => undefined);
     await chmod(dir, 0o750);
     await chown(dir, 0, gid).catch(() => undefined);
     const old = await lstat(opts.socketPath).catch(() => undefined);

@@ -49,6 +49,12 @@ describe("parseAgentConfig", () => {
     expect(issuesOf(`${minimal}control: { scopes: [${scopes}] }\n`)[0]!.path).toBe("control.scopes");
   });
 
+  it("gives each installation its own default status socket, named for its host id", () => {
+    expect(parseAgentConfig(minimal).statusSocket).toBe("/run/lanekeeper/build01/agent.sock");
+    expect(parseAgentConfig("hostId: build02\nnats: { url: 'nats://x' }\n").statusSocket).toBe("/run/lanekeeper/build02/agent.sock");
+    expect(parseAgentConfig(`${minimal}statusSocket: /run/lk/agent.sock\n`).statusSocket).toBe("/run/lk/agent.sock");
+  });
+
   it("puts the default lane root beside the 0700 state directory, never inside it", () => {
     expect(parseAgentConfig(minimal).laneRoot).toBe("/var/lib/lanekeeper-lanes");
     expect(parseAgentConfig(`${minimal}stateDir: /srv/lk/state/\n`).laneRoot).toBe("/srv/lk/state-lanes");

@@ -95,7 +95,10 @@ export interface AgentConfig {
   sealingKeyFile: string;
   /** Private state (replay high-water mark, journal), mode 0700. @default "/var/lib/lanekeeper" */
   stateDir: string;
-  /** Read-only gRPC status socket. @default "/run/lanekeeper/agent.sock" */
+  /**
+   * Read-only gRPC status socket. @default `/run/lanekeeper/<hostId>/agent.sock` ({@link defaultStatusSocket}):
+   * one per installation, so two agents on one machine never answer on each other's socket
+   */
   statusSocket: string;
   /** Where lane units are written. @default "/etc/systemd/system" */
   unitDir: string;
@@ -168,6 +171,17 @@ export function defaultLaneRoot(stateDir: string): string {
   return `${stateDir.replace(/\/+$/, "")}-lanes`;
 }
 
+/** The directory holding the default status sockets, one subdirectory per agent (the unit's RuntimeDirectory). */
+export const STATUS_RUN_DIR = "/run/lanekeeper";
+
+/**
+ * The status socket when the config names none: `/run/lanekeeper/<hostId>/agent.sock`. Named for the host id so
+ * that each installation on a machine has its own, and `ls /run/lanekeeper` shows which agents run.
+ */
+export function defaultStatusSocket(hostId: string): string {
+  return `${STATUS_RUN_DIR}/${hostId}/agent.sock`;
+}
+
 /** The zod schema of the agent config (exported for the JSON Schema generator). */
 export const agentConfigSchema = z
   .strictObject({
@@ -177,7 +191,9 @@ export const agentConfigSchema = z
     identityKeyFile: absolutePathField.default("/etc/lanekeeper/identity.key"),
     sealingKeyFile: absolutePathField.default("/etc/lanekeeper/sealing.key"),
     stateDir: absolutePathField.default("/var/lib/lanekeeper"),
-    statusSocket: absolutePathField.default("/run/lanekeeper/agent.sock"),
+    statusSocket: absolutePathField
+      .optional()
+      .meta({ description: "Read-only gRPC status socket. Default: /run/lanekeeper/<hostId>/agent.sock (one per installation)." }),
     unitDir: absolutePathField.default("/etc/systemd/system"),
     runnerRoots: uniqueList(absolutePathField, "runner root").default([]),
     runnerDistPath: absolutePathField.default("/opt/lanekeeper/runners"),
@@ -195,7 +211,11 @@ export const agentConfigSchema = z
     health: healthSchema,
     control: controlSchema,
   })
-  .transform(({ laneRoot, ...rest }) => ({ ...rest, laneRoot: laneRoot ?? defaultLaneRoot(rest.stateDir) }))
+  .transform(({ laneRoot, statusSocket, ...rest }) => ({
+    ...rest,
+    statusSocket: statusSocket ?? defaultStatusSocket(rest.hostId),
+    laneRoot: laneRoot ?? defaultLaneRoot(rest.stateDir),
+  }))
   .meta({ title: "lanekeeper agent config", description: "/etc/lanekeeper/agent.yaml" });
 
 // Compile-time check that the documented interface and the schema agree.

@@ -1,11 +1,23 @@
 import { readFile } from "node:fs/promises";
-import { connect, credsAuthenticator, DebugEvents, Events, type ConnectionOptions, type NatsConnection } from "nats";
-import { childLogger, intentSubject, RejectError, RejectReason, ResultStatus, type AgentConfig, type Logger, type TrustedKeyStore } from "@lanekeeper/shared";
+import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "nats";
+import {
+  childLogger,
+  intentSubject,
+  RejectError,
+  RejectReason,
+  ResultStatus,
+  type AgentConfig,
+  type Logger,
+  type NatsConnectionStatus,
+  type TrustedKeyStore,
+  type TrustStatus,
+} from "@lanekeeper/shared";
 import type { AgentDaemon } from "../agent-daemon.js";
 import { AgentTrust, keySetUpdateHandler, TrustError } from "./agent-trust.js";
 import { Intake, type IntakeOutcome, type KeySource } from "./intake.js";
 import { InventoryPublisher, resolveInventoryPublisherOptions } from "./inventory-publisher.js";
 import { LaneManagerExecutor } from "./lane-manager-executor.js";
+import { NatsMonitor } from "./nats-monitor.js";
 import { ReplayStore } from "./replay-store.js";
 import { FileStateStore } from "./state-store.js";
 
@@ -22,13 +34,20 @@ export interface AgentIntakeHandle {
   inventory(): InventoryPublisher | undefined;
   /** Resolves once connected to NATS and listening (it keeps trying while the server is unreachable). */
   readonly connected: Promise<void>;
-  /** `connecting`, `connected`, `reconnecting` or `disconnected` (for the status report). */
+  /** `connecting`, `connected`, `reconnecting`, `disconnected` or `closed` (for the status report). */
   natsState(): string;
+  /** The connection: state, server, since when, the newest problem, reconnects (for the status report). */
+  natsStatus(): NatsConnectionStatus;
+  /** Whether a trusted key set is loaded, from which file, and why not (for the status report). */
+  trustStatus(): TrustStatus;
   /** The newest intent outcomes, oldest first. */
   recentOutcomes(): readonly IntakeOutcome[];
   /** Stop answering intents and publishing inventory, flush the replay state, close NATS. */
   stop(): Promise<void>;
 }
+
+/** Pause between first-connection attempts (nats.js' own reconnect wait). */
+const CONNECT_RETRY_MS = 2000;
 
 /** Options of {@link startAgentIntake}. */
 export interface StartAgentIntakeOptions {
@@ -73,18 +92,21 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
     const replay = await ReplayStore.open(store, { hostId: config.hostId, clock: { now: () => Date.now() }, log });
     cleanup.unshift(() => replay.close());
     let trust: AgentTrust | undefined;
+    let trustError = "";
     try {
       trust = await AgentTrust.load({ trustFile: config.trustFile, stateDir: config.stateDir, recordedVersion: replay.keysetVersion, clock: { now: () => Date.now() } });
       await replay.setKeysetVersion(trust.version);
     } catch (err) {
       if (!(err instanceof TrustError)) throw err;
+      trustError = err.message;
       // Fail closed but stay up: status and inventory keep working, every intent is refused (UNKNOWN_KEY).
       log.error({ alert: err.code, err: err.message }, "no usable trusted key set: refusing every intent until the trust file is fixed");
     }
     const keySource = trust ?? noTrust(err0(config.trustFile));
     const natsOptions = { ...(await natsOptionsFor(config)), ...opts.nats };
-    let state = "connecting";
+    const monitor = new NatsMonitor(config.nats.url, log);
     let stopped = false;
+    let wake: () => void = () => undefined;
     let nc: NatsConnection | undefined;
     let inventory: InventoryPublisher | undefined;
     const outcomes: IntakeOutcome[] = [];
@@ -126,21 +148,36 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
     });
     // Connect in the background: `run` must not wait for NATS (status and health work without it), and
     // nats.js keeps retrying until the server is reachable.
+    // The first connection is dialled here rather than with nats.js' waitOnFirstConnect, which retries without
+    // saying why: status and the log must show why the agent cannot reach NATS (refused, auth, TLS).
+    const dial = async (): Promise<NatsConnection | undefined> => {
+      for (;;) {
+        if (stopped) return undefined;
+        try {
+          return await connect({ ...natsOptions, waitOnFirstConnect: false });
+        } catch (err) {
+          if (stopped) return undefined;
+          monitor.connectFailed(err);
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, CONNECT_RETRY_MS).unref();
+          });
+        }
+      }
+    };
     const connected = (async () => {
-      const c = await connect(natsOptions);
+      const c = await dial();
+      if (c === undefined) return;
       if (stopped) {
         await c.close();
         return;
       }
       nc = c;
-      state = "connected";
+      monitor.connected(c.getServer());
       void (async () => {
-        for await (const s of c.status()) {
-          if (s.type === Events.Disconnect) state = "disconnected";
-          else if (s.type === DebugEvents.Reconnecting) state = "reconnecting";
-          else if (s.type === Events.Reconnect) state = "connected";
-        }
+        for await (const s of c.status()) monitor.onStatus(s);
       })();
+      void c.closed().then((err) => monitor.closed(stopped ? undefined : err));
       inventory = new InventoryPublisher(
         c,
         resolveInventoryPublisherOptions(
@@ -168,10 +205,13 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
       trust,
       inventory: () => inventory,
       connected,
-      natsState: () => state,
+      natsState: () => monitor.current,
+      natsStatus: () => monitor.snapshot(),
+      trustStatus: () => ({ loaded: trust !== undefined, trustFile: config.trustFile, error: trustError }),
       recentOutcomes: () => [...outcomes],
       async stop() {
         stopped = true;
+        wake();
         await inventory?.stop();
         await intake.close();
         await nc?.close().catch(() => undefined);

@@ -47,6 +47,30 @@ export interface IntentOutcome {
   atMs: number;
 }
 
+/** The agent's NATS connection, as the agent sees it. */
+export interface NatsConnectionStatus {
+  /** connecting | connected | reconnecting | disconnected | closed | disabled */
+  state: string;
+  /** The server connected to, or being tried (no credentials). */
+  server: string;
+  /** When the state last changed (ms since the epoch). */
+  sinceMs: number;
+  /** The newest connection problem; empty when there was none. */
+  lastError: string;
+  lastErrorAtMs: number;
+  /** Reconnects since the agent started. */
+  reconnects: number;
+}
+
+/** The trusted coordinator key set. Without one every intent is refused. */
+export interface TrustStatus {
+  loaded: boolean;
+  /** The installed trust file (agent.yaml trustFile). */
+  trustFile: string;
+  /** Why no key set is loaded; empty when loaded. */
+  error: string;
+}
+
 export interface AgentStatusReport {
   hostId: string;
   agentVersion: string;
@@ -62,6 +86,18 @@ export interface AgentStatusReport {
   capabilities: Capabilities | undefined;
   intentHwm: number;
   keysetVersion: number;
+  /** nats_state (9) is nats.state, kept for older tools. */
+  nats:
+    | NatsConnectionStatus
+    | undefined;
+  /** Unset until the NATS side has started (it loads the trust file). */
+  trust:
+    | TrustStatus
+    | undefined;
+  /** Which agent answered. */
+  pid: number;
+  configPath: string;
+  statusSocket: string;
 }
 
 function createBaseGetStatusRequest(): GetStatusRequest {
@@ -495,6 +531,272 @@ export const IntentOutcome: MessageFns<IntentOutcome> = {
   },
 };
 
+function createBaseNatsConnectionStatus(): NatsConnectionStatus {
+  return { state: "", server: "", sinceMs: 0, lastError: "", lastErrorAtMs: 0, reconnects: 0 };
+}
+
+export const NatsConnectionStatus: MessageFns<NatsConnectionStatus> = {
+  encode(message: NatsConnectionStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== "") {
+      writer.uint32(10).string(message.state);
+    }
+    if (message.server !== "") {
+      writer.uint32(18).string(message.server);
+    }
+    if (message.sinceMs !== 0) {
+      writer.uint32(24).int64(message.sinceMs);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(34).string(message.lastError);
+    }
+    if (message.lastErrorAtMs !== 0) {
+      writer.uint32(40).int64(message.lastErrorAtMs);
+    }
+    if (message.reconnects !== 0) {
+      writer.uint32(48).uint32(message.reconnects);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NatsConnectionStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNatsConnectionStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.server = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sinceMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lastErrorAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.reconnects = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NatsConnectionStatus {
+    return {
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      server: isSet(object.server) ? globalThis.String(object.server) : "",
+      sinceMs: isSet(object.sinceMs)
+        ? globalThis.Number(object.sinceMs)
+        : isSet(object.since_ms)
+        ? globalThis.Number(object.since_ms)
+        : 0,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+      lastErrorAtMs: isSet(object.lastErrorAtMs)
+        ? globalThis.Number(object.lastErrorAtMs)
+        : isSet(object.last_error_at_ms)
+        ? globalThis.Number(object.last_error_at_ms)
+        : 0,
+      reconnects: isSet(object.reconnects) ? globalThis.Number(object.reconnects) : 0,
+    };
+  },
+
+  toJSON(message: NatsConnectionStatus): unknown {
+    const obj: any = {};
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.server !== "") {
+      obj.server = message.server;
+    }
+    if (message.sinceMs !== 0) {
+      obj.sinceMs = Math.round(message.sinceMs);
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    if (message.lastErrorAtMs !== 0) {
+      obj.lastErrorAtMs = Math.round(message.lastErrorAtMs);
+    }
+    if (message.reconnects !== 0) {
+      obj.reconnects = Math.round(message.reconnects);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NatsConnectionStatus>): NatsConnectionStatus {
+    return NatsConnectionStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NatsConnectionStatus>): NatsConnectionStatus {
+    const message = createBaseNatsConnectionStatus();
+    message.state = object.state ?? "";
+    message.server = object.server ?? "";
+    message.sinceMs = object.sinceMs ?? 0;
+    message.lastError = object.lastError ?? "";
+    message.lastErrorAtMs = object.lastErrorAtMs ?? 0;
+    message.reconnects = object.reconnects ?? 0;
+    return message;
+  },
+};
+
+function createBaseTrustStatus(): TrustStatus {
+  return { loaded: false, trustFile: "", error: "" };
+}
+
+export const TrustStatus: MessageFns<TrustStatus> = {
+  encode(message: TrustStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.loaded !== false) {
+      writer.uint32(8).bool(message.loaded);
+    }
+    if (message.trustFile !== "") {
+      writer.uint32(18).string(message.trustFile);
+    }
+    if (message.error !== "") {
+      writer.uint32(26).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrustStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrustStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.loaded = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.trustFile = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrustStatus {
+    return {
+      loaded: isSet(object.loaded) ? globalThis.Boolean(object.loaded) : false,
+      trustFile: isSet(object.trustFile)
+        ? globalThis.String(object.trustFile)
+        : isSet(object.trust_file)
+        ? globalThis.String(object.trust_file)
+        : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: TrustStatus): unknown {
+    const obj: any = {};
+    if (message.loaded !== false) {
+      obj.loaded = message.loaded;
+    }
+    if (message.trustFile !== "") {
+      obj.trustFile = message.trustFile;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TrustStatus>): TrustStatus {
+    return TrustStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TrustStatus>): TrustStatus {
+    const message = createBaseTrustStatus();
+    message.loaded = object.loaded ?? false;
+    message.trustFile = object.trustFile ?? "";
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
 function createBaseAgentStatusReport(): AgentStatusReport {
   return {
     hostId: "",
@@ -510,6 +812,11 @@ function createBaseAgentStatusReport(): AgentStatusReport {
     capabilities: undefined,
     intentHwm: 0,
     keysetVersion: 0,
+    nats: undefined,
+    trust: undefined,
+    pid: 0,
+    configPath: "",
+    statusSocket: "",
   };
 }
 
@@ -553,6 +860,21 @@ export const AgentStatusReport: MessageFns<AgentStatusReport> = {
     }
     if (message.keysetVersion !== 0) {
       writer.uint32(104).uint64(message.keysetVersion);
+    }
+    if (message.nats !== undefined) {
+      NatsConnectionStatus.encode(message.nats, writer.uint32(114).fork()).join();
+    }
+    if (message.trust !== undefined) {
+      TrustStatus.encode(message.trust, writer.uint32(122).fork()).join();
+    }
+    if (message.pid !== 0) {
+      writer.uint32(128).uint32(message.pid);
+    }
+    if (message.configPath !== "") {
+      writer.uint32(138).string(message.configPath);
+    }
+    if (message.statusSocket !== "") {
+      writer.uint32(146).string(message.statusSocket);
     }
     return writer;
   },
@@ -674,6 +996,46 @@ export const AgentStatusReport: MessageFns<AgentStatusReport> = {
             message.keysetVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.nats = NatsConnectionStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.trust = TrustStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.pid = reader.uint32();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.configPath = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.statusSocket = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -741,6 +1103,19 @@ export const AgentStatusReport: MessageFns<AgentStatusReport> = {
         : isSet(object.keyset_version)
         ? globalThis.Number(object.keyset_version)
         : 0,
+      nats: isSet(object.nats) ? NatsConnectionStatus.fromJSON(object.nats) : undefined,
+      trust: isSet(object.trust) ? TrustStatus.fromJSON(object.trust) : undefined,
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      configPath: isSet(object.configPath)
+        ? globalThis.String(object.configPath)
+        : isSet(object.config_path)
+        ? globalThis.String(object.config_path)
+        : "",
+      statusSocket: isSet(object.statusSocket)
+        ? globalThis.String(object.statusSocket)
+        : isSet(object.status_socket)
+        ? globalThis.String(object.status_socket)
+        : "",
     };
   },
 
@@ -785,6 +1160,21 @@ export const AgentStatusReport: MessageFns<AgentStatusReport> = {
     if (message.keysetVersion !== 0) {
       obj.keysetVersion = Math.round(message.keysetVersion);
     }
+    if (message.nats !== undefined) {
+      obj.nats = NatsConnectionStatus.toJSON(message.nats);
+    }
+    if (message.trust !== undefined) {
+      obj.trust = TrustStatus.toJSON(message.trust);
+    }
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    if (message.configPath !== "") {
+      obj.configPath = message.configPath;
+    }
+    if (message.statusSocket !== "") {
+      obj.statusSocket = message.statusSocket;
+    }
     return obj;
   },
 
@@ -810,6 +1200,15 @@ export const AgentStatusReport: MessageFns<AgentStatusReport> = {
       : undefined;
     message.intentHwm = object.intentHwm ?? 0;
     message.keysetVersion = object.keysetVersion ?? 0;
+    message.nats = (object.nats !== undefined && object.nats !== null)
+      ? NatsConnectionStatus.fromPartial(object.nats)
+      : undefined;
+    message.trust = (object.trust !== undefined && object.trust !== null)
+      ? TrustStatus.fromPartial(object.trust)
+      : undefined;
+    message.pid = object.pid ?? 0;
+    message.configPath = object.configPath ?? "";
+    message.statusSocket = object.statusSocket ?? "";
     return message;
   },
 };
