@@ -104,10 +104,12 @@ export class NatsMonitor {
         this.log.info({ server, reconnects: this.reconnects, downMs }, "NATS reconnected");
         break;
       }
-      case Events.Error:
-        this.problem(`server error: ${String(s.data)}`);
-        this.log.warn({ server: this.server, err: String(s.data) }, "NATS error");
+      case Events.Error: {
+        const why = typeof s.data === "string" ? s.data : JSON.stringify(s.data);
+        this.problem(`server error: ${why}`);
+        this.log.warn({ server: this.server, err: why }, "NATS error");
         break;
+      }
       case Events.LDM:
         this.log.info({ server }, "NATS server entering lame duck mode; the client moves to another server");
         break;
@@ -119,7 +121,7 @@ export class NatsMonitor {
   /** The connection closed for good (`err` when not asked to). */
   closed(err?: unknown): void {
     if (err !== undefined && err !== null) {
-      const why = err instanceof Error ? err.message : String(err);
+      const why = err instanceof Error ? err.message : JSON.stringify(err);
       this.problem(`connection closed: ${why}`);
       this.log.error({ server: this.server, err: why }, "NATS connection closed");
     }
