@@ -47,7 +47,8 @@ describe("config errors name the file, line and column", () => {
     await writeFile(file, "hostId: build01\nnats: { url: 'nats://127.0.0.1:4222' }\nnatsUrl: nats://x\n");
     const r = await cli(AGENT_BIN, ["hold", "l1", "--config", file]);
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain(`agent config ${file} is invalid:\n  natsUrl: unknown key`);
+    expect(r.stderr).toContain(`agent config ${file} is invalid`);
+    expect(r.stderr).toContain("\n  natsUrl: unknown key");
   });
 
   it("lanekeeper: a YAML syntax error in lanekeeper.yaml gives file:line:column", async () => {
@@ -55,8 +56,11 @@ describe("config errors name the file, line and column", () => {
     await writeFile(file, "github:\n  apiUrl: https://api.github.com\n  auth: { tokenEnv: T\ncoordinator: {}\n");
     const r = await cli(COORDINATOR_BIN, ["plan", "--policy", file]);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(new RegExp(`policy ${file} is invalid:\\n  ${file}:\\d+:\\d+: `));
-    expect(r.stderr.trimEnd().split("\n")).toHaveLength(2);
+    expect(r.stderr).toContain(`policy ${file} is invalid`);
+    // One issue line, placed: the parser's cascade after the first error is not shown.
+    const issues = r.stderr.split("\n").filter((l) => l.startsWith("  "));
+    expect(issues).toHaveLength(1);
+    expect(issues[0]).toMatch(new RegExp(`^  ${file}:\\d+:\\d+: `));
   });
 
   it("lanekeeper: a duplicate key is placed and a schema error names the file", async () => {
@@ -68,7 +72,7 @@ describe("config errors name the file, line and column", () => {
     await writeFile(file, "github: {}\ncoordinator: {}\npoolz: {}\n");
     const unknown = await cli(COORDINATOR_BIN, ["hosts", "list", "--policy", file]);
     expect(unknown.code).toBe(3);
-    expect(unknown.stderr).toContain(`policy ${file} is invalid:`);
+    expect(unknown.stderr).toContain(`policy ${file} is invalid`);
     expect(unknown.stderr).toContain("poolz: unknown key");
   });
 });
