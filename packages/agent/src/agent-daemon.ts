@@ -22,7 +22,7 @@ import { loadAgentKeys, type AgentKeys } from "./agent-identity.js";
 import type { CommandRunner } from "./command-runner.js";
 import { AgentLockedError } from "./errors.js";
 import type { InstanceLock } from "./instance-lock.js";
-import { allowlistOf } from "./intake/intake-policy.js";
+import { allowlistOf, intakeControlOf } from "./intake/intake-policy.js";
 import { InventoryBuilder } from "./inventory.js";
 import { LaneDirectories } from "./lane-directory.js";
 import { MarkerSigner, type BackendName } from "./lane-marker.js";
@@ -147,7 +147,7 @@ export class AgentDaemon {
       runnerRoots: config.runnerRoots,
       laneRoot: config.laneRoot,
       diskPath: config.laneRoot,
-      control: config.control,
+      control: intakeControlOf(config),
       log: childLogger(opts.log, { component: "inventory", hostId: config.hostId }),
     });
     const daemon = new AgentDaemon(config, keys, manager, inventory, audit, lock, undefined, log, opts);
@@ -158,6 +158,13 @@ export class AgentDaemon {
     });
     daemon.scheduleHealth(0);
     daemon.scheduleInventory(0);
+    if (config.github.allowInsecureHttpOrigins.length > 0) {
+      // Loud on purpose: registration tokens reach these origins in the clear. Local test fleets only.
+      log.warn(
+        { insecureGithubOrigins: config.github.allowInsecureHttpOrigins },
+        "INSECURE: github.allowInsecureHttpOrigins lets lanes register with plain-http GitHub origins; use it for local test fleets only",
+      );
+    }
     log.info({ version: AGENT_VERSION, controlEnabled: config.control.enabled, backends: Object.keys(runtimes) }, "agent running");
     return daemon;
   }

@@ -21,6 +21,7 @@ export * from "./intent.js";
 export * from "./result.js";
 export * from "./inventory.js";
 export { FORBIDDEN_CONFIG_KEYS, formatConfigPath, deepFreeze, parseYamlDocument } from "./config-loader.js";
+export * from "./github-origin.js";
 export * from "./agent-config.js";
 export * from "./policy.js";
 export * from "./json-schemas.js";

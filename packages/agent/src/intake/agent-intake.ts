@@ -4,6 +4,7 @@ import { childLogger, intentSubject, RejectError, RejectReason, ResultStatus, ty
 import type { AgentDaemon } from "../agent-daemon.js";
 import { AgentTrust, keySetUpdateHandler, TrustError } from "./agent-trust.js";
 import { Intake, type IntakeOutcome, type KeySource } from "./intake.js";
+import { intakeControlOf } from "./intake-policy.js";
 import { InventoryPublisher, resolveInventoryPublisherOptions } from "./inventory-publisher.js";
 import { LaneManagerExecutor } from "./lane-manager-executor.js";
 import { ReplayStore } from "./replay-store.js";
@@ -95,7 +96,7 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
       trust: keySource,
       replay,
       executor: new LaneManagerExecutor(manager),
-      control: config.control,
+      control: intakeControlOf(config),
       log,
       onOutcome: (o) => {
         outcomes.push(o);
