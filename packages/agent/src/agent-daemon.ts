@@ -6,12 +6,12 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir, chmod } from "node:fs/promises";
-import { join } from "node:path";
 import {
   type AgentConfig,
   type AgentStatusReport,
   type IntentOutcome,
-  AuditLog,
+  openAnchoredAuditLog,
+  type AuditLog,
   ConfigError,
   defaultLaneRoot,
   type Logger,
@@ -22,6 +22,7 @@ import { loadAgentKeys, type AgentKeys } from "./agent-identity.js";
 import type { CommandRunner } from "./command-runner.js";
 import { AgentLockedError } from "./errors.js";
 import type { InstanceLock } from "./instance-lock.js";
+import { auditAnchorPath, auditLogPath } from "./audit-evidence.js";
 import { allowlistOf, intakeControlOf } from "./intake/intake-policy.js";
 import { InventoryBuilder } from "./inventory.js";
 import { LaneDirectories } from "./lane-directory.js";
@@ -125,7 +126,8 @@ export class AgentDaemon {
       }
     }
     const keys = await loadAgentKeys(config);
-    const audit = await AuditLog.open(join(config.stateDir, "audit.log"), { mode: 0o600 });
+    // Anchored: a deleted, cut-short or restarted chain is refused here instead of being continued silently.
+    const audit = await openAnchoredAuditLog(auditLogPath(config.stateDir), auditAnchorPath(config.stateDir), { mode: 0o600 });
     const signer = new MarkerSigner(config.hostId, keys.identity);
     await mkdir(config.laneRoot, { recursive: true, mode: 0o755 });
     const dirs = new LaneDirectories(config.laneRoot, signer);

@@ -28,6 +28,7 @@ export * from "./json-schemas.js";
 export * from "./canonical-json.js";
 export * from "./redact.js";
 export * from "./audit.js";
+export * from "./audit-anchor.js";
 export * from "./logger.js";
 export * from "./trust-file.js";
 export * from "./wire-contract.js";

@@ -152,6 +152,7 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
             controlEnabled: () => config.control.enabled,
             intentHwm: () => replay.hwm,
             keysetVersion: () => trust?.version ?? 0,
+            auditHead: () => audit.head,
             log,
           },
           config,
