@@ -224,7 +224,8 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
       const file = o.file ?? auditLogPath(stateDir ?? "");
       const anchorFile = anchor === undefined && stateDir !== undefined ? auditAnchorPath(stateDir) : undefined;
       const res = await verifyAgentAudit(file, { ...(anchor === undefined ? {} : { anchor }), ...(anchorFile === undefined ? {} : { anchorFile }) });
-      if (o.json) io.out(`${JSON.stringify(res)}\n`);
+      // count, lastHash / firstBroken at the top as before; ok, status, missing and message from the anchor check.
+      if (o.json) io.out(`${JSON.stringify({ ...res.chain, ...res })}\n`);
       if (!res.ok) {
         throw new AuditChainBrokenError(`${res.message}. Keep the file${res.anchorSource === "local" ? " and the anchor" : ""} as evidence.`);
       }

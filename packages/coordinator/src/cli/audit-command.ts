@@ -88,14 +88,20 @@ export async function runAuditVerify(opts: AuditCommandOptions, io: CliIo, deps:
   if (opts.json === true) {
     io.out(`${JSON.stringify({ ...local, ok, status: check.status, ...(check.missing === undefined ? {} : { missing: check.missing }), message: check.message, file: path, ...(stream === undefined ? {} : { stream }) }, null, 2)}\n`);
   } else {
-    if (stream === undefined) {
-      io.out(
-        check.status === "unanchored"
-          ? `${label}: ${local.count} records, intact (run with --stream to compare with the JetStream copy: a cut-off end is only visible there)\n`
-          : `${check.message}\n`,
-      );
+    let first: string;
+    if (!local.ok) {
+      const b = local.firstBroken;
+      first = `${label}: BROKEN at line ${b.line}${b.seq === null ? "" : ` (seq ${b.seq})`}: ${b.why}; ${local.count} records verified before it`;
+    } else if (check.status === "unanchored") {
+      first =
+        stream === undefined
+          ? `${label}: ${local.count} records, intact (run with --stream to compare with the JetStream copy: a cut-off end is only visible there)`
+          : `${label}: ${local.count} records, intact; the stream holds none of this coordinator's records yet`;
     } else {
-      io.out(check.status === "unanchored" ? `${label}: ${local.count} records, intact; the stream holds none of this coordinator's records yet\n` : `${check.message} (anchor: the stream's copy, ${stream.subject})\n`);
+      first = stream === undefined ? check.message : `${check.message} (anchor: the stream's copy, ${stream.subject})`;
+    }
+    io.out(`${first}\n`);
+    if (stream !== undefined) {
       for (const s of stream.subjects) {
         io.out(
           s.result.ok
