@@ -12,6 +12,7 @@ import {
   AuditLog,
   generateSealingKey,
   generateSigningKey,
+  inventorySubject,
   openAnchoredAuditLog,
   type SigningKey,
 } from "@lanekeeper/shared";
@@ -19,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditAnchorPath, auditLogPath } from "../../packages/agent/src/audit-evidence.js";
 import { main as agentMain } from "../../packages/agent/src/cli.js";
 import { EXIT } from "../../packages/agent/src/exit-codes.js";
-import { InventoryPublisher, inventorySubject } from "../../packages/agent/src/intake/inventory-publisher.js";
+import { InventoryPublisher } from "../../packages/agent/src/intake/inventory-publisher.js";
 import type { CoordinatorContext } from "../../packages/coordinator/src/apply/coordinator-context.js";
 import { CoordinatorAudit } from "../../packages/coordinator/src/audit/coordinator-audit.js";
 import { runAuditVerify } from "../../packages/coordinator/src/cli/audit-command.js";
