@@ -114,6 +114,7 @@ if (!isMainThread) {
         actions: ["stop", "start", "drain", "undrain"],
         images: [],
         maxLanes: 1000,
+        githubOrigins: [],
       },
     });
     intake.listen(nc);

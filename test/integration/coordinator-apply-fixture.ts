@@ -210,6 +210,8 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
         actions: ["create", "drain", "undrain", "start", "stop", "restart", "remove", "hold", "release", "arm"],
         images: [],
         maxLanes: 10,
+        // The emulator's plain-http loopback origin (agent.yaml: github.allowInsecureHttpOrigins).
+        githubOrigins: [gh.url],
       },
     };
     const intake = new Intake({

@@ -48,6 +48,7 @@ export function allowAll(): IntakeControl {
     actions: ["create", "drain", "undrain", "start", "stop", "restart", "remove", "hold", "release", "arm"],
     images: [],
     maxLanes: 1000,
+    githubOrigins: ["https://github.com"],
   };
 }
 

@@ -48,6 +48,7 @@ export function openControl(over: Partial<IntakeControl> = {}): IntakeControl {
     actions: ["create", "drain", "undrain", "start", "stop", "restart", "remove", "hold", "release", "arm"],
     images: [IMAGE],
     maxLanes: 10,
+    githubOrigins: ["https://github.com"],
     ...over,
   };
 }

@@ -12,10 +12,12 @@ import {
   parseAgentConfig,
   parsePolicy,
   RejectReason,
+  ResultStatus,
   signIntent,
   encodeIntent,
 } from "@lanekeeper/shared";
-import { HOST, intentFor, reasonOf, signRawIntent, verify, wire, world } from "./envelope-fixture.js";
+import { HOST, intentFor, reasonOf, rewrapEnvelope, signRawIntent, verify, wire, world } from "./envelope-fixture.js";
+import { makeIntake } from "./intake-fixture.js";
 
 /** Deterministic PRNG (mulberry32) so a failure is reproducible. */
 function prng(seed: number): () => number {
@@ -28,28 +30,31 @@ function prng(seed: number): () => number {
   };
 }
 
-const ENVELOPE_STAGE_REASONS = new Set<RejectReason>([
-  RejectReason.ENVELOPE_MALFORMED,
-  RejectReason.ENVELOPE_VERSION,
-  RejectReason.SIGNATURE_LENGTH,
-  RejectReason.KEY_ID_INVALID,
-  RejectReason.UNKNOWN_KEY,
-  RejectReason.BAD_SIGNATURE,
-]);
-
 describe("malformed envelopes", () => {
   const w = world();
   const good = signIntent(intentFor(w.coordinator), w.coordinator);
 
-  it("rejects random bytes with an envelope-stage RejectError, never anything else", () => {
+  it("rejects random bytes as ENVELOPE_MALFORMED, never as a version or any later-stage error", () => {
     const rand = prng(0x1a2b3c);
     for (let i = 0; i < 3000; i++) {
       const len = Math.floor(rand() * 300);
       const b = Buffer.alloc(len);
       for (let j = 0; j < len; j++) b[j] = Math.floor(rand() * 256);
       const r = reasonOf(() => verify(b, w));
-      expect(ENVELOPE_STAGE_REASONS.has(r as RejectReason), `sample ${i}: ${r}`).toBe(true);
+      expect(r, `sample ${i}`).toBe(RejectReason.ENVELOPE_MALFORMED);
     }
+  });
+
+  it("rejects bytes that decode to a lone field as ENVELOPE_MALFORMED, not as a missing version", () => {
+    // Each decodes cleanly to a SignedEnvelope with version 0 and almost nothing else.
+    expect(reasonOf(() => verify(wire.string(2, w.coordinator.keyId), w))).toBe(RejectReason.ENVELOPE_MALFORMED);
+    expect(reasonOf(() => verify(wire.string(3, "payload"), w))).toBe(RejectReason.ENVELOPE_MALFORMED);
+    expect(reasonOf(() => verify(Buffer.concat([wire.string(2, w.coordinator.keyId), wire.string(3, "p")]), w))).toBe(
+      RejectReason.ENVELOPE_MALFORMED,
+    );
+    // Still a version error when everything but the version is there (the downgrade case).
+    const noVersion = rewrapEnvelope(good, { version: 0 });
+    expect(reasonOf(() => verify(noVersion, w))).toBe(RejectReason.ENVELOPE_VERSION);
   });
 
   it("rejects mutated copies of a valid envelope, never accepting one", () => {
@@ -65,8 +70,9 @@ describe("malformed envelopes", () => {
     }
   });
 
-  it("rejects an empty envelope", () => {
-    expect(reasonOf(() => verify(Buffer.alloc(0), w))).toBe(RejectReason.ENVELOPE_VERSION);
+  it("rejects an empty envelope as ENVELOPE_MALFORMED", () => {
+    expect(reasonOf(() => verify(Buffer.alloc(0), w))).toBe(RejectReason.ENVELOPE_MALFORMED);
+    expect(reasonOf(() => verify(new Uint8Array(0), w))).toBe(RejectReason.ENVELOPE_MALFORMED);
   });
 
   it("rejects a truncated varint", () => {
@@ -177,6 +183,39 @@ describe("malformed payloads inside a valid signature", () => {
 
   it("rejects a payload with no action", () => {
     expect(signed(encodeIntent({ ...intent, action: undefined }))).toBe(RejectReason.NO_ACTION);
+  });
+});
+
+describe("malformed names at the real intake", () => {
+  it.each([
+    ["a NUL at the end", "2.330.0\u0000", "U+0000"],
+    ["a newline", "2.330.0\n", "U+000A"],
+    ["an escape sequence", "2.\u001b[31m330.0", "U+001B"],
+    ["DEL", "2.330\u007f.0", "U+007F"],
+    ["control characters past the length cap", `2.330.0${"\u0001".repeat(40)}`, "U+0001"],
+  ])("a runner version with %s is INVALID_NAME naming the character, not a length error", async (_n, runnerVersion, named) => {
+    const fx = await makeIntake();
+    try {
+      const { result } = await fx.send(fx.create("lane-1", { runnerVersion }).bytes);
+      expect(result).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.INVALID_NAME });
+      expect(result.message).toContain(named);
+      expect(result.message).not.toMatch(/at most|characters \(has/);
+      expect(fx.executor.calls).toEqual([]);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it("an over-long runner version of digits only is INVALID_NAME with its length", async () => {
+    const fx = await makeIntake();
+    try {
+      const { result } = await fx.send(fx.create("lane-1", { runnerVersion: `2.330.${"0".repeat(40)}` }).bytes);
+      expect(result).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.INVALID_NAME });
+      expect(result.message).toContain("at most 32 characters");
+      expect(fx.executor.calls).toEqual([]);
+    } finally {
+      await fx.close();
+    }
   });
 });
 

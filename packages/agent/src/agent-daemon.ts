@@ -6,14 +6,14 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir, chmod } from "node:fs/promises";
-import { join } from "node:path";
 import {
   type AgentConfig,
   type AgentStatusReport,
   type IntentOutcome,
   type NatsConnectionStatus,
   type TrustStatus,
-  AuditLog,
+  openAnchoredAuditLog,
+  type AuditLog,
   ConfigError,
   defaultLaneRoot,
   type Logger,
@@ -24,7 +24,8 @@ import { loadAgentKeys, type AgentKeys } from "./agent-identity.js";
 import type { CommandRunner } from "./command-runner.js";
 import { AgentLockedError } from "./errors.js";
 import type { InstanceLock } from "./instance-lock.js";
-import { allowlistOf } from "./intake/intake-policy.js";
+import { auditAnchorPath, auditLogPath } from "./audit-evidence.js";
+import { allowlistOf, intakeControlOf } from "./intake/intake-policy.js";
 import { InventoryBuilder } from "./inventory.js";
 import { LaneDirectories } from "./lane-directory.js";
 import { MarkerSigner, type BackendName } from "./lane-marker.js";
@@ -133,7 +134,8 @@ export class AgentDaemon {
       }
     }
     const keys = await loadAgentKeys(config);
-    const audit = await AuditLog.open(join(config.stateDir, "audit.log"), { mode: 0o600 });
+    // Anchored: a deleted, cut-short or restarted chain is refused here instead of being continued silently.
+    const audit = await openAnchoredAuditLog(auditLogPath(config.stateDir), auditAnchorPath(config.stateDir), { mode: 0o600 });
     const signer = new MarkerSigner(config.hostId, keys.identity);
     await mkdir(config.laneRoot, { recursive: true, mode: 0o755 });
     const dirs = new LaneDirectories(config.laneRoot, signer);
@@ -155,7 +157,7 @@ export class AgentDaemon {
       runnerRoots: config.runnerRoots,
       laneRoot: config.laneRoot,
       diskPath: config.laneRoot,
-      control: config.control,
+      control: intakeControlOf(config),
       log: childLogger(opts.log, { component: "inventory", hostId: config.hostId }),
     });
     const daemon = new AgentDaemon(config, keys, manager, inventory, audit, lock, undefined, log, opts);
@@ -166,6 +168,13 @@ export class AgentDaemon {
     });
     daemon.scheduleHealth(0);
     daemon.scheduleInventory(0);
+    if (config.github.allowInsecureHttpOrigins.length > 0) {
+      // Loud on purpose: registration tokens reach these origins in the clear. Local test fleets only.
+      log.warn(
+        { insecureGithubOrigins: config.github.allowInsecureHttpOrigins },
+        "INSECURE: github.allowInsecureHttpOrigins lets lanes register with plain-http GitHub origins; use it for local test fleets only",
+      );
+    }
     log.info({ version: AGENT_VERSION, controlEnabled: config.control.enabled, backends: Object.keys(runtimes) }, "agent running");
     return daemon;
   }

@@ -3,7 +3,6 @@
  * by default, `--json` for tools; every failure prints what to do next and exits with the code from
  * `exit-codes.ts`.
  */
-import { readFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { resolve } from "node:path";
 import { Command, CommanderError } from "commander";
@@ -18,8 +17,9 @@ import {
   usageError,
   MAX_CONFIG_BYTES,
   parseAgentConfig,
+  parseAuditAnchor,
   validateLaneId,
-  verifyAuditChain,
+  type AuditAnchor,
 } from "@lanekeeper/shared";
 import { AgentDaemon } from "./agent-daemon.js";
 import { readSmallFile } from "./atomic-file.js";
@@ -27,6 +27,7 @@ import { startAgentIntake, type AgentIntakeHandle } from "./intake/agent-intake.
 import { initAgent, loadAgentKeys } from "./agent-identity.js";
 import { AGENT_VERSION } from "./agent-version.js";
 import { gatherCapabilities } from "./capabilities.js";
+import { auditAnchorPath, auditLogPath, verifyAgentAudit } from "./audit-evidence.js";
 import { AuditChainBrokenError } from "./errors.js";
 import { EXIT, exitCodeFor, hintFor } from "./exit-codes.js";
 import { InstanceLock } from "./instance-lock.js";
@@ -207,25 +208,33 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
   const audit = cmd.command("audit").description("the agent's tamper-evident audit log");
   audit
     .command("verify")
-    .description("verify the hash chain of the audit log")
+    .description(
+      "verify the hash chain of the audit log against its anchor: the local <stateDir>/audit.anchor.json, or the coordinator's (--anchor, from `lanekeeper audit verify --host <id>`)",
+    )
     .option("--config <path>", "config file", DEFAULT_CONFIG_PATH)
     .option("--file <path>", "audit log to verify (default: <stateDir>/audit.log)")
+    .option("--anchor <seq:hash[:firstHash]>", "compare with this anchor (the coordinator's) instead of the local anchor file")
     .option("--json", "JSON output")
-    .action(async (o: { config: string; file?: string; json?: boolean }) => {
-      const file = o.file ?? `${(await loadConfig(o.config)).stateDir}/audit.log`;
-      const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") return "";
-        throw err;
-      });
-      const res = verifyAuditChain(text);
-      if (o.json) io.out(`${JSON.stringify({ file, ...res })}\n`);
-      if (!res.ok) {
-        const b = res.firstBroken;
-        throw new AuditChainBrokenError(
-          `${file}: chain broken at line ${b.line}${b.seq === null ? "" : ` (seq ${b.seq})`}: ${b.why}; ${res.count} records verified before it. Keep the file as evidence.`,
-        );
+    .action(async (o: { config: string; file?: string; anchor?: string; json?: boolean }) => {
+      let anchor: AuditAnchor | undefined;
+      if (o.anchor !== undefined) {
+        anchor = parseAuditAnchor(o.anchor);
+        if (anchor === undefined) throw new ConfigError("--anchor", [{ path: "--anchor", message: "must be <seq>:<hash>[:<firstHash>] (hex SHA-256 hashes)" }]);
       }
-      if (!o.json) io.out(`${file}: ${res.count} records, chain intact\n`);
+      // A --file (a copy, elsewhere) has no local anchor beside it; the host's own log is checked against its own.
+      const stateDir = o.file === undefined ? (await loadConfig(o.config)).stateDir : undefined;
+      const file = o.file ?? auditLogPath(stateDir ?? "");
+      const anchorFile = anchor === undefined && stateDir !== undefined ? auditAnchorPath(stateDir) : undefined;
+      const res = await verifyAgentAudit(file, { ...(anchor === undefined ? {} : { anchor }), ...(anchorFile === undefined ? {} : { anchorFile }) });
+      // count, lastHash / firstBroken at the top as before; ok, status, missing and message from the anchor check.
+      if (o.json) io.out(`${JSON.stringify({ ...res.chain, ...res })}\n`);
+      if (!res.ok) {
+        throw new AuditChainBrokenError(`${res.message}. Keep the file${res.anchorSource === "local" ? " and the anchor" : ""} as evidence.`);
+      }
+      if (!o.json) {
+        const against = res.anchorSource === "coordinator" ? " (against the coordinator's anchor)" : res.anchorSource === "local" ? " (against the local anchor)" : "";
+        io.out(`${res.message}${against}\n`);
+      }
       setExit(EXIT.OK);
     });
   return cmd;

@@ -26,7 +26,7 @@ export * from "./intake/lane-executor.js";
 export { LaneManagerExecutor } from "./intake/lane-manager-executor.js";
 export * from "./intake/replay-store.js";
 export * from "./intake/state-store.js";
-export { allowlistOf, checkIntentAllowed, checkLaneAllowed, laneMatchesSpec, allowedWhileHeld, type IntakeControl, type AllowedIntent } from "./intake/intake-policy.js";
+export { allowlistOf, intakeControlOf, checkIntentAllowed, checkLaneAllowed, laneMatchesSpec, allowedWhileHeld, type IntakeControl, type AllowedIntent } from "./intake/intake-policy.js";
 export * from "./intake/agent-trust.js";
 export * from "./intake/inventory-publisher.js";
 export * as intakeLimits from "./intake/limits.js";

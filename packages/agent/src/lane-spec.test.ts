@@ -43,7 +43,8 @@ describe("laneRecordFromSpec", () => {
   });
 
   it("refuses URLs that are not the scope's web URL", () => {
-    for (const u of ["https://evil.example/acme/other", "https://u:p@github.com/acme/api", "https://github.com/acme/api?x=1", "file:///acme/api", "not a url", "https://github.com/acme/api --replace"]) {
+    for (const u of ["https://evil.example/acme/other", "https://u:p@github.com/acme/api", "https://github.com/acme/api?x=1", "file:///acme/api", "not a url", "https://github.com/acme/api --replace",
+      "https://github.com/x/acme/api", "https://github.com/evil/../acme/api", "https://github.com/acme/api/", "https://github.com/%61cme/api"]) {
       rejects(spec({ githubUrl: u }), RejectReason.INVALID_NAME);
     }
     expect(validateGithubUrl("http://127.0.0.1:4000/acme/api", "acme/api")).toBe("http://127.0.0.1:4000/acme/api");

@@ -33,7 +33,12 @@ function bad(reason: RejectReason, message: string): RejectError {
   return new RejectError(reason, message);
 }
 
-/** Check that `url` is the web URL of `scope` (`https://host/owner/repo` or `https://host/org`), nothing more. */
+/**
+ * Check that `url` is exactly the web URL of `scope` on some http(s) origin: `<origin>/owner/repo` or
+ * `<origin>/org`, compared as text, nothing more. Which origins are allowed is the intake's decision
+ * (`checkRunnerUrl` against the agent's pinned `github.origins`); this is the lane layer's own guard, so a spec
+ * reaching it by another path still cannot carry a path, credentials, a query or a traversal.
+ */
 export function validateGithubUrl(url: string, scope: string): string {
   if (url.length === 0 || url.length > MAX_URL_CHARS) throw bad(RejectReason.INVALID_NAME, "githubUrl must be the scope's web URL");
   let u: URL;
@@ -43,15 +48,11 @@ export function validateGithubUrl(url: string, scope: string): string {
     throw bad(RejectReason.INVALID_NAME, `githubUrl ${JSON.stringify(url.slice(0, 80))} is not a URL`);
   }
   if (u.protocol !== "https:" && u.protocol !== "http:") throw bad(RejectReason.INVALID_NAME, "githubUrl must be http(s)");
-  if (u.username !== "" || u.password !== "" || u.search !== "" || u.hash !== "") {
-    throw bad(RejectReason.INVALID_NAME, "githubUrl must not carry credentials, a query or a fragment");
-  }
   const s = parseScope(scope);
   const expected = s.kind === "repo" ? `/${s.owner}/${s.repo}` : `/${s.org}`;
-  const path = u.pathname.replace(/\/$/, "");
-  // Compare against the path prefix-free: a GHES URL may live under a path (https://ghe.example/ghe/acme/api).
-  if (!path.endsWith(expected) || /[\s,]/.test(url)) {
-    throw bad(RejectReason.INVALID_NAME, `githubUrl must be the web URL of scope ${scope} (ending in ${expected})`);
+  // Exact text: a parsed URL forgives `..` segments, percent-encoding and userinfo, which must not pass.
+  if (url !== `${u.origin}${expected}`) {
+    throw bad(RejectReason.INVALID_NAME, `githubUrl must be exactly the web URL of scope ${scope} (${u.origin}${expected})`);
   }
   return url;
 }

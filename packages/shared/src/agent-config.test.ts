@@ -26,6 +26,28 @@ describe("parseAgentConfig", () => {
     expect(c.logLevel).toBe("info");
   });
 
+  it("pins lanes to https://github.com by default; plain http only through the explicitly insecure list", () => {
+    expect(parseAgentConfig(minimal).github).toEqual({ origins: ["https://github.com"], allowInsecureHttpOrigins: [] });
+    const ghes = parseAgentConfig(`${minimal}github:\n  origins: [https://ghes.example.com, "https://ghes2.example.com:8443"]\n`);
+    expect(ghes.github.origins).toEqual(["https://ghes.example.com", "https://ghes2.example.com:8443"]);
+    const local = parseAgentConfig(`${minimal}github:\n  allowInsecureHttpOrigins: ["http://127.0.0.1:4000"]\n`);
+    expect(local.github).toEqual({ origins: ["https://github.com"], allowInsecureHttpOrigins: ["http://127.0.0.1:4000"] });
+    const bad: [string, string, RegExp][] = [
+      ["origins: [http://github.com]", "github.origins[0]", /https:\/\/ origin.*allowInsecureHttpOrigins/],
+      ["origins: [https://github.com/]", "github.origins[0]", /exactly as the origin https:\/\/github\.com/],
+      ["origins: [https://github.com/acme]", "github.origins[0]", /no path/],
+      ["origins: [https://u:p@github.com]", "github.origins[0]", /credentials/],
+      ["origins: [https://GitHub.com]", "github.origins[0]", /exactly as the origin https:\/\/github\.com/],
+      ["origins: [github.com]", "github.origins[0]", /not a URL/],
+      ["allowInsecureHttpOrigins: [https://github.com]", "github.allowInsecureHttpOrigins[0]", /http:\/\/ origin/],
+      ["allowInsecureHttpOrigins: [ftp://x.example]", "github.allowInsecureHttpOrigins[0]", /http:\/\/ origin/],
+      ["origin: [https://github.com]", "github.origin", /unknown key/],
+    ];
+    for (const [yaml, path, message] of bad) {
+      expect(issuesOf(`${minimal}github:\n  ${yaml}\n`)[0], yaml).toMatchObject({ path, message: expect.stringMatching(message) });
+    }
+  });
+
   it("has the health interval and the container network mode in the config, with documented defaults", () => {
     const c = parseAgentConfig(minimal);
     expect(c.health.intervalMs).toBe(1000);

@@ -17,6 +17,7 @@ import {
 } from "./config-fields.js";
 import { parseYamlDocument, validateConfig } from "./config-loader.js";
 import type { ConfigIssue } from "./errors.js";
+import { DEFAULT_GITHUB_ORIGIN, githubOriginProblem } from "./github-origin.js";
 import { ACTION_KINDS, type ActionKind } from "./intent.js";
 import { MAX_ALLOWLIST_ENTRIES, MAX_INVENTORY_LANES } from "./limits.js";
 
@@ -82,6 +83,25 @@ export interface AgentControlConfig {
   maxLanes: number;
 }
 
+/**
+ * Where this host's lanes may register (DESIGN §4: the agent pins the GitHub origin, so a stolen coordinator key
+ * cannot send a runner's registration to another server). A create whose runner URL is not exactly one of these
+ * origins plus the scope's path is refused with `GITHUB_ORIGIN_NOT_ALLOWED`.
+ */
+export interface AgentGithubConfig {
+  /**
+   * GitHub origins (`https://host[:port]`, written exactly as the origin: lower-case, no path, no trailing
+   * slash): github.com or a GitHub Enterprise Server. https only. @default ["https://github.com"]
+   */
+  origins: string[];
+  /**
+   * Plain-http origins, for local test fleets only (a GitHub emulator on loopback). Registration tokens would
+   * cross the network in the clear: never set this in production. The agent logs a warning at start while it
+   * is not empty. @default []
+   */
+  allowInsecureHttpOrigins: string[];
+}
+
 /** The parsed, frozen agent config. */
 export interface AgentConfig {
   /** This host's id; intents must name it exactly. */
@@ -121,6 +141,7 @@ export interface AgentConfig {
   /** @default "info" */
   logLevel: LogLevel;
   health: AgentHealthConfig;
+  github: AgentGithubConfig;
   control: AgentControlConfig;
 }
 
@@ -147,6 +168,30 @@ const containerSchema = z
     network: containerNetworkField.default("host"),
   })
   .prefault({});
+
+function originField(allowHttp: boolean) {
+  return z
+    .string()
+    .max(256)
+    .superRefine((value, ctx) => {
+      const problem = githubOriginProblem(value, { allowHttp });
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    });
+}
+
+const githubSchema = z
+  .strictObject({
+    origins: uniqueList(originField(false), "origin")
+      .max(MAX_ALLOWLIST_ENTRIES)
+      .default([DEFAULT_GITHUB_ORIGIN])
+      .meta({ description: "GitHub origins lanes may register with (https://host[:port]). Default: https://github.com." }),
+    allowInsecureHttpOrigins: uniqueList(originField(true), "origin")
+      .max(MAX_ALLOWLIST_ENTRIES)
+      .default([])
+      .meta({ description: "Plain-http origins for LOCAL TEST FLEETS ONLY (tokens travel in the clear). Warned about at start." }),
+  })
+  .prefault({})
+  .meta({ description: "Where lanes may register: runner URLs must be exactly one of these origins plus the scope's path." });
 
 const controlSchema = z
   .strictObject({
@@ -209,6 +254,7 @@ export const agentConfigSchema = z
     inventoryIntervalMs: msField(500, 3_600_000).default(5000),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     health: healthSchema,
+    github: githubSchema,
     control: controlSchema,
   })
   .transform(({ laneRoot, statusSocket, ...rest }) => ({

@@ -197,6 +197,18 @@ export interface AuditLogOptions {
   clock?: Clock;
   /** File mode when the log is created. @default 0o640 */
   mode?: number;
+  /**
+   * Runs after each record is on disk, before `append` resolves (the agent writes its chain-head anchor here,
+   * see `audit-anchor.ts`). An error fails that `append` (the record itself is written).
+   */
+  afterAppend?: (head: AuditChainHead) => Promise<void>;
+}
+
+/** A chain's head: its last record's seq and hash, and its first record's hash ("" while empty). */
+export interface AuditChainHead {
+  readonly seq: number;
+  readonly hash: string;
+  readonly firstHash: string;
 }
 
 /** An append-only audit chain in a file the caller names. */
@@ -212,6 +224,8 @@ export class AuditLog {
     private readonly clock: Clock,
     private lastSeq: number,
     private lastHash: string,
+    private firstHash: string,
+    private readonly afterAppend: ((head: AuditChainHead) => Promise<void>) | undefined,
   ) {}
 
   /**
@@ -220,12 +234,18 @@ export class AuditLog {
    */
   static async open(path: string, opts: AuditLogOptions = {}): Promise<AuditLog> {
     const { handle, chain } = await openAuditFile(path, "a+", opts.mode ?? 0o640);
-    return new AuditLog(path, handle, opts.clock ?? systemClock, chain.count, chain.lastHash);
+    const first = chain.count === 0 ? "" : (JSON.parse((await readFile(path, "utf8")).split("\n", 1)[0] ?? "{}") as { hash?: string }).hash ?? "";
+    return new AuditLog(path, handle, opts.clock ?? systemClock, chain.count, chain.lastHash, first, opts.afterAppend);
   }
 
   /** Sequence number of the last record (0 when empty). */
   get seq(): number {
     return this.lastSeq;
+  }
+
+  /** The chain's head: what the anchor file holds and the signed inventory reports. */
+  get head(): AuditChainHead {
+    return { seq: this.lastSeq, hash: this.lastHash, firstHash: this.firstHash };
   }
 
   /** Append one record; resolves once it is on disk (fsync). Calls are serialized in call order. */
@@ -248,6 +268,14 @@ export class AuditLog {
     }
     this.lastSeq = record.seq;
     this.lastHash = record.hash;
+    if (record.seq === 1) this.firstHash = record.hash;
+    if (this.afterAppend !== undefined) {
+      try {
+        await this.afterAppend(this.head);
+      } catch (err) {
+        throw new AuditError(`audit record ${record.seq} is written, but what follows an append failed`, { cause: err });
+      }
+    }
     return record;
   }
 

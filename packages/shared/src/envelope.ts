@@ -109,6 +109,18 @@ export function decodeEnvelope(kind: EnvelopeKind, bytes: Uint8Array): SignedEnv
   } catch (cause) {
     throw new RejectError(RejectReason.ENVELOPE_MALFORMED, `envelope cannot be decoded: ${(cause as Error).message}`, { cause });
   }
+  // Another version (or none) is a downgrade attempt only on something shaped like an envelope: a payload and a
+  // signature, plus a key id when even the version is missing. Empty input, or random bytes that happen to
+  // decode to a lone field or two, are not an envelope of any version.
+  if (
+    env.version !== ENVELOPE_VERSION &&
+    (env.payload.length === 0 || env.signature.length === 0 || (env.version === 0 && env.keyId.length === 0))
+  ) {
+    throw new RejectError(
+      RejectReason.ENVELOPE_MALFORMED,
+      bytes.length === 0 ? "envelope is empty" : "not a signed envelope: it lacks a payload, a signature or a key id",
+    );
+  }
   if (env.version !== ENVELOPE_VERSION) {
     throw new RejectError(
       RejectReason.ENVELOPE_VERSION,

@@ -93,6 +93,8 @@ export enum RejectReason {
   NO_ACTION = "NO_ACTION",
   /** A key-set update whose version is not exactly the current version + 1 (rollback, replay or skip). */
   KEYSET_VERSION = "KEYSET_VERSION",
+  /** A create whose runner URL is not exactly an allowed GitHub origin plus the scope's path. */
+  GITHUB_ORIGIN_NOT_ALLOWED = "GITHUB_ORIGIN_NOT_ALLOWED",
 }
 
 /** Every {@link RejectReason} value, for exhaustive tests and for validating reason codes read from the wire. */

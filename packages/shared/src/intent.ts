@@ -157,7 +157,9 @@ function checkSpec(spec: LaneSpec | undefined): void {
   capped("spec.pool", spec.pool, MAX_POOL_NAME_CHARS);
   capped("spec.runnerGroup", spec.runnerGroup, MAX_RUNNER_GROUP_CHARS);
   capped("spec.githubUrl", spec.githubUrl, MAX_URL_CHARS);
-  capped("spec.runnerVersion", spec.runnerVersion, MAX_RUNNER_VERSION_CHARS);
+  // Over the cap, the name validator judges it (INVALID_NAME), so a control character is named as such rather
+  // than reported as a length.
+  if (spec.runnerVersion.length > MAX_RUNNER_VERSION_CHARS) validateRunnerVersion(spec.runnerVersion);
   capped("spec.image", spec.image, MAX_IMAGE_REF_CHARS);
   if (spec.labels.length > MAX_LABELS) {
     throw new RejectError(RejectReason.PAYLOAD_MALFORMED, `spec has ${spec.labels.length} labels, at most ${MAX_LABELS}`);

@@ -29,6 +29,10 @@ export function decodeInventorySnapshot(bytes: Uint8Array): InventorySnapshot {
   if (a !== undefined && [a.scopes, a.pools, a.backends, a.images, a.actions].some((l) => l.length > MAX_ALLOWLIST_ENTRIES)) {
     throw new RejectError(RejectReason.PAYLOAD_MALFORMED, `inventory allowlist lists more than ${MAX_ALLOWLIST_ENTRIES} entries`);
   }
+  const h = s.auditHead;
+  if (h !== undefined && (!Number.isSafeInteger(h.seq) || !/^[0-9a-f]{64}$/.test(h.hash) || !/^([0-9a-f]{64})?$/.test(h.firstHash))) {
+    throw new RejectError(RejectReason.PAYLOAD_MALFORMED, "inventory audit head must be a safe seq with hex SHA-256 hashes");
+  }
   return s;
 }
 

@@ -366,9 +366,20 @@ export function validateContainerLabel(key: unknown, value: unknown, opts: Conta
 
 /** Validate a runner version such as `2.330.0`. */
 export function validateRunnerVersion(version: unknown): string {
-  if (typeof version !== "string" || version.length > MAX_RUNNER_VERSION_CHARS || !/^\d{1,6}\.\d{1,6}\.\d{1,6}$/.test(version)) {
-    throw invalidName("runner version", String(version), "must look like 2.330.0 (three dot-separated numbers)");
+  const format = "must look like 2.330.0 (three dot-separated numbers)";
+  if (typeof version !== "string") throw invalidName("runner version", String(version), format);
+  // The character first: a control character is what an operator has to hunt for, whatever the length.
+  const bad = firstBadChar(version, /[0-9.]/);
+  if (bad !== undefined) {
+    // The character before the value: a result message is cut short, and the value is what gets cut.
+    throw new RejectError(RejectReason.INVALID_NAME, `invalid runner version: ${bad} is not allowed; ${format} (got ${shown(version)})`, {
+      details: { what: "runner version" },
+    });
   }
+  if (version.length > MAX_RUNNER_VERSION_CHARS) {
+    throw invalidName("runner version", version, `must be at most ${MAX_RUNNER_VERSION_CHARS} characters (has ${version.length})`);
+  }
+  if (!/^\d{1,6}\.\d{1,6}\.\d{1,6}$/.test(version)) throw invalidName("runner version", version, format);
   return version;
 }
 

@@ -15,6 +15,7 @@ import {
 import type { AgentDaemon } from "../agent-daemon.js";
 import { AgentTrust, keySetUpdateHandler, TrustError } from "./agent-trust.js";
 import { Intake, type IntakeOutcome, type KeySource } from "./intake.js";
+import { intakeControlOf } from "./intake-policy.js";
 import { InventoryPublisher, resolveInventoryPublisherOptions } from "./inventory-publisher.js";
 import { LaneManagerExecutor } from "./lane-manager-executor.js";
 import { NatsMonitor } from "./nats-monitor.js";
@@ -117,7 +118,7 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
       trust: keySource,
       replay,
       executor: new LaneManagerExecutor(manager),
-      control: config.control,
+      control: intakeControlOf(config),
       log,
       onOutcome: (o) => {
         outcomes.push(o);
@@ -188,6 +189,7 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
             controlEnabled: () => config.control.enabled,
             intentHwm: () => replay.hwm,
             keysetVersion: () => trust?.version ?? 0,
+            auditHead: () => audit.head,
             log,
           },
           config,

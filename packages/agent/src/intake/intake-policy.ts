@@ -1,11 +1,13 @@
 import {
+  allowedGithubOrigins,
   Backend,
+  checkRunnerUrl,
   LaneMode,
-  MAX_URL_CHARS,
   RejectError,
   RejectReason,
   validateIntentNames,
   type ActionKind,
+  type AgentConfig,
   type Allowlist,
   type IntentPayload,
   type LaneObservation,
@@ -32,6 +34,16 @@ export interface IntakeControl {
   readonly images: readonly string[];
   /** Most managed lanes on this host. */
   readonly maxLanes: number;
+  /**
+   * GitHub origins a create's runner URL may name (`github.origins` plus `github.allowInsecureHttpOrigins` of
+   * agent.yaml): the URL must be exactly one of them plus the scope's path.
+   */
+  readonly githubOrigins: readonly string[];
+}
+
+/** The intake's view of the agent config: `control` plus the pinned GitHub origins. */
+export function intakeControlOf(config: Pick<AgentConfig, "control" | "github">): IntakeControl {
+  return { ...config.control, githubOrigins: allowedGithubOrigins(config.github) };
 }
 
 /**
@@ -39,7 +51,7 @@ export interface IntakeControl {
  * intake enforces, so the coordinator's planner refuses exactly what this host would refuse. Reported whether or
  * not control is enabled; `control_enabled` says that.
  */
-export function allowlistOf(control: IntakeControl): Allowlist {
+export function allowlistOf(control: Omit<IntakeControl, "githubOrigins">): Allowlist {
   return {
     scopes: [...control.scopes],
     pools: [...control.pools],
@@ -91,6 +103,8 @@ export function checkIntentAllowed(intent: IntentPayload, control: IntakeControl
   validateIntentNames(intent, hostId);
   if (a.$case === "create") {
     checkSpecShape(a.value.spec!);
+    // The pinned origin (invariant 8): the registration, and the token in it, go nowhere else.
+    checkRunnerUrl(a.value.spec!.githubUrl, a.value.spec!.scope, control.githubOrigins);
     if (a.value.registration === undefined) {
       reject(RejectReason.PAYLOAD_MALFORMED, "create carries no sealed registration token or JIT config");
     }
@@ -127,21 +141,6 @@ function checkSpecShape(spec: LaneSpec): void {
   }
   if (spec.backend === Backend.BACKEND_SYSTEMD && spec.image !== "") {
     reject(RejectReason.PAYLOAD_MALFORMED, "a systemd lane takes a runner version, not an image");
-  }
-  let url: URL | undefined;
-  try {
-    if (spec.githubUrl.length > 0 && spec.githubUrl.length <= MAX_URL_CHARS) url = new URL(spec.githubUrl);
-  } catch {
-    url = undefined;
-  }
-  if (
-    url === undefined ||
-    (url.protocol !== "https:" && url.protocol !== "http:") ||
-    url.username !== "" ||
-    url.password !== "" ||
-    url.hash !== ""
-  ) {
-    reject(RejectReason.PAYLOAD_MALFORMED, "github_url must be an absolute http(s) URL without credentials or fragment");
   }
 }
 

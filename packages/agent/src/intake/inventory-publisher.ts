@@ -6,6 +6,7 @@ import {
   inventorySubject,
   type AgentConfig,
   type Allowlist,
+  type AuditHead,
   signInventory,
   systemClock,
   type Capabilities,
@@ -45,6 +46,8 @@ export interface InventoryPublisherOptions {
   intentHwm: () => number;
   /** The trusted key-set version (lets the coordinator see a rotation land). */
   keysetVersion: () => number;
+  /** The audit chain's head (the coordinator keeps the highest it has seen as this host's anchor). */
+  auditHead?: () => AuditHead;
   /** @default systemClock */
   clock?: Clock;
   /** @default the agent config's `inventoryIntervalMs`, else DEFAULT_INVENTORY_INTERVAL_MS */
@@ -147,6 +150,7 @@ export class InventoryPublisher {
       allowlist: content.allowlist,
       intentHwm: this.opts.intentHwm(),
       keysetVersion: this.opts.keysetVersion(),
+      auditHead: this.opts.auditHead?.(),
     });
     const env = signInventory(snapshot, this.opts.identityKey);
     this.nc.publish(inventorySubject(this.opts.hostId), env);

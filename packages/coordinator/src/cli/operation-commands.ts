@@ -85,7 +85,8 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .description("verify the hash chain; the first broken line is named")
     .option("--policy <file>", "policy file (for coordinator.auditFile)")
     .option("--file <path>", "verify this chain file instead")
-    .option("--stream", "also verify the copy in the LK_AUDIT JetStream stream")
+    .option("--stream", "also verify the copy in the LK_AUDIT JetStream stream, and the local chain against it (deleted, cut short, restarted)")
+    .option("--host <id>", "check an agent's audit chain against the anchor kept for it (with --file: a copy of that agent's audit.log)")
     .option("--json", "print JSON")
     .action(async (o: Parameters<typeof runAuditVerify>[0]) => {
       done(await runAuditVerify(o, io, deps));

@@ -1,5 +1,6 @@
 import type { KeyObject } from "node:crypto";
 import type { JetStreamClient, KV, NatsConnection, Subscription } from "nats";
+import { AuditAnchorStore } from "./audit-anchor-store.js";
 import type { Logger } from "pino";
 import {
   ALL_INVENTORY_SUBJECTS,
@@ -79,8 +80,16 @@ export class InventoryCollector {
   /** Open (creating if needed) the KV bucket. */
   static async open(js: JetStreamClient, opts: InventoryCollectorOptions): Promise<InventoryCollector> {
     const kv = await js.views.kv(opts.bucket ?? INVENTORY_BUCKET, { history: 1, replicas: opts.replicas ?? 1 });
-    return new InventoryCollector(kv, opts);
+    const collector = new InventoryCollector(kv, opts);
+    collector.anchors = await AuditAnchorStore.open(js, (env) => collector.verify(env, collector.clock.now()), {
+      ...(opts.bucket === undefined ? {} : { bucket: `${opts.bucket}_audit_anchors` }),
+      ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
+    });
+    return collector;
   }
+
+  /** Per-host audit anchors: the highest audit-chain head each host reported (see {@link AuditAnchorStore}). */
+  anchors!: AuditAnchorStore;
 
   /** Subscribe to `lk.v1.inventory.*` and ingest every snapshot; refusals are logged. */
   start(nc: NatsConnection): void {
@@ -171,6 +180,10 @@ export class InventoryCollector {
         if (exists) await this.kv.update(snapshot.hostId, envelope, e.revision);
         else await this.kv.create(snapshot.hostId, envelope);
         const s = { snapshot, envelope };
+        // The audit anchor never blocks the inventory: a failure here is logged, the next snapshot retries.
+        await this.anchors.observe(snapshot, envelope).catch((err: unknown) => {
+          this.opts.log?.warn({ hostId: snapshot.hostId, err: err instanceof Error ? err.message : String(err) }, "audit anchor not updated");
+        });
         this.opts.onSnapshot?.(s);
         return s;
       } catch (err) {

@@ -26,7 +26,24 @@ export interface InventorySnapshot {
   /** Version of the agent's trusted key set. */
   keysetVersion: number;
   /** The agent's local allowlist, so the planner plans nothing the host would refuse. */
-  allowlist: Allowlist | undefined;
+  allowlist:
+    | Allowlist
+    | undefined;
+  /**
+   * The head of the agent's audit chain, so evidence deleted or cut short on the host can be noticed from
+   * outside it: the coordinator keeps the highest head it has seen per host. Absent from agents that predate it.
+   */
+  auditHead: AuditHead | undefined;
+}
+
+/**
+ * AuditHead is a hash chain's head: its last record's seq and hash, and its first record's hash (which tells a
+ * chain restarted from genesis apart from the one before it).
+ */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+  firstHash: string;
 }
 
 function createBaseInventorySnapshot(): InventorySnapshot {
@@ -42,6 +59,7 @@ function createBaseInventorySnapshot(): InventorySnapshot {
     intentHwm: 0,
     keysetVersion: 0,
     allowlist: undefined,
+    auditHead: undefined,
   };
 }
 
@@ -79,6 +97,9 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
     }
     if (message.allowlist !== undefined) {
       Allowlist.encode(message.allowlist, writer.uint32(90).fork()).join();
+    }
+    if (message.auditHead !== undefined) {
+      AuditHead.encode(message.auditHead, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -184,6 +205,14 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
             message.allowlist = Allowlist.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.auditHead = AuditHead.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -241,6 +270,11 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
         ? globalThis.Number(object.keyset_version)
         : 0,
       allowlist: isSet(object.allowlist) ? Allowlist.fromJSON(object.allowlist) : undefined,
+      auditHead: isSet(object.auditHead)
+        ? AuditHead.fromJSON(object.auditHead)
+        : isSet(object.audit_head)
+        ? AuditHead.fromJSON(object.audit_head)
+        : undefined,
     };
   },
 
@@ -279,6 +313,9 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
     if (message.allowlist !== undefined) {
       obj.allowlist = Allowlist.toJSON(message.allowlist);
     }
+    if (message.auditHead !== undefined) {
+      obj.auditHead = AuditHead.toJSON(message.auditHead);
+    }
     return obj;
   },
 
@@ -302,6 +339,114 @@ export const InventorySnapshot: MessageFns<InventorySnapshot> = {
     message.allowlist = (object.allowlist !== undefined && object.allowlist !== null)
       ? Allowlist.fromPartial(object.allowlist)
       : undefined;
+    message.auditHead = (object.auditHead !== undefined && object.auditHead !== null)
+      ? AuditHead.fromPartial(object.auditHead)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAuditHead(): AuditHead {
+  return { seq: 0, hash: "", firstHash: "" };
+}
+
+export const AuditHead: MessageFns<AuditHead> = {
+  encode(message: AuditHead, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seq !== 0) {
+      writer.uint32(8).uint64(message.seq);
+    }
+    if (message.hash !== "") {
+      writer.uint32(18).string(message.hash);
+    }
+    if (message.firstHash !== "") {
+      writer.uint32(26).string(message.firstHash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditHead {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditHead();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hash = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.firstHash = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditHead {
+    return {
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      hash: isSet(object.hash) ? globalThis.String(object.hash) : "",
+      firstHash: isSet(object.firstHash)
+        ? globalThis.String(object.firstHash)
+        : isSet(object.first_hash)
+        ? globalThis.String(object.first_hash)
+        : "",
+    };
+  },
+
+  toJSON(message: AuditHead): unknown {
+    const obj: any = {};
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.hash !== "") {
+      obj.hash = message.hash;
+    }
+    if (message.firstHash !== "") {
+      obj.firstHash = message.firstHash;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AuditHead>): AuditHead {
+    return AuditHead.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuditHead>): AuditHead {
+    const message = createBaseAuditHead();
+    message.seq = object.seq ?? 0;
+    message.hash = object.hash ?? "";
+    message.firstHash = object.firstHash ?? "";
     return message;
   },
 };
