@@ -42,4 +42,3 @@ export { formatStatus, statusJson } from "./status-format.js";
 export { EXIT, exitCodeFor } from "./exit-codes.js";
 export { main as runCli, loadConfig, DEFAULT_CONFIG_PATH } from "./cli.js";
 export { InstanceLock, INSTANCE_LOCK_FILE } from "./instance-lock.js";
-export { KeyedMutex } from "./keyed-mutex.js";

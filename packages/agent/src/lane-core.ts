@@ -4,10 +4,9 @@
  * {@link LaneManager}; the three parts hold the same instance, so a health restart, an operation and a recovery
  * on the same lane are serialized by the same mutex. Internal to the agent package.
  */
-import { type Clock, LanekeeperError, RejectError, RejectReason, systemClock, validateLaneId } from "@lanekeeper/shared";
+import { type Clock, KeyedMutex, LanekeeperError, RejectError, RejectReason, systemClock, validateLaneId } from "@lanekeeper/shared";
 import { silentLog, type AgentLog, type AuditEntryInput, type AuditPhase, type AuditSink } from "./audit-sink.js";
 import { recoveryNote, type AttentionReason, type HealthPolicy } from "./health-policy.js";
-import { KeyedMutex } from "./keyed-mutex.js";
 import type { LaneDirectories } from "./lane-directory.js";
 import { readHold, removeHold } from "./lane-holds.js";
 import type { BackendName, LaneRecord } from "./lane-marker.js";

@@ -7,7 +7,7 @@
  * Secrets never belong in a record: callers pass none (no tokens, JIT configs, keys, stderr). As a second line
  * of defense, fields with secret names in `details` are replaced by `[redacted]`.
  *
- * One process writes a given file. Appends are serialized in-process by a promise queue; each is one `write` of
+ * One process writes a given file. Appends are serialized in-process by a `SerialQueue`; each is one `write` of
  * a full line on an `O_APPEND` descriptor followed by `fsync`.
  */
 import { createHash } from "node:crypto";
@@ -15,6 +15,7 @@ import { open, readFile, type FileHandle } from "node:fs/promises";
 import { canonicalJson } from "./canonical-json.js";
 import { systemClock, type Clock } from "./clock.js";
 import { AuditError } from "./errors.js";
+import { SerialQueue } from "./keyed-mutex.js";
 import { MAX_AUDIT_LINE_BYTES, MAX_AUDIT_TAIL } from "./limits.js";
 import { redactSecrets } from "./redact.js";
 
@@ -213,7 +214,7 @@ export interface AuditChainHead {
 
 /** An append-only audit chain in a file the caller names. */
 export class AuditLog {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private broken: Error | undefined;
   private closed = false;
 
@@ -250,9 +251,7 @@ export class AuditLog {
 
   /** Append one record; resolves once it is on disk (fsync). Calls are serialized in call order. */
   append(entry: AuditInput): Promise<AuditRecord> {
-    const run = this.queue.then(() => this.write(entry));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(() => this.write(entry));
   }
 
   private async write(entry: AuditInput): Promise<AuditRecord> {
@@ -281,14 +280,14 @@ export class AuditLog {
 
   /** The last `n` records (at most {@link MAX_AUDIT_TAIL}), after pending appends. */
   async tail(n: number): Promise<AuditRecord[]> {
-    await this.queue;
+    await this.queue.idle();
     return readAuditTail(this.path, n);
   }
 
   /** Wait for pending appends and close the file. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.queue;
+    await this.queue.idle();
     this.closed = true;
     await this.handle.close();
   }

@@ -33,3 +33,4 @@ export * from "./logger.js";
 export * from "./trust-file.js";
 export * from "./wire-contract.js";
 export * from "./enrollment-bundle.js";
+export * from "./keyed-mutex.js";

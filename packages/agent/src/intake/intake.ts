@@ -8,6 +8,7 @@ import {
   INTENT_SUBJECT_PREFIX,
   intentSubject,
   isRejectError,
+  KeyedMutex,
   KEYSET_KIND,
   KIND_HEADER,
   LanekeeperError,
@@ -139,9 +140,10 @@ const AUTHENTICATED_REASONS = new Set<string>([
 export class Intake {
   private readonly clock: Clock;
   private readonly skewMs: number;
-  private readonly laneTails = new Map<string, Promise<unknown>>();
   /** Lanes whose create passed the lane-count check and has not ended yet. */
   private readonly creating = new Set<string>();
+  /** Intents on one lane run one after another (DESIGN section 5: per-lane serialized execution). */
+  private readonly laneMutex = new KeyedMutex();
   private readonly inflight = new Set<Promise<unknown>>();
   private sub: Subscription | undefined;
   private closed = false;
@@ -272,7 +274,7 @@ export class Intake {
     try {
       const control = typeof this.opts.control === "function" ? this.opts.control() : this.opts.control;
       const allowed = checkIntentAllowed(intent, control, this.opts.hostId);
-      await this.onLane(allowed.laneId, async () => {
+      await this.laneMutex.run(allowed.laneId, async () => {
         const inspection = await this.opts.executor.inspect(allowed.laneId);
         if (inspection.observed !== undefined) observed = inspection.observed;
         if (allowed.kind === "create") {
@@ -415,17 +417,6 @@ export class Intake {
         message: isRejectError(err) ? err.message : "key-set update failed; see the agent log",
       });
     }
-  }
-
-  private onLane<T>(laneId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.laneTails.get(laneId) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.laneTails.set(laneId, tail);
-    void tail.then(() => {
-      if (this.laneTails.get(laneId) === tail) this.laneTails.delete(laneId);
-    });
-    return run;
   }
 
   /** A signed rejection for a failure in steps 1–6. */

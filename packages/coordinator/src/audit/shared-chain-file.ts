@@ -6,6 +6,7 @@ import {
   nextAuditRecord,
   openAuditFile,
   readAuditTail,
+  SerialQueue,
   systemClock,
   type AuditInput,
   type AuditRecord,
@@ -41,7 +42,7 @@ function alive(pid: number): boolean {
  * order. A chain that is broken when opened, or ends in a torn line, is refused.
  */
 export class SharedAuditChain {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private closed = false;
 
   private constructor(
@@ -63,34 +64,30 @@ export class SharedAuditChain {
    * its errors are its own business: it must not throw.
    */
   append(entry: AuditInput, whileLocked?: (record: AuditRecord) => Promise<void>): Promise<AuditRecord> {
-    const run = this.queue.then(() =>
+    return this.queue.run(() =>
       this.locked(async () => {
         const record = await this.write(entry);
         await whileLocked?.(record);
         return record;
       }),
     );
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
   /** Run `fn` holding the chain's lock (no append of any process in between), after pending appends. */
   withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(() => this.locked(fn));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(() => this.locked(fn));
   }
 
   /** The last `n` records (at most MAX_AUDIT_TAIL), after pending appends. */
   async tail(n: number): Promise<AuditRecord[]> {
-    await this.queue;
+    await this.queue.idle();
     return readAuditTail(this.path, n);
   }
 
   /** Wait for pending appends and close the file. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.queue;
+    await this.queue.idle();
     this.closed = true;
     await this.handle.close();
   }

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import {
   DEFAULT_INTENT_TTL_MS,
   intentSubject,
+  KeyedMutex,
   LanekeeperError,
   RejectReason,
   ResultStatus,
@@ -169,7 +170,8 @@ export function isRemoveDone(r: ResultPayload): boolean {
  */
 export class Dispatcher {
   private readonly opts: ResolvedDispatcherOptions;
-  private readonly hostTails = new Map<string, Promise<unknown>>();
+  /** Sequence allocation and send of one host's intents, so they reach the agent in sequence order. */
+  private readonly hostMutex = new KeyedMutex();
 
   /** Options are resolved by {@link resolveDispatcherOptions}; pass resolved ones to add the policy's. */
   constructor(opts: DispatcherOptions) {
@@ -263,7 +265,7 @@ export class Dispatcher {
     timeout: number,
     intentIds: string[],
   ): Promise<{ reply: ReturnType<NatsConnection["request"]>; intentId: string; sequence: number }> {
-    return this.onHost(req.hostId, async () => {
+    return this.hostMutex.run(req.hostId, async () => {
       const sequence = await this.opts.sequences.next(req.hostId);
       const built = buildSignedIntent({
         hostId: req.hostId,
@@ -290,16 +292,5 @@ export class Dispatcher {
       void reply.catch(() => undefined);
       return { reply, intentId: built.intent.intentId, sequence };
     });
-  }
-
-  private onHost<T>(hostId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.hostTails.get(hostId) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.hostTails.set(hostId, tail);
-    void tail.then(() => {
-      if (this.hostTails.get(hostId) === tail) this.hostTails.delete(hostId);
-    });
-    return run;
   }
 }

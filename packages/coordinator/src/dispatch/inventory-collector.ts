@@ -7,6 +7,7 @@ import {
   CLOCK_SKEW_MS,
   INVENTORY_SUBJECT_PREFIX,
   isRejectError,
+  KeyedMutex,
   LanekeeperError,
   publicKeyFromRaw,
   RejectReason,
@@ -66,9 +67,10 @@ export interface InventoryCollectorOptions {
 export class InventoryCollector {
   private readonly clock: Clock;
   private readonly keyObjects = new Map<string, KeyObject>();
-  private readonly chains = new Map<string, Promise<unknown>>();
   private sub: Subscription | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
+  /** One host's snapshots are stored one at a time, so an older one never overwrites a newer one. */
+  private readonly hostMutex = new KeyedMutex();
 
   private constructor(
     private readonly kv: KV,
@@ -135,7 +137,7 @@ export class InventoryCollector {
     if (snapshot.takenAtMs > now + skew) {
       throw new InventoryRejectedError(RejectReason.NOT_YET_VALID, `inventory of ${snapshot.hostId} is dated in the future`);
     }
-    return await this.onHost(snapshot.hostId, () => this.store(snapshot, envelope));
+    return await this.hostMutex.run(snapshot.hostId, () => this.store(snapshot, envelope));
   }
 
   /** The last verified snapshot of `hostId` (re-verified from the KV bucket), or undefined. */
@@ -203,16 +205,5 @@ export class InventoryCollector {
       this.keyObjects.set(keyId, key);
     }
     return { hostId: host.hostId, publicKey: key };
-  }
-
-  private onHost<T>(hostId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.chains.get(hostId) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.chains.set(hostId, tail);
-    void tail.then(() => {
-      if (this.chains.get(hostId) === tail) this.chains.delete(hostId);
-    });
-    return run;
   }
 }

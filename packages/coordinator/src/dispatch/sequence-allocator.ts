@@ -1,4 +1,4 @@
-import { LanekeeperError, validateHostId } from "@lanekeeper/shared";
+import { KeyedMutex, LanekeeperError, validateHostId } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
 import { DEFAULT_SEQUENCE_BLOCK, MAX_SEQUENCE_CAS_ATTEMPTS, SEQUENCES_BUCKET } from "./limits.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
@@ -51,7 +51,8 @@ function isRevisionConflict(err: unknown): boolean {
  */
 export class KvSequenceAllocator implements SequenceAllocator {
   private readonly leases = new Map<string, { next: number; last: number }>();
-  private readonly chains = new Map<string, Promise<unknown>>();
+  /** One host's lease is read and renewed by one call at a time. */
+  private readonly hostMutex = new KeyedMutex();
 
   private constructor(
     private readonly kv: KV,
@@ -69,7 +70,7 @@ export class KvSequenceAllocator implements SequenceAllocator {
 
   next(hostId: string): Promise<number> {
     validateHostId(hostId);
-    return this.serialized(hostId, async () => {
+    return this.hostMutex.run(hostId, async () => {
       const lease = this.leases.get(hostId);
       if (lease !== undefined && lease.next <= lease.last) return lease.next++;
       const last = await this.cas(hostId, (cur) => cur + this.block);
@@ -81,7 +82,7 @@ export class KvSequenceAllocator implements SequenceAllocator {
   advanceTo(hostId: string, floor: number): Promise<void> {
     validateHostId(hostId);
     if (!Number.isSafeInteger(floor) || floor < 0) throw new SequenceAllocationError("floor must be a non-negative integer");
-    return this.serialized(hostId, async () => {
+    return this.hostMutex.run(hostId, async () => {
       this.leases.delete(hostId);
       await this.cas(hostId, (cur) => Math.max(cur, floor));
     });
@@ -117,17 +118,6 @@ export class KvSequenceAllocator implements SequenceAllocator {
     throw new SequenceAllocationError(`gave up allocating a sequence for ${hostId} after ${this.maxAttempts} conflicts`, {
       cause: lastErr,
     });
-  }
-
-  private serialized<T>(hostId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.chains.get(hostId) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.chains.set(hostId, tail);
-    void tail.then(() => {
-      if (this.chains.get(hostId) === tail) this.chains.delete(hostId);
-    });
-    return run;
   }
 }
 

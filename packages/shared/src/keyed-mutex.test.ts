@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KeyedMutex } from "./keyed-mutex.js";
+import { KeyedMutex, SerialQueue } from "./keyed-mutex.js";
 
 const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -26,5 +26,30 @@ describe("KeyedMutex", () => {
     await expect(m.run("a", () => Promise.resolve(7))).resolves.toBe(7);
     await tick(0);
     expect(m.busy("a")).toBe(false);
+  });
+});
+
+describe("SerialQueue", () => {
+  it("runs operations one at a time in call order, past failures, and reports idle", async () => {
+    const q = new SerialQueue();
+    const log: string[] = [];
+    const op = (name: string, ms: number, fail = false) =>
+      q.run(async () => {
+        log.push(`${name}:start`);
+        await tick(ms);
+        log.push(`${name}:end`);
+        if (fail) throw new Error(name);
+        return name;
+      });
+    const a = op("a", 20);
+    const b = op("b", 1, true);
+    const c = op("c", 1);
+    await expect(b).rejects.toThrow("b");
+    expect(await Promise.all([a, c])).toEqual(["a", "c"]);
+    expect(log).toEqual(["a:start", "a:end", "b:start", "b:end", "c:start", "c:end"]);
+    const late = op("d", 10);
+    await q.idle();
+    expect(log.at(-1)).toBe("d:end");
+    await expect(late).resolves.toBe("d");
   });
 });
