@@ -11,7 +11,8 @@ import type { ApplyEvent } from "../../packages/coordinator/src/apply/apply-even
 import type { IntentSender } from "../../packages/coordinator/src/apply/apply-engine.js";
 import { runLaneCommand } from "../../packages/coordinator/src/apply/lane-commands.js";
 import { observeAndPlan } from "../../packages/coordinator/src/apply/observe-world.js";
-import { DispatchError, Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
+import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
+import { undeliveredOutcome } from "../../packages/coordinator/src/dispatch/intent-outcome.js";
 import { StaticHostRegistry } from "../../packages/coordinator/src/dispatch/host-registry.js";
 import { KvSequenceAllocator } from "../../packages/coordinator/src/dispatch/sequence-allocator.js";
 import type { GitHubClient } from "../../packages/coordinator/src/github/github-client.js";
@@ -65,7 +66,7 @@ describe("failures end in a safe state and converge", () => {
       hosts: new StaticHostRegistry([{ hostId: HOST, identityKey: w.agent.identityKey.publicKey, sealingKey: w.agent.sealingKey.publicKey }]),
       requestTimeoutMs: 300,
     });
-    const once: IntentSender = { dispatch: (req) => impatient.dispatch({ ...req, attempts: 1 }) };
+    const once: IntentSender = { deliver: (req) => impatient.deliver({ ...req, attempts: 1 }) };
     const policy = w.policy(1);
     const { plan } = await observeAndPlan({ policy, github: w.github, store: w.store, inventory: w.inventory });
     expect(plan.actions.map((a) => a.kind)).toEqual(["create"]);
@@ -162,7 +163,7 @@ describe("failures end in a safe state and converge", () => {
     const laneId = plan.actions[0]!.laneId;
     // The request never reaches the agent (lost on the way): the dispatcher gives up without an answer.
     const lost: IntentSender = {
-      dispatch: () => Promise.reject(new DispatchError("DISPATCH_TIMEOUT", "no result from build01 within 300 ms")),
+      deliver: () => Promise.resolve(undeliveredOutcome("DISPATCH_TIMEOUT", "no result from build01 within 300 ms", [])),
     };
     const failed = await w.engine(policy, { dispatcher: lost }).run(plan);
     expect(failed.outcomes.map((o) => [o.status, o.code, o.safeState])).toEqual([["failed", "DISPATCH_TIMEOUT", "created-unverified"]]);

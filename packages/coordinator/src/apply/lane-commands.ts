@@ -1,9 +1,11 @@
-import { DRAINING_LABEL, ResultStatus, systemClock, type Clock, type Policy } from "@lanekeeper/shared";
+import { DRAINING_LABEL, systemClock, type Clock, type Policy } from "@lanekeeper/shared";
 import type { AuditTrail } from "../audit/coordinator-audit.js";
+import { isAnswered, type IntentOutcome } from "../dispatch/intent-outcome.js";
 import type { GitHubClient } from "../github/github-client.js";
 import { classify, type LaneView } from "../observe/classify.js";
 import type { LaneStore } from "../observe/lane-store.js";
 import type { Action } from "../plan/action.js";
+import { actionOutcome } from "./action-outcome.js";
 import { ApplyRefusedError } from "./apply-errors.js";
 import type { ActionOutcome, ApplyEvent, ApplyReport } from "./apply-events.js";
 import { newOperationId, type ApplyEngine, type IntentSender } from "./apply-engine.js";
@@ -106,32 +108,37 @@ async function holdOrRelease(deps: LaneCommandDeps, v: LaneView, op: "hold" | "r
   const base = { action: op, operationId, laneId: v.laneId, hostId: v.hostId };
   await deps.audit.append({ ...base, phase: "planned", message: `operator ${opts.operator}: lanes ${op}`, ...(opts.reason === undefined ? {} : { details: { reason: opts.reason } }) });
   await deps.audit.append({ ...base, phase: "started" });
-  const common = { actionId: `${op}:${v.laneId}`, kind: op, laneId: v.laneId, hostId: v.hostId, scope: v.scope, operationId };
+  const subject = { id: `${op}:${v.laneId}`, kind: op, laneId: v.laneId, hostId: v.hostId, scope: v.scope };
+  const unanswered = async (code: string, message: string): Promise<ActionOutcome> => {
+    await deps.audit.append({ ...base, phase: "failed", reasonCode: code, message });
+    return actionOutcome(subject, { operationId, status: "failed", code, message, safeState: "untouched", elapsedMs: clock.now() - t0 });
+  };
+  let out: IntentOutcome;
   try {
-    const out = await deps.dispatcher.dispatch({
+    out = await deps.dispatcher.deliver({
       hostId: v.hostId,
       action: op === "hold" ? { kind: "hold", laneId: v.laneId, reason: opts.reason ?? `held by ${opts.operator}` } : { kind: "release", laneId: v.laneId },
       operationId,
     });
-    const ok = out.result.status === ResultStatus.RESULT_STATUS_OK;
-    await deps.audit.append({
-      ...base,
-      phase: ok ? "succeeded" : "failed",
-      intentId: out.intentIds.at(-1) ?? "",
-      ...(ok ? {} : { reasonCode: out.result.reasonCode, message: out.result.message }),
-    });
-    return {
-      ...common,
-      status: ok ? "succeeded" : "failed",
-      stepsDone: [],
-      ...(ok ? {} : { code: out.result.reasonCode, message: out.result.message, safeState: "untouched" as const }),
-      intentIds: [...out.intentIds],
-      elapsedMs: clock.now() - t0,
-    };
   } catch (err) {
-    const code = (err as { code?: string }).code ?? "INTERNAL";
-    const message = err instanceof Error ? err.message : String(err);
-    await deps.audit.append({ ...base, phase: "failed", reasonCode: code, message });
-    return { ...common, status: "failed", stepsDone: [], code, message, safeState: "untouched", intentIds: [], elapsedMs: clock.now() - t0 };
+    return unanswered((err as { code?: string }).code ?? "INTERNAL", err instanceof Error ? err.message : String(err));
   }
+  if (out.kind === "succeeded") {
+    await deps.audit.append({ ...base, phase: "succeeded", intentId: out.intentIds.at(-1) ?? "" });
+    return actionOutcome(subject, { operationId, status: "succeeded", intentIds: out.intentIds, elapsedMs: clock.now() - t0 });
+  }
+  if (isAnswered(out)) {
+    await deps.audit.append({ ...base, phase: "failed", intentId: out.intentIds.at(-1) ?? "", reasonCode: out.code, message: out.message });
+    return actionOutcome(subject, {
+      operationId,
+      status: "failed",
+      code: out.code,
+      message: out.message,
+      safeState: "untouched",
+      intentIds: out.intentIds,
+      elapsedMs: clock.now() - t0,
+    });
+  }
+  // No verified answer (timeout, nobody listening, ...): the report names no intent.
+  return unanswered(out.code, out.message);
 }

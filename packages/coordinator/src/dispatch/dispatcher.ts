@@ -17,6 +17,7 @@ import {
 } from "@lanekeeper/shared";
 import type { HostRegistry } from "./host-registry.js";
 import { buildSignedIntent, dispatchLaneId, type DispatchAction } from "./intent-builder.js";
+import { answeredOutcome, undeliveredOutcome, type IntentOutcome, type UndeliveredCode } from "./intent-outcome.js";
 import {
   DEFAULT_BEFORE_FLOOR_RETRY_MS,
   DEFAULT_BEFORE_FLOOR_WAIT_MS,
@@ -54,7 +55,7 @@ export const REISSUE_SAFE: Readonly<Record<ActionKind, boolean>> = Object.freeze
 /** Dispatch could not get a verified result. */
 export class DispatchError extends LanekeeperError<CoordinatorErrorCode> {
   constructor(
-    code: "DISPATCH_TIMEOUT" | "DISPATCH_NO_RESPONDERS" | "DISPATCH_UNKNOWN_HOST" | "DISPATCH_BAD_RESULT",
+    code: UndeliveredCode,
     message: string,
     options: { cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
@@ -252,6 +253,22 @@ export class Dispatcher {
         continue;
       }
       return { result: r, resultEnvelope: data, intentIds, sequence };
+    }
+  }
+
+  /**
+   * {@link dispatch}, with how it ended as a typed {@link IntentOutcome}: a verified result becomes succeeded,
+   * refused (with its {@link RejectReason}) or failed, a {@link DispatchError} becomes timeout, no-responders,
+   * unknown-host or bad-result. Throws only what is no dispatch outcome (a sequence-store or signing fault).
+   */
+  async deliver(req: DispatchRequest): Promise<IntentOutcome> {
+    try {
+      return answeredOutcome(await this.dispatch(req));
+    } catch (err) {
+      if (!(err instanceof DispatchError)) throw err;
+      const ids = err.details?.intentIds;
+      const intentIds = Array.isArray(ids) ? ids.filter((x): x is string => typeof x === "string") : [];
+      return undeliveredOutcome(err.code as UndeliveredCode, err.message, intentIds);
     }
   }
 

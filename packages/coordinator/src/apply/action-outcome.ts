@@ -1,0 +1,200 @@
+import { LanekeeperError, type Clock, type Logger } from "@lanekeeper/shared";
+import type { AuditTrail } from "../audit/coordinator-audit.js";
+import { recordWithout } from "../observe/lane-record.js";
+import type { LaneStore } from "../observe/lane-store.js";
+import type { PlanStep } from "../plan/action.js";
+import { safeStateOf, type ActionState } from "./action-state.js";
+import { StepFailure } from "./apply-errors.js";
+import type { ActionOutcome, ActionStatus } from "./apply-events.js";
+import type { ApplyRunOptions } from "./apply-options.js";
+import { MAX_OUTCOME_MESSAGE_CHARS } from "./limits.js";
+import { recoveryNote, type SafeState } from "./recovery-note.js";
+
+/** A message cut to {@link MAX_OUTCOME_MESSAGE_CHARS}, for outcomes and audit records. */
+export function cut(s: string): string {
+  return s.length <= MAX_OUTCOME_MESSAGE_CHARS ? s : `${s.slice(0, MAX_OUTCOME_MESSAGE_CHARS - 1)}…`;
+}
+
+/** The stable code of an error (`INTERNAL` for anything that is not a {@link LanekeeperError}). */
+export function errCode(err: unknown): string {
+  return err instanceof LanekeeperError ? err.code : "INTERNAL";
+}
+
+/** The message of an error, cut. */
+export function errMessage(err: unknown): string {
+  return cut(err instanceof Error ? err.message : String(err));
+}
+
+/** What an outcome is about: a plan action, or an operator's hold / release. */
+export interface OutcomeSubject {
+  readonly id: string;
+  readonly kind: ActionOutcome["kind"];
+  readonly laneId: string;
+  readonly hostId: string;
+  readonly scope: string;
+}
+
+/** How the action ended; what is not given is empty (`stepsDone`, `intentIds`), zero (`elapsedMs`) or absent. */
+export interface OutcomeFields {
+  readonly operationId: string;
+  readonly status: ActionStatus;
+  readonly stepsDone?: readonly PlanStep[];
+  readonly failedStep?: ActionOutcome["failedStep"];
+  readonly code?: string;
+  readonly message?: string;
+  readonly safeState?: SafeState;
+  readonly recovery?: string;
+  readonly intentIds?: readonly string[];
+  readonly forcedBy?: string;
+  readonly elapsedMs?: number;
+}
+
+/** The one builder of {@link ActionOutcome}s: every ending (done, failed, skipped, dry run, hold/release) uses it. */
+export function actionOutcome(a: OutcomeSubject, f: OutcomeFields): ActionOutcome {
+  return {
+    actionId: a.id,
+    kind: a.kind,
+    laneId: a.laneId,
+    hostId: a.hostId,
+    scope: a.scope,
+    operationId: f.operationId,
+    status: f.status,
+    stepsDone: [...(f.stepsDone ?? [])],
+    ...(f.failedStep === undefined ? {} : { failedStep: f.failedStep }),
+    ...(f.code === undefined ? {} : { code: f.code }),
+    ...(f.message === undefined ? {} : { message: f.message }),
+    ...(f.safeState === undefined ? {} : { safeState: f.safeState }),
+    ...(f.recovery === undefined ? {} : { recovery: f.recovery }),
+    intentIds: [...(f.intentIds ?? [])],
+    ...(f.forcedBy === undefined ? {} : { forcedBy: f.forcedBy }),
+    elapsedMs: f.elapsedMs ?? 0,
+  };
+}
+
+/** What the endings need: the audit trail, the lane store (for recovery notes), the clock and the log. */
+export interface EndingDeps {
+  readonly audit: AuditTrail;
+  readonly store: LaneStore;
+  readonly clock: Clock;
+  readonly log?: Logger;
+}
+
+/**
+ * How an action ends: its terminal audit record (`succeeded`, `failed`, `rejected`), the recovery note on the
+ * lane record when it failed, and its outcome.
+ */
+export class ActionEndings {
+  constructor(private readonly d: EndingDeps) {}
+
+  /** Skipped before anything was done: a guard no longer held, or a dependency did not succeed. */
+  async skipped(a: OutcomeSubject, operationId: string, at: "guards" | "dependency", code: string, message: string): Promise<ActionOutcome> {
+    await this.d.audit.append({ action: a.kind, phase: "rejected", operationId, laneId: a.laneId, hostId: a.hostId, reasonCode: code, message: cut(message) });
+    return actionOutcome(a, { operationId, status: "skipped", failedStep: at, code, message: cut(message), safeState: "untouched" });
+  }
+
+  /** Every step done. */
+  async succeeded(st: ActionState, opts: ApplyRunOptions): Promise<ActionOutcome> {
+    const a = st.action;
+    const forcedBy = st.forced ? opts.operator?.forcedBy : undefined;
+    await this.d.audit.append({
+      action: a.kind,
+      phase: "succeeded",
+      operationId: st.operationId,
+      laneId: a.laneId,
+      hostId: a.hostId,
+      ...(st.intentIds.length > 0 ? { intentId: st.intentIds.at(-1) } : {}),
+      details: {
+        stepsDone: [...st.stepsDone],
+        intentIds: [...st.intentIds],
+        ...(st.runnerId === undefined ? {} : { runnerId: st.runnerId }),
+        ...(forcedBy === undefined ? {} : { forcedBy }),
+      },
+    });
+    return actionOutcome(a, {
+      operationId: st.operationId,
+      status: "succeeded",
+      stepsDone: st.stepsDone,
+      intentIds: st.intentIds,
+      ...(forcedBy === undefined ? {} : { forcedBy }),
+      elapsedMs: this.d.clock.now() - st.startedAtMs,
+    });
+  }
+
+  /** A step failed: the lane is left in a safe state, with a recovery note on its record and in the audit. */
+  async failed(st: ActionState, step: PlanStep, err: unknown, opts: ApplyRunOptions): Promise<ActionOutcome> {
+    const a = st.action;
+    const code = errCode(err);
+    const message = errMessage(err);
+    const deadline = code === "DRAIN_DEADLINE";
+    let safeState = safeStateOf(st);
+    if (a.kind === "create" && st.maybeCreated && err instanceof StepFailure && err.details?.rejected === true && st.runnerId === undefined) {
+      // The agent refused before any runtime call (REJECTED): nothing exists on the host.
+      safeState = "untouched";
+    }
+    // A create refused or failed before the host or GitHub changed: drop the record we wrote, as if never tried.
+    if (a.kind === "create" && safeState === "untouched" && st.record !== undefined) {
+      try {
+        await this.d.store.delete(a.laneId, st.record.revision);
+        st.record = undefined;
+      } catch (e) {
+        this.d.log?.warn({ laneId: a.laneId, err: errMessage(e) }, "could not drop the record of a create that did not happen");
+      }
+    }
+    const note = recoveryNote({
+      laneId: a.laneId,
+      hostId: a.hostId,
+      kind: a.kind,
+      operatorOp: opts.operator?.op,
+      step,
+      safeState,
+      code,
+      cause: message,
+    });
+    await this.noteOnRecord(st, code, note, deadline);
+    await this.d.audit.append({
+      action: a.kind,
+      phase: "failed",
+      operationId: st.operationId,
+      laneId: a.laneId,
+      hostId: a.hostId,
+      reasonCode: code,
+      message: cut(`${step}: ${message}`),
+      ...(st.intentIds.length > 0 ? { intentId: st.intentIds.at(-1) } : {}),
+      details: { failedStep: step, stepsDone: [...st.stepsDone], intentIds: [...st.intentIds], safeState, recovery: note, needsAttention: deadline },
+    });
+    this.d.log?.warn({ laneId: a.laneId, action: a.kind, step, code }, "action failed");
+    return actionOutcome(a, {
+      operationId: st.operationId,
+      status: deadline ? "needs-attention" : "failed",
+      stepsDone: st.stepsDone,
+      failedStep: step,
+      code,
+      message,
+      safeState,
+      recovery: note,
+      intentIds: st.intentIds,
+      elapsedMs: this.d.clock.now() - st.startedAtMs,
+    });
+  }
+
+  /** Put the recovery note on the lane record (best effort: the audit record has it either way). */
+  private async noteOnRecord(st: ActionState, code: string, note: string, needsAttention: boolean): Promise<void> {
+    const a = st.action;
+    try {
+      const cur = st.record ?? (await this.d.store.get(a.laneId));
+      if (cur === undefined) return;
+      st.record = await this.d.store.update(
+        {
+          ...recordWithout(cur),
+          ...(needsAttention ? { state: "needs-attention" as const } : {}),
+          attention: { code, message: note },
+          updatedAtMs: this.d.clock.now(),
+          operationId: st.operationId,
+        },
+        cur.revision,
+      );
+    } catch (e) {
+      this.d.log?.warn({ laneId: a.laneId, err: errMessage(e) }, "could not write the recovery note to the lane record");
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import type { LaneObservation } from "@lanekeeper/shared";
+import type { StoredLaneRecord } from "../observe/lane-record.js";
+import type { Action, PlanStep } from "../plan/action.js";
+import type { SafeState } from "./recovery-note.js";
+
+/** What one action has done so far: the engine's steps read and update it, its ending reports it. */
+export interface ActionState {
+  readonly action: Action;
+  readonly operationId: string;
+  readonly startedAtMs: number;
+  record: StoredLaneRecord | undefined;
+  runnerId: number | undefined;
+  /** Registration token / JIT config / remove token in the clear, wiped after use. */
+  secret: Buffer | undefined;
+  removeToken: Buffer | undefined;
+  /** Agent clock: the drain result's `finishedAtMs`; host snapshots before it do not count. */
+  drainSince: number | undefined;
+  drainStartedAtMs: number | undefined;
+  drainDeadlineAtMs: number | undefined;
+  removedSince: number | undefined;
+  observed: LaneObservation | undefined;
+  labelsDrained: boolean;
+  agentDrained: boolean;
+  stopped: boolean;
+  maybeCreated: boolean;
+  forced: boolean;
+  readonly intentIds: string[];
+  readonly stepsDone: PlanStep[];
+}
+
+/** The state of an action about to run its first step. */
+export function newActionState(action: Action, operationId: string, startedAtMs: number): ActionState {
+  return {
+    action,
+    operationId,
+    startedAtMs,
+    record: undefined,
+    runnerId: "runnerId" in action ? action.runnerId : undefined,
+    secret: undefined,
+    removeToken: undefined,
+    drainSince: undefined,
+    drainStartedAtMs: undefined,
+    drainDeadlineAtMs: undefined,
+    removedSince: undefined,
+    observed: undefined,
+    labelsDrained: false,
+    agentDrained: false,
+    stopped: false,
+    maybeCreated: false,
+    forced: false,
+    intentIds: [],
+    stepsDone: [],
+  };
+}
+
+/** The state the lane was left in, from what the action's steps did. */
+export function safeStateOf(st: ActionState): SafeState {
+  if (st.stopped) return "stopped";
+  if (st.labelsDrained || st.agentDrained) return "drained";
+  if (st.maybeCreated) return "created-unverified";
+  return "untouched";
+}
