@@ -149,7 +149,7 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
 
     // ---- coordinator key and the agent's trust in it
     const coordinatorKey = generateSigningKey();
-    const keySet = initialKeySet(coordinatorKey, { nowMs: Date.now() - 60_000 });
+    const keySet = initialKeySet(coordinatorKey, generateSigningKey(), { nowMs: Date.now() - 60_000 });
 
     // ---- the agent, in-process, real parts
     const agentRoot = join(sd.root, "agent");

@@ -97,7 +97,7 @@ beforeAll(async () => {
   await mkdir(base, { recursive: true });
   await writeFile(paths.passwordFile, `${natsPassword}\n`, { mode: 0o600 });
   const coordinatorKey = generateSigningKey();
-  await writeFile(paths.trustFile, formatTrustFile(initialKeySet(coordinatorKey, { nowMs: Date.now() - 60_000 })));
+  await writeFile(paths.trustFile, formatTrustFile(initialKeySet(coordinatorKey, generateSigningKey(), { nowMs: Date.now() - 60_000 })));
 }, INSTALL_TIMEOUT_MS);
 
 afterAll(async () => {
