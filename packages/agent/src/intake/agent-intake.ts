@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { connect, credsAuthenticator, DebugEvents, Events, type ConnectionOptions, type NatsConnection } from "nats";
-import { childLogger, intentSubject, RejectError, RejectReason, ResultStatus, type AgentConfig, type Logger, type TrustedKeyStore } from "@lanekeeper/shared";
+import { childLogger, intentSubject, RejectError, RejectReason, type AgentConfig, type Logger, type TrustedKeyStore } from "@lanekeeper/shared";
 import type { AgentDaemon } from "../agent-daemon.js";
 import { AgentTrust, keySetUpdateHandler, TrustError } from "./agent-trust.js";
 import { Intake, type IntakeOutcome, type KeySource } from "./intake.js";

@@ -1,5 +1,5 @@
-import { ResultStatus, type AuditInput } from "@lanekeeper/shared";
-import { KEYSET_KIND, type IntakeOutcome } from "./intake.js";
+import { KEYSET_KIND, ResultStatus, type AuditInput } from "@lanekeeper/shared";
+import type { IntakeOutcome } from "./intake.js";
 
 /**
  * The record an intake outcome leaves in the host's own audit chain, if any:
