@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { SecuritySummaryReporter } from "./test/security/summary-reporter.js";
 
 const src = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 
@@ -14,6 +15,8 @@ const alias = {
 export default defineConfig({
   resolve: { alias },
   test: {
+    // The security summary prints only when security files ran (npm run test:security, npm test).
+    reporters: ["default", new SecuritySummaryReporter()],
     projects: [
       {
         resolve: { alias },
@@ -29,6 +32,8 @@ export default defineConfig({
           name: "security",
           include: ["test/security/**/*.test.ts"],
           testTimeout: 60_000,
+          // The summary reporter reads each case's source from its location to list the reasons it asserts.
+          includeTaskLocation: true,
         },
       },
       {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs lanekeeper-agent on this host as a systemd service.
 #
-#   install-agent.sh --host-id build01 [--nats-url nats://coord:4222] [--trust-file trust.json] [--tarball agent.tgz]
+#   install-agent.sh --host-id build01 [--nats-url nats://coord:4222] [--trust-file trust.json --root-public-key root.pub]
+#                    [--tarball agent.tgz]
 #
 # Creates the system group `lanekeeper` (may read the status socket) and the runner user (runs the lanes), the
 # config, state and lane directories with their owners and modes, installs the agent from this repository (or
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'USAGE'
 Options:
   --host-id ID            this host's id ([a-z0-9][a-z0-9-]{0,62}); required
@@ -22,6 +23,10 @@ Options:
   --trust-file FILE       the coordinator's trust file (`lanekeeper keys generate` writes it beside the
                           coordinator key as <keyFile>.keyset.json); installed as <config-dir>/trust.json.
                           Without it the agent trusts no coordinator key and refuses every intent.
+  --root-public-key FILE  the offline root public key (`lanekeeper keys root-init` wrote it as <root-key>.pub),
+                          brought here out of band, not with the trust file; required with --trust-file.
+                          The install stops unless the trust file pins exactly this root: it is the only key
+                          that can ever change what this host trusts.
   --prefix DIR            where the agent is installed (default /opt/lanekeeper)
   --config-dir DIR        default /etc/lanekeeper
   --state-dir DIR         keys, replay state, journal, audit log; mode 0700 (default /var/lib/lanekeeper)
@@ -36,7 +41,7 @@ Options:
 USAGE
 }
 
-host_id="" nats_url="nats://127.0.0.1:4222" nats_creds="" nats_user="" nats_password_file="" trust_file=""
+host_id="" nats_url="nats://127.0.0.1:4222" nats_creds="" nats_user="" nats_password_file="" trust_file="" root_public_key=""
 prefix=/opt/lanekeeper config_dir=/etc/lanekeeper state_dir=/var/lib/lanekeeper lane_root="" unit_dir=/etc/systemd/system
 runner_dist=/opt/lanekeeper-runners run_as_user=lk-runner status_socket=/run/lanekeeper/agent.sock start=1 tarballs=()
 while [ $# -gt 0 ]; do
@@ -47,6 +52,7 @@ while [ $# -gt 0 ]; do
     --nats-user) nats_user=$2; shift 2 ;;
     --nats-password-file) nats_password_file=$(realpath "$2"); shift 2 ;;
     --trust-file) trust_file=$(realpath "$2"); shift 2 ;;
+    --root-public-key) root_public_key=$(realpath "$2"); shift 2 ;;
     --prefix) prefix=$2; shift 2 ;;
     --config-dir) config_dir=$2; shift 2 ;;
     --state-dir) state_dir=$2; shift 2 ;;
@@ -79,6 +85,32 @@ node_bin=$(command -v node) || fail "node (>= 20) is required on the host"
 node_major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || fail "node >= 20 is required, found $("$node_bin" --version)"
 repo=$(cd "$(dirname "$0")/.." && pwd)
+if [ -n "$trust_file" ] && [ -z "$root_public_key" ]; then fail "--trust-file needs --root-public-key (the root public key from the offline medium, to check the trust file pins it)"; fi
+if [ -z "$trust_file" ] && [ -n "$root_public_key" ]; then fail "--root-public-key needs --trust-file"; fi
+if [ -n "$trust_file" ]; then
+  # Pin check before anything is touched: the trust file's active root keys must be exactly this root (key id =
+  # hex SHA-256 of the raw 32-byte Ed25519 public key), so a trust file swapped on the way cannot slip in
+  # another root.
+  LK_TRUST_FILE="$trust_file" LK_ROOT_PUB="$root_public_key" "$node_bin" -e '
+    const { createHash, createPublicKey } = require("node:crypto");
+    const { readFileSync } = require("node:fs");
+    const die = (m) => { console.error(`install-agent: ${m}`); process.exit(1); };
+    let raw;
+    try {
+      const jwk = createPublicKey(readFileSync(process.env.LK_ROOT_PUB, "utf8")).export({ format: "jwk" });
+      if (jwk.crv !== "Ed25519") die("--root-public-key is not an Ed25519 public key");
+      raw = Buffer.from(jwk.x, "base64url");
+    } catch (err) { die(`--root-public-key cannot be read as a PEM public key: ${err.message}`); }
+    const rootId = createHash("sha256").update(raw).digest("hex");
+    let doc;
+    try { doc = JSON.parse(readFileSync(process.env.LK_TRUST_FILE, "utf8")); } catch (err) { die(`--trust-file is not valid JSON: ${err.message}`); }
+    const roots = Array.isArray(doc.rootKeys) ? doc.rootKeys.filter((k) => k && k.status === "active").map((k) => k.keyId) : [];
+    if (roots.length !== 1 || roots[0] !== rootId) {
+      die(`the trust file pins root key(s) [${roots.join(", ")}], not ${rootId} from --root-public-key: get the trust file again from the coordinator (lanekeeper keys generate --root-public-key)`);
+    }
+    console.log(`==> root key ${rootId} pinned by the trust file`);
+  ' || exit 1
+fi
 
 echo "==> users and directories"
 getent group lanekeeper >/dev/null || groupadd --system lanekeeper
@@ -182,7 +214,8 @@ Next steps:
   1. On the coordinator, enroll this host with its bundle (public keys only):
        lanekeeper hosts add enrollment.yaml --opt-in --capacity 4   # copy $state_dir/enrollment.yaml over first
   2. Install the coordinator's trust file here if you did not pass --trust-file (on the coordinator,
-     \`lanekeeper keys generate\` wrote it as <keyFile>.keyset.json):
+     \`lanekeeper keys generate\` wrote it as <keyFile>.keyset.json), after checking its rootKeys name
+     the root key id from your offline medium (or re-run this installer with --trust-file --root-public-key):
        install -m 0640 -g lanekeeper trust.json $config_dir/trust.json  (and set trustFile in $config)
   3. Here, allow what lanekeeper may do, in $config under 'control':
        enabled: true, scopes, pools, backends, actions, images (by digest), maxLanes

@@ -181,6 +181,7 @@ try {
   });
   info(`fleet directory ${fleet.dir}`);
   info(`policy ${fleet.policyPath} (examples/demo/lanekeeper.yaml with this fleet's keys, URLs and image digest)`);
+  info(`root key ${fleet.rootKeyPath} (lanekeeper keys root-init; offline in real life): pinned by the trust file every agent installed`);
   for (const a of fleet.agents) {
     const s = await a.status();
     info(

@@ -158,7 +158,7 @@ async function phase(name, agentCount, mods) {
   let nc;
   try {
     const coordinatorKey = lk.generateSigningKey();
-    const keySet = coord.initialKeySet(coordinatorKey, { nowMs: Date.now() - 60_000 });
+    const keySet = coord.initialKeySet(coordinatorKey, lk.generateSigningKey(), { nowMs: Date.now() - 60_000 });
     const hostKeys = agentUsers.map((u) => ({ ...u, identity: lk.generateSigningKey(), sealing: lk.generateSealingKey() }));
     worker = new Worker(new URL(import.meta.url), {
       workerData: {

@@ -1,8 +1,8 @@
 // The `lanekeeper` operator commands, run in-process through the real CLI program (commander, exit-code map,
 // output) against the real world: a policy file on disk, the coordinator key file, NATS login with the password
 // from an environment variable, the GitHub emulator, a real agent running lanes in a real systemd.
-import { readFile, writeFile } from "node:fs/promises";
-import { formatTrustFile } from "@lanekeeper/shared";
+import { readFile, stat, writeFile } from "node:fs/promises";
+import { encodeSignedKeySet, formatTrustFile, parseTrustFile, RejectReason, signingKeyFromPem, signingKeyToPem, signKeySet } from "@lanekeeper/shared";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CliIo } from "../../packages/coordinator/src/cli/cli-io.js";
@@ -160,32 +160,103 @@ describe("lanekeeper CLI: apply, status, lanes, audit", () => {
     expect(bad.out).toMatch(/BROKEN at line 5/);
   });
 
-  it("keys generate writes a key and a trust file and never replaces them; exit 6 the second time", async () => {
-    const other = join(w.dir, "other.yaml");
-    await writeFile(other, w.policyText(1, { auditFile: auditPath }).replace(/keyFile: .*/, `keyFile: ${JSON.stringify(join(w.dir, "fresh.pem"))}`));
-    const g = await lk(["keys", "generate", "--policy", other, "--json"]);
-    expect(g.code, g.err).toBe(ExitCode.OK);
-    expect(g.json).toMatchObject({ keyFile: join(w.dir, "fresh.pem"), trustFile: join(w.dir, "fresh.pem.keyset.json"), version: 1 });
-    expect(await readFile(join(w.dir, "fresh.pem"), "utf8")).toMatch(/BEGIN PRIVATE KEY/);
-    const again = await lk(["keys", "generate", "--policy", other, "--json"]);
+  it("keys root-init writes the root key 0600 (never printed, never replaced) and its public key; generate pins it", async () => {
+    const rootFile = join(w.dir, "fresh-root.key");
+    const r = await lk(["keys", "root-init", "--out", rootFile, "--json"]);
+    expect(r.code, r.err).toBe(ExitCode.OK);
+    expect(r.json).toMatchObject({ rootKeyFile: rootFile, rootPublicKeyFile: `${rootFile}.pub` });
+    expect((await stat(rootFile)).mode & 0o777).toBe(0o600);
+    const pem = await readFile(rootFile, "utf8");
+    expect(pem).toMatch(/BEGIN PRIVATE KEY/);
+    expect(r.out).not.toContain("PRIVATE KEY");
+    expect(r.out).not.toContain(pem.split("\n")[1]);
+    expect(await readFile(`${rootFile}.pub`, "utf8")).toMatch(/BEGIN PUBLIC KEY/);
+    const again = await lk(["keys", "root-init", "--out", rootFile, "--json"]);
     expect(again.code).toBe(ExitCode.INPUT);
     expect(again.json).toMatchObject({ error: { code: "KEY_FILE_EXISTS" } });
+    expect(await readFile(rootFile, "utf8")).toBe(pem);
+
+    const other = join(w.dir, "other.yaml");
+    await writeFile(other, w.policyText(1, { auditFile: auditPath }).replace(/keyFile: .*/, `keyFile: ${JSON.stringify(join(w.dir, "fresh.pem"))}`));
+    // Without the root public key there is no trust file: every key set pins a root.
+    const noRoot = await lk(["keys", "generate", "--policy", other, "--json"]);
+    expect(noRoot.code).toBe(ExitCode.USAGE);
+    const g = await lk(["keys", "generate", "--policy", other, "--root-public-key", `${rootFile}.pub`, "--json"]);
+    expect(g.code, g.err).toBe(ExitCode.OK);
+    expect(g.json).toMatchObject({ keyFile: join(w.dir, "fresh.pem"), trustFile: join(w.dir, "fresh.pem.keyset.json"), version: 1, rootKeyId: (r.json as { rootKeyId: string }).rootKeyId });
+    expect(await readFile(join(w.dir, "fresh.pem"), "utf8")).toMatch(/BEGIN PRIVATE KEY/);
+    const trust = parseTrustFile(await readFile(join(w.dir, "fresh.pem.keyset.json"), "utf8"));
+    expect(trust.rootKeys.map((k) => k.keyId)).toEqual([(r.json as { rootKeyId: string }).rootKeyId]);
+    const again2 = await lk(["keys", "generate", "--policy", other, "--root-public-key", `${rootFile}.pub`, "--json"]);
+    expect(again2.code).toBe(ExitCode.INPUT);
+    expect(again2.json).toMatchObject({ error: { code: "KEY_FILE_EXISTS" } });
   });
 
-  it("keys rotate --push: announce, then activate; the agent trusts the new key and the CLI signs with it", async () => {
+  it("keys rotate --root-key --push: announce, then activate; the agent trusts the new key and the CLI signs with it", async () => {
     await writeFile(join(w.dir, "coordinator.pem.keyset.json"), formatTrustFile(w.keySet));
-    const announce = await lk(["keys", "rotate", "--push", "--json"]);
+    const rootFile = join(w.dir, "root.key");
+    await writeFile(rootFile, signingKeyToPem(w.rootKey), { mode: 0o600 });
+    // No root key, or the online key passed as the root: refused before anything is signed or sent.
+    expect((await lk(["keys", "rotate", "--push", "--json"])).code).toBe(ExitCode.USAGE);
+    const online = await lk(["keys", "rotate", "--push", "--root-key", join(w.dir, "coordinator.pem"), "--json"]);
+    expect(online.code).toBe(ExitCode.INPUT);
+    expect(online.json).toMatchObject({ error: { code: "KEY_ROTATION_INVALID" } });
+    expect(w.agent.trust.version).toBe(1);
+
+    const announce = await lk(["keys", "rotate", "--push", "--root-key", rootFile, "--json"]);
     expect(announce.code, announce.out + announce.err).toBe(ExitCode.OK);
     expect(announce.json).toMatchObject({ phase: "announce", version: 2, pushed: [{ hostId: "build01", ok: true, version: 2 }] });
-    const activate = await lk(["keys", "rotate", "--push", "--json"]);
+    const activate = await lk(["keys", "rotate", "--push", "--root-key", rootFile, "--json"]);
     expect(activate.code, activate.out + activate.err).toBe(ExitCode.OK);
     expect(activate.json).toMatchObject({ phase: "activate", version: 3, keyFilesUpdated: true, pushed: [{ ok: true, version: 3 }] });
     const keys = (activate.json as { keys: { keyId: string; status: string }[] }).keys;
     expect(keys.map((k) => k.status).sort()).toEqual(["active", "retired"]);
     expect(keys.find((k) => k.status === "retired")?.keyId).toBe(w.coordinatorKey.keyId);
+    expect(w.agent.trust.version).toBe(3);
     // Intents are now signed with the new key, and the agent accepts them.
     const apply = await lk(["apply", "--yes", "--json"]);
     expect(apply.code, apply.out + apply.err).toBe(ExitCode.OK);
     expect((apply.json as { outcomes: { kind: string; status: string }[] }).outcomes.map((o) => [o.kind, o.status])).toEqual([["create", "succeeded"]]);
+  });
+
+  it("keys push: an update signed by the online key only is refused before sending; --root-key signs it; a re-push is KEYSET_VERSION", async () => {
+    const rootFile = join(w.dir, "root.key");
+    const set = parseTrustFile(await readFile(join(w.dir, "coordinator.pem.keyset.json"), "utf8"));
+    const online = signingKeyFromPem(await readFile(join(w.dir, "coordinator.pem"), "utf8"));
+    // The takeover a stolen online key would try: floor raised, its own update file.
+    const takeover = { ...set, version: set.version + 1, hwmFloor: 2 ** 53 - 2, issuedAtMs: Date.now() };
+    const byOnline = join(w.dir, "by-online.update");
+    await writeFile(byOnline, encodeSignedKeySet(signKeySet(takeover, [online])));
+    const refused = await lk(["keys", "push", byOnline, "--json"]);
+    expect(refused.code).toBe(ExitCode.INPUT);
+    expect(refused.json).toMatchObject({ error: { code: "KEY_ROTATION_INVALID" } });
+    expect(w.agent.trust.version).toBe(3);
+
+    const legit = { ...set, version: set.version + 1, hwmFloor: 0, issuedAtMs: Date.now() };
+    const unsigned = join(w.dir, "legit.update");
+    await writeFile(unsigned, encodeSignedKeySet(signKeySet(legit, [online])));
+    const pushed = await lk(["keys", "push", unsigned, "--root-key", rootFile, "--json"]);
+    expect(pushed.code, pushed.out + pushed.err).toBe(ExitCode.OK);
+    expect(pushed.json).toMatchObject({ pushed: [{ hostId: "build01", ok: true, version: 4 }] });
+    await writeFile(join(w.dir, "coordinator.pem.keyset.json"), formatTrustFile(legit));
+    const again = await lk(["keys", "push", unsigned, "--root-key", rootFile, "--json"]);
+    expect(again.code).toBe(ExitCode.ACTION_FAILED);
+    expect(again.json).toMatchObject({ pushed: [{ hostId: "build01", ok: false, code: RejectReason.KEYSET_VERSION }] });
+    expect(w.agent.trust.version).toBe(4);
+  });
+
+  it("keys root-rotate --push: the old and the new root sign; afterwards only the new root can rotate", async () => {
+    const rootFile = join(w.dir, "root.key");
+    const newRootFile = join(w.dir, "root-2.key");
+    expect((await lk(["keys", "root-init", "--out", newRootFile])).code).toBe(ExitCode.OK);
+    const rotated = await lk(["keys", "root-rotate", "--root-key", rootFile, "--new-root-key", newRootFile, "--push", "--json"]);
+    expect(rotated.code, rotated.out + rotated.err).toBe(ExitCode.OK);
+    expect(rotated.json).toMatchObject({ version: 5, oldRootKeyId: w.rootKey.keyId, pushed: [{ ok: true, version: 5 }] });
+    expect(w.agent.trust.keys.set.rootKeys.map((r) => r.keyId)).toEqual([(rotated.json as { rootKeyId: string }).rootKeyId]);
+    const withOld = await lk(["keys", "rotate", "--phase", "retire", "--root-key", rootFile, "--push", "--json"]);
+    expect(withOld.code).toBe(ExitCode.INPUT);
+    const withNew = await lk(["keys", "rotate", "--phase", "retire", "--root-key", newRootFile, "--push", "--json"]);
+    expect(withNew.code, withNew.out + withNew.err).toBe(ExitCode.OK);
+    expect(w.agent.trust.version).toBe(6);
   });
 });

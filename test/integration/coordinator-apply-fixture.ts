@@ -90,6 +90,8 @@ export interface ApplyWorldAgent {
   readonly nc: NatsConnection;
   control: IntakeControl;
   readonly inventory: InventoryPublisher;
+  /** The agent's trusted key set (installed trust file plus applied updates). */
+  readonly trust: AgentTrust;
 }
 
 /** Everything a suite needs. */
@@ -100,6 +102,8 @@ export interface ApplyWorld {
   readonly agent: ApplyWorldAgent;
   readonly coord: NatsConnection;
   readonly coordinatorKey: SigningKey;
+  /** The offline root key the agent's trust file pins (signs key-set updates). */
+  readonly rootKey: SigningKey;
   /** The key set the agent trusts (version 1: the coordinator key, active). */
   readonly keySet: TrustedKeySet;
   readonly github: OctokitGitHubClient;
@@ -149,7 +153,8 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
 
     // ---- coordinator key and the agent's trust in it
     const coordinatorKey = generateSigningKey();
-    const keySet = initialKeySet(coordinatorKey, { nowMs: Date.now() - 60_000 });
+    const rootKey = generateSigningKey();
+    const keySet = initialKeySet(coordinatorKey, rootKey, { nowMs: Date.now() - 60_000 });
 
     // ---- the agent, in-process, real parts
     const agentRoot = join(sd.root, "agent");
@@ -202,6 +207,7 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
       runtime,
       nc: agentNc,
       inventory: inventoryPub,
+      trust,
       control: {
         enabled: true,
         scopes: [SCOPE],
@@ -328,6 +334,7 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
       agent,
       coord,
       coordinatorKey,
+      rootKey,
       keySet,
       github,
       store,

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { formatTrustFile, generateSigningKey, parseAgentConfig, parseEnrollmentBundle } from "@lanekeeper/shared";
+import { formatTrustFile, generateSigningKey, parseAgentConfig, parseEnrollmentBundle, publicKeyToPem } from "@lanekeeper/shared";
 import { startNatsServer, startSystemdSandbox, waitUntil, type NatsServerHandle, type SystemdSandbox } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initialKeySet } from "../../packages/coordinator/src/index.js";
@@ -26,8 +26,19 @@ let sd: SystemdSandbox;
 let nats: NatsServerHandle;
 let base: string;
 let natsPassword: string;
-let paths: { prefix: string; configDir: string; stateDir: string; laneRoot: string; runnerDist: string; passwordFile: string; trustFile: string };
+let paths: {
+  prefix: string;
+  configDir: string;
+  stateDir: string;
+  laneRoot: string;
+  runnerDist: string;
+  passwordFile: string;
+  trustFile: string;
+  rootPublicKey: string;
+  otherRootPublicKey: string;
+};
 let firstOutput = "";
+let rootKeyId = "";
 
 function installArgs(): string[] {
   return [
@@ -42,6 +53,8 @@ function installArgs(): string[] {
     paths.passwordFile,
     "--trust-file",
     paths.trustFile,
+    "--root-public-key",
+    paths.rootPublicKey,
     "--prefix",
     paths.prefix,
     "--config-dir",
@@ -93,11 +106,17 @@ beforeAll(async () => {
     runnerDist: join(base, "opt/lanekeeper-runners"),
     passwordFile: join(base, "nats-password"),
     trustFile: join(base, "trust.json"),
+    rootPublicKey: join(base, "root.pub"),
+    otherRootPublicKey: join(base, "other-root.pub"),
   };
   await mkdir(base, { recursive: true });
   await writeFile(paths.passwordFile, `${natsPassword}\n`, { mode: 0o600 });
   const coordinatorKey = generateSigningKey();
-  await writeFile(paths.trustFile, formatTrustFile(initialKeySet(coordinatorKey, { nowMs: Date.now() - 60_000 })));
+  const rootKey = generateSigningKey();
+  rootKeyId = rootKey.keyId;
+  await writeFile(paths.trustFile, formatTrustFile(initialKeySet(coordinatorKey, rootKey, { nowMs: Date.now() - 60_000 })));
+  await writeFile(paths.rootPublicKey, publicKeyToPem(rootKey.publicKey, "ed25519"));
+  await writeFile(paths.otherRootPublicKey, publicKeyToPem(generateSigningKey().publicKey, "ed25519"));
 }, INSTALL_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -118,6 +137,13 @@ describe("install-agent.sh in a real systemd", () => {
     expect(userWithoutPassword.stderr).toContain("--nats-user needs --nats-password-file");
     const unknown = await sd.exec("bash", [INSTALL, "--host-id", HOST, "--bogus"]);
     expect(unknown.code).toBe(2);
+    // The trust file must pin the root key brought out of band: without it, or with another root, nothing happens.
+    const unpinned = await sd.exec("bash", [INSTALL, "--host-id", HOST, "--state-dir", paths.stateDir, "--trust-file", paths.trustFile]);
+    expect(unpinned.code).toBe(1);
+    expect(unpinned.stderr).toContain("--trust-file needs --root-public-key");
+    const otherRoot = await sd.exec("bash", [INSTALL, "--host-id", HOST, "--state-dir", paths.stateDir, "--trust-file", paths.trustFile, "--root-public-key", paths.otherRootPublicKey]);
+    expect(otherRoot.code).toBe(1);
+    expect(otherRoot.stderr).toMatch(/the trust file pins root key\(s\) \[[0-9a-f]{64}\], not [0-9a-f]{64}/);
     await expect(stat(paths.stateDir)).rejects.toThrow();
   });
 
@@ -129,6 +155,7 @@ describe("install-agent.sh in a real systemd", () => {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain(`lanekeeper-agent is installed on ${HOST}`);
       expect(r.stdout).toContain("Enrollment bundle");
+      expect(r.stdout).toContain(`root key ${rootKeyId} pinned by the trust file`);
       expectNoSecrets(firstOutput);
 
       // The unit: active, running the installed agent (not the repository's), hardened.

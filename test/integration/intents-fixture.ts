@@ -93,6 +93,8 @@ export interface IntentsWorld {
   nats: NatsServerHandle;
   coordinatorUser: NatsCoordinatorUser;
   coordinatorKey: SigningKey;
+  /** The offline root key pinned in every agent's trust file: the only key that signs key-set updates. */
+  rootKey: SigningKey;
   keySet: TrustedKeySet;
   coord: NatsConnection;
   hosts: StaticHostRegistry;
@@ -125,7 +127,8 @@ export async function startIntentsWorld(opts: WorldOptions): Promise<IntentsWorl
   const cleanup: (() => Promise<unknown>)[] = [() => nats.stop()];
   try {
     const coordinatorKey = generateSigningKey();
-    const keySet = initialKeySet(coordinatorKey, { nowMs: Date.now() - 60_000 });
+    const rootKey = generateSigningKey();
+    const keySet = initialKeySet(coordinatorKey, rootKey, { nowMs: Date.now() - 60_000 });
     const coord = await connect({ servers: nats.url, user: coordinatorUser.user, pass: coordinatorUser.password });
     cleanup.unshift(() => coord.close());
     const js = coord.jetstream();
@@ -162,6 +165,7 @@ export async function startIntentsWorld(opts: WorldOptions): Promise<IntentsWorl
       nats,
       coordinatorUser,
       coordinatorKey,
+      rootKey,
       keySet,
       coord,
       hosts,

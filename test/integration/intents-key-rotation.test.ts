@@ -1,6 +1,7 @@
 // Coordinator key rotation over the real nats-server: signed key-set updates pushed on each agent's intent
 // subject (header Lk-Kind: keyset), applied by the agents, visible in their signed inventories, and the old key
-// refused once revoked. Rollbacks and skipped versions are refused over the wire too.
+// refused once revoked. Every update is signed by the offline root key pinned in the agents' trust files; one
+// signed by an online intent key, a rollback and a skipped version are refused over the wire too.
 import { createHash } from "node:crypto";
 import { generateSigningKey, intentSubject, RejectReason, ResultStatus, signKeySet, signResult, TrustedKeySet, type SignedKeySet } from "@lanekeeper/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,7 +33,7 @@ describe("key rotation over NATS", () => {
     const now = () => ({ nowMs: Date.now() });
 
     set = announceKey(set, newKey, now());
-    expect(await pushAll(signKeySet(set, [oldKey, newKey]))).toEqual([2, 2]);
+    expect(await pushAll(signKeySet(set, [world.rootKey]))).toEqual([2, 2]);
     // The agents report the version they trust in their signed inventories.
     for (const h of HOSTS) await world.agent(h).inventory.publishNow();
     await waitUntil(async () => {
@@ -41,13 +42,13 @@ describe("key rotation over NATS", () => {
     }, { timeoutMs: 10_000, what: "inventories at key-set version 2" });
 
     set = activateKey(set, newKey.keyId, now());
-    expect(await pushAll(signKeySet(set, [oldKey]))).toEqual([3, 3]);
+    expect(await pushAll(signKeySet(set, [world.rootKey]))).toEqual([3, 3]);
     const rotated = new Dispatcher({ nc: world.coord, signingKey: newKey, sequences: world.sequences, hosts: world.hosts });
     const out = await rotated.dispatch({ hostId: "build01", action: { kind: "create", spec: laneSpec("lane-k", "build01"), registration: Buffer.from("t") } });
     expect(out.result.status).toBe(ResultStatus.RESULT_STATUS_OK);
 
     set = revokeKey(set, oldKey.keyId, now());
-    expect(await pushAll(signKeySet(set, [newKey]))).toEqual([4, 4]);
+    expect(await pushAll(signKeySet(set, [world.rootKey]))).toEqual([4, 4]);
     const stale = await world.dispatcher.dispatch({ hostId: "build01", action: { kind: "stop", laneId: "lane-k" } });
     expect(stale.result).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.KEY_REVOKED });
     expect((await rotated.dispatch({ hostId: "build01", action: { kind: "stop", laneId: "lane-k" } })).result.status).toBe(ResultStatus.RESULT_STATUS_OK);
@@ -56,26 +57,28 @@ describe("key rotation over NATS", () => {
     await world.agent("build02").restart();
     expect(world.agent("build02").trust.version).toBe(4);
 
-    // A replay of an older update, a skipped version, and an update signed by the revoked key are all refused.
-    await expect(pushKeySetUpdate(world.coord, world.hosts, "build01", signKeySet(set, [newKey]))).rejects.toMatchObject({
+    // A replay of an older update, a skipped version, and updates signed by online keys (revoked or active) are all refused.
+    await expect(pushKeySetUpdate(world.coord, world.hosts, "build01", signKeySet(set, [world.rootKey]))).rejects.toMatchObject({
       reasonCode: RejectReason.KEYSET_VERSION,
     });
     const skipped = { ...revokeKey(set, oldKey.keyId, now()), version: 6 };
-    await expect(pushKeySetUpdate(world.coord, world.hosts, "build01", signKeySet(skipped, [newKey]))).rejects.toMatchObject({
+    await expect(pushKeySetUpdate(world.coord, world.hosts, "build01", signKeySet(skipped, [world.rootKey]))).rejects.toMatchObject({
       reasonCode: RejectReason.KEYSET_VERSION,
     });
     const third = generateSigningKey();
     const byRevoked = signKeySet(announceKey(set, third, now()), [oldKey, third]);
     const err = await pushKeySetUpdate(world.coord, world.hosts, "build01", byRevoked).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KeySetPushError);
-    expect((err as KeySetPushError).reasonCode).toBe(RejectReason.KEY_REVOKED);
+    expect((err as KeySetPushError).reasonCode).toBe(RejectReason.KEYSET_NOT_ROOT_SIGNED);
+    const byActive = signKeySet({ ...announceKey(set, third, now()), hwmFloor: Number.MAX_SAFE_INTEGER }, [newKey]);
+    await expect(pushKeySetUpdate(world.coord, world.hosts, "build01", byActive)).rejects.toMatchObject({ reasonCode: RejectReason.KEYSET_NOT_ROOT_SIGNED });
     expect(world.agent("build01").trust.version).toBe(4);
   });
 });
 
 describe("key-set push failures carry typed codes", () => {
   it("an unenrolled host is UNKNOWN_HOST, nothing sent", async () => {
-    const err = await pushKeySetUpdate(world.coord, world.hosts, "build99", signKeySet(world.keySet, [world.coordinatorKey])).catch((e: unknown) => e);
+    const err = await pushKeySetUpdate(world.coord, world.hosts, "build99", signKeySet(world.keySet, [world.rootKey])).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KeySetPushError);
     expect((err as KeySetPushError).reasonCode).toBe(KeySetPushFailure.UNKNOWN_HOST);
   });
@@ -107,7 +110,7 @@ describe("key-set push failures carry typed codes", () => {
     });
     try {
       await agent.nc.flush();
-      const err = await pushKeySetUpdate(world.coord, world.hosts, agent.hostId, signKeySet(world.keySet, [world.coordinatorKey]), { timeoutMs: 5_000 }).catch(
+      const err = await pushKeySetUpdate(world.coord, world.hosts, agent.hostId, signKeySet(world.keySet, [world.rootKey]), { timeoutMs: 5_000 }).catch(
         (e: unknown) => e,
       );
       expect(err).toBeInstanceOf(KeySetPushError);

@@ -48,7 +48,7 @@ beforeAll(async () => {
   const stateDir = join(dir, "state");
   const bundle = await initAgent({ hostId: HOST, stateDir, configPath: join(dir, "init-agent.yaml") });
   const trustFile = join(dir, "trust.json");
-  await writeFile(trustFile, formatTrustFile(initialKeySet(generateSigningKey(), { nowMs: Date.now() - 60_000 })));
+  await writeFile(trustFile, formatTrustFile(initialKeySet(generateSigningKey(), generateSigningKey(), { nowMs: Date.now() - 60_000 })));
   await mkdir(join(dir, "units"));
   const config = parseAgentConfig(
     stringify({

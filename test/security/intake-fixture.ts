@@ -1,12 +1,17 @@
 // Shared set-up of the intake security suites: a real Intake with a real file-backed replay store in a temp
-// state dir, a trusted key set with a freshly generated coordinator key, fresh agent keys, a FakeClock, and the
-// RecordingExecutor (so every test can assert that no runtime call happened). Keys are generated at test time.
+// state dir, a trusted key set with a freshly generated coordinator (online) key and offline root key, fresh agent
+// keys, a FakeClock, the RecordingExecutor (so every test can assert that no runtime call happened), and the
+// agent's real audit chain fed through the same outcome → record mapping as the agent. Keys are generated at
+// test time.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  AuditLog,
   Backend,
   buildIntent,
+  readAuditTail,
+  type AuditRecord,
   decodeEnvelope,
   formatTrustFile,
   FakeClock,
@@ -27,6 +32,7 @@ import {
 } from "@lanekeeper/shared";
 import { AgentTrust, keySetUpdateHandler } from "../../packages/agent/src/intake/agent-trust.js";
 import { Intake, type IntakeOutcome } from "../../packages/agent/src/intake/intake.js";
+import { intakeAuditRecord } from "../../packages/agent/src/intake/intake-audit.js";
 import type { IntakeControl } from "../../packages/agent/src/intake/intake-policy.js";
 import { RecordingExecutor } from "@lanekeeper/testing";
 import { ReplayStore } from "../../packages/agent/src/intake/replay-store.js";
@@ -86,6 +92,8 @@ export interface IntakeFixture {
   dir: string;
   clock: FakeClock;
   coordinatorKey: SigningKey;
+  /** The offline root key pinned in the installed trust file: the only key that signs key-set updates. */
+  rootKey: SigningKey;
   identityKey: SigningKey;
   sealingKey: SealingKey;
   /** The agent's trust (installed trust file plus applied updates). */
@@ -96,6 +104,8 @@ export interface IntakeFixture {
   replay: ReplayStore;
   intake: Intake;
   outcomes: IntakeOutcome[];
+  /** The records the agent's audit chain holds now (written as `lanekeeper-agent run` writes them). */
+  auditRecords(): Promise<AuditRecord[]>;
   /** Next sequence `intent()` uses. */
   seq: number;
   /** Build and sign an intent to this host (override any field; `key` signs). */
@@ -122,6 +132,7 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "lk-intake-")));
   const clock = new FakeClock();
   const coordinatorKey = generateSigningKey();
+  const rootKey = generateSigningKey();
   const identityKey = generateSigningKey();
   const sealingKey = generateSealingKey();
   const initialSet = TrustedKeySet.fromPartial({
@@ -134,6 +145,9 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
           notAfterMs: clock.now() + 86_400_000 * 90,
           status: KeyStatus.KEY_STATUS_ACTIVE,
         },
+      ],
+      rootKeys: [
+        { keyId: rootKey.keyId, publicKey: rootKey.publicKey, notBeforeMs: 0, notAfterMs: clock.now() + 86_400_000 * 3650, status: KeyStatus.KEY_STATUS_ACTIVE },
       ],
       issuedAtMs: clock.now() - 1000,
       expiresAtMs: clock.now() + 86_400_000,
@@ -149,6 +163,9 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
   const control = openControl(opts.control);
   const executor = new RecordingExecutor();
   const outcomes: IntakeOutcome[] = [];
+  const auditPath = join(dir, "audit.log");
+  let audit = await AuditLog.open(auditPath, { clock, mode: 0o600 });
+  let pendingAudit: Promise<unknown> = Promise.resolve();
   const open = async (): Promise<{ replay: ReplayStore; intake: Intake; trust: AgentTrust }> => {
     const replay = await ReplayStore.open(new FileStateStore(dir, HOST), { hostId: HOST, clock });
     const trust = await AgentTrust.load({ trustFile, stateDir: dir, recordedVersion: replay.keysetVersion, clock });
@@ -162,7 +179,11 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
       executor,
       control: () => fx.control,
       clock,
-      onOutcome: (o) => outcomes.push(o),
+      onOutcome: (o) => {
+        outcomes.push(o);
+        const record = intakeAuditRecord(HOST, o);
+        if (record !== undefined) pendingAudit = Promise.all([pendingAudit, audit.append(record)]);
+      },
       keySetUpdates: keySetUpdateHandler(trust, replay),
     });
     return { replay, intake, trust };
@@ -173,6 +194,7 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
     dir,
     clock,
     coordinatorKey,
+    rootKey,
     identityKey,
     sealingKey,
     trust: first.trust,
@@ -182,6 +204,10 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
     replay: first.replay,
     intake: first.intake,
     outcomes,
+    async auditRecords() {
+      await pendingAudit;
+      return readAuditTail(auditPath, 1000);
+    },
     seq: 1,
     intent(action, over = {}, key = coordinatorKey) {
       const intent: IntentPayload = {
@@ -208,6 +234,9 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
     async restart() {
       await fx.intake.close();
       await fx.replay.close();
+      await pendingAudit;
+      await audit.close();
+      audit = await AuditLog.open(auditPath, { clock, mode: 0o600 });
       const next = await open();
       fx.replay = next.replay;
       fx.intake = next.intake;
@@ -216,6 +245,8 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
     async close() {
       await fx.intake.close();
       await fx.replay.close();
+      await pendingAudit.catch(() => undefined);
+      await audit.close();
       if (opts.dir === undefined) await rm(dir, { recursive: true, force: true });
     },
   };

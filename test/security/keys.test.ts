@@ -89,62 +89,65 @@ describe("keys used to verify intents", () => {
 });
 
 describe("key-set updates", () => {
+  // Two tiers: `online` signs intents, `root` (offline, pinned) alone signs key sets.
   const root = generateSigningKey();
+  const online = generateSigningKey();
   const added = generateSigningKey();
   const clock = new FakeClock(T0);
-  const current = buildKeySet({ version: 5, issuedAtMs: T0 - DAY, members: [{ key: root }] });
+  const roots = [{ key: root }];
+  const current = buildKeySet({ version: 5, issuedAtMs: T0 - DAY, members: [{ key: online }], roots });
   const setV = (version: number, extra: Partial<TrustedKeySet> = {}): TrustedKeySet => ({
-    ...buildKeySet({ version, issuedAtMs: T0, members: [{ key: root }, { key: added, status: KeyStatus.KEY_STATUS_NEXT }] }),
+    ...buildKeySet({ version, issuedAtMs: T0, members: [{ key: online }, { key: added, status: KeyStatus.KEY_STATUS_NEXT }], roots }),
     ...extra,
   });
   const apply = (signed: SignedKeySet): RejectReason | "accepted" => reasonOf(() => applyKeySetUpdate(current, signed, clock));
 
-  it("accepts version N+1 signed by the current active key and the added key", () => {
-    expect(apply(signKeySet(setV(6), [root, added]))).toBe("accepted");
-    const store = new TrustedKeyStore(current).update(signKeySet(setV(6), [root, added]), clock);
+  it("accepts version N+1 signed by the root key (the added intent key does not sign)", () => {
+    expect(apply(signKeySet(setV(6), [root]))).toBe("accepted");
+    const store = new TrustedKeyStore(current).update(signKeySet(setV(6), [root]), clock);
     expect(store.version).toBe(6);
   });
 
   it("refuses a skipped version (N+2)", () => {
-    expect(apply(signKeySet(setV(7), [root, added]))).toBe(RejectReason.KEYSET_VERSION);
+    expect(apply(signKeySet(setV(7), [root]))).toBe(RejectReason.KEYSET_VERSION);
   });
 
   it("refuses a rollback (N−1) and a replay of the current version (N)", () => {
-    expect(apply(signKeySet(setV(4), [root, added]))).toBe(RejectReason.KEYSET_VERSION);
-    expect(apply(signKeySet(setV(5), [root, added]))).toBe(RejectReason.KEYSET_VERSION);
+    expect(apply(signKeySet(setV(4), [root]))).toBe(RejectReason.KEYSET_VERSION);
+    expect(apply(signKeySet(setV(5), [root]))).toBe(RejectReason.KEYSET_VERSION);
   });
 
-  it("refuses an update signed only by the new key", () => {
-    expect(apply(signKeySet(setV(6), [added]))).toBe(RejectReason.UNKNOWN_KEY);
+  it("refuses an update signed only by the new key, or by the online key with the new one", () => {
+    expect(apply(signKeySet(setV(6), [added]))).toBe(RejectReason.KEYSET_UNKNOWN_ROOT);
+    expect(apply(signKeySet(setV(6), [online, added]))).toBe(RejectReason.KEYSET_NOT_ROOT_SIGNED);
     const rogue = generateSigningKey();
-    const takeover = buildKeySet({ version: 6, issuedAtMs: T0, members: [{ key: rogue }] });
-    expect(apply(signKeySet(takeover, [rogue]))).toBe(RejectReason.UNKNOWN_KEY);
+    const takeover = buildKeySet({ version: 6, issuedAtMs: T0, members: [{ key: rogue }], roots: [{ key: generateSigningKey() }] });
+    expect(apply(signKeySet(takeover, [rogue]))).toBe(RejectReason.KEYSET_UNKNOWN_ROOT);
   });
 
-  it("refuses an update that adds a key without that key's signature", () => {
-    expect(apply(signKeySet(setV(6), [root]))).toBe(RejectReason.BAD_SIGNATURE);
-  });
-
-  it("refuses an expired update and one issued in the future", () => {
-    const expired = buildKeySet({ version: 6, issuedAtMs: T0 - 10 * DAY, expiresAtMs: T0 - 1, members: [{ key: root }] });
-    expect(apply(signKeySet(expired, [root]))).toBe(RejectReason.EXPIRED);
-    const future = buildKeySet({ version: 6, issuedAtMs: T0 + DAY, members: [{ key: root }] });
-    expect(apply(signKeySet(future, [root]))).toBe(RejectReason.NOT_YET_VALID);
-  });
-
-  it("refuses updates vouched for by keys that are not active now", () => {
-    const nextKey = generateSigningKey();
-    const withNext = buildKeySet({ version: 5, issuedAtMs: T0 - DAY, members: [{ key: root, status: KeyStatus.KEY_STATUS_REVOKED }, { key: nextKey, status: KeyStatus.KEY_STATUS_NEXT }] });
-    const update = signKeySet(buildKeySet({ version: 6, issuedAtMs: T0, members: [{ key: nextKey }] }), [root, nextKey]);
-    expect(reasonOf(() => applyKeySetUpdate(withNext, update, clock))).toBe(RejectReason.KEY_REVOKED);
-    const outOfWindow = buildKeySet({ version: 5, issuedAtMs: T0 - 20 * DAY, members: [{ key: root, notBeforeMs: 0, notAfterMs: T0 - 1 }] });
-    expect(reasonOf(() => applyKeySetUpdate(outOfWindow, signKeySet(buildKeySet({ version: 6, issuedAtMs: T0, members: [{ key: root }] }), [root]), clock))).toBe(
-      RejectReason.KEY_NOT_VALID_NOW,
+  it("refuses an update that adds a root without that root's signature", () => {
+    const newRoot = generateSigningKey();
+    expect(apply(signKeySet(setV(6, { rootKeys: [...current.rootKeys, ...buildKeySet({ version: 1, issuedAtMs: T0, members: [{ key: online }], roots: [{ key: newRoot }] }).rootKeys] }), [root]))).toBe(
+      RejectReason.KEYSET_ROOT_CHANGE,
     );
   });
 
+  it("refuses an expired update and one issued in the future", () => {
+    const expired = buildKeySet({ version: 6, issuedAtMs: T0 - 10 * DAY, expiresAtMs: T0 - 1, members: [{ key: online }], roots });
+    expect(apply(signKeySet(expired, [root]))).toBe(RejectReason.EXPIRED);
+    const future = buildKeySet({ version: 6, issuedAtMs: T0 + DAY, members: [{ key: online }], roots });
+    expect(apply(signKeySet(future, [root]))).toBe(RejectReason.NOT_YET_VALID);
+  });
+
+  it("refuses updates vouched for by root keys that are not active now", () => {
+    const revokedRoot = buildKeySet({ version: 5, issuedAtMs: T0 - DAY, members: [{ key: online }], roots: [{ key: root, status: KeyStatus.KEY_STATUS_REVOKED }] });
+    expect(reasonOf(() => applyKeySetUpdate(revokedRoot, signKeySet(setV(6), [root]), clock))).toBe(RejectReason.KEY_REVOKED);
+    const outOfWindow = buildKeySet({ version: 5, issuedAtMs: T0 - 20 * DAY, members: [{ key: online }], roots: [{ key: root, notBeforeMs: 0, notAfterMs: T0 - 1 }] });
+    expect(reasonOf(() => applyKeySetUpdate(outOfWindow, signKeySet(setV(6), [root]), clock))).toBe(RejectReason.KEY_NOT_VALID_NOW);
+  });
+
   it("refuses tampered payloads, bad signature shapes and other container versions", () => {
-    const good = signKeySet(setV(6), [root, added]);
+    const good = signKeySet(setV(6), [root]);
     const flipped = Buffer.from(good.payload);
     flipped[flipped.length - 1] = (flipped[flipped.length - 1] ?? 0) ^ 1;
     expect(apply({ ...good, payload: flipped })).toBe(RejectReason.BAD_SIGNATURE);
@@ -158,14 +161,15 @@ describe("key-set updates", () => {
   it("refuses a key set signed as an intent (domain separation)", () => {
     const payload = Buffer.from(TrustedKeySet.encode(setV(6)).finish());
     const asIntent = sign(null, pae("intent", payload), root.privateKey);
-    const addedSig = sign(null, pae("keyset", payload), added.privateKey);
-    expect(
-      apply({ version: 1, payload, signatures: [{ keyId: root.keyId, signature: asIntent }, { keyId: added.keyId, signature: addedSig }] }),
-    ).toBe(RejectReason.BAD_SIGNATURE);
+    expect(apply({ version: 1, payload, signatures: [{ keyId: root.keyId, signature: asIntent }] })).toBe(RejectReason.BAD_SIGNATURE);
     // The other way round: a key-set signature over intent bytes does not make an intent.
-    const intentBytes = encodeIntent(intentFor(root));
-    const ksSig = sign(null, pae("keyset", intentBytes), root.privateKey);
-    const posing = SignedEnvelope.encode({ version: 1, keyId: root.keyId, payload: Buffer.from(intentBytes), signature: ksSig }).finish();
+    const intentBytes = encodeIntent(intentFor(online));
+    const ksSig = sign(null, pae("keyset", intentBytes), online.privateKey);
+    const posing = SignedEnvelope.encode({ version: 1, keyId: online.keyId, payload: Buffer.from(intentBytes), signature: ksSig }).finish();
     expect(reasonOf(() => verify(posing, { store: new TrustedKeyStore(current), clock }))).toBe(RejectReason.BAD_SIGNATURE);
+    // A root key is not an intent key: an intent it signs is from an unknown key.
+    const rootIntent = Buffer.from(encodeIntent(intentFor(root)));
+    const byRoot = SignedEnvelope.encode({ version: 1, keyId: root.keyId, payload: rootIntent, signature: sign(null, pae("intent", rootIntent), root.privateKey) }).finish();
+    expect(reasonOf(() => verify(byRoot, { store: new TrustedKeyStore(current), clock }))).toBe(RejectReason.UNKNOWN_KEY);
   });
 });

@@ -27,7 +27,7 @@ export * from "./dispatch/dispatcher.js";
 export * from "./dispatch/host-registry.js";
 export * from "./dispatch/intent-builder.js";
 export * from "./dispatch/inventory-collector.js";
-export { initialKeySet, announceKey, activateKey, dropRetiredKeys, revokeKey, signKeySetUpdate, pushKeySetUpdate, KeyRotationError, KeySetPushError, KeySetPushFailure, type KeySetPushReason, DEFAULT_KEYSET_VALIDITY_MS, DEFAULT_SIGNING_KEY_LIFETIME_MS } from "./dispatch/key-rotation.js";
+export { initialKeySet, announceKey, activateKey, dropRetiredKeys, revokeKey, rotateRoot, assertRootOf, rootSignersOf, signKeySetUpdate, pushKeySetUpdate, KeyRotationError, KeySetPushError, KeySetPushFailure, type KeySetPushReason, DEFAULT_KEYSET_VALIDITY_MS, DEFAULT_SIGNING_KEY_LIFETIME_MS } from "./dispatch/key-rotation.js";
 export * from "./dispatch/result-verifier.js";
 export * from "./dispatch/sequence-allocator.js";
 export * as dispatchLimits from "./dispatch/limits.js";

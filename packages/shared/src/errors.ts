@@ -95,6 +95,12 @@ export enum RejectReason {
   KEYSET_VERSION = "KEYSET_VERSION",
   /** A create whose runner URL is not exactly an allowed GitHub origin plus the scope's path. */
   GITHUB_ORIGIN_NOT_ALLOWED = "GITHUB_ORIGIN_NOT_ALLOWED",
+  /** A key-set update not signed by any root key: signed only by an online intent-signing key (two tiers). */
+  KEYSET_NOT_ROOT_SIGNED = "KEYSET_NOT_ROOT_SIGNED",
+  /** A key-set update signed only by keys the agent does not know, or to an agent with no root key pinned. */
+  KEYSET_UNKNOWN_ROOT = "KEYSET_UNKNOWN_ROOT",
+  /** A key-set update that names a new root key without that key's own signature, or that leaves no active root. */
+  KEYSET_ROOT_CHANGE = "KEYSET_ROOT_CHANGE",
 }
 
 /** Every {@link RejectReason} value, for exhaustive tests and for validating reason codes read from the wire. */

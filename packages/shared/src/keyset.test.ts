@@ -67,40 +67,63 @@ describe("TrustedKeyStore", () => {
 });
 
 describe("key-set rotation", () => {
-  it("walks prepare → activate → retire → revoke", () => {
+  it("walks prepare → activate → retire → revoke, every step signed by the root key", () => {
     const clock = new FakeClock();
+    const root = generateSigningKey();
     const old = generateSigningKey();
     const next = generateSigningKey();
-    let store = new TrustedKeyStore(buildKeySet({ version: 1, issuedAtMs: clock.now(), members: [{ key: old }] }));
-    // Prepare: announce the new key, signed by the active old key and by the new key itself.
-    const v2 = buildKeySet({
-      version: 2,
-      issuedAtMs: clock.now(),
-      members: [{ key: old }, { key: next, status: KeyStatus.KEY_STATUS_NEXT }],
-    });
-    store = store.update(decodeSignedKeySet(encodeSignedKeySet(signKeySet(v2, [old, next]))), clock);
+    const roots = [{ key: root }];
+    let store = new TrustedKeyStore(buildKeySet({ version: 1, issuedAtMs: clock.now(), members: [{ key: old }], roots }));
+    // Prepare: announce the new key, signed by the root (the intent keys never sign key sets).
+    const v2 = buildKeySet({ version: 2, issuedAtMs: clock.now(), members: [{ key: old }, { key: next, status: KeyStatus.KEY_STATUS_NEXT }], roots });
+    expect(reasonOf(() => store.update(signKeySet(v2, [old, next]), clock))).toBe(RejectReason.KEYSET_NOT_ROOT_SIGNED);
+    store = store.update(decodeSignedKeySet(encodeSignedKeySet(signKeySet(v2, [root]))), clock);
     expect(store.version).toBe(2);
     clock.advance(DAY);
-    // Activate the new key, retire the old one; signed by the old active key (new key is not new any more).
-    const v3 = buildKeySet({
-      version: 3,
-      issuedAtMs: clock.now(),
-      members: [{ key: old, status: KeyStatus.KEY_STATUS_RETIRED }, { key: next }],
-    });
-    store = store.update(signKeySet(v3, [old]), clock);
-    // Revoke the old key; now only the new key is active and may sign.
-    const v4 = buildKeySet({ version: 4, issuedAtMs: clock.now(), members: [{ key: next }] });
-    expect(reasonOf(() => store.update(signKeySet(v4, [old]), clock))).toBe(RejectReason.UNKNOWN_KEY);
-    store = store.update(signKeySet(v4, [next]), clock);
+    const v3 = buildKeySet({ version: 3, issuedAtMs: clock.now(), members: [{ key: old, status: KeyStatus.KEY_STATUS_RETIRED }, { key: next }], roots });
+    store = store.update(signKeySet(v3, [root]), clock);
+    const v4 = buildKeySet({ version: 4, issuedAtMs: clock.now(), members: [{ key: next }], roots });
+    expect(reasonOf(() => store.update(signKeySet(v4, [next]), clock))).toBe(RejectReason.KEYSET_NOT_ROOT_SIGNED);
+    store = store.update(signKeySet(v4, [root]), clock);
     expect(store.version).toBe(4);
     expect(reasonOf(() => store.lookup(old.keyId, clock.now()))).toBe(RejectReason.UNKNOWN_KEY);
+    // A root key never verifies an intent.
+    expect(reasonOf(() => store.lookup(root.keyId, clock.now()))).toBe(RejectReason.UNKNOWN_KEY);
   });
 
   it("carries hwmFloor through", () => {
     const clock = new FakeClock();
     const k = generateSigningKey();
+    const root = generateSigningKey();
+    const v1 = buildKeySet({ version: 1, issuedAtMs: clock.now(), members: [{ key: k }], roots: [{ key: root }] });
+    const v2 = buildKeySet({ version: 2, issuedAtMs: clock.now(), members: [{ key: k }], hwmFloor: 500, roots: [{ key: root }] });
+    expect(applyKeySetUpdate(v1, signKeySet(v2, [root]), clock).hwmFloor).toBe(500);
+  });
+
+  it("rotates the root: the old root names the new one and both sign; the last root cannot be dropped", () => {
+    const clock = new FakeClock();
+    const k = generateSigningKey();
+    const oldRoot = generateSigningKey();
+    const newRoot = generateSigningKey();
+    const v1 = buildKeySet({ version: 1, issuedAtMs: clock.now(), members: [{ key: k }], roots: [{ key: oldRoot }] });
+    const v2 = buildKeySet({ version: 2, issuedAtMs: clock.now(), members: [{ key: k }], roots: [{ key: newRoot }] });
+    expect(reasonOf(() => applyKeySetUpdate(v1, signKeySet(v2, [oldRoot]), clock))).toBe(RejectReason.KEYSET_ROOT_CHANGE);
+    expect(reasonOf(() => applyKeySetUpdate(v1, signKeySet(v2, [newRoot]), clock))).toBe(RejectReason.KEYSET_UNKNOWN_ROOT);
+    const after = applyKeySetUpdate(v1, signKeySet(v2, [oldRoot, newRoot]), clock);
+    expect(after.rootKeys.map((r) => r.keyId)).toEqual([newRoot.keyId]);
+    const v3 = buildKeySet({ version: 3, issuedAtMs: clock.now(), members: [{ key: k }], roots: [{ key: newRoot }] });
+    expect(reasonOf(() => applyKeySetUpdate(after, signKeySet(v3, [oldRoot]), clock))).toBe(RejectReason.KEYSET_UNKNOWN_ROOT);
+    const noRoot = buildKeySet({ version: 3, issuedAtMs: clock.now(), members: [{ key: k }] });
+    expect(reasonOf(() => applyKeySetUpdate(after, signKeySet(noRoot, [newRoot]), clock))).toBe(RejectReason.KEYSET_ROOT_CHANGE);
+  });
+
+  it("a set that pins no root can never be updated", () => {
+    const clock = new FakeClock();
+    const k = generateSigningKey();
     const v1 = buildKeySet({ version: 1, issuedAtMs: clock.now(), members: [{ key: k }] });
-    const v2 = buildKeySet({ version: 2, issuedAtMs: clock.now(), members: [{ key: k }], hwmFloor: 500 });
-    expect(applyKeySetUpdate(v1, signKeySet(v2, [k]), clock).hwmFloor).toBe(500);
+    // A key in both tiers is malformed: the root would verify intents like an online key.
+    expect(reasonOf(() => buildKeySet({ version: 2, issuedAtMs: clock.now(), members: [{ key: k }], roots: [{ key: k }] }))).toBe(RejectReason.PAYLOAD_MALFORMED);
+    const v2b = buildKeySet({ version: 2, issuedAtMs: clock.now(), members: [{ key: k }], hwmFloor: 9 });
+    expect(reasonOf(() => applyKeySetUpdate(v1, signKeySet(v2b, [k]), clock))).toBe(RejectReason.KEYSET_NOT_ROOT_SIGNED);
   });
 });

@@ -1,14 +1,15 @@
 /**
- * The agent's trusted coordinator keys and their rotation (TUF-style): a versioned `TrustedKeySet`, installed out
- * of band at enrollment, replaced only by a `SignedKeySet` whose version is exactly current + 1, signed by a key
- * active in the current set and by every key the update introduces, and not expired. Keys are never learnt from
- * the network any other way.
+ * The agent's trusted coordinator keys and their rotation (TUF-style), in two tiers: online intent-signing keys
+ * (`keys`), which verify intents and nothing else, and offline root keys (`rootKeys`), pinned at install time,
+ * which alone can change the set. The set is installed out of band at enrollment and replaced only by a
+ * `SignedKeySet` whose version is exactly current + 1, signed by a root key active in the current set and by every
+ * root key the update introduces, and not expired. Keys are never learnt from the network any other way.
  */
 import { sign, verify, type KeyObject } from "node:crypto";
 import type { Clock } from "./clock.js";
 import { RejectError, RejectReason } from "./errors.js";
-import { pae, resolveVerifyingKey } from "./envelope.js";
-import { KeyStatus, SignedKeySet, TrustedKeySet } from "./gen/lanekeeper/v1/envelope.js";
+import { pae } from "./envelope.js";
+import { KeyStatus, SignedKeySet, TrustedKeySet, type TrustedKey } from "./gen/lanekeeper/v1/envelope.js";
 import { keyIdOf, publicKeyFromRaw, type SigningKey } from "./keys.js";
 import {
   CLOCK_SKEW_MS,
@@ -33,9 +34,10 @@ function malformed(message: string): RejectError {
 }
 
 /**
- * Check a key set's structure: version ≥ 1, 1–{@link MAX_KEYSET_KEYS} keys with unique ids equal to the hash of
- * their 32-byte public keys, known statuses, `notBeforeMs < notAfterMs`, and `issuedAtMs < expiresAtMs`.
- * Throws `RejectError(PAYLOAD_MALFORMED)`.
+ * Check a key set's structure: version ≥ 1, 1–{@link MAX_KEYSET_KEYS} intent keys and at most as many root keys,
+ * ids unique across both tiers and equal to the hash of their 32-byte public keys, known statuses,
+ * `notBeforeMs < notAfterMs`, and `issuedAtMs < expiresAtMs`. A set without root keys is well formed (it can
+ * verify intents) but can never be updated. Throws `RejectError(PAYLOAD_MALFORMED)`.
  */
 export function validateKeySet(set: TrustedKeySet): void {
   if (!Number.isSafeInteger(set.version) || set.version < 1) throw malformed("version must be at least 1");
@@ -44,10 +46,12 @@ export function validateKeySet(set: TrustedKeySet): void {
   if (!(set.issuedAtMs > 0 && set.expiresAtMs > set.issuedAtMs)) {
     throw malformed("issuedAtMs must be positive and expiresAtMs after it");
   }
+  if (set.rootKeys.length > MAX_KEYSET_KEYS) throw malformed(`has ${set.rootKeys.length} root keys, at most ${MAX_KEYSET_KEYS}`);
   const seen = new Set<string>();
-  for (const k of set.keys) {
+  for (const k of [...set.keys, ...set.rootKeys]) {
     if (k.publicKey.length !== RAW_PUBLIC_KEY_BYTES) throw malformed(`key ${k.keyId} is not ${RAW_PUBLIC_KEY_BYTES} bytes`);
     if (k.keyId !== keyIdOf(k.publicKey)) throw malformed(`key id ${k.keyId} is not the SHA-256 of its public key`);
+    // Also across the tiers: a root key that verified intents would be an online key.
     if (seen.has(k.keyId)) throw malformed(`key ${k.keyId} is listed twice`);
     seen.add(k.keyId);
     if (
@@ -93,7 +97,9 @@ export class TrustedKeyStore {
       entries.set(k.keyId, entry);
       Object.freeze(k);
     }
+    for (const k of copy.rootKeys) Object.freeze(k);
     Object.freeze(copy.keys);
+    Object.freeze(copy.rootKeys);
     this.set = Object.freeze(copy);
     this.byId = entries;
   }
@@ -103,7 +109,7 @@ export class TrustedKeyStore {
     return this.set.version;
   }
 
-  /** Every key, whatever its status. */
+  /** Every intent-signing key, whatever its status (root keys are not entries: they never verify intents). */
   entries(): TrustedKeyEntry[] {
     return [...this.byId.values()];
   }
@@ -147,6 +153,24 @@ export interface KeySetMember {
 
 const DAY_MS = 86_400_000;
 
+/** Default validity of a root key: long, because replacing an expired root means re-pinning every host. */
+export const ROOT_KEY_LIFETIME_MS = 10 * 365 * DAY_MS;
+
+function rootKeyEntry(m: KeySetMember, issuedAtMs: number): TrustedKey {
+  return {
+    keyId: m.key.keyId,
+    publicKey: Buffer.from(m.key.publicKey),
+    notBeforeMs: m.notBeforeMs ?? 0,
+    notAfterMs: m.notAfterMs ?? issuedAtMs + ROOT_KEY_LIFETIME_MS,
+    status: m.status ?? KeyStatus.KEY_STATUS_ACTIVE,
+  };
+}
+
+/** A root key entry for a key set (`keys root-init`, root rotation): ACTIVE, valid from 0 for `lifetimeMs`. */
+export function rootKeyOf(key: Pick<SigningKey, "keyId" | "publicKey">, issuedAtMs: number, lifetimeMs = ROOT_KEY_LIFETIME_MS): TrustedKey {
+  return rootKeyEntry({ key, notAfterMs: issuedAtMs + lifetimeMs }, issuedAtMs);
+}
+
 /** Assemble and validate a key set (coordinator `keys` commands, enrollment, tests). */
 export function buildKeySet(args: {
   version: number;
@@ -156,6 +180,8 @@ export function buildKeySet(args: {
   expiresAtMs?: number;
   /** @default 0 (no floor) */
   hwmFloor?: number;
+  /** The offline root keys (`notAfterMs` defaults to issuedAtMs + {@link ROOT_KEY_LIFETIME_MS}). @default none */
+  roots?: readonly KeySetMember[];
 }): TrustedKeySet {
   const set: TrustedKeySet = {
     version: args.version,
@@ -166,6 +192,7 @@ export function buildKeySet(args: {
       notAfterMs: m.notAfterMs ?? args.issuedAtMs + 90 * DAY_MS,
       status: m.status ?? KeyStatus.KEY_STATUS_ACTIVE,
     })),
+    rootKeys: (args.roots ?? []).map((m) => rootKeyEntry(m, args.issuedAtMs)),
     hwmFloor: args.hwmFloor ?? 0,
     issuedAtMs: args.issuedAtMs,
     expiresAtMs: args.expiresAtMs ?? args.issuedAtMs + 365 * DAY_MS,
@@ -174,7 +201,7 @@ export function buildKeySet(args: {
   return set;
 }
 
-/** Sign a key set with every key in `keys` (a key active in the current set, plus every key the set adds). */
+/** Sign a key set with every key in `keys` (a root key active in the current set, plus every root key the set adds). */
 export function signKeySet(set: TrustedKeySet, keys: readonly SigningKey[]): SignedKeySet {
   validateKeySet(set);
   const payload = Buffer.from(TrustedKeySet.encode(set).finish());
@@ -208,11 +235,15 @@ function verifyWith(key: KeyObject, message: Buffer, signature: Uint8Array): boo
 }
 
 /**
- * Verify and apply a key-set update. Checks, in order: container version; size and signature shapes; at least
- * one valid signature by a key that is `ACTIVE` in `current` and within its window (before the payload is
- * parsed); strict decode and structure; `version == current.version + 1` (`KEYSET_VERSION` otherwise, so no
- * rollback, replay or skip); not expired (`EXPIRED`) nor issued in the future (`NOT_YET_VALID`); a valid
- * signature by every key the update introduces (`BAD_SIGNATURE`). Returns the new set; persisting it atomically
+ * Verify and apply a key-set update. Checks, in order: container version; size and signature shapes; a valid
+ * signature by a ROOT key that is `ACTIVE` in `current` and within its window, before the payload is parsed
+ * (`KEYSET_NOT_ROOT_SIGNED` when the only signers are intent-signing keys: the online key never changes trust;
+ * `KEYSET_UNKNOWN_ROOT` when no signer is known or no root is pinned; `BAD_SIGNATURE`, `KEY_REVOKED` or
+ * `KEY_NOT_VALID_NOW` for a root signature that does not count); strict decode and structure;
+ * `version == current.version + 1` (`KEYSET_VERSION` otherwise, so no rollback, replay or skip); not expired
+ * (`EXPIRED`) nor issued in the future (`NOT_YET_VALID`); at least one ACTIVE root left, and a valid signature by
+ * every root key the update introduces (`KEYSET_ROOT_CHANGE`: root rotation needs the old and the new root).
+ * Intent keys may be added, rotated or removed freely by the root. Returns the new set; persisting it atomically
  * is the caller's job.
  */
 export function applyKeySetUpdate(current: TrustedKeySet, signed: SignedKeySet, clock: Clock): TrustedKeySet {
@@ -237,36 +268,44 @@ export function applyKeySetUpdate(current: TrustedKeySet, signed: SignedKeySet, 
   }
   const message = pae("keyset", signed.payload);
 
-  // 1. Vouched for by the current set, before anything in the payload is believed.
-  const currentStore = new TrustedKeyStore(current);
+  // 1. Vouched for by a root of the current set, before anything in the payload is believed.
+  validateKeySet(current);
   let vouched = false;
   let firstProblem: RejectError | undefined;
   for (const s of signed.signatures) {
-    const entry = currentStore.entries().find((e) => e.keyId === s.keyId);
-    if (!entry) continue;
-    if (entry.status !== KeyStatus.KEY_STATUS_ACTIVE) {
-      firstProblem ??= new RejectError(
-        entry.status === KeyStatus.KEY_STATUS_REVOKED ? RejectReason.KEY_REVOKED : RejectReason.UNKNOWN_KEY,
-        `key ${s.keyId} is not active in key set version ${current.version}`,
-      );
-      continue;
-    }
+    const root = current.rootKeys.find((r) => r.keyId === s.keyId);
+    if (!root) continue;
     try {
-      const { key } = resolveVerifyingKey(s.keyId, (id) => currentStore.lookup(id, now), now);
-      if (verifyWith(key, message, s.signature)) {
+      if (root.status !== KeyStatus.KEY_STATUS_ACTIVE) {
+        throw new RejectError(RejectReason.KEY_REVOKED, `root key ${s.keyId} is not active in key set version ${current.version}`);
+      }
+      assertKeyUsable(root, now);
+      if (verifyWith(publicKeyFromRaw(root.publicKey), message, s.signature)) {
         vouched = true;
         break;
       }
-      firstProblem ??= new RejectError(RejectReason.BAD_SIGNATURE, `signature by key ${s.keyId} does not verify`);
+      firstProblem ??= new RejectError(RejectReason.BAD_SIGNATURE, `signature by root key ${s.keyId} does not verify`);
     } catch (err) {
       if (!(err instanceof RejectError)) throw err;
       firstProblem ??= err;
     }
   }
   if (!vouched) {
-    throw (
-      firstProblem ??
-      new RejectError(RejectReason.UNKNOWN_KEY, `key set update is not signed by any key active in key set version ${current.version}`)
+    if (firstProblem !== undefined) throw firstProblem;
+    const intentSigner = signed.signatures.find((s) => current.keys.some((k) => k.keyId === s.keyId));
+    if (intentSigner !== undefined) {
+      throw new RejectError(
+        RejectReason.KEYSET_NOT_ROOT_SIGNED,
+        `key set update is signed by intent key ${intentSigner.keyId}, not by a root key: only the offline root key can change trust`,
+        { details: { keyId: intentSigner.keyId, keysetVersion: current.version } },
+      );
+    }
+    throw new RejectError(
+      RejectReason.KEYSET_UNKNOWN_ROOT,
+      current.rootKeys.length === 0
+        ? `key set version ${current.version} pins no root key: no update can be applied; re-pin the root key on this host`
+        : `key set update is not signed by any root key of key set version ${current.version}`,
+      { details: { keysetVersion: current.version } },
     );
   }
 
@@ -287,13 +326,17 @@ export function applyKeySetUpdate(current: TrustedKeySet, signed: SignedKeySet, 
     throw new RejectError(RejectReason.NOT_YET_VALID, `key set version ${next.version} is issued in the future`);
   }
 
-  // 3. Every introduced key proves possession by signing too (no key can be added behind its holder's back).
-  const known = new Set(current.keys.map((k) => k.keyId));
-  for (const k of next.keys) {
-    if (known.has(k.keyId) || k.status === KeyStatus.KEY_STATUS_REVOKED) continue;
-    const s = signed.signatures.find((x) => x.keyId === k.keyId);
-    if (!s || !verifyWith(publicKeyFromRaw(k.publicKey), message, s.signature)) {
-      throw new RejectError(RejectReason.BAD_SIGNATURE, `key set version ${next.version} adds key ${k.keyId} but is not signed by it`);
+  // 3. Root changes: some root must remain, and a new root proves possession by signing too (the old root names
+  // it, the new root accepts it), so a root is never added behind its holder's back or by a typo.
+  if (!next.rootKeys.some((r) => r.status === KeyStatus.KEY_STATUS_ACTIVE)) {
+    throw new RejectError(RejectReason.KEYSET_ROOT_CHANGE, `key set version ${next.version} leaves no active root key: nothing could ever update it`);
+  }
+  const knownRoots = new Set(current.rootKeys.map((k) => k.keyId));
+  for (const r of next.rootKeys) {
+    if (knownRoots.has(r.keyId) || r.status === KeyStatus.KEY_STATUS_REVOKED) continue;
+    const s = signed.signatures.find((x) => x.keyId === r.keyId);
+    if (!s || !verifyWith(publicKeyFromRaw(r.publicKey), message, s.signature)) {
+      throw new RejectError(RejectReason.KEYSET_ROOT_CHANGE, `key set version ${next.version} adds root key ${r.keyId} but is not signed by it`);
     }
   }
   return next;

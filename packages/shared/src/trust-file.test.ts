@@ -8,11 +8,12 @@ import { formatTrustFile, parseTrustFile } from "./trust-file.js";
 describe("trust file", () => {
   const a = generateSigningKey();
   const b = generateSigningKey();
-  const set = buildKeySet({ version: 2, issuedAtMs: 1000, members: [{ key: a }, { key: b, status: KeyStatus.KEY_STATUS_NEXT }], hwmFloor: 9 });
+  const root = generateSigningKey();
+  const set = buildKeySet({ version: 2, issuedAtMs: 1000, members: [{ key: a }, { key: b, status: KeyStatus.KEY_STATUS_NEXT }], hwmFloor: 9, roots: [{ key: root }] });
 
   it("round-trips", () => {
     const text = formatTrustFile(set);
-    expect(JSON.parse(text)).toMatchObject({ format: "lanekeeper.trust.v1", version: 2, keys: [{ status: "active" }, { status: "next" }] });
+    expect(JSON.parse(text)).toMatchObject({ format: "lanekeeper.trust.v1", version: 2, keys: [{ status: "active" }, { status: "next" }], rootKeys: [{ keyId: root.keyId, status: "active" }] });
     expect(parseTrustFile(text)).toEqual(set);
   });
 
@@ -33,6 +34,10 @@ describe("trust file", () => {
     expect(bad((d) => { d.extra = 1; })).toEqual(["extra"]);
     expect(bad((d) => { d.keys[1].keyId = d.keys[0].keyId; })).toEqual(["keys"]);
     expect(bad((d) => { d.format = "other"; })).toEqual(["format"]);
+    // The root key is pinned by the trust file: a file without one is refused, as is a root doubling as an intent key.
+    expect(bad((d) => { delete d.rootKeys; })).toEqual(["rootKeys"]);
+    expect(bad((d) => { d.rootKeys = []; })).toEqual(["rootKeys"]);
+    expect(bad((d) => { d.rootKeys[0] = d.keys[0]; })).toEqual(["keys"]);
     expect(() => parseTrustFile('{"__proto__": {}}')).toThrow(ConfigError);
     expect(() => parseTrustFile("not json")).toThrow(/not valid JSON/);
   });

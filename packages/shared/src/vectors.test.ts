@@ -20,7 +20,7 @@ describe("golden vectors", () => {
   const keys = load("keys.json");
 
   it("derive the same keys from the same seeds", () => {
-    for (const name of ["coordinator", "coordinatorNext", "agent"]) {
+    for (const name of ["coordinator", "coordinatorNext", "root", "agent"]) {
       const k = signingKeyFromSeed(buf(keys[name].seedHex));
       expect(k.publicKey.toString("hex")).toBe(keys[name].publicKeyHex);
       expect(k.keyId).toBe(keys[name].keyId);
@@ -59,10 +59,11 @@ describe("golden vectors", () => {
     expect(openSecret(sealing, intent.action.value.registration, context).toString("hex")).toBe(sealedVector.plaintextHex);
   });
 
-  it("key set update verifies against a version-1 set holding the coordinator key", () => {
+  it("key set update verifies against a version-1 set pinning the root key", () => {
     const v = load("keyset.json");
     const coordinator = signingKeyFromSeed(buf(keys.coordinator.seedHex));
-    const v1 = buildKeySet({ version: 1, issuedAtMs: VECTOR_TIME_MS - 1000, members: [{ key: coordinator, notBeforeMs: 0 }] });
+    const root = signingKeyFromSeed(buf(keys.root.seedHex));
+    const v1 = buildKeySet({ version: 1, issuedAtMs: VECTOR_TIME_MS - 1000, members: [{ key: coordinator, notBeforeMs: 0 }], roots: [{ key: root }] });
     const next = applyKeySetUpdate(v1, decodeSignedKeySet(buf(v.signedKeySetHex)), new FakeClock(VECTOR_TIME_MS));
     expect(next.version).toBe(2);
     expect(next.keys).toHaveLength(2);

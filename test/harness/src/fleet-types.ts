@@ -214,6 +214,8 @@ export interface Fleet {
   coordinatorKeyPath: string;
   /** The trust file installed on every agent (the key set `lanekeeper keys generate` wrote, version 1). */
   trustPath: string;
+  /** The root key (`lanekeeper keys root-init`) the trust file pins: `keys rotate --root-key` needs it. */
+  rootKeyPath: string;
   /** The coordinator's local audit chain (policy `coordinator.auditFile`). */
   auditPath: string;
   /** Environment the coordinator CLI needs on top of process.env (GitHub token and NATS password variables). */

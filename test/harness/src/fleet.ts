@@ -294,8 +294,12 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
       [FLEET_NATS_PASSWORD_ENV]: coordinatorUser.password,
       LANEKEEPER_POLICY: policyPath,
     };
-    // The coordinator's key and the trust file the agents install, made by the coordinator's own CLI.
-    const keysOut = await runCommand(process.execPath, [COORDINATOR_BIN, "keys", "generate", "--json"], {
+    // The offline root key (pinned by every trust file), the coordinator's key and the trust file the agents
+    // install, made by the coordinator's own CLI.
+    const rootKeyPath = join(dir, "root.key");
+    const rootOut = await runCommand(process.execPath, [COORDINATOR_BIN, "keys", "root-init", "--out", rootKeyPath, "--json"], { cwd: dir, timeoutMs: FLEET_CLI_TIMEOUT_MS });
+    if (rootOut.code !== 0) throw new LauncherError("COMMAND_FAILED", `lanekeeper keys root-init exited ${rootOut.code}: ${rootOut.stderr.trim()}`);
+    const keysOut = await runCommand(process.execPath, [COORDINATOR_BIN, "keys", "generate", "--root-public-key", `${rootKeyPath}.pub`, "--json"], {
       env: { ...process.env, ...coordinatorEnv },
       cwd: dir,
       timeoutMs: FLEET_CLI_TIMEOUT_MS,
@@ -333,6 +337,7 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
       policyPath,
       coordinatorKeyPath,
       trustPath,
+      rootKeyPath,
       auditPath,
       coordinatorEnv,
       async lanekeeper(args, o = {}) {

@@ -5,7 +5,6 @@ import {
   intentSubject,
   RejectError,
   RejectReason,
-  ResultStatus,
   type AgentConfig,
   type Logger,
   type NatsConnectionStatus,
@@ -16,6 +15,7 @@ import type { AgentDaemon } from "../agent-daemon.js";
 import { AgentTrust, keySetUpdateHandler, TrustError } from "./agent-trust.js";
 import { Intake, type IntakeOutcome, type KeySource } from "./intake.js";
 import { intakeControlOf } from "./intake-policy.js";
+import { intakeAuditRecord } from "./intake-audit.js";
 import { InventoryPublisher, resolveInventoryPublisherOptions } from "./inventory-publisher.js";
 import { LaneManagerExecutor } from "./lane-manager-executor.js";
 import { NatsMonitor } from "./nats-monitor.js";
@@ -127,21 +127,9 @@ export async function startAgentIntake(opts: StartAgentIntakeOptions): Promise<A
           { intentId: o.intentId, digest: o.digest, sequence: o.sequence, action: o.action, laneId: o.laneId, status: o.status, reasonCode: o.reasonCode, duplicate: o.duplicate },
           "intent",
         );
-        // A signed intent the intake refused before acting (allowlist, ownership, hold, replay, max lanes) goes into
-        // the host's own audit chain; refusals at the instant of acting are audited by the lane manager.
-        if (o.status === ResultStatus.RESULT_STATUS_REJECTED && !o.executed && !o.duplicate) {
-          audit
-            .append({
-              source: `agent:${config.hostId}`,
-              action: o.action === "" ? "intent" : o.action,
-              phase: "rejected",
-              hostId: config.hostId,
-              intentId: o.intentId,
-              reasonCode: o.reasonCode,
-              ...(o.laneId === "" ? {} : { laneId: o.laneId }),
-              details: { sequence: o.sequence, digest: o.digest },
-            })
-            .catch((err: unknown) => log.error({ intentId: o.intentId, err: err instanceof Error ? err.message : String(err) }, "audit append failed"));
+        const record = intakeAuditRecord(config.hostId, o);
+        if (record !== undefined) {
+          audit.append(record).catch((err: unknown) => log.error({ intentId: o.intentId, err: err instanceof Error ? err.message : String(err) }, "audit append failed"));
         }
       },
       onChange: () => inventory?.notifyChange(),

@@ -44,9 +44,10 @@ export interface AgentTrustOptions {
 
 /**
  * The agent's trusted coordinator keys. The installed trust file is the root of trust (installed out of band at
- * enrollment, like SPIRE's trust bundle); later versions arrive only as `SignedKeySet` updates verified by
- * `applyKeySetUpdate` (exactly current + 1, signed by a key active in the current set and by every key it adds,
- * not expired) and are kept in the state directory. At start the newer of the two is used; anything older than
+ * enrollment, like SPIRE's trust bundle): it pins the offline root key(s) and lists the online intent keys. Later
+ * versions arrive only as `SignedKeySet` updates verified by `applyKeySetUpdate` (exactly current + 1, signed by
+ * a root key of the current set and by every root key it adds, not expired; the online key alone can change
+ * nothing) and are kept in the state directory. At start the newer of the two is used; anything older than
  * the version recorded in the replay state is refused.
  */
 export class AgentTrust {
@@ -94,8 +95,9 @@ export class AgentTrust {
 
   /**
    * Verify a signed key-set update against the current set and, when it holds, persist it atomically and
-   * switch to it. Updates are applied one at a time. Throws `RejectError` (`KEYSET_VERSION` for a rollback,
-   * replay or skipped version; `EXPIRED`; `BAD_SIGNATURE`; `UNKNOWN_KEY`, ...) and keeps the current set.
+   * switch to it. Updates are applied one at a time. Throws `RejectError` (`KEYSET_NOT_ROOT_SIGNED` when only an
+   * intent key signed; `KEYSET_UNKNOWN_ROOT`; `KEYSET_VERSION` for a rollback, replay or skipped version;
+   * `KEYSET_ROOT_CHANGE`; `EXPIRED`; `BAD_SIGNATURE`, ...) and keeps the current set.
    */
   applyUpdate(bytes: Uint8Array): Promise<TrustedKeySet> {
     const run = this.chain.then(async () => {

@@ -51,7 +51,8 @@ export interface IntakeOutcome {
   readonly intentId: string;
   readonly digest: string;
   readonly sequence: number;
-  readonly action: ActionKind | "";
+  /** The intent's action, `keyset` for a signed key-set update, `""` when unknown. */
+  readonly action: ActionKind | typeof KEYSET_KIND | "";
   readonly laneId: string;
   readonly status: ResultStatus;
   readonly reasonCode: string;
@@ -94,7 +95,7 @@ export interface IntakeOptions {
   /** @default MAX_INTENT_TTL_MS */
   maxTtlMs?: number;
   log?: Logger;
-  /** Called after every intent that reached the replay step (for audit and status). */
+  /** Called after every intent that reached the replay step, and every key-set update (for audit and status). */
   onOutcome?: (o: IntakeOutcome) => void;
   /** Called after an action ran (the inventory publisher publishes on change). */
   onChange?: () => void;
@@ -401,14 +402,30 @@ export class Intake {
     if (this.opts.keySetUpdates === undefined) {
       return this.sign({ ...fields, sequence: 0, status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.NO_ACTION, message: "key-set updates are not accepted here" });
     }
+    const outcome = (status: ResultStatus, reasonCode: string, sequence: number): void =>
+      this.opts.onOutcome?.({
+        intentId: UNKNOWN_INTENT_ID,
+        digest: digest.toString("hex"),
+        sequence,
+        action: KEYSET_KIND,
+        laneId: "",
+        status,
+        reasonCode,
+        atMs: this.clock.now(),
+        executed: status === ResultStatus.RESULT_STATUS_OK,
+        duplicate: false,
+      });
     try {
       const { version } = await this.opts.keySetUpdates.applyKeySetUpdate(bytes);
       this.opts.log?.info({ version }, "trusted key set updated");
+      outcome(ResultStatus.RESULT_STATUS_OK, "", version);
       this.opts.onChange?.();
       return this.sign({ ...fields, sequence: version, status: ResultStatus.RESULT_STATUS_OK, reasonCode: "", message: `key set version ${version} applied` });
     } catch (err) {
       const reasonCode = isRejectError(err) ? err.reason : err instanceof LanekeeperError ? err.code : "INTERNAL";
       this.opts.log?.warn({ reasonCode, err: isRejectError(err) ? undefined : err }, "key-set update refused");
+      // A refused trust change is evidence of a stolen online key or a botched rotation: it goes into the audit.
+      outcome(ResultStatus.RESULT_STATUS_REJECTED, reasonCode, 0);
       return this.sign({
         ...fields,
         sequence: 0,

@@ -5,7 +5,7 @@ import { runAuditTail, runAuditVerify } from "./audit-command.js";
 import type { CoordinatorCliDeps } from "./coordinator-session.js";
 import { parseDuration } from "./duration.js";
 import type { ExitCode } from "./exit-codes.js";
-import { runKeysGenerate, runKeysPush, runKeysRotate } from "./keys-command.js";
+import { runKeysGenerate, runKeysPush, runKeysRootInit, runKeysRootRotate, runKeysRotate } from "./keys-command.js";
 import { runLanes } from "./lanes-command.js";
 import { runServe } from "./serve-command.js";
 import { runStatus } from "./status-command.js";
@@ -22,7 +22,7 @@ function concurrency(v: string): number {
 
 /**
  * Register the commands that act on the fleet: `apply`, `status`, `lanes <op>`, `audit verify|tail`,
- * `keys generate|rotate|push`. `done`
+ * `keys root-init|generate|rotate|root-rotate|push`. `done`
  * receives each command's exit code (the program maps thrown errors itself).
  */
 export function registerOperationCommands(program: Command, io: CliIo, deps: CoordinatorCliDeps, done: (code: ExitCode) => void): void {
@@ -105,9 +105,18 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
 
   const keys = program.command("keys").description("the coordinator's intent-signing key and the key set agents trust");
   keys
+    .command("root-init")
+    .description("create the offline root key (0600, never printed; move it offline) and its public key <file>.pub")
+    .requiredOption("--out <file>", "where to write the root private key; the public key goes to <file>.pub")
+    .option("--json", "print JSON")
+    .action(async (o: Parameters<typeof runKeysRootInit>[0]) => {
+      done(await runKeysRootInit(o, io));
+    });
+  keys
     .command("generate")
-    .description("create the signing key (coordinator.keyFile, 0600) and the version-1 trust file for the agents")
+    .description("create the signing key (coordinator.keyFile, 0600) and the version-1 trust file for the agents, pinning the root key")
     .option("--policy <file>", "policy file")
+    .requiredOption("--root-public-key <file>", "the root public key `keys root-init` wrote (<root-key>.pub)")
     .option("--json", "print JSON")
     .action(async (o: Parameters<typeof runKeysGenerate>[0]) => {
       done(await runKeysGenerate(o, io));
@@ -120,6 +129,7 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
       if (v !== "announce" && v !== "activate" && v !== "retire") throw new InvalidArgumentError("must be announce, activate or retire");
       return v;
     })
+    .requiredOption("--root-key <file>", "the offline root key (`keys root-init`): it alone signs key-set updates")
     .option("--push", "send the signed update to every enrolled host over NATS")
     .option("--out <file>", "where to write the signed update (default <keyFile>.keyset-v<version>.update)")
     .option("--json", "print JSON")
@@ -127,10 +137,23 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
       done(await runKeysRotate(o, io));
     });
   keys
+    .command("root-rotate")
+    .description("replace the root key: a key set naming the new root, signed by the old and the new root")
+    .option("--policy <file>", "policy file")
+    .requiredOption("--root-key <file>", "the current (old) root key")
+    .requiredOption("--new-root-key <file>", "the new root key (another `keys root-init`)")
+    .option("--push", "send the signed update to every enrolled host over NATS")
+    .option("--out <file>", "where to write the signed update (default <keyFile>.keyset-v<version>.update)")
+    .option("--json", "print JSON")
+    .action(async (o: Parameters<typeof runKeysRootRotate>[0]) => {
+      done(await runKeysRootRotate(o, io));
+    });
+  keys
     .command("push")
     .description("send a signed key-set update file to every enrolled host")
     .argument("<update-file>", "the file `keys rotate` wrote")
     .option("--policy <file>", "policy file")
+    .option("--root-key <file>", "add the root key's signature (needed when the update is not root-signed yet)")
     .option("--json", "print JSON")
     .action(async (file: string, o: Parameters<typeof runKeysPush>[1]) => {
       done(await runKeysPush(file, o, io));

@@ -13,9 +13,10 @@ import {
 } from "@lanekeeper/shared";
 import { describe, expect, it } from "vitest";
 import { buildSignedIntent, DispatchOptionsError } from "./intent-builder.js";
-import { activateKey, announceKey, initialKeySet, KeyRotationError, revokeKey } from "./key-rotation.js";
+import { activateKey, announceKey, assertRootOf, initialKeySet, KeyRotationError, revokeKey, rotateRoot } from "./key-rotation.js";
 
 const key = generateSigningKey();
+const root = generateSigningKey();
 const sealing = generateSealingKey();
 const now = 1_800_000_000_000;
 const spec: LaneSpec = {
@@ -41,7 +42,7 @@ describe("buildSignedIntent", () => {
     expect(a.intent.issuedAtMs).toBe(now - 5_000);
     expect(a.intent.notBeforeMs).toBe(now - 5_000);
     expect(a.intent.expiresAtMs).toBe(now + 60_000);
-    const keys = new TrustedKeyStore(initialKeySet(key, { nowMs: now - 1_000 }));
+    const keys = new TrustedKeyStore(initialKeySet(key, root, { nowMs: now - 1_000 }));
     const v = verifyIntent(a.envelope, { hostId: "build01", subjectHost: "build01", keys, clock: { now: () => now } });
     expect(v.digest.equals(a.digest)).toBe(true);
     const sealed = a.intent.action?.$case === "create" ? a.intent.action.value.registration : undefined;
@@ -59,7 +60,7 @@ describe("buildSignedIntent", () => {
 describe("key-set helpers", () => {
   it("announce, activate and revoke move statuses and versions as documented", () => {
     const next = generateSigningKey();
-    const v1 = initialKeySet(key, { nowMs: now });
+    const v1 = initialKeySet(key, root, { nowMs: now });
     const v2 = announceKey(v1, next, { nowMs: now });
     expect(v2.version).toBe(2);
     expect(v2.keys.map((k) => k.status)).toEqual([KeyStatus.KEY_STATUS_ACTIVE, KeyStatus.KEY_STATUS_NEXT]);
@@ -71,5 +72,22 @@ describe("key-set helpers", () => {
     expect(v4.hwmFloor).toBe(99);
     expect(() => activateKey(v4, key.keyId, { nowMs: now })).toThrow(KeyRotationError);
     expect(() => announceKey(v4, next, { nowMs: now })).toThrow(KeyRotationError);
+    // Every step keeps the pinned root.
+    expect(v4.rootKeys.map((r) => r.keyId)).toEqual([root.keyId]);
+  });
+
+  it("rotateRoot names the new root only; assertRootOf tells roots from intent keys", () => {
+    const newRoot = generateSigningKey();
+    const v1 = initialKeySet(key, root, { nowMs: now });
+    expect(() => initialKeySet(key, key, { nowMs: now })).toThrow(KeyRotationError);
+    assertRootOf(v1, root);
+    expect(() => assertRootOf(v1, key)).toThrow(KeyRotationError);
+    const v2 = rotateRoot(v1, newRoot, { nowMs: now });
+    expect(v2.version).toBe(2);
+    expect(v2.rootKeys.map((r) => r.keyId)).toEqual([newRoot.keyId]);
+    expect(v2.keys).toEqual(v1.keys);
+    expect(() => rotateRoot(v2, newRoot, { nowMs: now })).toThrow(KeyRotationError);
+    expect(() => rotateRoot(v2, key, { nowMs: now })).toThrow(KeyRotationError);
+    expect(() => assertRootOf(v2, root)).toThrow(KeyRotationError);
   });
 });

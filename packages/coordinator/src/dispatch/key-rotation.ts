@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, verify } from "node:crypto";
 import type { NatsConnection } from "nats";
 import { headers } from "nats";
 import {
@@ -13,7 +13,9 @@ import {
   keyIdOf,
   LanekeeperError,
   MAX_INTENT_TTL_MS,
+  pae,
   publicKeyFromRaw,
+  rootKeyOf,
   RejectReason,
   ResultStatus,
   signKeySet,
@@ -50,10 +52,11 @@ interface Times {
   validityMs?: number;
 }
 
-function next(set: TrustedKeySet, keys: TrustedKey[], t: Times, hwmFloor = set.hwmFloor): TrustedKeySet {
+function next(set: TrustedKeySet, keys: TrustedKey[], t: Times, hwmFloor = set.hwmFloor, rootKeys = set.rootKeys): TrustedKeySet {
   return TrustedKeySet.fromPartial({
     version: set.version + 1,
     keys,
+    rootKeys,
     hwmFloor,
     issuedAtMs: t.nowMs,
     expiresAtMs: t.nowMs + (t.validityMs ?? DEFAULT_KEYSET_VALIDITY_MS),
@@ -64,18 +67,27 @@ function trustedKey(key: Pick<SigningKey, "keyId" | "publicKey">, status: KeySta
   return { keyId: key.keyId, publicKey: Buffer.from(key.publicKey), notBeforeMs: nowMs, notAfterMs: nowMs + lifetimeMs, status };
 }
 
-/** Version 1: the coordinator's first signing key, ACTIVE. Sign it with that key and install it on agents out of band. */
-export function initialKeySet(key: Pick<SigningKey, "keyId" | "publicKey">, t: Times & { keyLifetimeMs?: number }): TrustedKeySet {
+/**
+ * Version 1: the coordinator's first intent-signing key, ACTIVE, and the offline root key that alone may sign
+ * later versions. Install it on agents out of band (the trust file): that pins the root.
+ */
+export function initialKeySet(
+  key: Pick<SigningKey, "keyId" | "publicKey">,
+  root: Pick<SigningKey, "keyId" | "publicKey">,
+  t: Times & { keyLifetimeMs?: number },
+): TrustedKeySet {
+  if (root.keyId === key.keyId) throw new KeyRotationError("the root key must not be the intent-signing key");
   return TrustedKeySet.fromPartial({
     version: 1,
     keys: [trustedKey(key, KeyStatus.KEY_STATUS_ACTIVE, t.nowMs, t.keyLifetimeMs ?? DEFAULT_SIGNING_KEY_LIFETIME_MS)],
+    rootKeys: [rootKeyOf(root, t.nowMs)],
     hwmFloor: 0,
     issuedAtMs: t.nowMs,
     expiresAtMs: t.nowMs + (t.validityMs ?? DEFAULT_KEYSET_VALIDITY_MS),
   });
 }
 
-/** Phase 1, prepare: announce a new key as NEXT (agents learn it; nobody signs with it yet). Sign with the active key AND the new key. */
+/** Phase 1, prepare: announce a new key as NEXT (agents learn it; nobody signs with it yet). Sign with the root key. */
 export function announceKey(
   set: TrustedKeySet,
   key: Pick<SigningKey, "keyId" | "publicKey">,
@@ -88,7 +100,7 @@ export function announceKey(
 /**
  * Phase 2, activate: the NEXT key becomes ACTIVE and the previously active keys RETIRED, valid for verification
  * only until every intent they signed has expired (`now + MAX_INTENT_TTL_MS + skew`). Sign with a key active in
- * the current set (the old one). Start signing intents with the new key once agents report this version.
+ * the root key. Start signing intents with the new key once agents report this version.
  */
 export function activateKey(set: TrustedKeySet, keyId: string, t: Times): TrustedKeySet {
   const k = set.keys.find((x) => x.keyId === keyId);
@@ -107,7 +119,7 @@ export function activateKey(set: TrustedKeySet, keyId: string, t: Times): Truste
   );
 }
 
-/** Phase 3, retire: drop RETIRED keys whose window has passed. Sign with the active key. */
+/** Phase 3, retire: drop RETIRED keys whose window has passed. Sign with the root key. */
 export function dropRetiredKeys(set: TrustedKeySet, t: Times): TrustedKeySet {
   return next(set, set.keys.filter((k) => !(k.status === KeyStatus.KEY_STATUS_RETIRED && k.notAfterMs < t.nowMs)), t);
 }
@@ -115,7 +127,7 @@ export function dropRetiredKeys(set: TrustedKeySet, t: Times): TrustedKeySet {
 /**
  * Revoke a key at once (compromise): it is kept in the set as REVOKED so it can never come back through a
  * stale copy. `hwmFloor` optionally raises every agent's intent high-water mark past anything the compromised
- * key may have signed. Sign with an active key that is not the revoked one.
+ * key may have signed. Sign with the root key (the compromised online key cannot do this, nor undo it).
  */
 export function revokeKey(set: TrustedKeySet, keyId: string, t: Times & { hwmFloor?: number }): TrustedKeySet {
   if (!set.keys.some((k) => k.keyId === keyId)) throw new KeyRotationError(`key ${keyId} is not in the set`);
@@ -124,7 +136,46 @@ export function revokeKey(set: TrustedKeySet, keyId: string, t: Times & { hwmFlo
   return next(set, keys, t, Math.max(set.hwmFloor, t.hwmFloor ?? 0));
 }
 
-/** Sign a key-set update (shared `signKeySet`): pass the current active key and every key the update adds. */
+/**
+ * Root rotation: the set names `newRoot` as its only root (the old roots leave it). Sign with the old root (which
+ * agents trust) AND the new root (which proves it is held); from the next version on only the new root counts.
+ */
+export function rotateRoot(set: TrustedKeySet, newRoot: Pick<SigningKey, "keyId" | "publicKey">, t: Times & { rootLifetimeMs?: number }): TrustedKeySet {
+  if (set.rootKeys.some((r) => r.keyId === newRoot.keyId)) throw new KeyRotationError(`key ${newRoot.keyId} is already a root key of the set`);
+  if (set.keys.some((k) => k.keyId === newRoot.keyId)) throw new KeyRotationError(`key ${newRoot.keyId} is an intent-signing key; a root key must be a key of its own`);
+  return next(set, [...set.keys], t, set.hwmFloor, [rootKeyOf(newRoot, t.nowMs, t.rootLifetimeMs)]);
+}
+
+/** Throw unless `root` is an ACTIVE root key of `set` (so an update it signs will be accepted by agents on `set`). */
+export function assertRootOf(set: TrustedKeySet, root: Pick<SigningKey, "keyId">): void {
+  if (!set.rootKeys.some((r) => r.keyId === root.keyId && r.status === KeyStatus.KEY_STATUS_ACTIVE)) {
+    throw new KeyRotationError(
+      `key ${root.keyId} is not an active root key of key set version ${set.version}` +
+        (set.rootKeys.length === 0 ? " (the set pins no root key)" : ` (roots: ${set.rootKeys.map((r) => r.keyId.slice(0, 16)).join(", ")})`),
+    );
+  }
+}
+
+/** The root keys of `set` whose signature on `signed` verifies (a quick local check before pushing an update). */
+export function rootSignersOf(signed: SignedKeySet, set: TrustedKeySet): string[] {
+  const message = pae("keyset", Buffer.from(signed.payload));
+  return signed.signatures
+    .filter((s) => {
+      const root = set.rootKeys.find((r) => r.keyId === s.keyId && r.status === KeyStatus.KEY_STATUS_ACTIVE);
+      if (root === undefined) return false;
+      try {
+        return verify(null, message, publicKeyFromRaw(root.publicKey), s.signature);
+      } catch {
+        return false;
+      }
+    })
+    .map((s) => s.keyId);
+}
+
+/**
+ * Sign a key-set update (shared `signKeySet`) with the root key, plus the new root for a root rotation. Intent
+ * keys never sign key sets: agents would refuse the update (`KEYSET_NOT_ROOT_SIGNED`).
+ */
 export function signKeySetUpdate(set: TrustedKeySet, signers: readonly SigningKey[]): SignedKeySet {
   return signKeySet(set, signers);
 }

@@ -85,7 +85,8 @@ export interface KeySignature {
 
 /**
  * SignedKeySet carries a TrustedKeySet signed by every key that must vouch for it:
- * at least one key active in the current set, and every key the update introduces.
+ * a root key active in the current set, and every root key the update introduces.
+ * Intent-signing keys never sign key sets (their signatures here count for nothing).
  */
 export interface SignedKeySet {
   version: number;
@@ -103,8 +104,11 @@ export interface TrustedKey {
 }
 
 /**
- * TrustedKeySet is the agent's set of coordinator keys. An update must have
- * version == current + 1; rollbacks and skipped versions are refused.
+ * TrustedKeySet is the agent's set of coordinator keys, in two tiers: the online
+ * intent-signing keys (`keys`), which verify intents and nothing else, and the
+ * offline root keys (`root_keys`), pinned at install time, which alone can sign
+ * an update of this set. An update must have version == current + 1; rollbacks
+ * and skipped versions are refused.
  */
 export interface TrustedKeySet {
   version: number;
@@ -113,6 +117,11 @@ export interface TrustedKeySet {
   hwmFloor: number;
   issuedAtMs: number;
   expiresAtMs: number;
+  /**
+   * The offline root keys: a key-set update needs a signature by one that is
+   * ACTIVE here, and by every root key it adds. Never the same key as an intent key.
+   */
+  rootKeys: TrustedKey[];
 }
 
 function createBaseSignedEnvelope(): SignedEnvelope {
@@ -578,7 +587,7 @@ export const TrustedKey: MessageFns<TrustedKey> = {
 };
 
 function createBaseTrustedKeySet(): TrustedKeySet {
-  return { version: 0, keys: [], hwmFloor: 0, issuedAtMs: 0, expiresAtMs: 0 };
+  return { version: 0, keys: [], hwmFloor: 0, issuedAtMs: 0, expiresAtMs: 0, rootKeys: [] };
 }
 
 export const TrustedKeySet: MessageFns<TrustedKeySet> = {
@@ -597,6 +606,9 @@ export const TrustedKeySet: MessageFns<TrustedKeySet> = {
     }
     if (message.expiresAtMs !== 0) {
       writer.uint32(40).int64(message.expiresAtMs);
+    }
+    for (const v of message.rootKeys) {
+      TrustedKey.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -654,6 +666,14 @@ export const TrustedKeySet: MessageFns<TrustedKeySet> = {
             message.expiresAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.rootKeys.push(TrustedKey.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -685,6 +705,11 @@ export const TrustedKeySet: MessageFns<TrustedKeySet> = {
         : isSet(object.expires_at_ms)
         ? globalThis.Number(object.expires_at_ms)
         : 0,
+      rootKeys: globalThis.Array.isArray(object?.rootKeys)
+        ? object.rootKeys.map((e: any) => TrustedKey.fromJSON(e))
+        : globalThis.Array.isArray(object?.root_keys)
+        ? object.root_keys.map((e: any) => TrustedKey.fromJSON(e))
+        : [],
     };
   },
 
@@ -705,6 +730,9 @@ export const TrustedKeySet: MessageFns<TrustedKeySet> = {
     if (message.expiresAtMs !== 0) {
       obj.expiresAtMs = Math.round(message.expiresAtMs);
     }
+    if (message.rootKeys?.length) {
+      obj.rootKeys = message.rootKeys.map((e) => TrustedKey.toJSON(e));
+    }
     return obj;
   },
 
@@ -718,6 +746,7 @@ export const TrustedKeySet: MessageFns<TrustedKeySet> = {
     message.hwmFloor = object.hwmFloor ?? 0;
     message.issuedAtMs = object.issuedAtMs ?? 0;
     message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.rootKeys = object.rootKeys?.map((e) => TrustedKey.fromPartial(e)) || [];
     return message;
   },
 };
