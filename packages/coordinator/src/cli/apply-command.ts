@@ -1,7 +1,7 @@
 import { ApplyRefusedError } from "../apply/apply-errors.js";
 import { livePlan } from "./live-plan.js";
 import type { CliIo } from "./cli-io.js";
-import { terminalConfirm, withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
+import { ACT_TIMEOUT_MS, terminalConfirm, withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { ExitCode, exitCodeForCode, exitCodeForObservedCode } from "./exit-codes.js";
 import { progressPrinter } from "./progress-printer.js";
 import { planToJson, planToText } from "./render-plan.js";
@@ -72,5 +72,5 @@ export async function runApply(opts: ApplyCommandOptions, io: CliIo, deps: Coord
     // Everything planned worked, but some scope could not be observed: the plan was partial.
     const unavailable = plan.observation.scopesUnavailable[0];
     return unavailable === undefined ? ExitCode.OK : exitCodeForObservedCode(unavailable.code);
-  });
+  }, ACT_TIMEOUT_MS);
 }

@@ -2,6 +2,8 @@ import { createInterface } from "node:readline/promises";
 import { createLogger, type Logger } from "@lanekeeper/shared";
 import { openCoordinator, type ContextSources, type CoordinatorContext } from "../apply/coordinator-context.js";
 import type { CliIo } from "./cli-io.js";
+import { CommandTimeoutError } from "./cli-errors.js";
+import { formatDuration } from "./duration.js";
 import { policyPath, readPolicyFile } from "./policy-file.js";
 
 /** What the coordinator commands let a test inject. */
@@ -38,12 +40,30 @@ export function terminalConfirm(): ((question: string) => Promise<boolean>) | un
   };
 }
 
-/** Read the policy, open the coordinator, run `fn`, close. */
+/** Default `--timeout` of the coordinator commands that only read (`status`, `plan`, `audit --stream`). */
+export const READ_TIMEOUT_MS = 60_000;
+/** Default `--timeout` of the commands that act (`apply`, `lanes ...`): long enough for drains and verifications. */
+export const ACT_TIMEOUT_MS = 3_600_000;
+
+/** Options every coordinator command passes to {@link withCoordinator}. */
+export interface SessionOptions {
+  readonly policy?: string | undefined;
+  readonly rateLimitReserve?: number | undefined;
+  /** The whole command's deadline in ms (`--timeout`); 0 bounds only the opening (for `serve`). */
+  readonly timeout?: number | undefined;
+}
+
+/**
+ * Read the policy, open the coordinator, run `fn`, close; all of it within `opts.timeout` (default
+ * `defaultTimeoutMs`). When the deadline passes the command fails with {@link CommandTimeoutError} naming what it
+ * was waiting on, instead of hanging on a NATS server or GitHub API that accepted the connection but never answered.
+ */
 export async function withCoordinator<T>(
-  opts: { readonly policy?: string | undefined; readonly rateLimitReserve?: number | undefined },
+  opts: SessionOptions,
   io: CliIo,
   deps: CoordinatorCliDeps,
   fn: (ctx: CoordinatorContext, log: Logger) => Promise<T>,
+  defaultTimeoutMs: number = READ_TIMEOUT_MS,
 ): Promise<T> {
   const file = await readPolicyFile(policyPath(opts.policy, io.env, io.cwd));
   const log = cliLogger(io);
@@ -55,10 +75,35 @@ export async function withCoordinator<T>(
     ...(opts.rateLimitReserve === undefined ? {} : { rateLimitReserve: opts.rateLimitReserve }),
     ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
   };
-  const ctx = await (deps.open ?? openCoordinator)(file.policy, sources);
+  const wholeMs = opts.timeout ?? defaultTimeoutMs;
+  // `serve` runs until stopped: only its opening is bounded (by the read default).
+  const openMs = wholeMs === 0 ? READ_TIMEOUT_MS : wholeMs;
+  const nats = file.policy.coordinator.natsUrl;
+  const gh = file.policy.github.apiUrl;
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = (ms: number, what: string): Promise<never> =>
+    new Promise((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new CommandTimeoutError(`no answer within ${formatDuration(ms)} while ${what}`, { hint: "check that NATS and the GitHub API answer from this machine, or raise --timeout" }));
+      }, Math.max(0, ms - (Date.now() - started)));
+    });
+  const opening = (deps.open ?? openCoordinator)(file.policy, sources);
+  let ctx: CoordinatorContext;
   try {
-    return await fn(ctx, log);
+    ctx = await Promise.race([opening, deadline(openMs, `connecting to NATS at ${nats} (and GitHub at ${gh})`)]);
+  } catch (err) {
+    // A late open must not leave a connection behind.
+    opening.then((c) => c.close(), () => undefined).catch(() => undefined);
+    throw err;
   } finally {
-    await ctx.close();
+    clearTimeout(timer);
+  }
+  try {
+    if (wholeMs === 0) return await fn(ctx, log);
+    return await Promise.race([fn(ctx, log), deadline(wholeMs, `observing and acting (NATS at ${nats}, GitHub at ${gh})`)]);
+  } finally {
+    clearTimeout(timer);
+    await Promise.race([ctx.close(), new Promise((r) => setTimeout(r, 2_000).unref())]);
   }
 }

@@ -41,6 +41,8 @@ export enum ExitCode {
   HOST_UNREACHABLE = 14,
   /** A host's reply failed verification (signature, key, host, digest or sequence); it was not acted on. */
   BAD_REPLY = 15,
+  /** The command hit its `--timeout`: NATS or GitHub accepted the connection but never answered (the error names which). */
+  TIMEOUT = 16,
 }
 
 /** The exit code of every coordinator error code. A new code does not compile until it has a line here. */
@@ -112,6 +114,7 @@ export const EXIT_BY_CODE: Readonly<Record<CoordinatorErrorCode, ExitCode>> = Ob
   RESULT_WRONG_HOST: ExitCode.BAD_REPLY,
   RESULT_DIGEST_MISMATCH: ExitCode.BAD_REPLY,
   RESULT_SEQUENCE_MISMATCH: ExitCode.BAD_REPLY,
+  COMMAND_TIMEOUT: ExitCode.TIMEOUT,
   // audit
   AUDIT_BROKEN: ExitCode.AUDIT_BROKEN,
   AUDIT_FAILED: ExitCode.AUDIT_BROKEN,
@@ -134,6 +137,7 @@ const HINT: Readonly<Record<ExitCode, string>> = {
   [ExitCode.LANE_STORE_CORRUPT]: "inspect the named lane record in the lane store; lanekeeper does not act on that lane until it is fixed",
   [ExitCode.CONFLICT]: "another coordinator is acting; run lanekeeper plan again and retry",
   [ExitCode.HOST_UNREACHABLE]: "check that lanekeeper-agent runs on the host and is connected to NATS (lanekeeper-agent status there)",
+  [ExitCode.TIMEOUT]: "check that the NATS server and GitHub API named above answer from this machine, or raise --timeout",
   [ExitCode.BAD_REPLY]: "the host's keys or trust file may be out of date, or someone else answers for it; compare with lanekeeper hosts list",
 };
 

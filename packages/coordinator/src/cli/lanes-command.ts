@@ -1,7 +1,7 @@
 import { userInfo } from "node:os";
 import { runLaneCommand, type LaneCommand } from "../apply/lane-commands.js";
 import type { CliIo } from "./cli-io.js";
-import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
+import { ACT_TIMEOUT_MS, withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import type { ExitCode } from "./exit-codes.js";
 import { progressPrinter } from "./progress-printer.js";
 import { exitCodeForReport, reportToText } from "./render-report.js";
@@ -66,5 +66,5 @@ export async function runLanes(op: LaneCommand, laneId: string, opts: LanesComma
     );
     io.out(json ? `${JSON.stringify(report, null, 2)}\n` : reportToText(report));
     return exitCodeForReport(report);
-  });
+  }, ACT_TIMEOUT_MS);
 }

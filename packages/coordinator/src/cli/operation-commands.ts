@@ -39,6 +39,7 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .option("--rate-limit-reserve <n>", "GitHub requests kept for removals (default 200)", count)
     .option("--concurrency <n>", "actions carried out at the same time, 1 to 64 (default: the policy's coordinator.applyConcurrency)", concurrency)
     .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration)
+    .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when the whole command takes longer (default 1h)", parseDuration)
     .action(async (o: Parameters<typeof runApply>[0]) => {
       done(await runApply(o, io, deps));
     });
@@ -49,6 +50,7 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .option("--policy <file>", "policy file")
     .option("--json", "print JSON")
     .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 6s)", parseDuration)
+    .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when NATS or GitHub do not answer within this (default 60s)", parseDuration)
     .action(async (o: Parameters<typeof runStatus>[0]) => {
       done(await runStatus(o, io, deps));
     });
@@ -63,7 +65,8 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
       .option("--json", "print the report as JSON on stdout; progress events as JSON lines on stderr")
       .option("--quiet", "no progress lines on stderr")
       .option("--operator <name>", "who runs this, for the audit log (default: $LANEKEEPER_OPERATOR or the login name)")
-      .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration);
+      .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration)
+      .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when the whole command takes longer (default 1h)", parseDuration);
     if (stops) {
       c.option("--deadline <duration>", "how long to wait for the lane to be idle (default: policy coordinator.drain.deadlineMs)", parseDuration);
       c.option("--force", "after the deadline (at once without --deadline), stop the lane even though a job runs; audited");

@@ -40,6 +40,7 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .option("--max-creates <n>", "lane creations per plan (default 50)", nonNegativeInt)
     .option("--rate-limit-reserve <n>", "GitHub requests kept for removals (default 200)", nonNegativeInt)
     .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration)
+    .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when NATS or GitHub do not answer within this (default 60s)", parseDuration)
     .action(async (o: PlanCommandOptions) => {
       result = await runPlan(o, io, deps);
     });

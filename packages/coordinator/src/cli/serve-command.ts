@@ -104,5 +104,5 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
       await lock.stop();
       await server?.close();
     }
-  });
+  }, 0);
 }
