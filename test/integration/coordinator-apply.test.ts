@@ -72,19 +72,26 @@ describe("coordinator apply: full lifecycle on a real agent", () => {
     expect(plan.actions).toEqual([]);
   });
 
-  it("lanes drain: capacity labels swapped for lk-draining, agent drained, record draining (operator), idle wait audited", async () => {
+  it("lanes drain: labels reduced to lk-lane-<id> + lk-draining, agent drained, record draining (operator), idle wait audited", async () => {
     const report = await runLaneCommand(deps(), "drain", laneId, { operator: "alice", onEvent: debug });
     expect(report.outcomes.map((o) => [o.kind, o.status, o.code ?? ""])).toEqual([["drain", "succeeded", ""]]);
     const runner = (await w.gh.control.listRunners()).find((r) => r.name === laneId);
-    expect([...(runner?.labels ?? [])].sort()).toEqual(["lk-draining", "lk-host-build01", `lk-lane-${laneId}`, "lk-managed", `lk-pool-${POOL}`].sort());
+    expect([...(runner?.labels ?? [])].sort()).toEqual(["lk-draining", `lk-lane-${laneId}`].sort());
     expect(await w.store.get(laneId)).toMatchObject({ state: "draining", drainReason: "operator" });
     await hostReports((lanes) => lanes.some((l) => l.laneId === laneId && l.draining), "the agent's drain mark");
     expect(phases(await w.auditRecords(), "drain", laneId)).toEqual(["planned", "started", "succeeded"]);
-    // A job for the capacity label is not picked up by the drained lane.
-    const job = await w.gh.control.createJob("acme/api", { labels: ["linux"], durationMs: 100 });
+    // No job is picked up by the drained lane: not for the capacity label, nor for a (misused) pool, host or
+    // managed label, which a drained lane no longer carries.
+    const jobs = await Promise.all(
+      [["linux"], [`lk-pool-${POOL}`], ["lk-host-build01"], ["lk-managed"]].map((labels) =>
+        w.gh.control.createJob("acme/api", { labels, durationMs: 100 }),
+      ),
+    );
     await new Promise((r) => setTimeout(r, 1500));
-    expect((await w.gh.control.getJob(job.id)).status).toBe("queued");
-    await w.gh.control.cancelJob(job.id);
+    for (const job of jobs) {
+      expect((await w.gh.control.getJob(job.id)).status).toBe("queued");
+      await w.gh.control.cancelJob(job.id);
+    }
   });
 
   it("lanes restart: drain, restart, verify online, restore the canonical labels; the record is active again", async () => {

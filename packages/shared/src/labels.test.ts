@@ -4,7 +4,9 @@ import {
   DRAINING_LABEL,
   MANAGED_LABEL,
   canonicalLabels,
+  carriesLaneIdentity,
   drainingLabels,
+  parseDrainingLabels,
   identityLabels,
   isManagedLabelSet,
   isReservedLabel,
@@ -44,8 +46,29 @@ describe("canonical labels", () => {
     expect(() => identityLabels({ ...id, hostId: "Build01" })).toThrow(RejectError);
   });
 
-  it("swaps capability labels for lk-draining", () => {
-    expect(drainingLabels(id)).toEqual([...identityLabels(id), DRAINING_LABEL]);
+  it("a draining lane keeps only its unique lane label and lk-draining: nothing a workflow can target", () => {
+    expect(drainingLabels(id)).toEqual(["lk-lane-l1", DRAINING_LABEL]);
+    for (const l of drainingLabels(id)) expect(l.startsWith("lk-pool-") || l.startsWith("lk-host-") || l === MANAGED_LABEL).toBe(false);
+    expect(() => drainingLabels({ laneId: "../x" })).toThrow(RejectError);
+  });
+
+  it("reads the lane id from the reduced draining set, and nothing else", () => {
+    expect(parseDrainingLabels(drainingLabels(id))).toBe("l1");
+    expect(parseDrainingLabels([DRAINING_LABEL, "lk-lane-l1"])).toBe("l1");
+    expect(parseDrainingLabels(["lk-lane-l1"])).toBeUndefined();
+    expect(parseDrainingLabels([...drainingLabels(id), "linux"])).toBeUndefined();
+    expect(parseDrainingLabels([...drainingLabels(id), "lk-lane-l2"])).toBeUndefined();
+    expect(parseDrainingLabels(["lk-host-l1", DRAINING_LABEL])).toBeUndefined();
+    expect(parseDrainingLabels(["lk-lane-L1", DRAINING_LABEL])).toBeUndefined();
+  });
+
+  it("carriesLaneIdentity accepts the full identity or the lane's own draining set", () => {
+    expect(carriesLaneIdentity(canonicalLabels({ ...id, capabilityLabels: ["linux"] }), id)).toBe(true);
+    expect(carriesLaneIdentity([...identityLabels(id), DRAINING_LABEL], id)).toBe(true);
+    expect(carriesLaneIdentity(drainingLabels(id), id)).toBe(true);
+    expect(carriesLaneIdentity(drainingLabels({ laneId: "l2" }), id)).toBe(false);
+    expect(carriesLaneIdentity([...identityLabels(id), "lk-host-build02"], id)).toBe(false);
+    expect(carriesLaneIdentity(identityLabels(id).filter((l) => l !== MANAGED_LABEL), id)).toBe(false);
   });
 
   it("recognizes managed label sets", () => {

@@ -57,9 +57,39 @@ export function canonicalLabels(args: LaneIdentity & { capabilityLabels: readonl
   return validateLabels(all, { allowReserved: true });
 }
 
-/** The label set of a draining lane: identity labels plus `lk-draining`, no capability label. */
-export function drainingLabels(id: LaneIdentity): string[] {
-  return [...identityLabels(id), DRAINING_LABEL];
+/**
+ * The label set of a draining lane: only its unique `lk-lane-<laneId>` and `lk-draining`. Every label a workflow
+ * could target (capability labels, but also `lk-managed`, `lk-host-*`, `lk-pool-*`) is gone, so no new job can
+ * match it. Ownership evidence stays in the unique lane label, the host marker and the coordinator record
+ * (DESIGN.md section 6); see {@link parseDrainingLabels}.
+ */
+export function drainingLabels(id: Pick<LaneIdentity, "laneId">): string[] {
+  return [`${LANE_LABEL_PREFIX}${validateLaneId(id.laneId)}`, DRAINING_LABEL];
+}
+
+/**
+ * The lane id of a reduced draining label set (exactly one `lk-lane-<id>` plus `lk-draining`, no other label),
+ * or `undefined`. The set alone does not prove ownership: callers match the runner id against the lane's record.
+ */
+export function parseDrainingLabels(labels: readonly string[]): string | undefined {
+  const set = new Set(labels);
+  if (set.size !== 2 || !set.has(DRAINING_LABEL)) return undefined;
+  const lane = [...set].find((l) => l !== DRAINING_LABEL) ?? "";
+  if (!lane.startsWith(LANE_LABEL_PREFIX)) return undefined;
+  const v = lane.slice(LANE_LABEL_PREFIX.length);
+  return /^[a-z0-9][a-z0-9-]{0,62}$/.test(v) ? v : undefined;
+}
+
+/**
+ * Whether `labels` still identify lane `id`: its complete identity labels and no other host label, or the reduced
+ * draining set of that lane. Callers that act on the runner (delete, relabel) must also check that its runner id
+ * is the one recorded for the lane, because the reduced set names no host.
+ */
+export function carriesLaneIdentity(labels: readonly string[], id: LaneIdentity): boolean {
+  if (parseDrainingLabels(labels) === id.laneId) return true;
+  const names = new Set(labels);
+  const otherHost = labels.some((l) => l.startsWith(HOST_LABEL_PREFIX) && l !== `${HOST_LABEL_PREFIX}${id.hostId}`);
+  return !otherHost && identityLabels(id).every((l) => names.has(l));
 }
 
 /**

@@ -1,9 +1,10 @@
 import {
+  carriesLaneIdentity,
   drainingLabels,
-  HOST_LABEL_PREFIX,
   identityLabels,
   LANE_LABEL_PREFIX,
   LaneMode,
+  parseDrainingLabels,
   parseScope,
   type ActionKind as IntentActionKind,
 } from "@lanekeeper/shared";
@@ -57,7 +58,7 @@ export class ActionSteps {
         }
         return "ok";
       case "set-draining-labels":
-        await this.setLabels(st, drainingLabels({ laneId: a.laneId, hostId: a.hostId, pool: a.pool }), true);
+        await this.setLabels(st, drainingLabels({ laneId: a.laneId }), true);
         return "ok";
       case "restore-labels": {
         const labels = a.kind === "undrain" || a.kind === "restart" ? a.labels : this.canonical(st);
@@ -374,10 +375,13 @@ export class ActionSteps {
     if (expected !== undefined && reg.id !== expected) {
       throw new StepFailure("REGISTRATION_MISMATCH", `the registration of ${a.laneId} is runner ${reg.id}, the record says ${expected}: not deleted`);
     }
-    const names = new Set(reg.labels.map((l) => l.name));
-    const want = identityLabels({ laneId: a.laneId, hostId: a.hostId, pool: a.pool });
-    const otherHost = reg.labels.some((l) => l.name.startsWith(HOST_LABEL_PREFIX) && l.name !== `${HOST_LABEL_PREFIX}${a.hostId}`);
-    if (!want.every((l) => names.has(l)) || otherHost) {
+    const names = reg.labels.map((l) => l.name);
+    // The reduced draining set names no host: it is this lane's runner only when the record names that runner id.
+    const reduced = parseDrainingLabels(names) === a.laneId;
+    if (reduced && (expected === undefined || reg.id !== expected)) {
+      throw new StepFailure("REGISTRATION_MISMATCH", `runner ${reg.id} carries only the draining labels of ${a.laneId} and no record names it: not deleted`);
+    }
+    if (!carriesLaneIdentity(names, { laneId: a.laneId, hostId: a.hostId, pool: a.pool })) {
       throw new StepFailure("REGISTRATION_MISMATCH", `runner ${reg.id} no longer carries the identity labels of ${a.laneId}: not deleted`);
     }
     await this.o.github.deleteRunner(a.scope, reg.id);
@@ -387,7 +391,8 @@ export class ActionSteps {
     const a = st.action;
     const until = this.o.clock.now() + this.o.verifyTimeoutMs;
     const want = a.kind === "create" ? a.spec.labels : undefined;
-    const identity = identityLabels({ laneId: a.laneId, hostId: a.hostId, pool: a.pool });
+    // A restart verifies while the lane is still drained: its reduced draining set counts as its identity.
+    const identity = { laneId: a.laneId, hostId: a.hostId, pool: a.pool };
     let last = "not observed";
     for (;;) {
       try {
@@ -395,7 +400,7 @@ export class ActionSteps {
         if (r === undefined) last = "no registration yet";
         else if (r.status !== "online") last = `runner ${r.id} is ${r.status}`;
         else if (want !== undefined && !sameSet(customLabels(r), want)) last = `runner ${r.id} carries ${customLabels(r).join(",")}`;
-        else if (!identity.every((l) => r.labels.some((x) => x.name === l))) last = `runner ${r.id} lacks identity labels`;
+        else if (!carriesLaneIdentity(r.labels.map((x) => x.name), identity)) last = `runner ${r.id} lacks identity labels`;
         else return;
       } catch (err) {
         last = `GitHub: ${errCode(err)}`;

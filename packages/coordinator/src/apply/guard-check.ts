@@ -1,4 +1,4 @@
-import { HOST_LABEL_PREFIX, identityLabels, LANE_LABEL_PREFIX, type Policy } from "@lanekeeper/shared";
+import { carriesLaneIdentity, identityLabels, LANE_LABEL_PREFIX, type Policy } from "@lanekeeper/shared";
 import { describeGuard, type Guard } from "../plan/guard.js";
 import { agentPermits } from "../plan/placement.js";
 import { isReadFailure, type FreshView } from "./fresh-view.js";
@@ -98,11 +98,12 @@ export async function checkGuard(g: Guard, view: FreshView, policy: Policy, ctx:
       const r = await view.runner(g.scope, g.runnerId);
       if (isReadFailure(r)) return fail(g, `GitHub unreadable (${r.code})`);
       if (r === undefined) return fail(g, "the runner is gone (404)");
-      const names = new Set(r.labels.map((l) => l.name));
-      const missing = identityLabels({ laneId: g.laneId, hostId: g.hostId, pool: g.pool }).filter((l) => !names.has(l));
-      const otherHost = r.labels.some((l) => l.name.startsWith(HOST_LABEL_PREFIX) && l.name !== `${HOST_LABEL_PREFIX}${g.hostId}`);
-      if (missing.length > 0) return fail(g, `missing ${missing.join(", ")}`);
-      return otherHost ? fail(g, "it carries another host label") : pass;
+      // Looked up by the planned runner id, so the reduced draining set (lk-lane-<id>, lk-draining) is this lane's.
+      const names = r.labels.map((l) => l.name);
+      if (carriesLaneIdentity(names, { laneId: g.laneId, hostId: g.hostId, pool: g.pool })) return pass;
+      const have = new Set(names);
+      const missing = identityLabels({ laneId: g.laneId, hostId: g.hostId, pool: g.pool }).filter((l) => !have.has(l));
+      return fail(g, missing.length > 0 ? `missing ${missing.join(", ")}` : "it carries another host label");
     }
     case "runner-not-busy": {
       const r = await view.runner(g.scope, g.runnerId);

@@ -14,6 +14,8 @@ import { toHostInventory, type InventorySource } from "./inventory-source.js";
 export interface WorldObservation {
   readonly observed: ObservedState;
   readonly records: readonly StoredLaneRecord[];
+  /** Lane ids the store retired (`LaneStore.retiredLaneIds`); a new lane never gets one. @default none */
+  readonly retiredLaneIds?: readonly string[];
   readonly observedAtMs: number;
 }
 
@@ -41,13 +43,14 @@ export async function observeWorld(deps: {
 }): Promise<WorldObservation> {
   const clock = deps.clock ?? systemClock;
   const records = await deps.store.list();
+  const retiredLaneIds = await deps.store.retiredLaneIds();
   const scopes = await observeScopes(deps.github, scopesToObserve(deps.policy, records), { clock });
   const hosts: HostInventory[] = [];
   for (const hostId of hostsToObserve(deps.policy, records)) {
     const s = await deps.inventory.latest(hostId);
     if (s !== undefined) hosts.push(toHostInventory(s));
   }
-  return { observed: { scopes, inventory: inventoryView(hosts) }, records, observedAtMs: clock.now() };
+  return { observed: { scopes, inventory: inventoryView(hosts) }, records, retiredLaneIds, observedAtMs: clock.now() };
 }
 
 /**
@@ -61,6 +64,8 @@ export function planFromWorld(policy: Policy, world: WorldObservation, options: 
   const p = plan(policy, world.observed, gone.size === 0 ? world.records : world.records.filter((r) => !gone.has(r.laneId)), {
     ...options,
     nowMs: world.observedAtMs,
+    // Forgotten records are retired by their forget-record action, so the re-created lanes get fresh ids.
+    retiredLaneIds: [...(options.retiredLaneIds ?? []), ...(world.retiredLaneIds ?? []), ...gone],
   });
   if (forget.length === 0) return p;
   return { ...p, actions: [...forget, ...p.actions], counts: { ...p.counts, "forget-record": p.counts["forget-record"] + forget.length } };

@@ -1,5 +1,5 @@
 // KvLaneStore against a real nats-server with JetStream: compare-and-set on the KV revision for create, update
-// and delete, a record recreated after deletion, corrupt entries refused, and two stores racing.
+// and delete, a record recreated after deletion, retired lane ids, corrupt entries refused, and two stores racing.
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNatsServer, type NatsServerHandle } from "@lanekeeper/harness";
@@ -45,6 +45,22 @@ describe("KvLaneStore", () => {
     const d = await s.create(rec("lane-b"));
     await s.delete("lane-b", d.revision);
     expect((await s.list()).map((r) => r.laneId)).toEqual(["lane-a", "lane-c"]);
+  });
+
+  it("retires the id of every deleted record, durably (a reopened store sees it), outside the record list", async () => {
+    const s = await KvLaneStore.open(nc.jetstream());
+    const r = await s.create(rec("lane-r1"));
+    await s.create(rec("lane-r2"));
+    expect(await s.retiredLaneIds()).not.toContain("lane-r1");
+    await s.delete("lane-r1", r.revision);
+    const reopened = await KvLaneStore.open(nc.jetstream());
+    const retired = await reopened.retiredLaneIds();
+    expect(retired).toContain("lane-r1");
+    expect(retired).not.toContain("lane-r2");
+    expect([...retired]).toEqual([...retired].sort());
+    const listed = (await reopened.list()).map((x) => x.laneId);
+    expect(listed).toContain("lane-r2");
+    expect(listed.some((id) => id.startsWith("retired") || id === "lane-r1")).toBe(false);
   });
 
   it("two stores racing on one record: exactly one update wins", async () => {

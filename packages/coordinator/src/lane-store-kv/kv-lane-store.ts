@@ -31,6 +31,12 @@ export class LaneStoreUnavailableError extends LanekeeperError<CoordinatorErrorC
   }
 }
 
+/**
+ * Key prefix of retired lane ids (`retired.<laneId>`). Lane ids are `[a-z0-9-]`, so these keys never collide
+ * with a record's key.
+ */
+export const RETIRED_KEY_PREFIX = "retired.";
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -108,14 +114,9 @@ export class KvLaneStore implements LaneStore {
   }
 
   async list(): Promise<readonly StoredLaneRecord[]> {
-    const keys: string[] = [];
-    try {
-      for await (const k of await this.kv.keys()) keys.push(k);
-    } catch (err) {
-      throw new LaneStoreUnavailableError("cannot list lane records", { cause: err });
-    }
+    const keys = await this.keys();
     const out: StoredLaneRecord[] = [];
-    for (const k of keys.sort()) {
+    for (const k of keys.filter((x) => !x.startsWith(RETIRED_KEY_PREFIX)).sort()) {
       const r = await this.get(k);
       if (r !== undefined) out.push(r);
     }
@@ -156,13 +157,38 @@ export class KvLaneStore implements LaneStore {
     }
   }
 
+  async retiredLaneIds(): Promise<readonly string[]> {
+    const keys = await this.keys();
+    return keys
+      .filter((k) => k.startsWith(RETIRED_KEY_PREFIX))
+      .map((k) => k.slice(RETIRED_KEY_PREFIX.length))
+      .sort();
+  }
+
   async delete(laneId: string, expectedRevision: number): Promise<void> {
     validateLaneId(laneId);
+    // Retire the id before the delete: a crash in between leaves a retired id that is still in use (harmless,
+    // it is taken anyway), never a deleted record whose id could be handed out again.
+    try {
+      await this.kv.put(`${RETIRED_KEY_PREFIX}${laneId}`, enc.encode(JSON.stringify({ laneId, retiredAfterRevision: expectedRevision })));
+    } catch (err) {
+      throw new LaneStoreUnavailableError(`cannot retire lane id ${laneId}`, { cause: err });
+    }
     try {
       await this.kv.delete(laneId, { previousSeq: expectedRevision });
     } catch (err) {
       if (isRevisionConflict(err)) throw new LaneStoreConflictError(laneId, `expected revision ${expectedRevision}, the record has moved on`);
       throw new LaneStoreUnavailableError(`cannot delete lane record ${laneId}`, { cause: err });
     }
+  }
+
+  private async keys(): Promise<string[]> {
+    const keys: string[] = [];
+    try {
+      for await (const k of await this.kv.keys()) keys.push(k);
+    } catch (err) {
+      throw new LaneStoreUnavailableError("cannot list lane records", { cause: err });
+    }
+    return keys;
   }
 }

@@ -69,6 +69,24 @@ describe("classify", () => {
     expect(view(partial, "e").attention?.code).toBe("LABELS_INCOMPLETE");
   });
 
+  it("a drained lane (only lk-lane-<id> and lk-draining) is the managed lane when its record names that runner", () => {
+    const c = cls([lane("dr", "h1", { registration: { id: 902, labels: ["lk-lane-dr", "lk-draining"] }, record: { runnerId: 902, state: "draining" } })]);
+    const v = view(c, "dr");
+    expect(v).toMatchObject({ class: "managed", pending: false });
+    expect(v.attention).toBeUndefined();
+    expect(v.registration?.id).toBe(902);
+    expect(c.unmanaged).toEqual([]);
+    expect(c.foreign).toEqual([]);
+  });
+
+  it("the reduced draining set proves nothing without the record: another runner id, or no record, is not the lane", () => {
+    const other = cls([lane("ds", "h1", { registration: { id: 903, labels: ["lk-lane-ds", "lk-draining"] }, record: { runnerId: 904 } })]);
+    expect(view(other, "ds").registration?.id).not.toBe(903);
+    const none = cls([], { runners: [{ scope: S, runner: githubRunner(905, ["lk-lane-dt", "lk-draining"]) }] });
+    expect(none.foreign.map((r) => r.runner.id)).toEqual([905]);
+    expect(none.lanes).toEqual([]);
+  });
+
   it("needs attention on disagreements of host, pool, scope or runner id", () => {
     expect(view(cls([lane("f", "h1", { record: { hostId: "h2" } })]), "f").attention?.code).toBe("LANE_ON_OTHER_HOST");
     expect(view(cls([lane("g", "h1", { hostLane: { runnerId: 1 } })]), "g").attention?.code).toBe("RUNNER_ID_MISMATCH");

@@ -2,6 +2,7 @@ import {
   isReservedLabel,
   LaneState,
   LANE_LABEL_PREFIX,
+  parseDrainingLabels,
   parseIdentityLabels,
   type LaneIdentity,
   type LaneObservation,
@@ -191,6 +192,18 @@ export function classify(
             reason: `lane ${identity.laneId} is not in our records and host ${identity.hostId} is not in our policy`,
           });
         }
+        continue;
+      }
+      // A drained lane carries only lk-lane-<id> and lk-draining (nothing a workflow can target). That set names no
+      // host, so it is the lane only when the record of that lane names this very runner.
+      const drainingId = parseDrainingLabels(names);
+      const drainingRecord = drainingId === undefined ? undefined : recordsById.get(drainingId);
+      if (drainingRecord !== undefined && drainingRecord.scope === scope && drainingRecord.runnerId === runner.id) {
+        push(byLane, drainingRecord.laneId, {
+          scope,
+          runner,
+          identity: { laneId: drainingRecord.laneId, hostId: drainingRecord.hostId, pool: drainingRecord.pool },
+        });
         continue;
       }
       ids.add(runner.id);

@@ -15,8 +15,16 @@ export interface LaneStore {
   create(record: LaneRecord): Promise<StoredLaneRecord>;
   /** Replace a record read at `expectedRevision`. */
   update(record: LaneRecord, expectedRevision: number): Promise<StoredLaneRecord>;
-  /** Delete a record read at `expectedRevision`. */
+  /**
+   * Delete a record read at `expectedRevision`. The lane id is retired first (see {@link retiredLaneIds}), so it
+   * is never handed to another lane, even when the delete then loses its compare-and-set.
+   */
   delete(laneId: string, expectedRevision: number): Promise<void>;
+  /**
+   * Every lane id whose record was ever deleted, sorted. The planner treats them as taken, so a lane id names
+   * one lane for all time and the audit trail never mixes two lanes.
+   */
+  retiredLaneIds(): Promise<readonly string[]>;
 }
 
 /** A compare-and-set write lost: the record changed (or appeared, or vanished) since it was read. */

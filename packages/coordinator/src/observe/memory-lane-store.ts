@@ -4,6 +4,7 @@ import { LaneStoreConflictError, type LaneStore } from "./lane-store.js";
 /** {@link LaneStore} in memory, with the same compare-and-set rules as the durable store. For tests and `plan`. */
 export class MemoryLaneStore implements LaneStore {
   private readonly records = new Map<string, StoredLaneRecord>();
+  private readonly retired = new Set<string>();
   private nextRevision = 1;
 
   /** @param initial - records to start with (revisions are assigned). */
@@ -37,6 +38,8 @@ export class MemoryLaneStore implements LaneStore {
   }
 
   delete(laneId: string, expectedRevision: number): Promise<void> {
+    // Retired first, as the durable store does: a retired id that is still in use is merely never reused.
+    this.retired.add(laneId);
     const cur = this.records.get(laneId);
     if (cur?.revision !== expectedRevision) {
       return Promise.reject(
@@ -45,6 +48,10 @@ export class MemoryLaneStore implements LaneStore {
     }
     this.records.delete(laneId);
     return Promise.resolve();
+  }
+
+  retiredLaneIds(): Promise<readonly string[]> {
+    return Promise.resolve([...this.retired].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   private put(record: LaneRecord): StoredLaneRecord {

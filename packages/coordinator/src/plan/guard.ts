@@ -51,7 +51,7 @@ export type Guard =
   | (GuardBase & { readonly kind: "no-job-evidence"; readonly hostId: string; readonly laneId: string })
   /** GitHub's registration of the lane still has this runner id. */
   | (GuardBase & { readonly kind: "runner-id-matches"; readonly scope: string; readonly laneId: string; readonly runnerId: number })
-  /** The runner still carries the lane's complete identity labels. */
+  /** The runner still carries the lane's complete identity labels, or (drained) its `lk-lane-<id>` and `lk-draining`. */
   | (GuardBase & {
       readonly kind: "runner-identity-labels";
       readonly scope: string;
@@ -104,7 +104,7 @@ export function describeGuard(g: Guard): string {
     case "runner-id-matches":
       return `registration of ${g.laneId} is still runner ${g.runnerId}${at}`;
     case "runner-identity-labels":
-      return `runner ${g.runnerId} still carries lk-managed, lk-lane-${g.laneId}, lk-host-${g.hostId}, lk-pool-${g.pool}${at}`;
+      return `runner ${g.runnerId} still carries lk-managed, lk-lane-${g.laneId}, lk-host-${g.hostId}, lk-pool-${g.pool} (or, drained, lk-lane-${g.laneId} and lk-draining)${at}`;
     case "runner-not-busy":
       return `runner ${g.runnerId} not busy on GitHub${at}`;
     case "registration-absent":

@@ -62,7 +62,8 @@ export class PlanContext {
       ...(opts.inventoryMaxAgeMs === undefined ? {} : { inventoryMaxAgeMs: opts.inventoryMaxAgeMs }),
       ...(opts.registrationGraceMs === undefined ? {} : { registrationGraceMs: opts.registrationGraceMs }),
     });
-    this.takenIds = new Set(this.cls.lanes.map((v) => v.laneId));
+    // Retired ids are taken too: a replacement lane never inherits the id (and audit trail) of the lane it replaces.
+    this.takenIds = new Set([...this.cls.lanes.map((v) => v.laneId), ...(opts.retiredLaneIds ?? [])]);
     const stale = new Set(this.cls.staleHosts);
     const hostIds = new Set<string>([
       ...Object.keys(policy.hosts),

@@ -66,6 +66,11 @@ export interface PlanOptions {
    * and are removed by a later plan once idle). @default true
    */
   readonly drainBusyOnScaleDown?: boolean;
+  /**
+   * Lane ids retired from the lane store (`LaneStore.retiredLaneIds`): never given to a new lane, so an id names
+   * one lane for all time. @default none
+   */
+  readonly retiredLaneIds?: readonly string[];
 }
 
 /** Per-group counts, for the plan header. */

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Action, CreateAction, PlanActionKind } from "./action.js";
 import type { Plan, PlanOptions } from "./plan-types.js";
 import { plan } from "./planner.js";
+import { MemoryLaneStore } from "../observe/memory-lane-store.js";
 import { buildInputs, githubRunner, hostPolicy, makePolicy, type FleetExtras, type LaneFixture } from "@lanekeeper/testing";
 
 const NOW = 1_800_000_000_000;
@@ -31,6 +32,23 @@ const kinds = (p: Plan): string[] => p.actions.map((a) => `${a.kind}:${a.laneId}
 const ofKind = <K extends PlanActionKind>(p: Plan, k: K): Extract<Action, { kind: K }>[] =>
   p.actions.filter((a): a is Extract<Action, { kind: K }> => a.kind === k);
 const codes = (p: Plan): string[] => p.warnings.map((w) => w.code);
+
+describe("plan: lane ids are never reused", () => {
+  it("after a lane is removed (its record deleted), the replacement in the same scope and pool gets a new id", async () => {
+    const first = ofKind(run(policy(1), []), "create")[0]?.laneId;
+    expect(first).toBeDefined();
+    const store = new MemoryLaneStore();
+    const rec = await store.create({ laneId: first ?? "", scope: S, pool: P, hostId: "h1", state: "active", createdAtMs: 1, updatedAtMs: 1 });
+    await store.delete(rec.laneId, rec.revision);
+    const retiredLaneIds = await store.retiredLaneIds();
+    expect(retiredLaneIds).toEqual([first]);
+    const again = ofKind(run(policy(1), [], {}, { retiredLaneIds }), "create").map((c) => c.laneId);
+    expect(again).toHaveLength(1);
+    expect(again[0]).not.toBe(first);
+    // Deterministic still: the same inputs plan the same id, so plan and apply agree.
+    expect(ofKind(run(policy(1), [], {}, { retiredLaneIds }), "create").map((c) => c.laneId)).toEqual(again);
+  });
+});
 
 describe("plan: convergence and scale-up", () => {
   it("plans nothing for a converged fleet", () => {
