@@ -18,11 +18,6 @@ const root = rootArg > 0 ? resolve(process.argv[rootArg + 1] ?? ".") : new URL("
 
 const PRODUCT = ["packages/shared/src", "packages/agent/src", "packages/coordinator/src"];
 const CYCLE_CHECKED = [...PRODUCT, "test/harness/src", "test/support/src"];
-/**
- * Packages whose cycles are reported as warnings, not failures: issue 11 has another change in flight that
- * removes the coordinator's last (type-only) cycle. Empty this list once it has landed.
- */
-const CYCLES_WARN_ONLY = new Set(["packages/coordinator/src"]);
 
 let failed = false;
 const fail = (msg) => {
@@ -38,9 +33,7 @@ for (const dir of CYCLE_CHECKED) {
     excludeRegExp: [/\.test\.ts$/],
   });
   for (const c of res.circular()) {
-    const msg = `import cycle in ${dir}: ${c.join(" -> ")}`;
-    if (CYCLES_WARN_ONLY.has(dir)) console.error(`warning: ${msg}`);
-    else fail(msg);
+    fail(`import cycle in ${dir}: ${c.join(" -> ")}`);
   }
 }
 

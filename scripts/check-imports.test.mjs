@@ -84,15 +84,15 @@ describe("check-imports", () => {
     expect(r.stderr).toContain("import cycle in test/support/src");
   });
 
-  it("only warns about coordinator cycles while their fix is in flight", async () => {
+  it("fails a type-only cycle in the coordinator", async () => {
     const r = await check(
       tree({
         "packages/coordinator/src/a.ts": 'import type { B } from "./b.js";\nexport type A = B;\n',
         "packages/coordinator/src/b.ts": 'import type { A } from "./a.js";\nexport type B = A | 1;\n',
       }),
     );
-    expect(r.stderr).toContain("warning: import cycle in packages/coordinator/src");
-    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("import cycle in packages/coordinator/src");
+    expect(r.code).toBe(1);
   });
 
   it("fails agent and coordinator importing each other", async () => {

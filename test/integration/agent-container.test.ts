@@ -55,7 +55,7 @@ const PODMAN_BUSY_MS = 120_000;
 async function listenerPid(laneId: string): Promise<number | undefined> {
   const info = await docker.getContainer(`lanekeeper-lane-${laneId}`).inspect();
   if (!info.State.Running) return undefined;
-  const { processTree } = await import("../../packages/agent/src/proc-scan.js");
+  const { processTree } = await import("../../packages/agent/src/runtimes/proc-scan.js");
   for (const pid of await processTree(info.State.Pid)) {
     if ((await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")).trim() === "Runner.Listener") return pid;
   }

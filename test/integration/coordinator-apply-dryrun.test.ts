@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { observeAndPlan } from "../../packages/coordinator/src/apply/observe-world.js";
+import { observeAndPlan } from "../../packages/coordinator/src/context/observe-world.js";
 import { KvSequenceAllocator } from "../../packages/coordinator/src/dispatch/sequence-allocator.js";
 import { eventually } from "./agent-fixture.js";
 import { HOST, startApplyWorld, type ApplyWorld } from "./coordinator-apply-fixture.js";

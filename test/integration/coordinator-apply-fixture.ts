@@ -38,9 +38,9 @@ import {
 import { ApplyEngine, type ApplyEngineOptions, type ApplyRunOptions } from "../../packages/coordinator/src/apply/apply-engine.js";
 import type { ApplyReport } from "../../packages/coordinator/src/apply/apply-events.js";
 import type { LaneCommandDeps } from "../../packages/coordinator/src/apply/lane-commands.js";
-import { observeAndPlan } from "../../packages/coordinator/src/apply/observe-world.js";
+import { observeAndPlan } from "../../packages/coordinator/src/context/observe-world.js";
 import type { Plan, PlanOptions } from "../../packages/coordinator/src/plan/plan-types.js";
-import { CollectorInventorySource } from "../../packages/coordinator/src/apply/inventory-source.js";
+import { CollectorInventorySource } from "../../packages/coordinator/src/context/collector-inventory-source.js";
 import { CoordinatorAudit } from "../../packages/coordinator/src/audit/coordinator-audit.js";
 import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
 import { StaticHostRegistry } from "../../packages/coordinator/src/dispatch/host-registry.js";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { verifyAuditChain, type AuditRecord } from "@lanekeeper/shared";
 import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { observeAndPlan } from "../../packages/coordinator/src/apply/observe-world.js";
+import { observeAndPlan } from "../../packages/coordinator/src/context/observe-world.js";
 import { runLaneCommand, type LaneCommandDeps } from "../../packages/coordinator/src/apply/lane-commands.js";
 import { verifyStreamChains } from "../../packages/coordinator/src/audit/audit-stream.js";
 import { eventually } from "./agent-fixture.js";

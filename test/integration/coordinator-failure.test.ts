@@ -10,7 +10,7 @@ import type { EmulatorFaults } from "@lanekeeper/harness";
 import type { ApplyEvent } from "../../packages/coordinator/src/apply/apply-events.js";
 import type { IntentSender } from "../../packages/coordinator/src/apply/apply-engine.js";
 import { runLaneCommand } from "../../packages/coordinator/src/apply/lane-commands.js";
-import { observeAndPlan } from "../../packages/coordinator/src/apply/observe-world.js";
+import { observeAndPlan } from "../../packages/coordinator/src/context/observe-world.js";
 import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.js";
 import { undeliveredOutcome } from "../../packages/coordinator/src/dispatch/intent-outcome.js";
 import { StaticHostRegistry } from "../../packages/coordinator/src/dispatch/host-registry.js";

@@ -7,7 +7,7 @@
 import { RejectReason, type InventorySnapshot } from "@lanekeeper/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApplyEvent } from "../../packages/coordinator/src/apply/apply-events.js";
-import type { HostSnapshot, InventorySource } from "../../packages/coordinator/src/apply/inventory-source.js";
+import type { HostSnapshot, InventorySource } from "../../packages/coordinator/src/observe/inventory-source.js";
 import { runLaneCommand } from "../../packages/coordinator/src/apply/lane-commands.js";
 import { eventually } from "./agent-fixture.js";
 import { startApplyWorld, type ApplyWorld } from "./coordinator-apply-fixture.js";

@@ -13,7 +13,7 @@ import { AgentDaemon } from "../../packages/agent/src/agent-daemon.js";
 import { initAgent } from "../../packages/agent/src/agent-identity.js";
 import { InstanceLock } from "../../packages/agent/src/instance-lock.js";
 import { startAgentIntake, type AgentIntakeHandle } from "../../packages/agent/src/intake/agent-intake.js";
-import { toHostInventory } from "../../packages/coordinator/src/apply/inventory-source.js";
+import { toHostInventory } from "../../packages/coordinator/src/observe/inventory-source.js";
 import { StaticHostRegistry } from "../../packages/coordinator/src/dispatch/host-registry.js";
 import { InventoryCollector } from "../../packages/coordinator/src/dispatch/inventory-collector.js";
 import { initialKeySet } from "../../packages/coordinator/src/dispatch/key-rotation.js";

@@ -21,7 +21,7 @@ import { auditAnchorPath, auditLogPath } from "../../packages/agent/src/audit-ev
 import { main as agentMain } from "../../packages/agent/src/cli.js";
 import { EXIT } from "../../packages/agent/src/exit-codes.js";
 import { InventoryPublisher } from "../../packages/agent/src/intake/inventory-publisher.js";
-import type { CoordinatorContext } from "../../packages/coordinator/src/apply/coordinator-context.js";
+import type { CoordinatorContext } from "../../packages/coordinator/src/context/coordinator-context.js";
 import { CoordinatorAudit } from "../../packages/coordinator/src/audit/coordinator-audit.js";
 import { runAuditVerify } from "../../packages/coordinator/src/cli/audit-command.js";
 import type { CliIo } from "../../packages/coordinator/src/cli/cli-io.js";

@@ -21,19 +21,19 @@ import {
 } from "@lanekeeper/shared";
 import { AGENT_VERSION } from "./agent-version.js";
 import { loadAgentKeys, type AgentKeys } from "./agent-identity.js";
-import type { CommandRunner } from "./command-runner.js";
+import type { CommandRunner } from "./runtimes/command-runner.js";
 import { AgentLockedError } from "./errors.js";
 import type { InstanceLock } from "./instance-lock.js";
 import { auditAnchorPath, auditLogPath } from "./audit-evidence.js";
 import { allowlistOf, intakeControlOf } from "./intake/intake-policy.js";
-import { InventoryBuilder } from "./inventory.js";
-import { LaneDirectories } from "./lane-directory.js";
-import { MarkerSigner, type BackendName } from "./lane-marker.js";
-import { LaneManager } from "./lane-manager.js";
-import type { LaneRuntime } from "./lane-runtime.js";
-import { StatusServer } from "./status-server.js";
-import { SystemdRuntime } from "./systemd-runtime.js";
-import { lookupUser } from "./user-account.js";
+import { InventoryBuilder } from "./status/inventory.js";
+import { LaneDirectories } from "./lanes/lane-directory.js";
+import { MarkerSigner, type BackendName } from "./lanes/lane-marker.js";
+import { LaneManager } from "./lanes/lane-manager.js";
+import type { LaneRuntime } from "./runtimes/lane-runtime.js";
+import { StatusServer } from "./status/status-server.js";
+import { SystemdRuntime } from "./runtimes/systemd-runtime.js";
+import { lookupUser } from "./lanes/user-account.js";
 
 /** Options of {@link AgentDaemon.start}. */
 export interface AgentDaemonOptions {
@@ -294,7 +294,7 @@ async function buildRuntimes(
   const socket = opts.engineSocket;
   if (socket !== undefined) {
     // Loaded only when an engine is there: dockerode and its dependencies cost ~25 MB of resident memory.
-    const { ContainerRuntime } = await import("./container-runtime.js");
+    const { ContainerRuntime } = await import("./runtimes/container-runtime.js");
     runtimes.container = new ContainerRuntime({
       hostId: config.hostId,
       signer,

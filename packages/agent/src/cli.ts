@@ -26,18 +26,18 @@ import { readSmallFile } from "./atomic-file.js";
 import { startAgentIntake, type AgentIntakeHandle } from "./intake/agent-intake.js";
 import { initAgent, loadAgentKeys } from "./agent-identity.js";
 import { AGENT_VERSION } from "./agent-version.js";
-import { gatherCapabilities } from "./capabilities.js";
+import { gatherCapabilities } from "./status/capabilities.js";
 import { auditAnchorPath, auditLogPath, verifyAgentAudit } from "./audit-evidence.js";
 import { AuditChainBrokenError } from "./errors.js";
 import { EXIT, exitCodeFor, hintFor } from "./exit-codes.js";
 import { InstanceLock } from "./instance-lock.js";
-import { LaneDirectories } from "./lane-directory.js";
-import { cleanHoldReason, readHold, removeHold, writeHold } from "./lane-holds.js";
-import { MarkerSigner } from "./lane-marker.js";
+import { LaneDirectories } from "./lanes/lane-directory.js";
+import { cleanHoldReason, readHold, removeHold, writeHold } from "./lanes/lane-holds.js";
+import { MarkerSigner } from "./lanes/lane-marker.js";
 import { STATUS_DEFAULT_AUDIT_TAIL } from "./limits.js";
-import { fetchStatus } from "./status-client.js";
-import { resolveStatusSocket } from "./status-socket.js";
-import { formatStatus, statusJson } from "./status-format.js";
+import { fetchStatus } from "./status/status-client.js";
+import { resolveStatusSocket } from "./status/status-socket.js";
+import { formatStatus, statusJson } from "./status/status-format.js";
 
 /** Default config location. */
 export const DEFAULT_CONFIG_PATH = "/etc/lanekeeper/agent.yaml";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { InstanceLock, INSTANCE_LOCK_FILE } from "./instance-lock.js";
-import { readProcStat } from "./proc-scan.js";
+import { readProcStat } from "./runtimes/proc-scan.js";
 
 describe("InstanceLock", () => {
   it("refuses a second holder while the first lives, and is free again after release", async () => {

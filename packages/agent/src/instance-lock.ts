@@ -9,7 +9,7 @@ import { constants as fsConstants } from "node:fs";
 import { mkdir, open, readFile, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { AgentLockedError } from "./errors.js";
-import { isSameProcess, readProcStat } from "./proc-scan.js";
+import { isSameProcess, readProcStat } from "./runtimes/proc-scan.js";
 
 /** File name of the single-instance lock inside the state directory. */
 export const INSTANCE_LOCK_FILE = "agent.lock";

@@ -40,3 +40,6 @@ export const DEFAULT_REGISTRATION_GRACE_MS = 5 * 60_000;
 export const DEFAULT_INVENTORY_MAX_AGE_MS = 60_000;
 /** Most attempts at finding a free lane id for one new lane. */
 export const MAX_LANE_ID_ATTEMPTS = 1000;
+
+/** A failed create's record is forgotten only on an inventory received at least this long after the failure. */
+export const FAILED_CREATE_SETTLE_MS = 2_000;

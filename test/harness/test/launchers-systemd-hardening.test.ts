@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LANE_UNIT_HARDENING } from "../../../packages/agent/src/systemd-unit.js";
+import { LANE_UNIT_HARDENING } from "../../../packages/agent/src/runtimes/systemd-unit.js";
 import { startSystemdSandbox, type SystemdSandbox } from "../src/systemd-sandbox.js";
 
 // What works inside the sandbox, directive by directive: the agent's unit files (lanes and the agent itself)

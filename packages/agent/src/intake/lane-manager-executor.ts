@@ -1,5 +1,5 @@
 import { isRejectError, LaneMode, RejectReason, type LaneObservation } from "@lanekeeper/shared";
-import type { LaneManager } from "../lane-manager.js";
+import type { LaneManager } from "../lanes/lane-manager.js";
 import type { ExecutionContext, ExecutionOutcome, IntentAction, LaneExecutor, LaneInspection, LaneOwnership } from "./lane-executor.js";
 
 /** How LaneManager's ownership refusals map onto the intake's view of a lane. */

@@ -6,7 +6,7 @@ import type { GitHubClient } from "../github/github-client.js";
 import type { LaneStore } from "../observe/lane-store.js";
 import type { Action, PlanActionKind } from "../plan/action.js";
 import type { ApplyEvent } from "./apply-events.js";
-import type { InventorySource } from "./inventory-source.js";
+import type { InventorySource } from "../observe/inventory-source.js";
 import {
   DEFAULT_APPLY_INVENTORY_MAX_AGE_MS,
   DEFAULT_DRAIN_DEADLINE_MS,

@@ -3,7 +3,7 @@ import type { GitHubClient } from "../github/github-client.js";
 import type { GitHubRunner, RunnerList } from "../github/github-types.js";
 import type { StoredLaneRecord } from "../observe/lane-record.js";
 import type { LaneStore } from "../observe/lane-store.js";
-import type { HostSnapshot, InventorySource } from "./inventory-source.js";
+import type { HostSnapshot, InventorySource } from "../observe/inventory-source.js";
 
 /** A read that failed: the error's stable code, so a guard can say why it could not be checked. */
 export interface ReadFailure {

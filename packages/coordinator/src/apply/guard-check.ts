@@ -2,7 +2,7 @@ import { carriesLaneIdentity, identityLabels, LANE_LABEL_PREFIX, type Policy } f
 import { describeGuard, type Guard } from "../plan/guard.js";
 import { agentPermits } from "../plan/placement.js";
 import { isReadFailure, type FreshView } from "./fresh-view.js";
-import { toHostInventory } from "./inventory-source.js";
+import { toHostInventory } from "../observe/inventory-source.js";
 
 /** The outcome of one guard check. */
 export type GuardVerdict = { readonly ok: true } | { readonly ok: false; readonly guard: Guard; readonly why: string };

@@ -9,9 +9,9 @@ import { actionOutcome } from "./action-outcome.js";
 import { ApplyRefusedError } from "./apply-errors.js";
 import type { ActionOutcome, ApplyEvent, ApplyReport } from "./apply-events.js";
 import { newOperationId, type ApplyEngine, type IntentSender } from "./apply-engine.js";
-import type { InventorySource } from "./inventory-source.js";
+import type { InventorySource } from "../observe/inventory-source.js";
 import { MAX_DRAIN_DEADLINE_MS } from "./limits.js";
-import { observeWorld } from "./observe-world.js";
+import { observeWorld } from "../context/observe-world.js";
 import { operatorAction } from "./operator-actions.js";
 
 /** `lanekeeper lanes <op>`. */

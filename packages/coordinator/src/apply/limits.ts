@@ -19,5 +19,3 @@ export const MAX_DRAIN_DEADLINE_MS = 7 * 86_400_000;
 export const MAX_OUTCOME_MESSAGE_CHARS = 500;
 /** How long `apply` waits for a fresh inventory from every opted-in host before planning without it. */
 export const DEFAULT_INVENTORY_WAIT_MS = 15_000;
-/** A failed create's record is forgotten only on an inventory received at least this long after the failure. */
-export const FAILED_CREATE_SETTLE_MS = 2_000;

@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline/promises";
 import { createLogger, type Logger } from "@lanekeeper/shared";
-import { openCoordinator, type ContextSources, type CoordinatorContext } from "../apply/coordinator-context.js";
+import { openCoordinator, type ContextSources, type CoordinatorContext } from "../context/coordinator-context.js";
 import type { CliIo } from "./cli-io.js";
 import { CommandTimeoutError } from "./cli-errors.js";
 import { formatDuration } from "./duration.js";

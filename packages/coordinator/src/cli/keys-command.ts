@@ -19,7 +19,7 @@ import {
   type SigningKey,
   type TrustedKeySet,
 } from "@lanekeeper/shared";
-import { hostRegistryFromPolicy, natsOptionsFromPolicy, NatsUnavailableError, readSigningKey } from "../apply/coordinator-context.js";
+import { hostRegistryFromPolicy, natsOptionsFromPolicy, NatsUnavailableError, readSigningKey } from "../context/coordinator-context.js";
 import {
   activateKey,
   announceKey,

@@ -1,5 +1,5 @@
-import type { CoordinatorContext } from "../apply/coordinator-context.js";
-import { observeAndPlan } from "../apply/observe-world.js";
+import type { CoordinatorContext } from "../context/coordinator-context.js";
+import { observeAndPlan } from "../context/observe-world.js";
 import type { Plan } from "../plan/plan-types.js";
 import type { PlanContext } from "./render-plan.js";
 

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { createLogger } from "@lanekeeper/shared";
-import { CoordinatorKeyError, NatsUnavailableError } from "../apply/coordinator-context.js";
+import { CoordinatorKeyError, NatsUnavailableError } from "../context/coordinator-context.js";
 import { createGitHubClient } from "../github/github-client-from-policy.js";
 import { observeScopes } from "../observe/github-observer.js";
 import { emptyInventory } from "../observe/inventory-view.js";

@@ -1,5 +1,5 @@
 import { healthToJSON, laneStateToJSON } from "@lanekeeper/shared";
-import { observeWorld } from "../apply/observe-world.js";
+import { observeWorld } from "../context/observe-world.js";
 import { classify, type LaneView } from "../observe/classify.js";
 import type { CliIo } from "./cli-io.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";

@@ -1,5 +1,5 @@
 import { LANE_LABEL_PREFIX, LanekeeperError, type Clock } from "@lanekeeper/shared";
-import type { InventorySource } from "../apply/inventory-source.js";
+import type { InventorySource } from "../observe/inventory-source.js";
 import type { GitHubClient } from "../github/github-client.js";
 import { describeWait, judgeIdle, SettleTracker, type GitHubAnswer, type HostAnswer, type WaitReason } from "./idle-judgement.js";
 

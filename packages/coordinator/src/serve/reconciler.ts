@@ -2,8 +2,8 @@ import { Health, LaneMode, LaneState, systemClock, type Clock, type CoordinatorP
 import type { ApplyEngine } from "../apply/apply-engine.js";
 import type { ActionOutcome, ApplyEvent, ApplyReport } from "../apply/apply-events.js";
 import { operatorAction } from "../apply/operator-actions.js";
-import type { CoordinatorContext } from "../apply/coordinator-context.js";
-import { observeWorld, planFromWorld } from "../apply/observe-world.js";
+import type { CoordinatorContext } from "../context/coordinator-context.js";
+import { observeWorld, planFromWorld } from "../context/observe-world.js";
 import type { CoordinatorMetrics } from "../metrics/coordinator-metrics.js";
 import type { LaneView } from "../observe/classify.js";
 import { recordWithout, type StoredLaneRecord } from "../observe/lane-record.js";

@@ -1,0 +1,75 @@
+import { systemClock, type Clock, type Policy } from "@lanekeeper/shared";
+import type { GitHubClient } from "../github/github-client.js";
+import { observeScopes } from "../observe/github-observer.js";
+import { inventoryView, type HostInventory } from "../observe/inventory-view.js";
+import type { StoredLaneRecord } from "../observe/lane-record.js";
+import type { LaneStore } from "../observe/lane-store.js";
+import type { WorldObservation } from "../observe/world-observation.js";
+import { plan } from "../plan/planner.js";
+import type { Plan, PlanOptions } from "../plan/plan-types.js";
+import { failedCreateActions } from "../plan/failed-creates.js";
+import { toHostInventory, type InventorySource } from "../observe/inventory-source.js";
+
+
+/** Every scope the coordinator must look at: the policy's scopes and lanes, and those of its lane records. */
+export type { WorldObservation };
+
+export function scopesToObserve(policy: Policy, records: readonly StoredLaneRecord[]): string[] {
+  return [...new Set([...Object.keys(policy.scopes), ...policy.lanes.map((l) => l.scope), ...records.map((r) => r.scope)])].sort();
+}
+
+/** Every host whose inventory matters: enrolled hosts, hosts named by lanes, hosts of records. */
+export function hostsToObserve(policy: Policy, records: readonly StoredLaneRecord[]): string[] {
+  return [...new Set([...Object.keys(policy.hosts), ...policy.lanes.flatMap((l) => l.hosts), ...records.map((r) => r.hostId)])].sort();
+}
+
+/**
+ * Observe everything one plan needs: lane records first (so a registration created after this read is never
+ * mistaken for an orphan of a record we did not see), then GitHub per scope (conditional requests) and the last
+ * verified inventory of every host.
+ */
+export async function observeWorld(deps: {
+  readonly policy: Policy;
+  readonly github: GitHubClient;
+  readonly store: LaneStore;
+  readonly inventory: InventorySource;
+  readonly clock?: Clock;
+}): Promise<WorldObservation> {
+  const clock = deps.clock ?? systemClock;
+  const records = await deps.store.list();
+  const retiredLaneIds = await deps.store.retiredLaneIds();
+  const scopes = await observeScopes(deps.github, scopesToObserve(deps.policy, records), { clock });
+  const hosts: HostInventory[] = [];
+  for (const hostId of hostsToObserve(deps.policy, records)) {
+    const s = await deps.inventory.latest(hostId);
+    if (s !== undefined) hosts.push(toHostInventory(s));
+  }
+  return { observed: { scopes, inventory: inventoryView(hosts) }, records, retiredLaneIds, observedAtMs: clock.now() };
+}
+
+/**
+ * The plan for an observation: first `forget-record` actions for creates that failed and left nothing behind
+ * ({@link failedCreateActions}), then the planner's actions, planned as if those records were already gone (so
+ * the lanes are created again in the same plan instead of after the planner's registration grace).
+ */
+export function planFromWorld(policy: Policy, world: WorldObservation, options: Omit<PlanOptions, "nowMs"> = {}): Plan {
+  const forget = failedCreateActions(world);
+  const gone = new Set(forget.map((a) => a.laneId));
+  const p = plan(policy, world.observed, gone.size === 0 ? world.records : world.records.filter((r) => !gone.has(r.laneId)), {
+    ...options,
+    nowMs: world.observedAtMs,
+    // Forgotten records are retired by their forget-record action, so the re-created lanes get fresh ids.
+    retiredLaneIds: [...(options.retiredLaneIds ?? []), ...(world.retiredLaneIds ?? []), ...gone],
+  });
+  if (forget.length === 0) return p;
+  return { ...p, actions: [...forget, ...p.actions], counts: { ...p.counts, "forget-record": p.counts["forget-record"] + forget.length } };
+}
+
+/** Observe, then plan ({@link planFromWorld}) at the observation's time. */
+export async function observeAndPlan(
+  deps: Parameters<typeof observeWorld>[0],
+  options: Omit<PlanOptions, "nowMs"> = {},
+): Promise<{ plan: Plan; world: WorldObservation }> {
+  const world = await observeWorld(deps);
+  return { plan: planFromWorld(deps.policy, world, options), world };
+}
