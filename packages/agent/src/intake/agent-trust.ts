@@ -8,6 +8,7 @@ import {
   LanekeeperError,
   MAX_CONFIG_BYTES,
   parseTrustFile,
+  SerialQueue,
   TrustedKeyStore,
   type Clock,
   type TrustedKeySet,
@@ -52,7 +53,7 @@ export interface AgentTrustOptions {
  */
 export class AgentTrust {
   private current: TrustedKeyStore;
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly updates = new SerialQueue();
 
   private constructor(
     store: TrustedKeyStore,
@@ -100,7 +101,7 @@ export class AgentTrust {
    * `KEYSET_ROOT_CHANGE`; `EXPIRED`; `BAD_SIGNATURE`, ...) and keeps the current set.
    */
   applyUpdate(bytes: Uint8Array): Promise<TrustedKeySet> {
-    const run = this.chain.then(async () => {
+    return this.updates.run(async () => {
       const signed = decodeSignedKeySet(bytes);
       const next = applyKeySetUpdate(this.current.set, signed, this.clock);
       const store = new TrustedKeyStore(next);
@@ -108,8 +109,6 @@ export class AgentTrust {
       this.current = store;
       return next;
     });
-    this.chain = run.catch(() => undefined);
-    return run;
   }
 }
 

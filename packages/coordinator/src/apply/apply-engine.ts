@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pLimit from "p-limit";
+import { KeyedMutex } from "@lanekeeper/shared";
 import type { Action, PlanStep } from "../plan/action.js";
 import { describeGuard } from "../plan/guard.js";
 import { actionOutcome, ActionEndings, cut } from "./action-outcome.js";
@@ -70,12 +71,10 @@ export class ApplyEngine {
     // waits for those it depends on (only earlier ones count; a later or unknown one is a failed dependency).
     const slot = pLimit(this.o.concurrency);
     const byId = new Map<string, Promise<ActionOutcome>>();
-    const laneTail = new Map<string, Promise<unknown>>();
+    const lanes = new KeyedMutex();
     const runs = plan.actions.map((a) => {
-      const before = laneTail.get(a.laneId);
       const deps = a.dependsOn.map((d) => ({ id: d, outcome: byId.get(d) }));
       const run = async (): Promise<ActionOutcome> => {
-        await before?.catch(() => undefined);
         const operationId = ops.get(a.id) ?? newOperationId();
         for (const d of deps) {
           if ((await d.outcome?.catch(() => undefined))?.status !== "succeeded") {
@@ -84,12 +83,11 @@ export class ApplyEngine {
         }
         return slot(() => this.execute(a, operationId, plan.planId, opts));
       };
-      const done = run().then((outcome) => {
+      const done = lanes.run(a.laneId, run).then((outcome) => {
         opts.onEvent?.({ type: "action-end", outcome });
         return outcome;
       });
       byId.set(a.id, done);
-      laneTail.set(a.laneId, done);
       return done;
     });
     // Every action ends before the run returns, even when one of them threw (a store or audit failure).
