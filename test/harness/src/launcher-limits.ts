@@ -17,11 +17,10 @@ export const NATS_START_TIMEOUT_MS = 30_000;
 export const NATS_STOP_GRACE_MS = 15_000;
 
 /**
- * Largest message an agent may publish (inventory, result, audit), set as the agents' account limit. Equal to
- * shared's `AGENT_NATS_MAX_PAYLOAD_BYTES` (checked by packages/shared/src/limits.test.ts): results (64 KiB) and
- * inventories (120 KiB) always fit, and a runaway agent cannot push megabytes at the coordinator.
+ * Largest message an agent may publish (inventory, result, audit), set as the agents' account limit: shared's
+ * `AGENT_NATS_MAX_PAYLOAD_BYTES`, the one definition of this wire limit.
  */
-export const AGENT_MAX_PAYLOAD_BYTES = 128 * 1024;
+export { AGENT_NATS_MAX_PAYLOAD_BYTES as AGENT_MAX_PAYLOAD_BYTES } from "@lanekeeper/shared";
 /** Server-wide max_payload, which bounds the coordinator's intents and JetStream writes. */
 export const SERVER_MAX_PAYLOAD_BYTES = 1024 * 1024;
 /**

@@ -3,7 +3,9 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ApplyEvent, ApplyReport } from "../apply/apply-events.js";
 import type { GitHubClient } from "../github/github-client.js";
 import type { LaneView } from "../observe/classify.js";
-import { INTENT_LATENCY_BUCKETS } from "../serve/limits.js";
+
+/** Buckets of the intent latency histogram, in seconds. */
+const INTENT_LATENCY_BUCKETS: readonly number[] = Object.freeze([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
 
 /** Record states, so every state has a series (0 included) from the first scrape. */
 const RECORD_STATES = ["creating", "active", "draining", "removing", "needs-attention", "orphaned"] as const;

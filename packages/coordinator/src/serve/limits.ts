@@ -14,5 +14,3 @@ export const DEFAULT_MAX_HEALTH_RESTARTS = 3;
 export const DEFAULT_HEALTH_WINDOW_MS = 3_600_000;
 /** Health-driven restarts started in one reconcile cycle (the rest wait for the next). */
 export const MAX_HEALTH_RESTARTS_PER_CYCLE = 2;
-/** Buckets of the intent latency histogram, in seconds. */
-export const INTENT_LATENCY_BUCKETS: readonly number[] = Object.freeze([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
