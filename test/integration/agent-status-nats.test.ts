@@ -51,7 +51,7 @@ async function startAgent(hostId: string, opts: { trust: boolean }): Promise<Age
   expect(init.code, init.stderr).toBe(0);
   const doc = parse(await readFile(config, "utf8")) as Record<string, unknown>;
   const trustFile = join(root, "trust.json");
-  if (opts.trust) await writeFile(trustFile, formatTrustFile(initialKeySet(generateSigningKey(), { nowMs: Date.now() - 60_000 })));
+  if (opts.trust) await writeFile(trustFile, formatTrustFile(initialKeySet(generateSigningKey(), generateSigningKey(), { nowMs: Date.now() - 60_000 })));
   Object.assign(doc, {
     nats: { url: nats.url },
     trustFile,

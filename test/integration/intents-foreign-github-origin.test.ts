@@ -25,7 +25,9 @@ import { Dispatcher } from "../../packages/coordinator/src/dispatch/dispatcher.j
 import { StaticHostRegistry } from "../../packages/coordinator/src/dispatch/host-registry.js";
 import { KvSequenceAllocator } from "../../packages/coordinator/src/dispatch/sequence-allocator.js";
 import { startGitHubEmulator, type GitHubEmulator } from "../harness/src/github-emulator/server.js";
-import { FLEET_COORDINATOR_NATS_USER, FLEET_NATS_PASSWORD_ENV, FLEET_RUNNER_VERSION, startFleet, type Fleet } from "../harness/src/fleet.js";
+import { FLEET_COORDINATOR_NATS_USER, FLEET_NATS_PASSWORD_ENV, FLEET_RUNNER_VERSION } from "../harness/src/fleet-constants.js";
+import { startFleet } from "../harness/src/fleet.js";
+import type { Fleet } from "../harness/src/fleet-types.js";
 import { waitUntil } from "../harness/src/process-util.js";
 
 const HOST = "build01";
