@@ -142,7 +142,8 @@ async function coordinatorCommands() {
 }
 
 async function managedRunners() {
-  return (await fleet.github.control.listRunners()).filter((r) => r.labels.includes("lk-managed"));
+  // A draining lane carries only lk-lane-<id> and lk-draining: recognise lanes by their unique lane label.
+  return (await fleet.github.control.listRunners()).filter((r) => r.labels.some((l) => l.startsWith("lk-lane-")));
 }
 
 async function waitFor(what, probe, timeoutMs) {

@@ -70,14 +70,14 @@ describe("drain", () => {
     let drainFinishedAt = 0;
     void drain.then(() => (drainFinishedAt = Date.now()));
 
-    // While the job runs the lane advertises only its identity and lk-draining: no capacity label matches.
+    // While the job runs the lane advertises only its unique lane label and lk-draining: nothing a workflow can
+    // target (no capability label, no lk-pool-, lk-host- or lk-managed).
     const draining = await eventually(async () => {
       const r = (await managedRunners(fleet)).find((x) => x.id === lane.id);
       return r?.labels.includes("lk-draining") ? r : undefined;
     }, `${lane.name} to show lk-draining`);
     for (const l of POOL_LABELS) expect(draining.labels).not.toContain(l);
-    expect(draining.labels).toContain("lk-managed");
-    expect(draining.labels).toContain(`lk-lane-${lane.name}`);
+    expect([...draining.labels].sort()).toEqual(["lk-draining", `lk-lane-${lane.name}`]);
 
     // A new job for the pool goes to the other lane, not the draining one.
     const other = await fleet.github.control.createJob(SCOPE, { labels: ["lanes-systemd"], durationMs: 1000 });

@@ -140,7 +140,9 @@ export { describeCli };
 
 /** Runners carrying lanekeeper's managed label, as GitHub (the emulator, no busy lag) sees them. */
 export async function managedRunners(fleet: Fleet): Promise<RunnerView[]> {
-  return (await fleet.github.control.listRunners()).filter((r) => r.labels.includes("lk-managed"));
+  // A draining lane carries only lk-lane-<id> and lk-draining (nothing a workflow can target), so a lane is
+  // recognised by its unique lane label.
+  return (await fleet.github.control.listRunners()).filter((r) => r.labels.some((l) => l.startsWith("lk-lane-")));
 }
 
 /** The canonical label set of a lane (DESIGN.md section 6), plus its pool's capability labels. */
