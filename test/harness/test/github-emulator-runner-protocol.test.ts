@@ -101,7 +101,9 @@ describe("registration", () => {
 
   it("registers into a named organization group", async () => {
     const group = await octokit.request("POST /orgs/{org}/actions/runner-groups", { org: "acme", name: "gpu-pool" });
-    const res = await rawRegister(emu.url, await regToken("acme"), { url: emu.webUrl("acme"), name: "in-group", labels: [], runnerGroup: "GPU-Pool" });
+    // webUrl takes lanekeeper's policy form of the scope too (the fleet configures hand-made runners with it).
+    expect(emu.webUrl("org:acme")).toBe(`${emu.url}/acme`);
+    const res = await rawRegister(emu.url, await regToken("acme"), { url: emu.webUrl("org:acme"), name: "in-group", labels: [], runnerGroup: "GPU-Pool" });
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ poolId: group.data.id, poolName: "gpu-pool" });
     expect((await restRunner("acme", (res.body as { agentId: number }).agentId)).runner_group_id).toBe(group.data.id);

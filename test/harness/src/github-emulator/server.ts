@@ -27,7 +27,10 @@ export interface GitHubEmulator {
   readonly port: number;
   /** Typed client of the control API. */
   readonly control: EmulatorControl;
-  /** Web URL of `owner/name` or of an organization, e.g. for a runner's `--url`. */
+  /**
+   * Web URL of `owner/name` or of an organization (`org` or lanekeeper's policy form `org:<org>`), e.g. for a
+   * runner's `--url`.
+   */
   webUrl(scope: string): string;
   /** Closes every connection and the server; flushes the state file. Idempotent. */
   stop(): Promise<void>;
@@ -105,7 +108,8 @@ export async function startGitHubEmulator(options: GitHubEmulatorOptions = {}): 
     token: opts.token,
     port,
     control: new EmulatorControl(core.urls.web),
-    webUrl: (scope: string) => `${core.urls.web}/${scope}`,
+    // A colon is never part of a GitHub login, so `org:` can only be the policy's organization prefix.
+    webUrl: (scope: string) => `${core.urls.web}/${scope.replace(/^org:/, "")}`,
     stop: () => (stopping ??= stop(server, core, sweeper, stateFile)),
   };
 }
