@@ -4,7 +4,7 @@
  * checks them, and a second build gives the same bytes. Builds once with `npm run dist` (into the repository's
  * dist/, as documented) and once more into a temp dir; every run happens in a copy outside the repository.
  */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { access, copyFile, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -21,6 +21,16 @@ const VERSIONS = {
 } as const;
 type Cli = keyof typeof VERSIONS;
 const ARCH = process.arch;
+const COMMIT = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+
+/**
+ * What `<cli> --version` prints: the package version, and once the CLIs report their build
+ * (`<cli> <version> (commit <commit>)`), the commit baked in by the bundle.
+ */
+function versionLine(cli: Cli): RegExp {
+  const v = VERSIONS[cli].replace(/\./g, "\\.");
+  return new RegExp(`^(?:${v}|${cli} ${v} \\(commit ${COMMIT}\\))\n$`);
+}
 
 interface Run {
   code: number;
@@ -41,7 +51,7 @@ async function run(file: string, args: string[], opts: { cwd?: string; env?: Nod
 /** The environment without anything that could lead node to the repository's packages. */
 function bareEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const key of ["NODE_PATH", "NODE_OPTIONS", "LANEKEEPER_POLICY", "LANEKEEPER_NODE"]) delete env[key];
+  for (const key of ["NODE_PATH", "NODE_OPTIONS", "LANEKEEPER_POLICY", "LANEKEEPER_NODE", "LANEKEEPER_COMMIT"]) delete env[key];
   return env;
 }
 
@@ -65,6 +75,40 @@ async function closedPort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise<void>((res) => server.close(() => res()));
   return port;
+}
+
+/** A minimal valid policy in `dir` whose NATS is a closed port; returns its path. */
+async function writePolicy(dir: string): Promise<string> {
+  const policy = join(dir, "lanekeeper.yaml");
+  await writeFile(
+    policy,
+    [
+      "github:",
+      "  auth:",
+      "    tokenEnv: LK_GITHUB_TOKEN",
+      "coordinator:",
+      `  keyFile: ${join(dir, "coordinator.key")}`,
+      `  natsUrl: nats://127.0.0.1:${await closedPort()}`,
+      "  natsUser: coordinator",
+      "  natsPasswordEnv: LK_NATS_PASSWORD",
+      `  auditFile: ${join(dir, "audit.jsonl")}`,
+      "hosts: {}",
+      "scopes: {}",
+      "pools: {}",
+      "lanes: []",
+      "",
+    ].join("\n"),
+  );
+  return policy;
+}
+
+/** `lanekeeper keys root-init` and `keys generate` for the policy in `dir`; returns the agents' trust file. */
+async function makeKeys(lk: string, dir: string, policy: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const rootInit = await run(lk, ["keys", "root-init", "--out", join(dir, "root.key")], { env, cwd: dir });
+  expect(rootInit.code, rootInit.stderr).toBe(0);
+  const gen = await run(lk, ["keys", "generate", "--policy", policy, "--root-public-key", join(dir, "root.key.pub")], { env, cwd: dir });
+  expect(gen.code, gen.stderr).toBe(0);
+  return join(dir, "coordinator.key.keyset.json");
 }
 
 const NO_CRASH = /^\s+at /m; // a stack trace means the CLI crashed instead of reporting an error
@@ -179,7 +223,7 @@ describe.each(FORMS)("the $form", ({ form, bin, env }) => {
   it("lanekeeper-agent --version prints the version", async () => {
     const r = await run(bin("lanekeeper-agent"), ["--version"], { env: await env(), cwd: dir });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.trim()).toBe(VERSIONS["lanekeeper-agent"]);
+    expect(r.stdout).toMatch(versionLine("lanekeeper-agent"));
   });
 
   it("lanekeeper-agent init writes a config and keys and prints the enrollment bundle; status then reports that no agent answers", async () => {
@@ -200,30 +244,8 @@ describe.each(FORMS)("the $form", ({ form, bin, env }) => {
 
   it("lanekeeper keys and status: keys are made, and status with NATS down is a clear error", async () => {
     const lk = bin("lanekeeper");
-    const policy = join(dir, "lanekeeper.yaml");
-    await writeFile(
-      policy,
-      [
-        "github:",
-        "  auth:",
-        "    tokenEnv: LK_GITHUB_TOKEN",
-        "coordinator:",
-        `  keyFile: ${join(dir, "coordinator.key")}`,
-        `  natsUrl: nats://127.0.0.1:${await closedPort()}`,
-        "  natsUser: coordinator",
-        "  natsPasswordEnv: LK_NATS_PASSWORD",
-        `  auditFile: ${join(dir, "audit.jsonl")}`,
-        "hosts: {}",
-        "scopes: {}",
-        "pools: {}",
-        "lanes: []",
-        "",
-      ].join("\n"),
-    );
-    const rootInit = await run(lk, ["keys", "root-init", "--out", join(dir, "root.key")], { env: await env(), cwd: dir });
-    expect(rootInit.code, rootInit.stderr).toBe(0);
-    const gen = await run(lk, ["keys", "generate", "--policy", policy, "--root-public-key", join(dir, "root.key.pub")], { env: await env(), cwd: dir });
-    expect(gen.code, gen.stderr).toBe(0);
+    const policy = await writePolicy(dir);
+    await makeKeys(lk, dir, policy, await env());
 
     const status = await run(lk, ["status", "--policy", policy, "--timeout", "10s"], {
       env: await env().then((e) => ({ ...e, LK_GITHUB_TOKEN: "unused", LK_NATS_PASSWORD: "unused" })),
@@ -232,5 +254,42 @@ describe.each(FORMS)("the $form", ({ form, bin, env }) => {
     expect(status.code, status.stderr).toBe(9);
     expect(status.stderr).toMatch(/^error: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*\(NATS_UNAVAILABLE\)\nhint: /);
     expect(status.stderr).not.toMatch(NO_CRASH);
+  });
+
+  it("lanekeeper-agent run (observe-only, NATS down) serves status on its socket and stops on SIGTERM", async () => {
+    const sub = join(dir, "daemon");
+    await mkdir(sub);
+    const agent = bin("lanekeeper-agent");
+    const hostId = `dist-run-${form === "tarball" ? "tar" : "sea"}-${process.pid}`;
+    const config = join(sub, "agent.yaml");
+    const init = await run(agent, ["init", "--host-id", hostId, "--config", config, "--state-dir", join(sub, "state")], { env: await env(), cwd: sub });
+    expect(init.code, init.stderr).toBe(0);
+    const trust = await makeKeys(bin("lanekeeper"), sub, await writePolicy(sub), await env());
+    await copyFile(trust, join(sub, "state/trust.json"));
+    const socket = join(sub, "agent.sock");
+    const written = await readFile(config, "utf8");
+    const natsUrl = `nats://127.0.0.1:${await closedPort()}`;
+    await writeFile(config, `statusSocket: ${socket}\n${written.replace(/^(\s*url:\s*).*$/m, `$1${natsUrl}`)}`);
+
+    const daemon = spawn(agent, ["run", "--config", config], { env: await env(), cwd: sub, stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    daemon.stdout.on("data", (d: Buffer) => (log += d.toString()));
+    daemon.stderr.on("data", (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<number | null>((res) => daemon.on("exit", (code) => res(code)));
+    try {
+      let status: Run = { code: -1, stdout: "", stderr: "" };
+      for (let i = 0; i < 60 && status.code !== 0; i++) {
+        status = await run(agent, ["status", "--config", config, "--json"], { env: await env(), cwd: sub });
+        if (status.code !== 0) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(status.code, `${status.stderr}\n${log}`).toBe(0);
+      const body = JSON.parse(status.stdout) as { hostId: string; agentVersion: string; natsState: string; keysetVersion: number };
+      expect(body).toMatchObject({ hostId, agentVersion: VERSIONS["lanekeeper-agent"], natsState: "connecting", keysetVersion: 1 });
+    } finally {
+      daemon.kill("SIGTERM");
+    }
+    expect(await exited, log).toBe(0);
+    expect(log).toContain('"msg":"agent stopped"');
+    expect(log).not.toMatch(NO_CRASH);
   });
 });
