@@ -37,6 +37,11 @@ export interface SystemdSandboxOptions {
    * @default true
    */
   privateEtc?: boolean;
+  /**
+   * More directories in systemd's unit path, after the sandbox's own (e.g. `/usr/lib/systemd/system`, where
+   * packages put their units; mount an empty directory over it inside first, or the host's units load too).
+   */
+  extraUnitPaths?: readonly string[];
 }
 
 /** Options of {@link SystemdSandbox.exec} and {@link SystemdSandbox.spawn}. */
@@ -181,7 +186,8 @@ set -euo pipefail
 root="$1" target="$2"
 umount -R /sys/fs/cgroup
 mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup
-export SYSTEMD_UNIT_PATH="/etc/systemd/system:$root/units"
+SYSTEMD_UNIT_PATH=$(cat "$root/unit-path")
+export SYSTEMD_UNIT_PATH
 export container=lanekeeper-sandbox
 # No generators: they would turn the host's fstab, init.d scripts and more into units.
 export SYSTEMD_GENERATOR_PATH="$root/no-generators" SYSTEMD_ENVIRONMENT_GENERATOR_PATH="$root/no-generators"
@@ -276,6 +282,7 @@ export async function startSystemdSandbox(opts: SystemdSandboxOptions = {}): Pro
     await writeFile(logPath, "");
     await writeFile(join(root, "boot-stage1.sh"), BOOT_STAGE1, { mode: 0o755 });
     await writeFile(join(root, "boot-stage2.sh"), BOOT_STAGE2, { mode: 0o755 });
+    await writeFile(join(root, "unit-path"), ["/etc/systemd/system", unitDir, ...(opts.extraUnitPaths ?? [])].join(":"));
     for (const t of STUB_TARGETS) {
       await writeFile(join(unitDir, `${t}.target`), `[Unit]\nDescription=${t} (lanekeeper sandbox stub)\n`);
     }
