@@ -29,11 +29,12 @@ Options:
   --policy FILE            the policy (required on the first install); installed as <config-dir>/lanekeeper.yaml.
                            Its coordinator.auditFile must be inside --state-dir (the only place the service writes)
   --key FILE               the coordinator signing key (`lanekeeper keys generate` wrote it as coordinator.keyFile),
-                           installed at the policy's coordinator.keyFile with FILE.keyset.json beside it
+                           installed at the policy's coordinator.keyFile with FILE.keyset.json beside it. Without
+                           it, the key must be there already (made by keys generate after a --no-start install)
   --nats-password-file F   the NATS password, put in the service environment as the policy's coordinator.natsPasswordEnv
   --nats-creds FILE        NATS credentials file, installed at the policy's coordinator.natsCredsFile
   --github-token-file F    the GitHub token, put in the service environment as the policy's github.auth.tokenEnv
-  --metrics-port PORT      Prometheus metrics and /healthz on 127.0.0.1:PORT (default 9470)
+  --metrics-port PORT      Prometheus metrics and /healthz on 127.0.0.1:PORT (default: as installed, else 9470)
   --prefix DIR             default /opt/lanekeeper (DIR/bin/lanekeeper)
   --bin-dir DIR            where the lanekeeper symlink goes, a directory on the PATH (default /usr/local/bin)
   --config-dir DIR         default /etc/lanekeeper-coordinator
@@ -43,7 +44,7 @@ Options:
 USAGE
 }
 
-from="" packaged=0 policy="" key="" nats_password_file="" nats_creds="" github_token_file="" metrics_port=9470
+from="" packaged=0 policy="" key="" nats_password_file="" nats_creds="" github_token_file="" metrics_port=""
 prefix=/opt/lanekeeper bin_dir=/usr/local/bin config_dir=/etc/lanekeeper-coordinator state_dir=/var/lib/lanekeeper-coordinator
 unit_dir=/etc/systemd/system start=1
 while [ $# -gt 0 ]; do
@@ -80,6 +81,12 @@ else
   [ -n "$from" ] || { echo "install-coordinator: --from <dist-dir|artifact> (or --packaged) is required (see --help)" >&2; exit 2; }
 fi
 [ "$(id -u)" = 0 ] || fail "run as root (it creates a user, directories and a systemd unit)"
+# A re-run keeps the port the installed unit (or its drop-in) serves on.
+if [ -z "$metrics_port" ]; then
+  metrics_port=$(cat "$unit_dir/lanekeeper.service" "$unit_dir/lanekeeper.service.d/metrics-port.conf" 2>/dev/null |
+    sed -n 's/^ExecStart=.*--metrics-port \([0-9]*\).*/\1/p' | tail -n1 || true)
+  metrics_port=${metrics_port:-9470}
+fi
 [[ "$metrics_port" =~ ^[0-9]{1,5}$ ]] || fail "--metrics-port must be a port number, got '$metrics_port'"
 for d in "$prefix" "$bin_dir" "$config_dir" "$state_dir" "$unit_dir"; do
   [[ "$d" = /* ]] || fail "paths must be absolute, got '$d'"
@@ -112,8 +119,8 @@ esac
 if [ -n "$nats_password_file" ] && [ -z "$password_env" ]; then fail "--nats-password-file: the policy names no coordinator.natsPasswordEnv"; fi
 if [ -n "$nats_creds" ] && [[ "$creds_file" != /* ]]; then fail "--nats-creds: the policy names no coordinator.natsCredsFile"; fi
 if [ -n "$github_token_file" ] && [ -z "$token_env" ]; then fail "--github-token-file: the policy names no github.auth.tokenEnv"; fi
-if [ -z "$key" ] && [ ! -f "$key_file" ]; then
-  fail "no coordinator key at $key_file: pass --key (create one with lanekeeper keys generate --root-public-key <root.pub>)"
+if [ -z "$key" ] && [ ! -f "$key_file" ] && [ "$start" = 1 ]; then
+  fail "no coordinator key at $key_file: pass --key, or install with --no-start, create it with lanekeeper keys generate --root-public-key <root.pub>, and run this again"
 fi
 if [ -n "$key" ] && [ ! -f "$key.keyset.json" ]; then fail "--key $key: its trust file $key.keyset.json is missing (keys generate writes both)"; fi
 
@@ -138,6 +145,12 @@ if [ -n "$key" ]; then
   install -m 0600 -o lk-coordinator -g lk-coordinator "$key" "$key_file"
   install -m 0644 -o lk-coordinator -g lk-coordinator "$key.keyset.json" "$key_file.keyset.json"
 fi
+# Key files made here by `lanekeeper keys generate` or `keys rotate` (run as root) become the service's: the key,
+# its trust file, a next or retired key. The key stays owner-only.
+for f in "$key_file" "$key_file".*; do
+  if [ -f "$f" ]; then chown lk-coordinator:lk-coordinator "$f"; fi
+done
+if [ -f "$key_file" ]; then chmod 0600 "$key_file"; fi
 if [ -n "$nats_creds" ]; then install -m 0600 -o lk-coordinator -g lk-coordinator "$nats_creds" "$creds_file"; fi
 env_file="$config_dir/coordinator.env"
 # set_env NAME FILE: NAME=<first line of FILE> in the root-only environment file systemd reads for the service.

@@ -4,8 +4,8 @@
 // `lanekeeper serve` unit running, leading and serving metrics; a re-run with the bundle upgrades in place and
 // keeps the key. NATS and the GitHub emulator run on the host.
 import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { startGitHubEmulator, startNatsServer, waitUntil, type GitHubEmulator, type NatsServerHandle, type SystemdSandbox } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -99,11 +99,22 @@ describe("install-coordinator.sh from the release artifacts, in a real systemd",
   it(
     "installs lanekeeper serve as a running, hardened unit with its key, policy and logins; lanekeeper on the PATH",
     async () => {
-      const r = await offline(sd, "bash", installArgs(dist), { timeoutMs: INSTALL_TIMEOUT_MS });
-      const output = r.stdout + r.stderr;
+      // As docs/coordinator.md has it: install without a key and without starting, make the keys with the
+      // installed lanekeeper, run the installer again.
+      const first = await offline(sd, "bash", [...installArgs(dist).filter((a) => a !== "--key" && a !== inputs.key), "--no-start"], { timeoutMs: INSTALL_TIMEOUT_MS });
+      expect(first.code, first.stdout + first.stderr).toBe(0);
+      expect((await sd.systemctl("is-active", UNIT)).stdout.trim()).not.toBe("active");
+      const rootKey = join(sd.root, "offline", "lanekeeper-root.key");
+      await mkdir(dirname(rootKey), { recursive: true });
+      const rootInit = await sd.exec("lanekeeper", ["keys", "root-init", "--out", rootKey], { env: installEnv() });
+      expect(rootInit.code, rootInit.stderr).toBe(0);
+      const generate = await sd.exec("lanekeeper", ["keys", "generate", "--policy", "/etc/lanekeeper-coordinator/lanekeeper.yaml", "--root-public-key", `${rootKey}.pub`], { env: installEnv() });
+      expect(generate.code, generate.stderr).toBe(0);
+      const r = await offline(sd, "bash", [INSTALL, "--from", dist], { timeoutMs: INSTALL_TIMEOUT_MS });
+      const output = r.stdout + r.stderr + first.stdout + first.stderr;
       expect(r.code, output).toBe(0);
       expect(r.stdout).toContain(`${names.coordExe} matches ${dist}/SHA256SUMS`);
-      expect(r.stdout).toContain("lanekeeper serve is installed as lanekeeper.service");
+      expect(first.stdout).toContain("lanekeeper serve is installed as lanekeeper.service");
       expect(output).not.toContain(inputs.natsPassword);
       expect(output).not.toContain(inputs.githubToken);
 
@@ -143,11 +154,11 @@ describe("install-coordinator.sh from the release artifacts, in a real systemd",
   );
 
   it(
-    "re-running it with the bundle upgrades in place and keeps the key",
+    "re-running it with the bundle upgrades in place and keeps key, policy, logins and metrics port",
     async () => {
       const keyBefore = await readInside(sd, `${STATE}/coordinator.key`);
       const pidBefore = (await sd.unitProperties(UNIT, ["MainPID"])).MainPID;
-      const r = await offline(sd, "bash", [INSTALL, "--from", join(dist, names.coordTar), "--metrics-port", String(port)], { timeoutMs: INSTALL_TIMEOUT_MS });
+      const r = await offline(sd, "bash", [INSTALL, "--from", join(dist, names.coordTar)], { timeoutMs: INSTALL_TIMEOUT_MS });
       expect(r.code, r.stderr).toBe(0);
       expect(await readInside(sd, `${STATE}/coordinator.key`)).toBe(keyBefore);
       expect(await readInside(sd, "/opt/lanekeeper/bin/lanekeeper")).toMatch(/^#!\/bin\/sh/);
