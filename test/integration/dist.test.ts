@@ -224,6 +224,7 @@ describe.each(FORMS)("the $form", ({ form, bin, env }) => {
     const r = await run(bin("lanekeeper-agent"), ["--version"], { env: await env(), cwd: dir });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(versionLine("lanekeeper-agent"));
+    expect(r.stderr).toBe(""); // no warning of any kind (a SEA warns that it is experimental unless told not to)
   });
 
   it("lanekeeper-agent init writes a config and keys and prints the enrollment bundle; status then reports that no agent answers", async () => {
