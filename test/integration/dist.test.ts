@@ -113,14 +113,29 @@ async function makeKeys(lk: string, dir: string, policy: string, env: NodeJS.Pro
 
 const NO_CRASH = /^\s+at /m; // a stack trace means the CLI crashed instead of reporting an error
 
+/** The artifacts scripts/dist.mjs makes (`npm run dist` adds the Debian packages of scripts/dist-deb.mjs). */
+const ARTIFACTS = [
+  `lanekeeper-${VERSIONS.lanekeeper}-linux-${ARCH}`,
+  `lanekeeper-${VERSIONS.lanekeeper}.tar.gz`,
+  `lanekeeper-agent-${VERSIONS["lanekeeper-agent"]}-linux-${ARCH}`,
+  `lanekeeper-agent-${VERSIONS["lanekeeper-agent"]}.tar.gz`,
+].sort();
+
+/** SHA256SUMS lines by file name. */
+function parseSums(text: string): Map<string, string> {
+  const lines = text.trim().split("\n");
+  for (const line of lines) expect(line).toMatch(/^[0-9a-f]{64} {2}\S+$/);
+  return new Map(lines.map((l) => [l.slice(66), l]));
+}
+
 let work = ""; // everything the tests make, outside the repository
-let copy = ""; // the artifacts copied out of the repository's dist/
-let firstSums = "";
+let copy = ""; // this script's artifacts copied out of the repository's dist/
+let firstSums = new Map<string, string>();
 
 beforeAll(async () => {
   const built = await run("npm", ["run", "dist"], { cwd: ROOT, env: bareEnv(), timeout: 300_000 });
   expect(built.code, built.stderr).toBe(0);
-  firstSums = await readFile(join(ROOT, "dist/SHA256SUMS"), "utf8");
+  firstSums = parseSums(await readFile(join(ROOT, "dist/SHA256SUMS"), "utf8"));
   work = await mkdtemp(join(tmpdir(), "lk-dist-"));
   // Nothing above the copy may hold a node_modules that node could fall back on.
   for (let dir = work; dir !== dirname(dir); dir = dirname(dir)) {
@@ -132,8 +147,8 @@ beforeAll(async () => {
   }
   copy = join(work, "artifacts");
   await mkdir(copy);
-  for (const line of firstSums.trim().split("\n")) await copyFile(join(ROOT, "dist", line.slice(66)), join(copy, line.slice(66)));
-  await copyFile(join(ROOT, "dist/SHA256SUMS"), join(copy, "SHA256SUMS"));
+  for (const name of ARTIFACTS) await copyFile(join(ROOT, "dist", name), join(copy, name));
+  await writeFile(join(copy, "SHA256SUMS"), ARTIFACTS.map((n) => `${firstSums.get(n)}\n`).join(""));
 }, 300_000);
 
 afterAll(async () => {
@@ -141,29 +156,23 @@ afterAll(async () => {
 });
 
 describe("npm run dist", () => {
-  it("writes both tarballs, both single executables and SHA256SUMS over them, which sha256sum -c accepts", async () => {
-    const names = firstSums
-      .trim()
-      .split("\n")
-      .map((l) => l.slice(66));
-    expect(names).toEqual(
-      [
-        `lanekeeper-${VERSIONS.lanekeeper}-linux-${ARCH}`,
-        `lanekeeper-${VERSIONS.lanekeeper}.tar.gz`,
-        `lanekeeper-agent-${VERSIONS["lanekeeper-agent"]}-linux-${ARCH}`,
-        `lanekeeper-agent-${VERSIONS["lanekeeper-agent"]}.tar.gz`,
-      ].sort(),
-    );
-    const check = await run("sha256sum", ["-c", "SHA256SUMS"], { cwd: copy });
-    expect(check.code, check.stdout + check.stderr).toBe(0);
-    expect(check.stdout.trim().split("\n")).toEqual(names.map((n) => `${n}: OK`));
+  it("writes both tarballs and both single executables, and SHA256SUMS over them, which sha256sum -c accepts", async () => {
+    expect([...firstSums.keys()]).toEqual([...firstSums.keys()].sort());
+    expect([...firstSums.keys()]).toEqual(expect.arrayContaining(ARTIFACTS));
+    for (const where of [join(ROOT, "dist"), copy]) {
+      const check = await run("sha256sum", ["-c", "SHA256SUMS"], { cwd: where });
+      expect(check.code, check.stdout + check.stderr).toBe(0);
+      for (const name of ARTIFACTS) expect(check.stdout.split("\n")).toContain(`${name}: OK`);
+    }
   });
 
   it("gives the same bytes on a second build", async () => {
     const out = join(work, "second-build");
     const built = await run(process.execPath, [join(ROOT, "scripts/dist.mjs"), "--out", out], { env: bareEnv(), timeout: 300_000 });
     expect(built.code, built.stderr).toBe(0);
-    expect(await readFile(join(out, "SHA256SUMS"), "utf8")).toBe(firstSums);
+    const second = parseSums(await readFile(join(out, "SHA256SUMS"), "utf8"));
+    expect([...second.keys()]).toEqual(ARTIFACTS);
+    expect(ARTIFACTS.map((n) => second.get(n))).toEqual(ARTIFACTS.map((n) => firstSums.get(n)));
   }, 300_000);
 });
 
