@@ -24,7 +24,7 @@ DEFAULT_RUNNER_DIST=/opt/lanekeeper/runners
 DEFAULT_RUN_AS_USER=lanekeeper-runner
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  usage_header
   cat <<USAGE
 Options:
   --from FILE|DIR         the single executable (lanekeeper-agent-<version>-linux-<arch>), the bundle

@@ -19,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib-artifacts.sh"
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  usage_header
   cat <<'USAGE'
 Options:
   --from FILE|DIR          the single executable (lanekeeper-<version>-linux-<arch>), the bundle

@@ -92,3 +92,9 @@ need_value() {
     exit 2
   fi
 }
+
+# usage_header: the script's leading comment block (after the #! line), as its --help text.
+usage_header() {
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+  echo
+}

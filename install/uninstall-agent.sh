@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib-artifacts.sh
 . "$here/lib-artifacts.sh"
 usage() {
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+  usage_header
   cat <<'USAGE'
 Options (as given to install-agent.sh):
   --prefix DIR      default /opt/lanekeeper

@@ -246,7 +246,16 @@ describe("install-agent.sh from the release artifacts, in a real systemd", () =>
     const help = await sd.exec("bash", [UNINSTALL, "--help"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Removes lanekeeper-agent from this host");
-    expect(help.stdout).toContain("--purge");
+    expect(help.stdout).toContain("--purge           also delete config, keys and state");
+    expect(help.stdout).toContain("--bin-dir DIR     default /usr/local/bin");
+    // Only the usage: no line of the script itself (it used to print `set -euo pipefail`).
+    expect(help.stdout).not.toContain("set -euo");
+    for (const script of [INSTALL, join(repo, "install/install-coordinator.sh")]) {
+      const h = await sd.exec("bash", [script, "--help"]);
+      expect(h.code).toBe(0);
+      expect(h.stdout).toContain("Options:");
+      expect(h.stdout).not.toContain("set -euo");
+    }
     const r = await offline(sd, "bash", [UNINSTALL, "--purge"], { timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("lanekeeper-agent uninstalled");
