@@ -335,6 +335,48 @@ describe("workflow runs and jobs", () => {
   });
 });
 
+describe("workflow dispatch", () => {
+  it("204 No Content; one workflow_dispatch run on the ref whose job runs on the labels the inputs name", async () => {
+    const a = octokit.actions;
+    const id = await emu.control.defineWorkflow("solo/tool", "smoke.yml", { runsOn: ["${{ inputs.runner_label }}"], durationMs: 0, name: "smoke" });
+    const runner = await protocolRunner("solo/tool", "dispatch-runner", ["smoke-abc"]);
+    const res = await a.createWorkflowDispatch({ owner: "solo", repo: "tool", workflow_id: "smoke.yml", ref: "refs/heads/release", inputs: { runner_label: "smoke-abc" } });
+    expect(res.status).toBe(204);
+    expect(res.data).toBe("");
+    const runs = (await a.listWorkflowRunsForRepo({ owner: "solo", repo: "tool", event: "workflow_dispatch" })).data.workflow_runs;
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ event: "workflow_dispatch", head_branch: "release", path: ".github/workflows/smoke.yml", workflow_id: id, name: "smoke" });
+    const jobs = (await a.listJobsForWorkflowRun({ owner: "solo", repo: "tool", run_id: runs[0]?.id ?? 0 })).data.jobs;
+    expect(jobs[0]).toMatchObject({ status: "queued", labels: ["smoke-abc"] });
+    const job = await runner.nextJob();
+    expect(job.id).toBe(jobs[0]?.id);
+    await runner.started(job.id);
+    await runner.completed(job.id, "success");
+    // The numeric id names the same workflow; the push runs are not workflow_dispatch runs.
+    expect((await a.createWorkflowDispatch({ owner: "solo", repo: "tool", workflow_id: id, ref: "main", inputs: { runner_label: "x" } })).status).toBe(204);
+    expect((await a.listWorkflowRunsForRepo({ owner: "solo", repo: "tool", event: "workflow_dispatch" })).data.total_count).toBe(2);
+    await runner.disconnect();
+  });
+
+  it("404 for an unknown workflow; 422 without a ref, with a missing, unexpected or non-string input", async () => {
+    const url = `${emu.apiUrl}/repos/solo/tool/actions/workflows`;
+    await emu.control.defineWorkflow("solo/tool", "needs.yml", { runsOn: ["linux", "${{ inputs.label }}"] });
+    const post = (wf: string, body: unknown) => fetch(`${url}/${wf}/dispatches`, { method: "POST", headers: { authorization: "token t-admin", "content-type": "application/json" }, body: JSON.stringify(body) });
+    expect((await post("nope.yml", { ref: "main" })).status).toBe(404);
+    expect((await post("needs.yml", {})).status).toBe(422);
+    const missing = await post("needs.yml", { ref: "main" });
+    expect(missing.status).toBe(422);
+    expect(((await missing.json()) as { message: string }).message).toBe("Required input 'label' not provided");
+    const unexpected = await post("needs.yml", { ref: "main", inputs: { label: "a", other: "b" } });
+    expect(unexpected.status).toBe(422);
+    expect(((await unexpected.json()) as { message: string }).message).toBe('Unexpected inputs provided: ["other"]');
+    expect((await post("needs.yml", { ref: "main", inputs: { label: 3 } })).status).toBe(422);
+    expect((await post("needs.yml", { ref: "main", inputs: [] })).status).toBe(422);
+    const reader = await fetch(`${url}/needs.yml/dispatches`, { method: "POST", headers: { authorization: `token ${READ_TOKEN}` }, body: JSON.stringify({ ref: "main", inputs: { label: "a" } }) });
+    expect(reader.status).toBe(403);
+  });
+});
+
 describe("authentication and scopes", () => {
   it("401 without or with bad credentials; token, Bearer and Basic schemes; 404 unknown scopes; 403 for a read-only token", async () => {
     const url = `${emu.apiUrl}/repos/acme/api/actions/runners`;
@@ -411,6 +453,7 @@ describe("coverage", () => {
       "actions/get-workflow-run 200",
       "actions/list-jobs-for-workflow-run 200",
       "actions/get-job-for-workflow-run 200",
+      "actions/create-workflow-dispatch 204",
     ];
     expect(expected.filter((k) => !log.seen.has(k))).toEqual([]);
   });

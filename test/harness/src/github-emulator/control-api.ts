@@ -73,6 +73,13 @@ export function controlRouter(core: EmulatorCore): Router {
     return { status: 201, body: { id: job.id, runId: job.runId } };
   });
 
+  r.add("PUT", "/repos/{owner}/{repo}/workflows/{file}", async (x): Promise<Reply> => {
+    const scope = core.registry.repoScope(x.params.owner ?? "", x.params.repo ?? "");
+    if (scope?.kind !== "repo") throw plainError(404, `repository ${x.params.owner}/${x.params.repo} is not served`);
+    const def = core.workflows.define(scope.repo.id, x.params.file ?? "", await objectBody(x));
+    return { status: 200, body: def };
+  });
+
   r.add("GET", "/jobs", (x): Reply => {
     const status = x.url.searchParams.get("status");
     const jobs = [...core.state.jobs.values()].filter((j) => status === null || j.status === status).sort((a, b) => a.id - b.id);

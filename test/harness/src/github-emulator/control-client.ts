@@ -43,6 +43,15 @@ export class EmulatorControl {
     return this.call("GET", `/jobs/${id}?wait_status=${status}&wait_ms=${timeoutMs}`);
   }
 
+  /**
+   * Defines (or replaces) a workflow file of `owner/repo` for `workflow_dispatch`: its job's `runs-on` (entries may
+   * be `${{ inputs.<name> }}`), how long the job runs and how it ends. Answers the workflow's numeric id.
+   */
+  async defineWorkflow(repo: string, file: string, def: { runsOn: string[]; durationMs?: number; conclusion?: "success" | "failure" | "cancelled"; name?: string }): Promise<number> {
+    const body = await this.call<{ id: number }>("PUT", `/repos/${repo}/workflows/${encodeURIComponent(file)}`, def);
+    return body.id;
+  }
+
   /** All jobs (optionally of one status), oldest first. */
   async listJobs(status?: JobStatus): Promise<JobView[]> {
     const body = await this.call<{ jobs: JobView[] }>("GET", `/jobs${status ? `?status=${status}` : ""}`);

@@ -11,6 +11,7 @@ import { emulatorUser, jobJson, organizationJson, repositoryJson, runnerJson, ty
 import { EmulatorState, hashSecret, type JobRecord, type RunnerRecord } from "./state.js";
 import { Stats } from "./stats.js";
 import { WebhookSender } from "./webhooks.js";
+import { WorkflowRegistry } from "./workflows.js";
 import type { ResolvedEmulatorOptions, TokenAccess } from "./options.js";
 
 /** Who made a REST request. */
@@ -29,6 +30,8 @@ export class EmulatorCore {
   readonly limiter: RateLimiter;
   readonly stats = new Stats();
   readonly webhooks: WebhookSender;
+  /** Workflow files defined through the control API, for `workflow_dispatch`. */
+  readonly workflows = new WorkflowRegistry();
   /** Filled in once the server listens. */
   urls: Urls = { web: "http://127.0.0.1", api: "http://127.0.0.1/api/v3" };
   /** Creation time of the emulated repositories. */

@@ -30,6 +30,8 @@ export interface JobSpec {
   durationMs: number;
   conclusion: RunnerConclusion;
   name: string;
+  /** The run the job belongs to, when not the default `CI` push run (workflow dispatch). */
+  run?: { name: string; event: string; headBranch: string; path: string; workflowId: number };
 }
 
 /** Callbacks of the broker. */
@@ -191,7 +193,15 @@ export class JobBroker {
   createJob(repo: RepoRecord, spec: JobSpec): JobRecord {
     const now = this.clock.now();
     repo.runNumber += 1;
-    const run = { id: this.state.next("run"), repoId: repo.id, runNumber: repo.runNumber, name: "CI", headSha: randomBytes(20).toString("hex"), createdAt: now };
+    const run = {
+      id: this.state.next("run"),
+      repoId: repo.id,
+      runNumber: repo.runNumber,
+      name: spec.run?.name ?? "CI",
+      headSha: randomBytes(20).toString("hex"),
+      createdAt: now,
+      ...(spec.run === undefined ? {} : { event: spec.run.event, headBranch: spec.run.headBranch, path: spec.run.path, workflowId: spec.run.workflowId }),
+    };
     this.state.runs.set(run.id, run);
     const job: JobRecord = {
       id: this.state.next("job"),

@@ -39,7 +39,7 @@ export interface ConformanceResult {
   errors: string[];
 }
 
-const PATH_FILTER = /^\/(?:repos\/\{owner\}\/\{repo\}|orgs\/\{org\})\/actions\/(?:runners|runner-groups|runs|jobs)(?:\/|$)|^\/rate_limit$/;
+const PATH_FILTER = /^\/(?:repos\/\{owner\}\/\{repo\}|orgs\/\{org\})\/actions\/(?:runners|runner-groups|runs|jobs)(?:\/|$)|^\/repos\/\{owner\}\/\{repo\}\/actions\/workflows\/\{workflow_id\}\/dispatches$|^\/rate_limit$/;
 
 function loadSubset(): Subset {
   const require = createRequire(import.meta.url);
@@ -47,7 +47,7 @@ function loadSubset(): Subset {
   const version = (require("@octokit/openapi/package.json") as { version: string }).version;
   const size = statSync(specPath).size;
   const cacheDir = join(tmpdir(), "lk-openapi-cache");
-  const cachePath = join(cacheDir, `runner-subset-v2-${version}-${size}.json`);
+  const cachePath = join(cacheDir, `runner-subset-v3-${version}-${size}.json`);
   try {
     return JSON.parse(readFileSync(cachePath, "utf8")) as Subset;
   } catch {

@@ -16,6 +16,7 @@ import {
 } from "./limits.js";
 import { etagOf, ifNoneMatchMatches } from "./rate-limit.js";
 import { labelNamesProblem, type ScopeRef } from "./registry.js";
+import { dispatchLabels } from "./workflows.js";
 import {
   downloadsJson,
   groupJson,
@@ -425,8 +426,10 @@ export class RestApi {
     r.add("GET", "/repos/{owner}/{repo}/actions/runs", (x) => {
       const repo = repoOf(x);
       const status = x.url.searchParams.get("status");
+      const event = x.url.searchParams.get("event");
       const runs = [...core.state.runs.values()]
         .filter((run) => run.repoId === repo.id)
+        .filter((run) => event === null || (run.event ?? "push") === event)
         .filter((run) => {
           if (status === null) return true;
           const o = runOutcome(jobsOfRun(run.id));
@@ -440,6 +443,23 @@ export class RestApi {
         body: { total_count: runs.length, workflow_runs: p.items.map((run) => runJson(core.urls, repo, org, run, jobsOfRun(run.id), core.startedAt)) },
         headers: p.headers,
       };
+    });
+    r.add("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", async (x) => {
+      const repo = repoOf(x);
+      const def = core.workflows.find(repo.id, x.params.workflow_id ?? "");
+      if (def === undefined) throw basicError(404, "Not Found");
+      const body = requireKeys(await x.json(), ["ref"]);
+      if (typeof body.ref !== "string" || body.ref === "") throw invalid("For 'properties/ref', the value is not a non-empty string.");
+      const ref = body.ref.replace(/^refs\/(heads|tags)\//, "");
+      const labels = dispatchLabels(def, body.inputs, invalid);
+      core.broker.createJob(repo, {
+        labels,
+        durationMs: def.durationMs,
+        conclusion: def.conclusion,
+        name: def.name,
+        run: { name: def.name, event: "workflow_dispatch", headBranch: ref, path: `.github/workflows/${def.file}`, workflowId: def.id },
+      });
+      return { status: 204 };
     });
     r.add("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}", (x) => {
       const repo = repoOf(x);

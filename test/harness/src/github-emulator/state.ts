@@ -120,6 +120,14 @@ export interface RunRecord {
   name: string;
   headSha: string;
   createdAt: number;
+  /** What started the run (`push` unless dispatched). */
+  event?: string;
+  /** The branch or tag the run is for (`main` unless dispatched on another ref). */
+  headBranch?: string;
+  /** The workflow file (`.github/workflows/ci.yml` unless dispatched). */
+  path?: string;
+  /** The workflow's id (1 unless dispatched). */
+  workflowId?: number;
 }
 
 /** Id counters; each starts at 1 except groups (1 is every org's "Default"). */
