@@ -184,7 +184,7 @@ export class ActionSteps {
     switch (a.kind) {
       case "create":
         if (cur === undefined) {
-          await put({ ...base(), state: "creating", operationId: st.operationId });
+          await put({ ...base(), state: "creating", operationId: st.operationId, ...(a.smoke === undefined ? {} : { smoke: a.smoke }) });
         } else {
           await put({
             ...recordWithout(cur, "attention", "drainReason"),

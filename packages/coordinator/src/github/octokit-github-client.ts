@@ -40,6 +40,7 @@ import type {
   RunnerList,
   RunnerToken,
 } from "./github-types.js";
+import { parseWorkflowJobs, parseWorkflowRuns, type GitHubWorkflows, type WorkflowJobSummary, type WorkflowRunSummary } from "./github-workflows.js";
 import { RateLimitTracker, type CallPurpose, type RateLimitState } from "./rate-limit-tracker.js";
 import { RedactedSecret } from "./redacted-secret.js";
 import {
@@ -151,7 +152,7 @@ function headerString(v: string | number | undefined): string | undefined {
  * {@link GitHubClient} over `@octokit/rest` with the throttling and retry plugins, conditional listing with a
  * per-page ETag cache, rate-limit accounting from `x-ratelimit-*` headers and a reserve kept for removals.
  */
-export class OctokitGitHubClient implements GitHubClient {
+export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
   private readonly octokit: LanekeeperOctokit;
   private readonly tracker: RateLimitTracker;
   private readonly recorder = new GitHubMetricsRecorder();
@@ -372,6 +373,32 @@ export class OctokitGitHubClient implements GitHubClient {
     throw new GitHubApiError({ operation: op, scope }, `more than ${MAX_RUNNER_PAGES} pages of runner groups`);
   }
 
+  async dispatchWorkflow(repo: string, workflow: string, ref: string, inputs: Readonly<Record<string, string>>): Promise<void> {
+    const op = "dispatchWorkflow";
+    this.admit(op, "create");
+    const [owner = "", name = ""] = repo.split("/");
+    await this.send(op, repo, "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", { owner, repo: name, workflow_id: workflow }, {
+      body: { ref, inputs: { ...inputs } },
+      retries: 0,
+    });
+  }
+
+  async listDispatchedRuns(repo: string): Promise<readonly WorkflowRunSummary[]> {
+    const op = "listDispatchedRuns";
+    this.admit(op, "observe");
+    const [owner = "", name = ""] = repo.split("/");
+    const res = await this.send(op, repo, "GET /repos/{owner}/{repo}/actions/runs", { owner, repo: name }, {}, { event: "workflow_dispatch", per_page: 30 });
+    return parseWorkflowRuns(res.data, op);
+  }
+
+  async listRunJobs(repo: string, runId: number): Promise<readonly WorkflowJobSummary[]> {
+    const op = "listRunJobs";
+    this.admit(op, "observe");
+    const [owner = "", name = ""] = repo.split("/");
+    const res = await this.send(op, repo, "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs", { owner, repo: name, run_id: String(runId) }, {}, { per_page: 100 });
+    return parseWorkflowJobs(res.data, op);
+  }
+
   private async token(op: string, scope: string, path: string, purpose: CallPurpose): Promise<RunnerToken> {
     this.admit(op, purpose);
     const route = scopeRoute(scope);
@@ -412,7 +439,7 @@ export class OctokitGitHubClient implements GitHubClient {
     route: string,
     params: Readonly<Record<string, string>>,
     options: SendOptions = {},
-    query: Readonly<Record<string, number>> = {},
+    query: Readonly<Record<string, number | string>> = {},
   ): Promise<SendResult> {
     this.recorder.call(op);
     const ctx: CallContext = { attempts: 0 };

@@ -61,6 +61,7 @@ const RECORD_FIELDS = [
   "attention",
   "operationId",
   "healthRestartsAtMs",
+  "smoke",
 ] as const;
 
 const STATES = new Set(["creating", "active", "draining", "removing", "needs-attention", "orphaned"]);
@@ -88,6 +89,13 @@ function decodeRecord(key: string, value: Uint8Array, revision: number): StoredL
   const restarts = out.healthRestartsAtMs;
   if (restarts !== undefined && (!Array.isArray(restarts) || !restarts.every((t) => typeof t === "number" && Number.isSafeInteger(t)))) {
     throw new LaneStoreCorruptError(key, "healthRestartsAtMs is not a list of times");
+  }
+  const smoke = out.smoke as Record<string, unknown> | undefined;
+  if (
+    smoke !== undefined &&
+    (smoke === null || typeof smoke !== "object" || typeof smoke.runId !== "string" || typeof smoke.label !== "string" || typeof smoke.leaseUntilMs !== "number")
+  ) {
+    throw new LaneStoreCorruptError(key, "smoke is not a smoke mark");
   }
   return Object.freeze({ ...(out as unknown as LaneRecord), revision });
 }

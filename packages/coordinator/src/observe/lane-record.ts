@@ -67,6 +67,23 @@ export interface LaneRecord {
    * the record, so a new leader goes on counting where the old one stopped.
    */
   readonly healthRestartsAtMs?: readonly number[];
+  /** Set on the disposable lane of a `lanekeeper smoke` run (see {@link SmokeMark}). */
+  readonly smoke?: SmokeMark;
+}
+
+/**
+ * A lane `lanekeeper smoke` created for itself: outside every `lanes[]` group, registered with only its identity
+ * labels and one unique smoke label. While the lease runs, plan, apply and serve leave the lane to the smoke run
+ * (it is neither excess nor an orphan); once it has expired (the smoke process died), the planner removes it like
+ * any other lane nobody wants.
+ */
+export interface SmokeMark {
+  /** The smoke run's id (`smoke-<hex>`), also in its audit records. */
+  readonly runId: string;
+  /** The unique capability label the lane registers with (no workflow but the smoke's targets it). */
+  readonly label: string;
+  /** Until when the smoke run owns the lane. */
+  readonly leaseUntilMs: number;
 }
 
 /** A record as stored, with the store's revision for compare-and-set updates. */

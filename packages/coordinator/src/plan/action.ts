@@ -1,5 +1,5 @@
 import type { LaneSpec } from "@lanekeeper/shared";
-import type { LaneRecordState, OrphanKind, OrphanMark } from "../observe/lane-record.js";
+import type { LaneRecordState, OrphanKind, OrphanMark, SmokeMark } from "../observe/lane-record.js";
 import type { Evidence } from "./evidence.js";
 import type { Guard } from "./guard.js";
 import type { PlanStep } from "./plan-step.js";
@@ -45,7 +45,9 @@ export type ReasonCode =
   | "ORPHAN_CONFIRMED"
   | "ORPHAN_CLEARED"
   | "OPERATOR"
-  | "CREATE_FAILED";
+  | "CREATE_FAILED"
+  | "SMOKE"
+  | "SMOKE_EXPIRED";
 
 /** Why an action is in the plan. */
 export interface ActionReason {
@@ -79,6 +81,8 @@ export interface CreateAction extends ActionBase {
   readonly kind: "create";
   /** The lane spec for the `CreateLane` intent; apply adds the sealed registration. */
   readonly spec: LaneSpec;
+  /** Set by `lanekeeper smoke` only: the lane's record carries this mark from its first write. */
+  readonly smoke?: SmokeMark;
 }
 
 /** Drain a lane: capability labels swapped for `lk-draining`, not re-armed; it keeps its running job. */

@@ -5,6 +5,7 @@ import type { StoredLaneRecord } from "../observe/lane-record.js";
 import { allowsGuard, hostGuards, removalGuards } from "./lane-guards.js";
 import { markedOrphan, newOrphan } from "./orphans.js";
 import { cmp, type GroupLane, type PlanContext } from "./plan-context.js";
+import { smokeLane } from "./smoke-lanes.js";
 
 /** Record states whose lanes count toward a group (`removing` and `orphaned` do not). */
 const COUNTED_STATES = new Set(["creating", "active", "draining", "needs-attention"]);
@@ -15,6 +16,7 @@ const COUNTED_STATES = new Set(["creating", "active", "draining", "needs-attenti
  */
 export function laneMaintenance(ctx: PlanContext, v: LaneView, byGroup: Map<string, GroupLane[]>): void {
   const r = v.record;
+  if (r?.smoke !== undefined && smokeLane(ctx, v, r)) return;
   if (v.class === "needs-attention") {
     ctx.warn(
       "LANE_NEEDS_ATTENTION",

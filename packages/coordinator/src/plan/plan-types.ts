@@ -28,7 +28,9 @@ export type PlanWarningCode =
   | "ORPHAN_MARK_STALE"
   | "ORPHAN_BUDGET"
   | "FOREIGN_RUNNERS"
-  | "INVALID_LANE";
+  | "INVALID_LANE"
+  | "SMOKE_LANE"
+  | "SMOKE_LANE_LEFT";
 
 /** Something the operator should know; never an action. */
 export interface PlanWarning {

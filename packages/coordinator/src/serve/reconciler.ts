@@ -168,7 +168,8 @@ export class Reconciler {
       const r = v.record;
       const h = v.hostLane;
       const g = v.registration;
-      if (r?.state !== "active" || h === undefined || v.class !== "managed" || !v.hostKnown || h.held || h.draining || targeted.has(v.laneId)) continue;
+      // A smoke lane is its smoke run's to restart (or, once its lease expired, the planner's to remove).
+      if (r?.state !== "active" || r.smoke !== undefined || h === undefined || v.class !== "managed" || !v.hostKnown || h.held || h.draining || targeted.has(v.laneId)) continue;
       if (h.health === Health.HEALTH_CRASH_LOOP || (h.state === LaneState.LANE_STATE_NEEDS_ATTENTION && h.attentionReason === "CRASH_LOOP")) {
         out.push({ view: v, why: "crash-loop" });
         continue;
