@@ -58,6 +58,15 @@ export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
   "VERIFY_GONE_TIMEOUT",
   "AGENT_REJECTED",
   "AGENT_FAILED",
+  // lanekeeper smoke (smoke/): refusals before anything is done, then how a run ended
+  "SMOKE_OPTIONS_INVALID",
+  "SMOKE_SCOPE_NOT_OPTED_IN",
+  "SMOKE_HOST_NOT_OPTED_IN",
+  "SMOKE_HOST_NOT_ALLOWED",
+  "SMOKE_HOST_FULL",
+  "SMOKE_HOST_UNHEARD",
+  "SMOKE_FAILED",
+  "SMOKE_INTERRUPTED",
   // Outcomes the CLI exits on without an exception
   "APPLY_FAILED",
   "NEEDS_ATTENTION",

@@ -8,6 +8,7 @@ import type { ExitCode } from "./exit-codes.js";
 import { runKeysGenerate, runKeysPush, runKeysRootInit, runKeysRootRotate, runKeysRotate } from "./keys-command.js";
 import { runLanes } from "./lanes-command.js";
 import { runServe } from "./serve-command.js";
+import { registerSmokeCommand } from "./smoke-command.js";
 import { runStatus } from "./status-command.js";
 
 function count(v: string): number {
@@ -161,6 +162,8 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .action(async (file: string, o: Parameters<typeof runKeysPush>[1]) => {
       done(await runKeysPush(file, o, io));
     });
+
+  registerSmokeCommand(program, io, deps, done);
 
   program
     .command("serve")

@@ -1,10 +1,11 @@
-import { Backend, canonicalLabels, Health, LaneMode, LaneState, LanekeeperError, parseScope, type LaneSpec, type PoolPolicy } from "@lanekeeper/shared";
+import { canonicalLabels, Health, LaneState, LanekeeperError, type PoolPolicy } from "@lanekeeper/shared";
 import type { LaneView } from "../observe/classify.js";
 import type { ReasonCode } from "./action.js";
 import type { Evidence } from "./evidence.js";
 import type { Guard } from "./guard.js";
 import { hostGuards, removalGuards } from "./lane-guards.js";
 import { newLaneId } from "./lane-id.js";
+import { laneSpecFor } from "./lane-spec.js";
 import { cmp, type GroupLane, type PlanContext } from "./plan-context.js";
 import { groupKey, Placement, type PlacementRequest } from "./placement.js";
 import { STEPS } from "./steps.js";
@@ -221,25 +222,7 @@ function create(ctx: PlanContext, scope: string, pool: string, poolPolicy: PoolP
     ctx.warn("INVALID_LANE", `lanes of ${scope}/${pool} cannot be created: ${err.message}`, { scope, pool });
     return undefined;
   }
-  const parsed = parseScope(scope);
-  const webUrl = ctx.policy.github.webUrl.replace(/\/+$/, "");
-  const scopePolicy = ctx.policy.scopes[scope];
-  const spec: LaneSpec = {
-    laneId,
-    scope,
-    pool,
-    backend: backend === "container" ? Backend.BACKEND_CONTAINER : Backend.BACKEND_SYSTEMD,
-    mode: poolPolicy.mode === "ephemeral" ? LaneMode.LANE_MODE_EPHEMERAL : LaneMode.LANE_MODE_PERSISTENT,
-    labels,
-    runnerGroup: parsed.kind === "org" ? (scopePolicy?.runnerGroup ?? "Default") : "",
-    githubUrl: parsed.kind === "org" ? `${webUrl}/${parsed.org}` : `${webUrl}/${parsed.owner}/${parsed.repo}`,
-    runnerVersion: backend === "systemd" ? (poolPolicy.runnerVersion ?? "") : "",
-    image: backend === "container" ? (poolPolicy.image ?? "") : "",
-    limits:
-      poolPolicy.limits === undefined
-        ? undefined
-        : { cpuMillis: poolPolicy.limits.cpuMillis ?? 0, memoryBytes: poolPolicy.limits.memoryBytes ?? 0 },
-  };
+  const spec = laneSpecFor(ctx.policy, scope, pool, poolPolicy, laneId, labels);
   const guards: Guard[] = [
     { kind: "record-revision", laneId, revision: null },
     { kind: "scope-opted-in", scope },

@@ -33,6 +33,11 @@ export interface Faults {
   offlineAfterMs?: number;
   /** Rate-limit exhaustion. */
   rateLimit?: RateLimitFault;
+  /**
+   * Runners cannot connect: every session request of the runner protocol is answered 503, so registered runners
+   * stay offline (the runner retries, as the real one does when the service is unreachable).
+   */
+  refuseSessions?: boolean;
 }
 
 function bad(path: string, message: string): never {
@@ -48,7 +53,7 @@ function num(path: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGE
 /** Validates a `POST /_emulator/faults` body; unknown keys are rejected with `path: message`. */
 export function parseFaults(body: unknown): Faults {
   if (typeof body !== "object" || body === null || Array.isArray(body)) bad("faults", "must be an object");
-  const known = ["latencyMs", "errorRate", "errorStatus", "busyLagMs", "offlineAfterMs", "rateLimit"];
+  const known = ["latencyMs", "errorRate", "errorStatus", "busyLagMs", "offlineAfterMs", "rateLimit", "refuseSessions"];
   for (const k of Object.keys(body)) if (!known.includes(k)) bad(k, "unknown fault");
   const b = body as Record<string, unknown>;
   const faults: Faults = {};
@@ -60,6 +65,10 @@ export function parseFaults(body: unknown): Faults {
   set("errorStatus", num("errorStatus", b.errorStatus, 500, 599));
   set("busyLagMs", num("busyLagMs", b.busyLagMs, 0));
   set("offlineAfterMs", num("offlineAfterMs", b.offlineAfterMs, 1));
+  if (b.refuseSessions !== undefined) {
+    if (typeof b.refuseSessions !== "boolean") bad("refuseSessions", "must be a boolean");
+    faults.refuseSessions = b.refuseSessions;
+  }
   if (b.rateLimit !== undefined) {
     const r = b.rateLimit;
     if (typeof r !== "object" || r === null || Array.isArray(r)) bad("rateLimit", "must be an object");
@@ -131,6 +140,11 @@ export class FaultState {
   /** Offline timeout override, if any. */
   offlineAfterMs(): number | undefined {
     return this.current.offlineAfterMs;
+  }
+
+  /** True while runners cannot open sessions. */
+  refuseSessions(): boolean {
+    return this.current.refuseSessions === true;
   }
 
   /** Rate-limit fault, if any. */

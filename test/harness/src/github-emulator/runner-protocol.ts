@@ -147,6 +147,7 @@ export function runnerProtocolRouter(core: EmulatorCore): Router {
 
   r.add("POST", "/sessions", async (x): Promise<Reply> => {
     const runner = runnerOfCaller(x);
+    if (core.faults.refuseSessions()) throw plainError(503, "Service Unavailable");
     const body = await objectBody(x);
     if (body.agentId !== runner.id) throw plainError(401, "The credential does not belong to this agent.");
     const session = broker.openSession(runner, str(body, "version", "unknown"), str(body, "os", "Linux"));
