@@ -85,7 +85,7 @@ describe("the lanekeeper-agent Debian package", () => {
     DPKG_TIMEOUT_MS,
   );
 
-  it("configured with lanekeeper-agent init, its service starts and status answers from the PATH, control disabled", async () => {
+  it("configured with lanekeeper-agent init, its service starts and status answers from the PATH, control disabled; an upgrade restarts it", async () => {
     const init = await sh("sh", "-c", `lanekeeper-agent init --host-id ${HOST} > /var/lib/lanekeeper/enrollment.yaml`);
     expect(init.code, init.stderr).toBe(0);
     // The config belongs to the lanekeeper group (setgid directory), as the installer leaves it.
@@ -103,7 +103,16 @@ describe("the lanekeeper-agent Debian package", () => {
     expect(status.hostId).toBe(HOST);
     expect(status.controlEnabled ?? false).toBe(false);
     expect(await activeState(AGENT_UNIT)).toBe("active");
-  });
+
+    // An upgrade (dpkg -i over the installed package) restarts the configured agent on the new binary, keeping keys.
+    const key = await readInside(sd, "/var/lib/lanekeeper/identity.key");
+    const pid = (await sd.unitProperties(AGENT_UNIT, ["MainPID"])).MainPID;
+    const again = await offline(sd, "dpkg", ["-i", join(dist, names.agentDeb)], { timeoutMs: DPKG_TIMEOUT_MS });
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(await activeState(AGENT_UNIT)).toBe("active");
+    expect((await sd.unitProperties(AGENT_UNIT, ["MainPID"])).MainPID).not.toBe(pid);
+    expect(await readInside(sd, "/var/lib/lanekeeper/identity.key")).toBe(key);
+  }, DPKG_TIMEOUT_MS);
 
   it(
     "dpkg -r stops it and removes binary and unit, keeping config and keys; dpkg --purge removes everything it created",
