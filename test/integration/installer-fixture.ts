@@ -97,12 +97,11 @@ async function exists(path: string): Promise<boolean> {
  * Inside the sandbox (its own mount namespace; nothing here reaches the host): /usr and /opt become overlays whose
  * writes land in a tmpfs, /usr/lib/systemd/system an empty directory in systemd's unit path (where packages put
  * their units; the host's stay out), /var/lib a tmpfs with dpkg's database (an overlay), systemd's state and the
- * harness state root (sandbox directories, the artifacts) mounted back, /var/log a tmpfs. /etc, /run, /tmp are the
+ * harness state root (sandbox directories, the artifacts) and the checkout mounted back, /var/log a tmpfs. /etc, /run, /tmp are the
  * sandbox's already.
  */
 const ISOLATE = `
 set -euo pipefail
-state_root="$1"
 iso=/run/lk-iso
 mount --make-rprivate /
 mkdir -p "$iso"
@@ -119,11 +118,14 @@ mount -t overlay overlay -o "lowerdir=$iso/var-lib/dpkg,upperdir=$iso/dpkg-up,wo
 mount --rbind "$iso/var-lib/systemd" /var/lib/systemd
 # dpkg's log and anything else written there.
 mount -t tmpfs -o mode=0755 tmpfs /var/log
-case "$state_root" in
-  /var/lib/*)
-    top=\${state_root#/var/lib/}; top=\${top%%/*}
-    mkdir -p "/var/lib/$top" && mount --rbind "$iso/var-lib/$top" "/var/lib/$top" ;;
-esac
+# The harness state root and the checkout, when they live below /var/lib: their top directory comes back.
+for keep in "$@"; do
+  case "$keep" in
+    /var/lib/*)
+      top=\${keep#/var/lib/}; top=\${top%%/*}
+      if ! mountpoint -q "/var/lib/$top"; then mkdir -p "/var/lib/$top" && mount --rbind "$iso/var-lib/$top" "/var/lib/$top"; fi ;;
+  esac
+done
 mount --make-rshared /
 `;
 
@@ -131,7 +133,7 @@ mount --make-rshared /
 export async function startInstallSandbox(): Promise<SystemdSandbox> {
   const sd = await startSystemdSandbox({ extraUnitPaths: ["/usr/lib/systemd/system"] });
   try {
-    const r = await sd.exec("/bin/bash", ["-c", ISOLATE, "isolate", harnessStateRoot()]);
+    const r = await sd.exec("/bin/bash", ["-c", ISOLATE, "isolate", harnessStateRoot(), repo]);
     if (r.code !== 0) throw new Error(`cannot isolate the sandbox's system directories: ${r.stderr}`);
     const reload = await sd.systemctl("daemon-reload");
     if (reload.code !== 0) throw new Error(`daemon-reload: ${reload.stderr}`);
