@@ -36,7 +36,8 @@ beforeAll(async () => {
     repos: [REAL, SANDBOX, CLOSED, OTHER],
     // acme/closed is not opted in on the coordinator; acme/other is, but the agent's allowlist leaves it out.
     scopes: { [REAL]: { optIn: true }, [SANDBOX]: { optIn: true }, [CLOSED]: { optIn: false }, [OTHER]: { optIn: true } },
-    agents: [{ hostId: "build01", runtime: "systemd", capacity: 4, control: { scopes: [REAL, SANDBOX, CLOSED] } }],
+    // The actions docs/first-contact.md tells an operator to allow are enough for a smoke run.
+    agents: [{ hostId: "build01", runtime: "systemd", capacity: 4, control: { scopes: [REAL, SANDBOX, CLOSED], actions: ["create", "drain", "undrain", "restart", "remove"] } }],
     pools: { [POOL]: { backend: "systemd", labels: ["linux", "x64"] } },
     lanes: [{ scope: REAL, pool: POOL, count: 1, hosts: ["build01"] }],
     handmade: { container: false },
@@ -108,6 +109,7 @@ describe("lanekeeper smoke", () => {
 
   it("passes: creates the lane, runs the dispatched workflow's job on it, restarts, removes; plan leaves it alone meanwhile", async () => {
     await fleet.github.control.defineWorkflow(SANDBOX, "smoke.yml", { runsOn: ["${{ inputs.runner_label }}"], durationMs: 2_000, name: "smoke" });
+    // docs/first-contact.md's command, with the report as JSON and time to run `plan` beside it.
     const run = smoke(["--scope", `repo:${SANDBOX}`, "--host", "build01", "--workflow", "smoke.yml", "--ref", "main", "--linger", "8s", "--json"]);
     // While the run holds the lane, the normal policy's plan has no action on it (not excess, not an orphan).
     const lane = await eventually(async () => (await smokeRunners()).find((r) => r.status === "online"), "the smoke lane online", 120_000, 200);
