@@ -6,6 +6,7 @@
 // (never killed), the lane is removed, the report says so. Every case ends with nothing of the smoke lane left.
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { COORDINATOR_BIN, type Fleet, type RunnerView } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyOk, auditChain, describeCli, e2eFleet, eventually, planJson, waitManagedOnline } from "./e2e-fixture.js";
@@ -15,6 +16,7 @@ const SANDBOX = "acme/sandbox";
 const CLOSED = "acme/closed";
 const OTHER = "acme/other";
 const POOL = "linux-x64";
+const FIRST_CONTACT = fileURLToPath(new URL("../../docs/first-contact.md", import.meta.url));
 
 /** The `--json` report of `lanekeeper smoke`. */
 interface SmokeReportJson {
@@ -109,8 +111,12 @@ describe("lanekeeper smoke", () => {
 
   it("passes: creates the lane, runs the dispatched workflow's job on it, restarts, removes; plan leaves it alone meanwhile", async () => {
     await fleet.github.control.defineWorkflow(SANDBOX, "smoke.yml", { runsOn: ["${{ inputs.runner_label }}"], durationMs: 2_000, name: "smoke" });
-    // docs/first-contact.md's command, with the report as JSON and time to run `plan` beside it.
-    const run = smoke(["--scope", `repo:${SANDBOX}`, "--host", "build01", "--workflow", "smoke.yml", "--ref", "main", "--linger", "8s", "--json"]);
+    // The command docs/first-contact.md tells an operator to run, as written there, with the report as JSON and
+    // time to run `plan` beside it.
+    const docLine = (await readFile(FIRST_CONTACT, "utf8")).split("\n").find((l) => l.startsWith("lanekeeper smoke "));
+    const docArgs = (docLine ?? "").trim().split(/\s+/).slice(2);
+    expect(docArgs).toEqual(["--scope", `repo:${SANDBOX}`, "--host", "build01", "--workflow", "smoke.yml", "--ref", "main"]);
+    const run = smoke([...docArgs, "--linger", "8s", "--json"]);
     // While the run holds the lane, the normal policy's plan has no action on it (not excess, not an orphan).
     const lane = await eventually(async () => (await smokeRunners()).find((r) => r.status === "online"), "the smoke lane online", 120_000, 200);
     const laneId = lane.name;
