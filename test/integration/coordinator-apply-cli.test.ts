@@ -23,7 +23,7 @@ interface Run {
   json: unknown;
 }
 
-async function lk(args: string[], env: Record<string, string> = {}): Promise<Run> {
+async function lk(args: string[], env: Record<string, string> = {}, confirm: ((q: string) => Promise<boolean>) | null = null): Promise<Run> {
   let out = "";
   let err = "";
   const io: CliIo = {
@@ -40,8 +40,8 @@ async function lk(args: string[], env: Record<string, string> = {}): Promise<Run
     cwd: w.dir,
     now: () => Date.now(),
   };
-  // No terminal in tests: commands that need confirmation must be told --yes.
-  const code = await runCli(args, io, { confirm: null });
+  // No terminal in tests (unless a test plays the prompt): commands that need confirmation must be told --yes.
+  const code = await runCli(args, io, { confirm });
   let json: unknown;
   try {
     json = JSON.parse(out);
@@ -130,10 +130,30 @@ describe("lanekeeper CLI: apply, status, lanes, audit", () => {
     const r = await lk(["lanes", "remove", laneId, "--deadline", "2s"]);
     expect(r.code).toBe(ExitCode.NEEDS_ATTENTION);
     expect(r.err).toMatch(/waiting for the running job to finish/);
-    expect(r.out).toContain(`lanekeeper lanes remove ${laneId} --force`);
+    expect(r.out).toContain(`lanekeeper lanes remove ${laneId} --force --deadline 10m`);
     expect(r.out).toContain(`lanekeeper lanes remove ${laneId} --deadline 2h`);
     expect((await w.gh.control.getJob(job.id)).status).toBe("in_progress");
-    const forced = await lk(["lanes", "remove", laneId, "--force", "--json"]);
+    // --force needs an explicit --deadline and a confirmation: without them it is a usage error, and nothing happens.
+    const noDeadline = await lk(["lanes", "remove", laneId, "--force", "--json"]);
+    expect(noDeadline.code).toBe(ExitCode.USAGE);
+    expect(noDeadline.json).toMatchObject({ error: { code: "USAGE" } });
+    expect((noDeadline.json as { error: { message: string } }).error.message).toContain("--force needs --deadline");
+    const unconfirmed = await lk(["lanes", "remove", laneId, "--force", "--deadline", "1s"]);
+    expect(unconfirmed.code).toBe(ExitCode.USAGE);
+    expect(unconfirmed.err).toMatch(/FORCE_NOT_CONFIRMED/);
+    expect(unconfirmed.err).toMatch(/--yes/);
+    // On a terminal the prompt asks; "no" changes nothing.
+    const asked: string[] = [];
+    const declined = await lk(["lanes", "remove", laneId, "--force", "--deadline", "1s"], {}, (q) => {
+      asked.push(q);
+      return Promise.resolve(false);
+    });
+    expect(declined.code).toBe(ExitCode.OK);
+    expect(declined.err).toContain("Nothing was changed.");
+    expect(asked[0]).toMatch(new RegExp(`lanes remove ${laneId}: if a job still runs there after 1s, stop the lane and kill the job`));
+    expect((await w.gh.control.getJob(job.id)).status).toBe("in_progress");
+    expect(await w.store.get(laneId)).toMatchObject({ state: "needs-attention" });
+    const forced = await lk(["lanes", "remove", laneId, "--force", "--deadline", "1s", "--yes", "--json"]);
     expect(forced.code, forced.err).toBe(ExitCode.OK);
     expect(forced.json).toMatchObject({ ok: true, outcomes: [{ status: "succeeded", forcedBy: "carol" }] });
     expect((await w.gh.control.getJob(job.id)).conclusion).toBe("cancelled");

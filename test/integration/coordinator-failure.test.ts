@@ -75,6 +75,10 @@ describe("failures end in a safe state and converge", () => {
     const o = report.outcomes[0]!;
     expect([o.status, o.code, o.failedStep, o.safeState]).toEqual(["failed", "DISPATCH_TIMEOUT", "send-create", "created-unverified"]);
     expect(o.recovery).toContain("lanekeeper apply");
+    // The create may well have happened (it did): the note looks first and never names a destructive command.
+    expect(o.recovery?.match(/`(lanekeeper[^`]*)`/)?.[1]).toBe("lanekeeper status");
+    expect(o.recovery).not.toMatch(/lanes (remove|restart|drain)/);
+    expect(o.recovery).toContain("its record says creating");
     expect(await w.store.get(laneId)).toMatchObject({ state: "creating", attention: { code: "DISPATCH_TIMEOUT" } });
     // The agent did create it, after the coordinator stopped waiting.
     await eventually(async () => (await w.gh.control.listRunners()).find((r) => r.name === laneId)?.status === "online", "the lane online");

@@ -138,7 +138,7 @@ describe("drain protocol: never kill a job", () => {
     const o = report.outcomes[0]!;
     expect([o.status, o.code, o.safeState]).toEqual(["needs-attention", "DRAIN_DEADLINE", "drained"]);
     expect(o.recovery).toContain(`lanekeeper lanes remove ${laneId} --deadline 2h`);
-    expect(o.recovery).toContain(`lanekeeper lanes remove ${laneId} --force`);
+    expect(o.recovery).toContain(`lanekeeper lanes remove ${laneId} --force --deadline 10m`);
     const rec = await w.store.get(laneId);
     expect(rec?.state).toBe("needs-attention");
     expect(rec?.attention).toMatchObject({ code: "DRAIN_DEADLINE" });
@@ -152,8 +152,11 @@ describe("drain protocol: never kill a job", () => {
     expect(failed).toMatchObject({ phase: "failed", reasonCode: "DRAIN_DEADLINE" });
     expect((failed?.details as { recovery?: string }).recovery).toContain("--force");
 
-    // The operator decides to stop the job: forced, and audited on both sides with who forced it.
-    const forced = await runLaneCommand(w.laneDeps(1), "remove", laneId, { operator: "alice", force: true });
+    // --force never means "now": without an explicit deadline it is refused before anything is read or done.
+    await expect(runLaneCommand(w.laneDeps(1), "remove", laneId, { operator: "alice", force: true })).rejects.toMatchObject({ code: "DEADLINE_INVALID" });
+    expect((await w.gh.control.getJob(jobId)).status).toBe("in_progress");
+    // The operator decides to stop the job after a short deadline: forced, and audited on both sides with who forced it.
+    const forced = await runLaneCommand(w.laneDeps(1), "remove", laneId, { operator: "alice", force: true, deadlineMs: 500 });
     expect(forced.outcomes.map((x) => [x.status, x.code ?? "", x.forcedBy ?? ""])).toEqual([["succeeded", "", "alice"]]);
     expect((await w.gh.control.getJob(jobId)).conclusion).toBe("cancelled");
     expect(await w.store.get(laneId)).toBeUndefined();

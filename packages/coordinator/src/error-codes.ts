@@ -28,6 +28,7 @@ export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
   "GITHUB_RUNNER_BUSY",
   "GITHUB_RATE_LIMITED",
   "GITHUB_RATE_LIMIT_RESERVED",
+  "GITHUB_UNREACHABLE",
   // NATS, JetStream and the lane store
   "NATS_UNAVAILABLE",
   "LANE_STORE_UNAVAILABLE",
@@ -44,6 +45,7 @@ export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
   "KEYSET_PUSH_FAILED",
   // apply and lanes: refusals before anything is done (apply/apply-errors.ts)
   "APPLY_NOT_CONFIRMED",
+  "FORCE_NOT_CONFIRMED",
   "LANE_NOT_MANAGED",
   "DEADLINE_INVALID",
   "NOT_LEADER",

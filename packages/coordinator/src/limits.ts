@@ -21,6 +21,16 @@ export const DEFAULT_MAX_RETRY_WAIT_SECONDS = 120;
 export const DEFAULT_RETRY_BASE_MS = 1000;
 /** Secondary-limit wait when GitHub sends no `retry-after`. */
 export const DEFAULT_SECONDARY_RETRY_AFTER_SECONDS = 60;
+/**
+ * How long one attempt of a GitHub request may go without an answer before it is aborted (a server that
+ * accepts the connection and never answers must not hold a command; GitHub itself answers within 10 s).
+ */
+export const DEFAULT_GITHUB_REQUEST_TIMEOUT_MS = 15_000;
+/**
+ * Attempts of a request that got no HTTP answer (refused, DNS, TLS, timeout, reset): one retry covers a blip;
+ * more would only make every command wait out the backoff while GitHub is unreachable.
+ */
+export const GITHUB_CONNECTION_ATTEMPTS = 2;
 /** Longest GitHub error message kept in an error's details. */
 export const MAX_GITHUB_MESSAGE_CHARS = 300;
 

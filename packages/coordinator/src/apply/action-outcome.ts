@@ -8,7 +8,7 @@ import { StepFailure } from "./apply-errors.js";
 import type { ActionOutcome, ActionStatus } from "./apply-events.js";
 import type { ApplyRunOptions } from "./apply-options.js";
 import { MAX_OUTCOME_MESSAGE_CHARS } from "./limits.js";
-import { recoveryNote, type SafeState } from "./recovery-note.js";
+import { recoveryNote, type ObservedAfterFailure, type SafeState } from "./recovery-note.js";
 
 /** A message cut to {@link MAX_OUTCOME_MESSAGE_CHARS}, for outcomes and audit records. */
 export function cut(s: string): string {
@@ -77,6 +77,11 @@ export interface EndingDeps {
   readonly store: LaneStore;
   readonly clock: Clock;
   readonly log?: Logger;
+  /**
+   * A fresh look at a lane (GitHub and the host's newest inventory), for notes on creates whose outcome is not
+   * known: the note then says what was seen rather than guessing. Never throws.
+   */
+  readonly observe?: (a: OutcomeSubject) => Promise<ObservedAfterFailure>;
 }
 
 /**
@@ -140,17 +145,27 @@ export class ActionEndings {
         this.d.log?.warn({ laneId: a.laneId, err: errMessage(e) }, "could not drop the record of a create that did not happen");
       }
     }
+    // An operator's drain, restart or remove that failed before GitHub or the host changed: its record write (draining,
+    // removing) is undone, so the record, `status` and `plan` all show the lane as it was, in service.
+    const operatorOp = opts.operator?.op;
+    const undone = operatorOp !== undefined && safeState === "untouched" && (await this.undoRecordWrite(st));
+    const observed = safeState === "created-unverified" ? await this.d.observe?.(a).catch(() => undefined) : undefined;
+    const recordState = await this.recordStateNow(st);
     const note = recoveryNote({
       laneId: a.laneId,
       hostId: a.hostId,
       kind: a.kind,
-      operatorOp: opts.operator?.op,
+      operatorOp,
       step,
       safeState,
       code,
       cause: message,
+      recordState: deadline ? "needs-attention" : recordState,
+      uncertain: st.labelsUncertain,
+      observed,
     });
-    await this.noteOnRecord(st, code, note, deadline);
+    // An undone operator command leaves no note on the record: the lane is as it was (the note is in the report and the audit).
+    if (!undone) await this.noteOnRecord(st, code, note, deadline);
     await this.d.audit.append({
       action: a.kind,
       phase: "failed",
@@ -175,6 +190,31 @@ export class ActionEndings {
       intentIds: st.intentIds,
       elapsedMs: this.d.clock.now() - st.startedAtMs,
     });
+  }
+
+  /** Restore the record as it was before this action wrote it (compare-and-set; a lost race leaves it, and the note says so). */
+  private async undoRecordWrite(st: ActionState): Promise<boolean> {
+    const before = st.recordBefore;
+    const now = st.record;
+    if (before === undefined || now === undefined) return false;
+    if (now.revision === before.revision) return true;
+    try {
+      st.record = await this.d.store.update({ ...recordWithout(before), updatedAtMs: this.d.clock.now() }, now.revision);
+      return true;
+    } catch (e) {
+      this.d.log?.warn({ laneId: st.action.laneId, err: errMessage(e) }, "could not undo the record write of a failed operator command");
+      return false;
+    }
+  }
+
+  /** The record's state as the failure leaves it (`none` without a record), read fresh; undefined when unreadable. */
+  private async recordStateNow(st: ActionState): Promise<string | undefined> {
+    try {
+      const cur = await this.d.store.get(st.action.laneId);
+      return cur?.state ?? "none";
+    } catch {
+      return st.record?.state;
+    }
   }
 
   /** Put the recovery note on the lane record (best effort: the audit record has it either way). */

@@ -9,6 +9,8 @@ export interface ActionState {
   readonly operationId: string;
   readonly startedAtMs: number;
   record: StoredLaneRecord | undefined;
+  /** The record as it was before the action's first step (to undo an operator command's write). */
+  recordBefore: StoredLaneRecord | undefined;
   runnerId: number | undefined;
   /** Registration token / JIT config / remove token in the clear, wiped after use. */
   secret: Buffer | undefined;
@@ -20,6 +22,8 @@ export interface ActionState {
   removedSince: number | undefined;
   observed: LaneObservation | undefined;
   labelsDrained: boolean;
+  /** A draining-label change got no answer: the labels may or may not have been swapped. */
+  labelsUncertain: boolean;
   agentDrained: boolean;
   stopped: boolean;
   maybeCreated: boolean;
@@ -35,6 +39,7 @@ export function newActionState(action: Action, operationId: string, startedAtMs:
     operationId,
     startedAtMs,
     record: undefined,
+    recordBefore: undefined,
     runnerId: "runnerId" in action ? action.runnerId : undefined,
     secret: undefined,
     removeToken: undefined,
@@ -44,6 +49,7 @@ export function newActionState(action: Action, operationId: string, startedAtMs:
     removedSince: undefined,
     observed: undefined,
     labelsDrained: false,
+    labelsUncertain: false,
     agentDrained: false,
     stopped: false,
     maybeCreated: false,

@@ -11,12 +11,13 @@ import {
 import type { DispatchAction } from "../dispatch/intent-builder.js";
 import { isAnswered, jobRunning, removeDone, type AnsweredOutcome, type IntentOutcome } from "../dispatch/intent-outcome.js";
 import { waitUntilIdle } from "../drain/drain-protocol.js";
-import { GitHubNotFoundError } from "../github/github-errors.js";
+import { GitHubNotFoundError, GitHubUnreachableError } from "../github/github-errors.js";
 import type { GitHubRunner } from "../github/github-types.js";
 import { recordWithout, type LaneRecord } from "../observe/lane-record.js";
 import type { PlanStep } from "../plan/action.js";
 import { cut, errCode } from "./action-outcome.js";
 import type { ActionState } from "./action-state.js";
+import type { ObservedAfterFailure } from "./recovery-note.js";
 import { agentReasonCode, StepFailure } from "./apply-errors.js";
 import type { ApplyRunOptions, ResolvedApplyOptions } from "./apply-options.js";
 import { FreshView, isReadFailure } from "./fresh-view.js";
@@ -241,9 +242,25 @@ export class ActionSteps {
       await this.o.github.setCustomLabels(st.action.scope, reg.id, labels);
     } catch (err) {
       if (err instanceof GitHubNotFoundError) return;
+      // No answer to a request that may have gone out: the labels may have been swapped. Say so rather than "untouched".
+      if (draining && err instanceof GitHubUnreachableError && err.maybeDelivered) {
+        st.labelsDrained = true;
+        st.labelsUncertain = true;
+      }
       throw err;
     }
     st.labelsDrained = draining;
+  }
+
+  /** A fresh look at a lane after a failure: its registration on GitHub and the host's newest inventory. Never throws. */
+  async observeLane(scope: string, laneId: string, hostId: string): Promise<ObservedAfterFailure> {
+    const v = this.view();
+    const reg = await v.registrationOf(scope, laneId);
+    const host = await v.host(hostId);
+    return {
+      registration: isReadFailure(reg) ? "unknown" : reg === undefined ? "absent" : reg.status === "online" ? "online" : "offline",
+      host: host === undefined ? "unknown" : host.snapshot.lanes.some((l) => l.laneId === laneId) ? "present" : "absent",
+    };
   }
 
   /** The lane's registration now: by known runner id, else by its `lk-lane-` label. Undefined when gone. */
@@ -331,7 +348,8 @@ export class ActionSteps {
     const a = st.action;
     const now = this.o.clock.now();
     st.drainStartedAtMs ??= now;
-    const deadlineMs = opts.operator?.deadlineMs ?? (opts.operator?.force === true ? 0 : this.o.deadlineMs);
+    // `--force` comes with an explicit deadline (the CLI and runLaneCommand insist): never "kill now" by default.
+    const deadlineMs = opts.operator?.deadlineMs ?? this.o.deadlineMs;
     st.drainDeadlineAtMs ??= st.drainStartedAtMs + deadlineMs;
     const res = await waitUntilIdle(
       {

@@ -40,7 +40,13 @@ export class ApplyEngine {
   constructor(options: ApplyEngineOptions) {
     this.o = resolveApplyOptions(options);
     this.steps = new ActionSteps(this.o);
-    this.endings = new ActionEndings({ audit: this.o.audit, store: this.o.store, clock: this.o.clock, ...(this.o.log === undefined ? {} : { log: this.o.log }) });
+    this.endings = new ActionEndings({
+      audit: this.o.audit,
+      store: this.o.store,
+      clock: this.o.clock,
+      ...(this.o.log === undefined ? {} : { log: this.o.log }),
+      observe: (a) => this.steps.observeLane(a.scope, a.laneId, a.hostId),
+    });
   }
 
   /** Run a plan (or, with `dryRun`, record it). */
@@ -141,6 +147,7 @@ export class ApplyEngine {
     try {
       const rec = await this.o.store.get(a.laneId);
       st.record = rec;
+      st.recordBefore = rec;
       if (st.runnerId === undefined && rec?.runnerId !== undefined) st.runnerId = rec.runnerId;
       const steps = a.steps;
       for (let i = 0; i < steps.length; i++) {

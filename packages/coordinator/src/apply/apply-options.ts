@@ -61,7 +61,7 @@ export interface OperatorRequest {
   readonly force: boolean;
   /** Who forced it (audited). */
   readonly forcedBy: string;
-  /** Overrides the policy's drain deadline. With `force` and no deadline, nothing is waited for. */
+  /** Overrides the policy's drain deadline (an operator's `--force` always comes with one). */
   readonly deadlineMs?: number;
 }
 

@@ -1,9 +1,11 @@
-import { DRAINING_LABEL, systemClock, type Clock, type Policy } from "@lanekeeper/shared";
+import { DRAINING_LABEL, LanekeeperError, systemClock, type Clock, type Policy } from "@lanekeeper/shared";
 import type { AuditTrail } from "../audit/coordinator-audit.js";
 import { isAnswered, type IntentOutcome } from "../dispatch/intent-outcome.js";
 import type { GitHubClient } from "../github/github-client.js";
 import { classify, type LaneView } from "../observe/classify.js";
 import type { LaneStore } from "../observe/lane-store.js";
+import type { ScopeObservation } from "../observe/scope-observation.js";
+import { COORDINATOR_OWN_ERROR_CODES, type CoordinatorErrorCode } from "../error-codes.js";
 import type { Action } from "../plan/action.js";
 import { actionOutcome } from "./action-outcome.js";
 import { ApplyRefusedError } from "./apply-errors.js";
@@ -13,6 +15,12 @@ import type { InventorySource } from "../observe/inventory-source.js";
 import { MAX_DRAIN_DEADLINE_MS } from "./limits.js";
 import { observeWorld } from "../context/observe-world.js";
 import { operatorAction } from "./operator-actions.js";
+
+const GITHUB_CODES: ReadonlySet<string> = new Set(COORDINATOR_OWN_ERROR_CODES.filter((c) => c.startsWith("GITHUB_")));
+
+function isGitHubCode(code: string): code is CoordinatorErrorCode {
+  return GITHUB_CODES.has(code);
+}
 
 /** `lanekeeper lanes <op>`. */
 export type LaneCommand = "drain" | "restart" | "remove" | "hold" | "release";
@@ -31,7 +39,7 @@ export interface LaneCommandDeps {
 
 /** Options of a lane command. */
 export interface LaneCommandOptions {
-  /** Stop the lane even though a job runs, once the deadline passed (immediately without `deadlineMs`). */
+  /** Stop the lane even though a job runs, once `deadlineMs` has passed (refused without `deadlineMs`). */
   readonly force?: boolean;
   /** Who runs the command (audited as `forced_by` when forcing). */
   readonly operator: string;
@@ -47,6 +55,10 @@ export type LaneCommandResult = ApplyReport;
 
 /** The lane's current view (fresh observation), or a refusal that says what to check. */
 export async function laneView(deps: LaneCommandDeps, laneId: string): Promise<LaneView> {
+  return (await observeLane(deps, laneId)).view;
+}
+
+async function observeLane(deps: LaneCommandDeps, laneId: string): Promise<{ view: LaneView; scope: ScopeObservation | undefined }> {
   const clock = deps.clock ?? systemClock;
   const world = await observeWorld({ policy: deps.policy, github: deps.github, store: deps.store, inventory: deps.inventory, clock });
   const cls = classify(deps.policy, world.observed, world.records, { nowMs: world.observedAtMs });
@@ -54,7 +66,23 @@ export async function laneView(deps: LaneCommandDeps, laneId: string): Promise<L
   if (v === undefined) {
     throw new ApplyRefusedError("LANE_NOT_FOUND", `no lane ${laneId} is known (no record, registration or host lane); \`lanekeeper status\` lists the lanes`);
   }
-  return v;
+  return { view: v, scope: world.observed.scopes.get(v.scope) };
+}
+
+/**
+ * `lanes drain|restart|remove` cannot start without GitHub: the drain's first step takes the lane's labels away
+ * there. When the lane's scope could not be read, refuse before anything is written, with GitHub's own error
+ * (code and message: unreachable, rate limited, ...), so the command fails in the time one GitHub call takes.
+ */
+function refuseWithoutGitHub(op: "drain" | "restart" | "remove", v: LaneView, scope: ScopeObservation | undefined): void {
+  if (scope === undefined || scope.status === "ok" || v.record === undefined) return;
+  const code: CoordinatorErrorCode = isGitHubCode(scope.code) ? scope.code : "GITHUB_API";
+  throw new LanekeeperError<CoordinatorErrorCode>(
+    code,
+    `lanes ${op} ${v.laneId}: GitHub could not be read for ${v.scope}, and a ${op} starts by taking the lane's labels away there; ` +
+      `nothing was changed, the lane is as it was\n${scope.message}`,
+    { hint: `check that this machine reaches GitHub (github.apiUrl in the policy); once it answers, run \`lanekeeper lanes ${op} ${v.laneId}\` again` },
+  );
 }
 
 /**
@@ -67,7 +95,12 @@ export async function runLaneCommand(deps: LaneCommandDeps, op: LaneCommand, lan
   if (opts.deadlineMs !== undefined && !(opts.deadlineMs >= 0 && opts.deadlineMs <= MAX_DRAIN_DEADLINE_MS)) {
     throw new ApplyRefusedError("DEADLINE_INVALID", `--deadline must be between 0 and ${MAX_DRAIN_DEADLINE_MS / 86_400_000} days`);
   }
-  const v = await laneView(deps, laneId);
+  // Forcing kills a running job: only after an explicit deadline, never "at once" by default.
+  if (opts.force === true && opts.deadlineMs === undefined) {
+    throw new ApplyRefusedError("DEADLINE_INVALID", `lanes ${op} ${laneId} --force needs an explicit --deadline: how long the job may run before it is stopped`);
+  }
+  const { view: v, scope } = await observeLane(deps, laneId);
+  if (op === "drain" || op === "restart" || op === "remove") refuseWithoutGitHub(op, v, scope);
   const planId = `lanes-${op}-${laneId}-${(deps.clock ?? systemClock).now()}`;
   if (op === "hold" || op === "release") {
     const outcome = await holdOrRelease(deps, v, op, opts);

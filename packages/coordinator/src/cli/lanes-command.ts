@@ -1,8 +1,11 @@
 import { userInfo } from "node:os";
+import { usageError } from "@lanekeeper/shared";
+import { ApplyRefusedError } from "../apply/apply-errors.js";
 import { runLaneCommand, type LaneCommand } from "../apply/lane-commands.js";
 import type { CliIo } from "./cli-io.js";
-import { ACT_TIMEOUT_MS, withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
-import type { ExitCode } from "./exit-codes.js";
+import { ACT_TIMEOUT_MS, terminalConfirm, withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
+import { formatDuration } from "./duration.js";
+import { ExitCode } from "./exit-codes.js";
 import { progressPrinter } from "./progress-printer.js";
 import { exitCodeForReport, reportToText } from "./render-report.js";
 
@@ -11,8 +14,13 @@ export interface LanesCommandOptions {
   readonly policy?: string;
   readonly json?: boolean;
   readonly quiet?: boolean;
-  /** Stop the lane even though a job runs, once the deadline passed (at once without `--deadline`). */
+  /**
+   * Stop the lane even though a job runs, once `--deadline` has passed. Needs `--deadline` and a confirmation (a
+   * terminal prompt, else `--yes`).
+   */
   readonly force?: boolean;
+  /** Confirm `--force` without a prompt (required when stdin is not a terminal). */
+  readonly yes?: boolean;
   /** Drain deadline (ms), overriding the policy's `coordinator.drain.deadlineMs`. */
   readonly deadline?: number;
   /** Hold reason. */
@@ -38,6 +46,10 @@ export function operatorName(opt: string | undefined, env: Readonly<Record<strin
  * guards, drain protocol and audit as `apply`. Progress on stderr; the report on stdout.
  */
 export async function runLanes(op: LaneCommand, laneId: string, opts: LanesCommandOptions, io: CliIo, deps: CoordinatorCliDeps = {}): Promise<ExitCode> {
+  if (opts.force === true && !(await confirmForce(op, laneId, opts, io, deps))) {
+    io.err("Nothing was changed.\n");
+    return ExitCode.OK;
+  }
   return withCoordinator(opts, io, deps, async (ctx) => {
     // Only the lane's host matters here (an unknown lane waits for every host, then is reported as unknown).
     const rec = await ctx.store.get(laneId).catch(() => undefined);
@@ -67,4 +79,29 @@ export async function runLanes(op: LaneCommand, laneId: string, opts: LanesComma
     io.out(json ? `${JSON.stringify(report, null, 2)}\n` : reportToText(report));
     return exitCodeForReport(report);
   }, ACT_TIMEOUT_MS);
+}
+
+/**
+ * `--force` kills a running job, so it is never implied: it needs an explicit `--deadline` (how long the job gets
+ * to finish first) and a confirmation, a prompt on a terminal or `--yes`. Checked before anything is opened.
+ */
+async function confirmForce(op: LaneCommand, laneId: string, opts: LanesCommandOptions, io: CliIo, deps: CoordinatorCliDeps): Promise<boolean> {
+  if (opts.deadline === undefined) {
+    throw usageError(
+      `--force needs --deadline <duration>: how long the running job may take before lanes ${op} stops it (e.g. --force --deadline 10m)`,
+      `lanekeeper lanes ${op} --help`,
+    );
+  }
+  if (opts.yes === true) return true;
+  const confirm = deps.confirm === null ? undefined : (deps.confirm ?? terminalConfirm());
+  if (confirm === undefined) {
+    throw new ApplyRefusedError(
+      "FORCE_NOT_CONFIRMED",
+      `lanes ${op} ${laneId} --force stops the lane with a running job after ${formatDuration(opts.deadline)}, and stdin is not a terminal to confirm it: ` +
+        "pass --yes to force without a prompt, or leave out --force",
+    );
+  }
+  return confirm(
+    `lanes ${op} ${laneId}: if a job still runs there after ${formatDuration(opts.deadline)}, stop the lane and kill the job (audited as forced by ${operatorName(opts.operator, io.env)})?`,
+  );
 }

@@ -70,7 +70,8 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
       .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when the whole command takes longer (default 1h)", parseDuration);
     if (stops) {
       c.option("--deadline <duration>", "how long to wait for the lane to be idle (default: policy coordinator.drain.deadlineMs)", parseDuration);
-      c.option("--force", "after the deadline (at once without --deadline), stop the lane even though a job runs; audited");
+      c.option("--force", "once --deadline has passed, stop the lane even though a job runs (kills the job; needs --deadline and a confirmation: a prompt, or --yes); audited");
+      c.option("--yes", "confirm --force without a prompt (needed when stdin is not a terminal)");
     }
     if (op === "hold") c.option("--reason <text>", "why the lane is held (shown by the agent and in the audit)");
     c.action(async (laneId: string, o: Parameters<typeof runLanes>[2]) => {

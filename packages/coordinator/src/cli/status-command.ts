@@ -109,7 +109,7 @@ export async function runStatus(opts: StatusCommandOptions, io: CliIo, deps: Coo
             unmanaged: cls.unmanaged.map((r) => ({ scope: r.scope, runnerId: r.runner.id, name: r.runner.name })),
             foreign: cls.foreign.map((r) => ({ scope: r.scope, runnerId: r.runner.id, name: r.runner.name, reason: r.reason })),
             hostUnmanaged: cls.hostUnmanaged.map((u) => ({ hostId: u.hostId, kind: u.runner.kind, name: u.runner.name, reason: u.runner.reason })),
-            scopesUnavailable: unavailable.map((s) => ({ scope: s.scope, code: s.code })),
+            scopesUnavailable: unavailable.map((s) => ({ scope: s.scope, code: s.code, message: s.message })),
             rateLimit,
           },
           null,
@@ -138,8 +138,10 @@ export async function runStatus(opts: StatusCommandOptions, io: CliIo, deps: Coo
       }
       const attention = lanes.filter((l) => l.attention !== null);
       if (attention.length > 0) {
+        // The recovery note as written (the same text the failed command printed and `plan` warns with), under the
+        // record state it describes, so the three never tell different stories.
         out.push("\nNeeds attention:\n");
-        for (const l of attention) out.push(`  ${l.laneId}: ${l.attention ?? ""}\n`);
+        for (const l of attention) out.push(`  ${l.laneId} (record ${l.record}): ${l.attention ?? ""}\n`);
       }
       out.push("\n");
       out.push(
@@ -157,7 +159,7 @@ export async function runStatus(opts: StatusCommandOptions, io: CliIo, deps: Coo
         ),
       );
       out.push(`\nUnmanaged on GitHub: ${cls.unmanaged.length}; foreign: ${cls.foreign.length}; unmanaged on hosts: ${cls.hostUnmanaged.length} (never touched)\n`);
-      for (const s of unavailable) out.push(`GitHub: ${s.scope} could not be listed (${s.code})\n`);
+      for (const s of unavailable) out.push(`GitHub: ${s.scope} could not be listed (${s.code}): ${s.message}\n`);
       if (rateLimit.remaining !== undefined) {
         out.push(`GitHub rate limit: ${rateLimit.remaining}/${rateLimit.limit ?? "?"} left${rateLimit.reserveActive ? " (reserve active: only removals go out)" : ""}\n`);
       }

@@ -82,6 +82,77 @@ export class GitHubConflictError extends GitHubApiError {
   }
 }
 
+/** How a request that got no HTTP answer failed. */
+export type GitHubConnectionFailure =
+  /** Nothing listens at the address (ECONNREFUSED). */
+  | "refused"
+  /** The host name does not resolve (ENOTFOUND, EAI_AGAIN). */
+  | "dns"
+  /** No answer in time: connecting, or the request timed out. */
+  | "timeout"
+  /** The TLS handshake or certificate was refused. */
+  | "tls"
+  /** The connection was reset or closed before an answer. */
+  | "reset"
+  /** Another network failure. */
+  | "network";
+
+/** Secret-free facts about a GitHub request that got no HTTP answer at all. */
+export interface GitHubConnectionFacts {
+  readonly operation: string;
+  readonly scope?: string;
+  readonly failure: GitHubConnectionFailure;
+  /** Origin and path of the request (never the query, never a header, so never a token). */
+  readonly url: string;
+  /** The system's error code (`ECONNREFUSED`, `ENOTFOUND`, `CERT_HAS_EXPIRED`, ...), when there is one. */
+  readonly systemCode?: string;
+  /** Attempts made, retries included. */
+  readonly attempts?: number;
+}
+
+const FAILURE_TEXT: Readonly<Record<GitHubConnectionFailure, string>> = {
+  refused: "connection refused",
+  dns: "host name not found",
+  timeout: "no answer in time",
+  tls: "TLS handshake failed",
+  reset: "connection reset",
+  network: "network failure",
+};
+
+/**
+ * A GitHub request got no HTTP answer: the connection was refused, the name did not resolve, TLS failed, or
+ * nothing answered in time. Octokit reports these as status 500; this says what happened and to which URL, so an
+ * operator does not go looking for a GitHub outage when the proxy, DNS or `github.apiUrl` is wrong.
+ */
+export class GitHubUnreachableError extends LanekeeperError<CoordinatorErrorCode> {
+  /** What failed. */
+  readonly failure: GitHubConnectionFailure;
+  /** The client operation. */
+  readonly operation: string;
+  /** Origin and path of the request. */
+  readonly url: string;
+  /** Whether the request may have reached GitHub (a timeout or reset after sending); never for refused, DNS or TLS. */
+  readonly maybeDelivered: boolean;
+
+  constructor(facts: GitHubConnectionFacts, options: LanekeeperErrorOptions = {}) {
+    const where = facts.scope === undefined ? facts.operation : `${facts.operation} (${facts.scope})`;
+    const sys = facts.systemCode === undefined ? "" : `, ${facts.systemCode}`;
+    const tries = facts.attempts === undefined || facts.attempts <= 1 ? "" : ` after ${facts.attempts} attempts`;
+    super("GITHUB_UNREACHABLE", `GitHub API unreachable: ${where}: ${FAILURE_TEXT[facts.failure]}${sys} at ${facts.url}${tries}`, {
+      hint:
+        facts.failure === "tls"
+          ? "check the certificate of the GitHub API host (GHES: its CA must be trusted, e.g. NODE_EXTRA_CA_CERTS) and github.apiUrl in the policy"
+          : "check github.apiUrl in the policy and that this machine reaches it (network, DNS, proxy, firewall)",
+      ...options,
+      details: { ...facts },
+    });
+    this.failure = facts.failure;
+    this.operation = facts.operation;
+    this.url = facts.url;
+    this.maybeDelivered = facts.failure === "timeout" || facts.failure === "reset" || facts.failure === "network";
+  }
+}
+
 /**
  * The request was not sent: the remaining rate limit is at or below the reserve kept for removals, and this
  * call is not a removal. Observation resumes after the rate-limit window resets.

@@ -6,17 +6,20 @@ import { Octokit } from "@octokit/rest";
 import { systemClock, type Clock } from "@lanekeeper/shared";
 import type { Logger } from "pino";
 import {
+  DEFAULT_GITHUB_REQUEST_TIMEOUT_MS,
   DEFAULT_GITHUB_RETRIES,
   DEFAULT_MAX_RETRY_WAIT_SECONDS,
   DEFAULT_RATE_LIMIT_RESERVE,
   DEFAULT_RATE_LIMIT_RETRIES,
   DEFAULT_RETRY_BASE_MS,
   DEFAULT_SECONDARY_RETRY_AFTER_SECONDS,
+  GITHUB_CONNECTION_ATTEMPTS,
   GITHUB_PER_PAGE,
   MAX_ETAG_CACHE_ENTRIES,
   MAX_GITHUB_MESSAGE_CHARS,
   MAX_RUNNER_PAGES,
 } from "../limits.js";
+import { connectionFailureOf, safeRequestUrl } from "./connection-failure.js";
 import { EtagCache } from "./etag-cache.js";
 import type { GitHubClient } from "./github-client.js";
 import {
@@ -27,6 +30,7 @@ import {
   GitHubRateLimitedError,
   GitHubRateLimitReserveError,
   GitHubRunnerBusyError,
+  GitHubUnreachableError,
   type GitHubErrorFacts,
 } from "./github-errors.js";
 import { GitHubMetricsRecorder, type GitHubClientMetrics } from "./github-metrics.js";
@@ -84,6 +88,11 @@ export interface OctokitGitHubClientOptions {
   readonly retryBaseMs?: number;
   /** Secondary-limit wait when GitHub sends no `retry-after`. @default 60 */
   readonly secondaryRetryAfterSeconds?: number;
+  /**
+   * How long one attempt may wait for an answer before it is aborted (a request that got no answer is tried
+   * {@link GITHUB_CONNECTION_ATTEMPTS} times at most). @default 15000
+   */
+  readonly requestTimeoutMs?: number;
   /** Runners per page. @default 100 */
   readonly perPage?: number;
   /** @default systemClock */
@@ -104,6 +113,8 @@ interface CachedPage {
 
 interface CallContext {
   attempts: number;
+  /** Per-attempt timeout (ms). */
+  readonly attemptTimeoutMs: number;
 }
 
 interface SendOptions {
@@ -119,11 +130,37 @@ interface SendResult {
   readonly headers: Readonly<Record<string, string | number | undefined>>;
 }
 
-/** Counts attempts per logical call. Registered first, so it sits inside the retry and throttling wrappers. */
+/**
+ * A request that got no HTTP answer and is not to be tried again. Not an octokit `RequestError`, so the retry
+ * plugin passes it through; the client unwraps it to report the original failure.
+ */
+class ConnectionGiveUp extends Error {
+  constructor(readonly original: unknown) {
+    super("no answer from GitHub");
+  }
+}
+
+/**
+ * Counts attempts per logical call, gives each attempt its own timeout, and stops retrying a request that got no
+ * HTTP answer after {@link GITHUB_CONNECTION_ATTEMPTS} attempts. Registered first, so it sits inside the retry
+ * and throttling wrappers and sees every attempt.
+ */
 function attemptCounter(octokit: Parameters<typeof retry>[0]): void {
+  const ctxOf = (options: { request?: unknown }): CallContext | undefined => (options.request as { lanekeeperCall?: CallContext } | undefined)?.lanekeeperCall;
   octokit.hook.before("request", (options) => {
-    const ctx = (options.request as { lanekeeperCall?: CallContext } | undefined)?.lanekeeperCall;
-    if (ctx !== undefined) ctx.attempts++;
+    const ctx = ctxOf(options);
+    if (ctx === undefined) return;
+    ctx.attempts++;
+    (options.request as { signal?: AbortSignal }).signal = AbortSignal.timeout(ctx.attemptTimeoutMs);
+  });
+  octokit.hook.error("request", (error, options) => {
+    const ctx = ctxOf(options);
+    const answered = (error as { response?: unknown }).response !== undefined;
+    if (ctx !== undefined && !answered && connectionFailureOf(error) !== undefined) {
+      const retries = (options.request as { retries?: number } | undefined)?.retries;
+      if (ctx.attempts >= GITHUB_CONNECTION_ATTEMPTS || retries === 0) throw new ConnectionGiveUp(error);
+    }
+    throw error;
   });
 }
 
@@ -131,15 +168,19 @@ const LanekeeperOctokit = Octokit.plugin(attemptCounter, retry, throttling);
 type LanekeeperOctokit = InstanceType<typeof LanekeeperOctokit>;
 
 /** A line of Octokit's request log for a failed request: "GET /path - 304 with id … in 12ms". */
-const REQUEST_LOG_FAILURE = /^[A-Z]+ \S+ - (\d{3}) with id /;
+const REQUEST_LOG_FAILURE = /^[A-Z]+ \S+ - (\d{3}) with id (\S+)/;
 
 /**
  * Octokit's request log reports every non-2xx answer at error level, a 304 (a cache hit) included. This client
  * classifies those answers itself, so the request log is kept out of error: 304 at debug, the rest at warn.
  */
 function logOctokitError(log: Logger | undefined, m: string): void {
-  const status = REQUEST_LOG_FAILURE.exec(m)?.[1];
-  if (status === "304") log?.debug({ source: "octokit" }, m);
+  const match = REQUEST_LOG_FAILURE.exec(m);
+  const status = match?.[1];
+  // "500 with id UNKNOWN" is octokit's name for a request that got no answer at all; the client reports it as the
+  // connection failure it was (GITHUB_UNREACHABLE), so the misleading line stays at debug.
+  const noAnswer = status === "500" && match?.[2] === "UNKNOWN";
+  if (status === "304" || noAnswer) log?.debug({ source: "octokit" }, m);
   else if (status !== undefined) log?.warn({ source: "octokit" }, m);
   else log?.error({ source: "octokit" }, m);
 }
@@ -160,11 +201,15 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
   private readonly clock: Clock;
   private readonly perPage: number;
   private readonly log: Logger | undefined;
+  private readonly baseUrl: string;
+  private readonly requestTimeoutMs: number;
 
   constructor(options: OctokitGitHubClientOptions) {
     this.clock = options.clock ?? systemClock;
     this.perPage = options.perPage ?? GITHUB_PER_PAGE;
     this.log = options.log;
+    this.baseUrl = options.apiUrl.replace(/\/+$/, "");
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_GITHUB_REQUEST_TIMEOUT_MS;
     this.tracker = new RateLimitTracker(options.rateLimitReserve ?? DEFAULT_RATE_LIMIT_RESERVE);
     const rateLimitRetries = options.rateLimitRetries ?? DEFAULT_RATE_LIMIT_RETRIES;
     const maxWait = options.maxRetryWaitSeconds ?? DEFAULT_MAX_RETRY_WAIT_SECONDS;
@@ -201,7 +246,7 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
           };
     this.octokit = new LanekeeperOctokit({
       ...auth,
-      baseUrl: options.apiUrl.replace(/\/+$/, ""),
+      baseUrl: this.baseUrl,
       userAgent: options.userAgent ?? "lanekeeper",
       request: { fetch: countingFetch },
       log: {
@@ -442,7 +487,7 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
     query: Readonly<Record<string, number | string>> = {},
   ): Promise<SendResult> {
     this.recorder.call(op);
-    const ctx: CallContext = { attempts: 0 };
+    const ctx: CallContext = { attempts: 0, attemptTimeoutMs: this.requestTimeoutMs };
     try {
       const res = await this.octokit.request(route, {
         ...params,
@@ -456,7 +501,7 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
       });
       return { status: res.status, data: res.data as unknown, headers: res.headers };
     } catch (err) {
-      throw this.mapError(op, scope, err);
+      throw this.mapError(op, scope, err, route, ctx.attempts);
     } finally {
       // Every attempt after the first is a retry, whichever plugin made it.
       const extra = ctx.attempts - 1;
@@ -464,7 +509,24 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
     }
   }
 
-  private mapError(operation: string, scope: string, err: unknown): Error {
+  private mapError(operation: string, scope: string, thrown: unknown, route: string, attempts: number): Error {
+    const err = thrown instanceof ConnectionGiveUp ? thrown.original : thrown;
+    // No HTTP answer at all: octokit calls it status 500, but GitHub never said anything.
+    const noAnswer = (err as { response?: unknown } | undefined)?.response === undefined ? connectionFailureOf(err) : undefined;
+    if (noAnswer !== undefined) {
+      const template = `${this.baseUrl}${route.replace(/^[A-Z]+ /, "")}`;
+      return new GitHubUnreachableError(
+        {
+          operation,
+          scope,
+          failure: noAnswer.failure,
+          url: safeRequestUrl((err as { request?: { url?: unknown } }).request?.url, template),
+          ...(noAnswer.systemCode === undefined ? {} : { systemCode: noAnswer.systemCode }),
+          attempts,
+        },
+        // No `cause`: octokit's error carries the request, headers included; the facts above are all that is needed.
+      );
+    }
     if (!isRequestError(err)) {
       return new GitHubApiError({ operation, scope }, err instanceof Error ? err.name : "unknown failure");
     }

@@ -44,7 +44,8 @@ export function laneMaintenance(ctx: PlanContext, v: LaneView, byGroup: Map<stri
   if (r.state === "needs-attention") {
     ctx.warn(
       "LANE_NEEDS_ATTENTION",
-      `lane ${v.laneId}: ${r.attention?.message ?? "an operation stopped"} (${r.attention?.code ?? "UNKNOWN"}); resolve it, then mark it active`,
+      `lane ${v.laneId}: ${r.attention?.message ?? "an operation stopped"} (${r.attention?.code ?? "UNKNOWN"}); apply leaves it alone: ` +
+        `follow the note, or \`lanekeeper lanes release ${v.laneId}\` puts it back in service`,
       { laneId: v.laneId, hostId: v.hostId },
     );
     return;
