@@ -4,7 +4,8 @@
 // its canonical labels), drain with a job running (the job finishes, the draining lane carries only lk-lane-<id> and
 // lk-draining), restart (back online in the group, labels restored), remove (registration, unit or container and lane
 // directory gone). Beside them the organization has hand-made runners (an online `svc.sh`-style unit and a runner
-// container in the Default group, a registration in `builders` itself); none is ever touched.
+// container in the Default group, a registration in `builders` itself); none is ever touched. Before the group
+// exists, a create fails naming the missing group and the policy key, and leaves nothing behind.
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
@@ -65,6 +66,8 @@ let fleet: Fleet;
 let example: OrgExample;
 let groupId: number;
 let teamRunner: { id: number; labels: string[] };
+/** Lanes whose create failed while the group was missing: their ids are never used again. */
+let failedLaneIds: string[] = [];
 
 /** One REST call to the emulator with the fleet's admin token. */
 async function rest<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -114,7 +117,10 @@ beforeAll(async () => {
     ),
     lanes: example.lanes,
   });
-  // The group exists before lanekeeper runs (an organization admin's job) and admits only acme/api.
+});
+
+/** Creates the runner group (an organization admin's job, outside lanekeeper); it admits only acme/api. */
+async function createGroup(): Promise<void> {
   const repo = (await (await fetch(`${fleet.github.url}/_emulator/repos`, { method: "POST", body: JSON.stringify({ repo: REPO }) })).json()) as { id: number };
   const group = await rest<{ id: number }>("POST", `/orgs/${ORG}/actions/runner-groups`, { name: GROUP, visibility: "selected", selected_repository_ids: [repo.id] });
   groupId = group.id;
@@ -125,7 +131,7 @@ beforeAll(async () => {
     labels: [GROUP],
   });
   teamRunner = { id: jit.runner.id, labels: jit.runner.labels.map((l) => l.name).sort() };
-});
+}
 
 afterAll(async () => {
   await fleet?.stop();
@@ -165,8 +171,36 @@ describe("organization scope", () => {
     for (const [name, p] of Object.entries(example.pools)) expect([...(filled.pools[name]?.labels ?? [])]).toEqual(p.labels);
   });
 
+  it("create before the runner group exists fails, names the missing group and the policy key, and leaves nothing behind", async () => {
+    const { cli, report } = await apply(fleet);
+    expect(cli.code, describeCli(cli)).not.toBe(0);
+    const creates = (report?.outcomes ?? []).filter((o) => o.kind === "create");
+    expect(creates.length, describeCli(cli)).toBe(example.lanes.reduce((n, l) => n + l.count, 0));
+    for (const o of creates) {
+      expect({ status: o.status, code: o.code }).toEqual({ status: "failed", code: "RUNNER_CONFIGURE_FAILED" });
+      expect(o.message).toContain(`the runner group "${GROUP}" does not exist in the organization ${ORG}`);
+      expect(o.message).toContain(`scopes.${SCOPE}.runnerGroup`);
+    }
+    failedLaneIds = creates.map((o) => o.laneId);
+    // Nothing registered, no unit, no container, no lane directory; the hand-made runners as they were.
+    expect(await managedRunners(fleet)).toEqual([]);
+    expect(await laneUnits(fleet, "build01")).toEqual([]);
+    expect((await laneContainers("build02")).filter((n) => n.includes(lanesOf("container").pool))).toEqual([]);
+    for (const h of ["build01", "build02"]) {
+      expect(await laneDirs(fleet, h)).toEqual([]);
+      expect((await fleet.agent(h).status()).lanes ?? []).toEqual([]);
+    }
+    await expectUnmanagedUntouched(fleet);
+    // The organization admin creates the group; the next apply (next test) creates the lanes.
+    await createGroup();
+  });
+
   it("create: every lane is an organization runner in the group, online, with exactly its canonical labels", async () => {
-    const plan = await planJson(fleet);
+    // Once the hosts have reported after the failure, the plan forgets the failed creates and creates anew.
+    const plan = await eventually(async () => {
+      const p = await planJson(fleet);
+      return p.actions.filter((a) => a.kind === "forget-record").length === failedLaneIds.length ? p : undefined;
+    }, "the plan to forget the failed creates");
     const creates = plan.actions.filter((a) => a.kind === "create");
     expect(creates.length).toBe(example.lanes.reduce((n, l) => n + l.count, 0));
     expect(creates.every((a) => a.scope === SCOPE)).toBe(true);
@@ -174,8 +208,11 @@ describe("organization scope", () => {
     expect(plan.classification.unmanaged.map((u) => u.name).sort()).toEqual([...fleet.handmade.registrations, TEAM_RUNNER].sort());
     expect(plan.classification.unmanaged.every((u) => u.scope === SCOPE)).toBe(true);
 
+    // The failed creates' records are forgotten first; the new lanes get new ids.
+    expect(plan.actions.filter((a) => a.kind === "forget-record").map((a) => a.laneId).sort()).toEqual([...failedLaneIds].sort());
+    expect(creates.filter((a) => failedLaneIds.includes(a.laneId))).toEqual([]);
     const report = await applyOk(fleet);
-    expect(report.outcomes.map((o) => o.laneId).sort()).toEqual(creates.map((a) => a.laneId).sort());
+    expect(report.outcomes.filter((o) => o.kind === "create").map((o) => o.laneId).sort()).toEqual(creates.map((a) => a.laneId).sort());
     const online = await waitManagedOnline(fleet, creates.length);
     for (const r of online) {
       const id = identityOf(r);

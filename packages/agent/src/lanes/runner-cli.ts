@@ -41,9 +41,23 @@ const KNOWN_FAILURES: readonly (readonly [RegExp, string, string])[] = [
 
 /**
  * A stable code and a fixed human text for a failed `config.sh`, from its output. The raw output is never
- * returned: it could echo something sensitive.
+ * returned: it could echo something sensitive. Given the lane's record, a missing runner group is named, with its
+ * organization and the policy key that chose it (both validated record fields, never text from the output), so
+ * the operator knows what to create or fix.
  */
-export function classifyRunnerFailure(output: string): { code: string; text: string } {
-  for (const [re, code, text] of KNOWN_FAILURES) if (re.test(output)) return { code, text };
+export function classifyRunnerFailure(output: string, lane?: Pick<LaneRecord, "scope" | "runnerGroup">): { code: string; text: string } {
+  for (const [re, code, text] of KNOWN_FAILURES) {
+    if (!re.test(output)) continue;
+    if (code === "RUNNER_GROUP_UNKNOWN" && lane !== undefined && lane.runnerGroup !== "") {
+      const org = lane.scope.startsWith("org:") ? lane.scope.slice("org:".length) : lane.scope;
+      return {
+        code,
+        text:
+          `the runner group "${lane.runnerGroup}" does not exist in the organization ${org}: ` +
+          `create it on GitHub, or name an existing group in the policy's scopes.${lane.scope}.runnerGroup`,
+      };
+    }
+    return { code, text };
+  }
   return { code: "RUNNER_CONFIG_UNKNOWN", text: "config.sh failed; see the runner's _diag logs in the lane directory" };
 }

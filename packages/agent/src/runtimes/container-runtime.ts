@@ -371,7 +371,7 @@ export class ContainerRuntime implements LaneRuntime {
       const st = (await this.docker.getContainer(id).inspect()).State;
       if (!st.Running) {
         if (await this.readHomeFile(id, ".runner")) return;
-        const f = classifyRunnerFailure(await this.logsOf(id));
+        const f = classifyRunnerFailure(await this.logsOf(id), r);
         throw new RunnerConfigError("RUNNER_CONFIGURE_FAILED", `registering lane ${r.laneId} failed: ${f.text}`, {
           details: { laneId: r.laneId, runnerCode: f.code, exitCode: st.ExitCode },
         });
@@ -427,7 +427,7 @@ export class ContainerRuntime implements LaneRuntime {
       const st = (await this.docker.getContainer(id).inspect()).State;
       if (!st.Running) {
         if (st.ExitCode === 0 && !(await this.readHomeFile(id, ".runner"))) return "removed";
-        const f = classifyRunnerFailure(await this.logsOf(id));
+        const f = classifyRunnerFailure(await this.logsOf(id), r);
         throw new RunnerConfigError("RUNNER_REMOVE_FAILED", `deregistering lane ${r.laneId} failed: ${f.text}`, {
           details: { laneId: r.laneId, runnerCode: f.code, exitCode: st.ExitCode },
         });

@@ -11,7 +11,7 @@ import { readSmallFile, unlinkDurable, writeFileAtomic } from "../atomic-file.js
 import { execFileRunner, type CommandRunner } from "./command-runner.js";
 import { RunnerConfigError, RuntimeError } from "../errors.js";
 import type { LaneDirectories } from "../lanes/lane-directory.js";
-import type { MarkerSigner } from "../lanes/lane-marker.js";
+import type { LaneRecord, MarkerSigner } from "../lanes/lane-marker.js";
 import type {
   DeregisterOutcome,
   JobEvidence,
@@ -267,18 +267,19 @@ export class SystemdRuntime implements LaneRuntime {
   async configure(lane: RuntimeLane, registrationToken: Buffer, onChild?: (pid: number) => Promise<void>): Promise<void> {
     const r = lane.record;
     await this.opts.dirs.read(r.laneId, { backend: "systemd", runtimeName: this.runtimeName(r.laneId) });
-    await this.runConfigSh(r.laneId, configureArgs(r), registrationToken, onChild, "RUNNER_CONFIGURE_FAILED", "registering");
+    await this.runConfigSh(r, configureArgs(r), registrationToken, onChild, "RUNNER_CONFIGURE_FAILED", "registering");
   }
 
   /** Runs the lane's `config.sh` as the lane user, the token only in its environment; a failure is classified. */
   private async runConfigSh(
-    laneId: string,
+    r: LaneRecord,
     args: readonly string[],
     token: Buffer,
     onChild: ((pid: number) => Promise<void>) | undefined,
     code: "RUNNER_CONFIGURE_FAILED" | "RUNNER_REMOVE_FAILED",
     verb: string,
   ): Promise<void> {
+    const laneId = r.laneId;
     const runnerDir = this.opts.dirs.runnerDir(laneId);
     const res = await this.commands.run([join(runnerDir, "config.sh"), ...args], {
       cwd: runnerDir,
@@ -289,7 +290,7 @@ export class SystemdRuntime implements LaneRuntime {
       ...(onChild ? { onSpawn: onChild } : {}),
     });
     if (res.code !== 0) {
-      const f = classifyRunnerFailure(`${res.stdout}\n${res.stderr}`);
+      const f = classifyRunnerFailure(`${res.stdout}\n${res.stderr}`, r);
       throw new RunnerConfigError(code, `${verb} lane ${laneId} failed: ${f.text}`, {
         details: { laneId, runnerCode: f.code, exitCode: res.code },
       });
@@ -335,7 +336,7 @@ export class SystemdRuntime implements LaneRuntime {
     const r = lane.record;
     await this.opts.dirs.read(r.laneId, { backend: "systemd", runtimeName: this.runtimeName(r.laneId) });
     if (!(await this.runnerSettings(lane))) return "not-configured";
-    await this.runConfigSh(r.laneId, ["remove"], removeToken, onChild, "RUNNER_REMOVE_FAILED", "deregistering");
+    await this.runConfigSh(r, ["remove"], removeToken, onChild, "RUNNER_REMOVE_FAILED", "deregistering");
     return "removed";
   }
 

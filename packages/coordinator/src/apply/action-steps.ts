@@ -21,6 +21,7 @@ import type { ObservedAfterFailure } from "./recovery-note.js";
 import { agentReasonCode, StepFailure } from "./apply-errors.js";
 import type { ApplyRunOptions, ResolvedApplyOptions } from "./apply-options.js";
 import { FreshView, isReadFailure } from "./fresh-view.js";
+import { pickRunnerGroup } from "./runner-group.js";
 
 function customLabels(r: GitHubRunner): string[] {
   return r.labels.filter((l) => l.type !== "read-only").map((l) => l.name);
@@ -300,10 +301,14 @@ export class ActionSteps {
   private async runnerGroupId(scope: string): Promise<number> {
     const s = parseScope(scope);
     if (s.kind === "repo") return 1;
-    const want = this.o.policy.scopes[scope]?.runnerGroup ?? "Default";
-    const groups = await this.o.github.listRunnerGroups(s.org);
-    const g = groups.find((x) => x.name === want);
-    if (g === undefined) throw new StepFailure("RUNNER_GROUP_NOT_FOUND", `runner group ${want} does not exist in ${s.org}`);
+    const want = this.o.policy.scopes[scope]?.runnerGroup;
+    const g = pickRunnerGroup(await this.o.github.listRunnerGroups(s.org), want);
+    if (g === undefined) {
+      throw new StepFailure(
+        "RUNNER_GROUP_NOT_FOUND",
+        `runner group ${JSON.stringify(want ?? "Default")} does not exist in the organization ${s.org}: create it on GitHub, or name an existing group in the policy's scopes.${scope}.runnerGroup`,
+      );
+    }
     return g.id;
   }
 
