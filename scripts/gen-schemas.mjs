@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Writes the editor JSON Schemas of agent.yaml and lanekeeper.yaml under schemas/, generated from the zod
-// schemas in @lanekeeper/shared. `--check` fails when the committed files differ (CI runs it after the build).
-// It imports the built package (packages/shared/dist), so run `npm run build` (or `tsc -b packages/shared`) first.
+// Writes the editor JSON Schemas of agent.yaml, lanekeeper.yaml (zod schemas in @lanekeeper/shared) and of the
+// saved plan file (zod schema in the coordinator's plan/saved-plan.ts) under schemas/. `--check` fails when the
+// committed files differ (CI runs it after the build). It imports the built packages (packages/*/dist), so run
+// `npm run build` first.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -12,9 +13,17 @@ if (!existsSync(dist)) {
   process.exit(2);
 }
 const shared = await import(dist);
+// The saved plan file (`lanekeeper plan --out`) is the coordinator's own format.
+const savedPlanDist = join(root, "packages/coordinator/dist/plan/saved-plan.js");
+if (!existsSync(savedPlanDist)) {
+  console.error("packages/coordinator/dist/plan/saved-plan.js is missing: run `npm run build` first");
+  process.exit(2);
+}
+const savedPlan = await import(savedPlanDist);
 const outputs = {
   "schemas/agent-config.schema.json": shared.agentConfigJsonSchema(),
   "schemas/policy.schema.json": shared.policyJsonSchema(),
+  "schemas/saved-plan.schema.json": savedPlan.savedPlanJsonSchema(),
 };
 const check = process.argv.includes("--check");
 let drift = false;

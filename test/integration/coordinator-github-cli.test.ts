@@ -75,7 +75,10 @@ describe("lanekeeper plan", () => {
   it("prints a readable plan of creates for an empty fleet, and says hosts are unknown", async () => {
     await writeFile(join(dir, "lanekeeper.yaml"), policyText(["acme/web"], 3));
     const r = await cli(["plan"]);
-    expect(r.code).toBe(0);
+    // No coordinator key here (so no NATS, no records, no inventories): a degraded view, exit 17, said loudly.
+    expect(r.code).toBe(17);
+    expect(r.err).toMatch(/^DEGRADED \(COORDINATOR_KEY_UNREADABLE\): the coordinator key \/etc\/lanekeeper\/coordinator\.key could not be read/m);
+    expect(r.out).toMatch(/^!! DEGRADED VIEW/m);
     expect(r.out).toMatch(/ACTION\s+LANE\s+HOST\s+SCOPE\/POOL\s+REASON/);
     expect(r.out.match(/^create\s+linux-x64-[0-9a-f]{6}\s+build0[12]\s+acme\/web linux-x64\s+SCALE_UP/gm)).toHaveLength(3);
     expect(r.out).toContain("no agent inventories were read");
@@ -94,7 +97,9 @@ describe("lanekeeper plan", () => {
       JSON.stringify([{ laneId: lane, scope: "acme/api", pool: "linux-x64", hostId: "build01", runnerId: id, state: "active", createdAtMs: NOW - 1000, updatedAtMs: NOW - 1000 }]),
     );
     const r = await cli(["plan", "--json", "--records", "records.json"]);
-    expect(r.code).toBe(0);
+    // Records from a file, no agent inventory: degraded (exit 17), the gap named in the JSON.
+    expect(r.code).toBe(17);
+    expect(JSON.parse(r.out)).toMatchObject({ degraded: true, gaps: [{ code: "INVENTORIES_NOT_READ" }] });
     const j = JSON.parse(r.out) as {
       actions: { kind: string; runnerId?: number }[];
       counts: Record<string, number>;
@@ -147,7 +152,8 @@ describe("lanekeeper plan", () => {
     const r = await runCommand(process.execPath, [bin, "plan", "--json", "--policy", join(dir, "lanekeeper.yaml")], {
       env: { PATH: process.env.PATH ?? "", [TOKEN_ENV]: emu.token },
     });
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(17); // degraded: no coordinator key here, so no NATS
+    expect(r.stderr).toContain("DEGRADED (COORDINATOR_KEY_UNREADABLE)");
     expect((JSON.parse(r.stdout) as { counts: { create: number } }).counts.create).toBe(1);
   });
 });

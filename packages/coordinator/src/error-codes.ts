@@ -49,6 +49,9 @@ export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
   "LANE_NOT_MANAGED",
   "DEADLINE_INVALID",
   "NOT_LEADER",
+  // saved plans (plan/saved-plan.ts): a plan file that cannot be read, or no longer holds
+  "PLAN_INVALID",
+  "PLAN_STALE",
   // apply: a step of an action failed (StepFailure)
   "GUARD_FAILED",
   "LABELS_DIFFER",
@@ -74,6 +77,7 @@ export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
   "NEEDS_ATTENTION",
   "NOT_CONVERGED",
   "AUDIT_BROKEN",
+  "PLAN_DEGRADED",
 ] as const);
 
 /**

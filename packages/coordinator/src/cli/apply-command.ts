@@ -1,4 +1,5 @@
 import { ApplyRefusedError } from "../apply/apply-errors.js";
+import { runApplySaved } from "./apply-saved-plan.js";
 import { livePlan } from "./live-plan.js";
 import type { CliIo } from "./cli-io.js";
 import { ACT_TIMEOUT_MS, terminalConfirm, withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
@@ -30,9 +31,12 @@ export interface ApplyCommandOptions {
  * `lanekeeper apply`: wait for fresh agent inventories, observe, plan, show the plan, confirm (a terminal prompt,
  * or `--yes`), then run it through the apply engine with progress on stderr, and print the report. `--dry-run`
  * changes nothing at all (no intent, no GitHub mutation, no lane record) and writes the plan to the audit log as
- * `dry-run` records. The exit code says whether every action succeeded (see `exitCodeForReport`).
+ * `dry-run` records. The exit code says whether every action succeeded (see `exitCodeForReport`). With `planFile`
+ * it applies that saved plan instead ({@link runApplySaved}).
  */
-export async function runApply(opts: ApplyCommandOptions, io: CliIo, deps: CoordinatorCliDeps = {}): Promise<ExitCode> {
+export async function runApply(opts: ApplyCommandOptions, io: CliIo, deps: CoordinatorCliDeps = {}, planFile?: string): Promise<ExitCode> {
+  // A saved plan (`plan --out`) is applied as it was reviewed: no re-planning.
+  if (planFile !== undefined) return runApplySaved(planFile, opts, io, deps);
   return withCoordinator(opts, io, deps, async (ctx) => {
     const { plan, planCtx } = await livePlan(ctx, opts);
     const json = opts.json === true;

@@ -10,7 +10,8 @@ import { GitHubAuthError, GitHubCredentialError, GitHubRateLimitReserveError } f
 import { LaneStoreCorruptError } from "../lane-store-kv/kv-lane-store.js";
 import { LaneStoreConflictError } from "../observe/lane-store.js";
 import { CliError } from "./cli-errors.js";
-import { EXIT_BY_CODE, ExitCode, exitCodeFor, exitCodeForObservedCode, hintFor } from "./exit-codes.js";
+import { SavedPlanError } from "../plan/saved-plan.js";
+import { DetailedExitCode, EXIT_BY_CODE, ExitCode, exitCodeFor, exitCodeForArgv, exitCodeForObservedCode, hintFor, planExitCode } from "./exit-codes.js";
 
 const ALL_CODES: readonly string[] = [...REJECT_REASONS, ...SHARED_OWN_ERROR_CODES, ...RESULT_REJECT_REASONS, ...COORDINATOR_OWN_ERROR_CODES];
 const EXIT_VALUES = Object.values(ExitCode).filter((v): v is ExitCode => typeof v === "number");
@@ -85,5 +86,38 @@ describe("EXIT_BY_CODE", () => {
       expect(doc, `exit ${v}`).toMatch(new RegExp(`^\\| ${v} \\| ${name} \\|`, "m"));
       if (v !== ExitCode.OK) expect(hintFor(v).length, name).toBeGreaterThan(0);
     }
+  });
+});
+
+describe("plan exit codes", () => {
+  const complete = { scopesUnavailable: [], degraded: false };
+  it("a degraded view is DEGRADED (17), never 0, with or without --detailed-exitcode, whatever the actions", () => {
+    for (const detailed of [false, true]) {
+      for (const actions of [0, 3]) expect(planExitCode({ ...complete, degraded: true, actions }, detailed)).toBe(17);
+    }
+    expect(ExitCode.DEGRADED).toBe(17);
+  });
+
+  it("GitHub partly unreadable keeps its code (4 over 5), before DEGRADED", () => {
+    const scopes = [{ code: "GITHUB_NOT_FOUND" }, { code: "GITHUB_AUTH" }];
+    expect(planExitCode({ scopesUnavailable: scopes, degraded: true, actions: 1 }, true)).toBe(ExitCode.GITHUB_AUTH);
+    expect(planExitCode({ scopesUnavailable: [{ code: "GITHUB_RATE_LIMITED" }], degraded: true, actions: 0 }, false)).toBe(5);
+  });
+
+  it("--detailed-exitcode: 0 no changes, 2 changes; without it, 0 either way", () => {
+    expect(planExitCode({ ...complete, actions: 0 }, true)).toBe(DetailedExitCode.NO_CHANGES);
+    expect(planExitCode({ ...complete, actions: 2 }, true)).toBe(2);
+    expect(planExitCode({ ...complete, actions: 2 }, false)).toBe(ExitCode.OK);
+  });
+
+  it("--detailed-exitcode turns a command-line error into 1, so 2 only ever means changes", () => {
+    expect(exitCodeForArgv(ExitCode.USAGE, ["plan", "--detailed-exitcode", "--nope"])).toBe(1);
+    expect(exitCodeForArgv(ExitCode.USAGE, ["plan", "--nope"])).toBe(ExitCode.USAGE);
+    expect(exitCodeForArgv(ExitCode.CONFIG, ["plan", "--detailed-exitcode"])).toBe(ExitCode.CONFIG);
+  });
+
+  it("a stale saved plan is PLAN_STALE (18), an invalid one INPUT (6)", () => {
+    expect(exitCodeFor(new SavedPlanError("PLAN_STALE", "GUARD_FAILED", "x", "plan.json"))).toBe(18);
+    expect(exitCodeFor(new SavedPlanError("PLAN_INVALID", "MALFORMED", "x", "plan.json"))).toBe(ExitCode.INPUT);
   });
 });

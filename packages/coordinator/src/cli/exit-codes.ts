@@ -43,6 +43,51 @@ export enum ExitCode {
   BAD_REPLY = 15,
   /** The command hit its `--timeout`: NATS or GitHub accepted the connection but never answered (the error names which). */
   TIMEOUT = 16,
+  /**
+   * `plan`: the plan was printed, but from a degraded view (NATS unreachable, coordinator key unreadable, an opted-in
+   * host's inventory missing or stale); a loud line names what is missing. Never "the fleet matches the policy".
+   */
+  DEGRADED = 17,
+  /** `apply <plan-file>`: the saved plan no longer holds (a guard fails now, the policy changed, it expired); nothing was done. */
+  PLAN_STALE = 18,
+}
+
+/**
+ * `plan --detailed-exitcode`, as terraform's: 0 no changes, 2 changes present, both on a complete view. Every
+ * other outcome keeps its {@link ExitCode} (a degraded view is 17, GitHub partly unreadable 4 or 5), except a
+ * command-line error, which exits 1 instead of 2 so that 2 always means "changes present".
+ */
+export const DetailedExitCode = Object.freeze({ NO_CHANGES: 0, CHANGES: 2, USAGE: 1 } as const);
+
+/** What `plan` knows when it chooses its exit code. */
+export interface PlanOutcome {
+  /** Scopes GitHub could not list, with the error code of each. */
+  readonly scopesUnavailable: readonly { readonly code: string }[];
+  /** Whether anything else is missing from the view (see `observe/view-gaps.ts`). */
+  readonly degraded: boolean;
+  /** Actions in the plan. */
+  readonly actions: number;
+}
+
+/**
+ * The exit code of `plan`: a scope GitHub refused or could not list (4, 5) first, as before; then a degraded view
+ * (17); then, with `--detailed-exitcode`, 2 when the plan has actions, else 0.
+ */
+export function planExitCode(p: PlanOutcome, detailed: boolean): number {
+  let code = ExitCode.OK;
+  for (const s of p.scopesUnavailable) {
+    const c = exitCodeForObservedCode(s.code);
+    if (c === ExitCode.GITHUB_AUTH || code === ExitCode.OK) code = c;
+  }
+  if (code !== ExitCode.OK) return code;
+  if (p.degraded) return ExitCode.DEGRADED;
+  if (!detailed) return ExitCode.OK;
+  return p.actions > 0 ? DetailedExitCode.CHANGES : DetailedExitCode.NO_CHANGES;
+}
+
+/** The exit code of a failed command line: with `--detailed-exitcode`, USAGE (2) becomes 1 (2 means changes). */
+export function exitCodeForArgv(code: ExitCode, argv: readonly string[]): number {
+  return code === ExitCode.USAGE && argv.includes("--detailed-exitcode") ? DetailedExitCode.USAGE : code;
 }
 
 /** The exit code of every coordinator error code. A new code does not compile until it has a line here. */
@@ -126,6 +171,10 @@ export const EXIT_BY_CODE: Readonly<Record<CoordinatorErrorCode, ExitCode>> = Ob
   SMOKE_HOST_UNHEARD: ExitCode.HOST_UNREACHABLE,
   SMOKE_FAILED: ExitCode.ACTION_FAILED,
   SMOKE_INTERRUPTED: ExitCode.ACTION_FAILED,
+  // plan and saved plans
+  PLAN_DEGRADED: ExitCode.DEGRADED,
+  PLAN_STALE: ExitCode.PLAN_STALE,
+  PLAN_INVALID: ExitCode.INPUT,
   // audit
   AUDIT_BROKEN: ExitCode.AUDIT_BROKEN,
   AUDIT_FAILED: ExitCode.AUDIT_BROKEN,
@@ -149,6 +198,8 @@ const HINT: Readonly<Record<ExitCode, string>> = {
   [ExitCode.CONFLICT]: "another coordinator is acting; run lanekeeper plan again and retry",
   [ExitCode.HOST_UNREACHABLE]: "check that lanekeeper-agent runs on the host and is connected to NATS (lanekeeper-agent status there)",
   [ExitCode.TIMEOUT]: "check that the NATS server and GitHub API named above answer from this machine, or raise --timeout",
+  [ExitCode.DEGRADED]: "the plan rests on an incomplete view (the DEGRADED lines say what is missing); fix that and run lanekeeper plan again",
+  [ExitCode.PLAN_STALE]: "nothing was changed; run lanekeeper plan --out <file> again, review it, and apply the new file",
   [ExitCode.BAD_REPLY]: "the host's keys or trust file may be out of date, or someone else answers for it; compare with lanekeeper hosts list",
 };
 

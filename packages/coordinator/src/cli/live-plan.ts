@@ -1,5 +1,7 @@
 import type { CoordinatorContext } from "../context/coordinator-context.js";
 import { observeAndPlan } from "../context/observe-world.js";
+import { viewGaps } from "../observe/view-gaps.js";
+import type { WorldObservation } from "../observe/world-observation.js";
 import type { Plan } from "../plan/plan-types.js";
 import type { PlanContext } from "./render-plan.js";
 
@@ -15,9 +17,9 @@ export interface LivePlanOptions {
  * What `plan` and `apply` both show and act on: wait for the agents' fresh inventories, observe GitHub, plan from
  * the lane store and those inventories, and say which hosts were not heard from.
  */
-export async function livePlan(ctx: CoordinatorContext, opts: LivePlanOptions): Promise<{ plan: Plan; planCtx: PlanContext }> {
+export async function livePlan(ctx: CoordinatorContext, opts: LivePlanOptions): Promise<{ plan: Plan; planCtx: PlanContext; world: WorldObservation }> {
   const unheard = await ctx.waitForInventories(opts.inventoryWait);
-  const { plan } = await observeAndPlan(
+  const { plan, world } = await observeAndPlan(
     { policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock },
     {
       ...(opts.maxRemovals === undefined ? {} : { maxRemovals: opts.maxRemovals }),
@@ -28,5 +30,6 @@ export async function livePlan(ctx: CoordinatorContext, opts: LivePlanOptions): 
     unheard.length === 0
       ? []
       : [`no fresh inventory from ${unheard.join(", ")}: their lanes are not restarted, removed or cleaned up (is lanekeeper-agent running there?)`];
-  return { plan, planCtx: { notes, rateLimit: ctx.github.rateLimit(), metrics: ctx.github.metrics() } };
+  const gaps = viewGaps({ policy: ctx.policy, observed: world.observed, nowMs: world.observedAtMs });
+  return { plan, world, planCtx: { notes, gaps, rateLimit: ctx.github.rateLimit(), metrics: ctx.github.metrics() } };
 }

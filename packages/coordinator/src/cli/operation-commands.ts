@@ -30,6 +30,7 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
   program
     .command("apply")
     .description("observe, plan and carry the plan out: create, drain, restart, remove lanes (asks first on a terminal)")
+    .argument("[plan-file]", "apply exactly this saved plan (lanekeeper plan --out), after re-checking it; no re-planning")
     .option("--policy <file>", "policy file (default: $LANEKEEPER_POLICY or ./lanekeeper.yaml)")
     .option("--dry-run", "change nothing; print the plan and record it in the audit log as dry-run records")
     .option("--yes", "do not ask for confirmation (needed when stdin is not a terminal)")
@@ -41,8 +42,8 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .option("--concurrency <n>", "actions carried out at the same time, 1 to 64 (default: the policy's coordinator.applyConcurrency)", concurrency)
     .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration)
     .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when the whole command takes longer (default 1h)", parseDuration)
-    .action(async (o: Parameters<typeof runApply>[0]) => {
-      done(await runApply(o, io, deps));
+    .action(async (planFile: string | undefined, o: Parameters<typeof runApply>[0]) => {
+      done(await runApply(o, io, deps, planFile));
     });
 
   program

@@ -1,18 +1,21 @@
 import { resolve } from "node:path";
-import { createLogger } from "@lanekeeper/shared";
+import { createLogger, type Policy } from "@lanekeeper/shared";
 import { CoordinatorKeyError, NatsUnavailableError } from "../context/coordinator-context.js";
 import { createGitHubClient } from "../github/github-client-from-policy.js";
 import { observeScopes } from "../observe/github-observer.js";
 import { emptyInventory } from "../observe/inventory-view.js";
 import { MemoryLaneStore } from "../observe/memory-lane-store.js";
+import { coordinatorKeyGap, natsUnreachableGap, recordsFileGap, viewGaps, type ViewGap } from "../observe/view-gaps.js";
 import { plan } from "../plan/planner.js";
+import type { Plan } from "../plan/plan-types.js";
+import { formatSavedPlan, makeSavedPlan } from "../plan/saved-plan.js";
 import type { CliIo } from "./cli-io.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
-import { ExitCode, exitCodeForObservedCode } from "./exit-codes.js";
+import { planExitCode } from "./exit-codes.js";
 import { parseLaneRecordsJson } from "./lane-records-file.js";
 import { livePlan } from "./live-plan.js";
-import { policyPath, readPolicyFile, readSmallText } from "./policy-file.js";
-import { planToJson, planToText } from "./render-plan.js";
+import { policyPath, readPolicyFile, readSmallText, writeTextAtomic } from "./policy-file.js";
+import { degradedLines, planToJson, planToText, type PlanContext } from "./render-plan.js";
 
 /** Options of `lanekeeper plan`. */
 export interface PlanCommandOptions {
@@ -25,6 +28,12 @@ export interface PlanCommandOptions {
   readonly rateLimitReserve?: number;
   /** How long to wait for fresh agent inventories before planning. */
   readonly inventoryWait?: number;
+  /** Exit 0 for no changes and 2 for changes, as terraform's `-detailed-exitcode` (see `planExitCode`). */
+  readonly detailedExitcode?: boolean;
+  /** Write the plan to this file for `lanekeeper apply <file>` (not written from a degraded view). */
+  readonly out?: string;
+  /** How long the saved plan may be applied (ms). @default DEFAULT_SAVED_PLAN_TTL_MS */
+  readonly expiresIn?: number;
 }
 
 /** Injected for tests (e.g. to watch GitHub requests, or to open the coordinator). */
@@ -36,36 +45,69 @@ export type PlanCommandDeps = Pick<CoordinatorCliDeps, "fetch" | "open">;
  * is the plan apply would run. Without NATS or the coordinator key, or with `--records`, it plans from GitHub
  * alone and says so.
  */
-export async function runPlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCommandDeps = {}): Promise<ExitCode> {
+export async function runPlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCommandDeps = {}): Promise<number> {
   if (opts.records === undefined) {
     try {
       return await withCoordinator(opts, io, deps, async (ctx) => {
         const { plan: p, planCtx } = await livePlan(ctx, opts);
-        io.out(opts.json === true ? `${JSON.stringify(planToJson(p, planCtx), null, 2)}\n` : planToText(p, planCtx));
-        return scopesExitCode(p.observation.scopesUnavailable);
+        return finishPlan(p, planCtx, { policy: ctx.policy, path: policyPath(opts.policy, io.env, io.cwd) }, opts, io);
       });
     } catch (err) {
-      // `plan` signs nothing, so a machine without the coordinator's key or NATS can still show a GitHub-only plan.
+      // `plan` signs nothing, so a machine without the coordinator's key or NATS can still show a GitHub-only plan,
+      // marked DEGRADED: without records and inventories no lane's host is seen.
       if (!(err instanceof NatsUnavailableError || err instanceof CoordinatorKeyError)) throw err;
-      io.err(`lanekeeper plan: ${err.message}; planning from GitHub alone\n`);
+      const file = await readPolicyFile(policyPath(opts.policy, io.env, io.cwd));
+      const gap =
+        err instanceof CoordinatorKeyError
+          ? coordinatorKeyGap(file.policy.coordinator.keyFile, err.message)
+          : natsUnreachableGap(file.policy.coordinator.natsUrl, err.message);
+      return runOfflinePlan(opts, io, deps, gap);
     }
   }
   return runOfflinePlan(opts, io, deps);
 }
 
-/** The exit code for a plan: it is printed either way; the code tells scripts whether it rests on complete observations. */
-function scopesExitCode(unavailable: readonly { readonly code: string }[]): ExitCode {
-  let code = ExitCode.OK;
-  for (const s of unavailable) {
-    const c = exitCodeForObservedCode(s.code);
-    if (c === ExitCode.GITHUB_AUTH || code === ExitCode.OK) code = c;
+/**
+ * Print the plan, the DEGRADED lines (stderr) when the view has gaps, write `--out`, and choose the exit code
+ * ({@link planExitCode}).
+ */
+async function finishPlan(
+  p: Plan,
+  planCtx: PlanContext,
+  policy: { readonly policy: Policy; readonly path: string },
+  opts: PlanCommandOptions,
+  io: CliIo,
+): Promise<number> {
+  const gaps = planCtx.gaps ?? [];
+  io.out(opts.json === true ? `${JSON.stringify(planToJson(p, planCtx), null, 2)}\n` : planToText(p, planCtx));
+  if (gaps.length > 0) io.err(degradedLines(gaps));
+  if (opts.out !== undefined) {
+    const outPath = resolve(io.cwd, opts.out);
+    if (gaps.length > 0) {
+      io.err(`lanekeeper plan: the plan was NOT saved to ${outPath}: a plan made from a degraded view cannot be applied; fix what the DEGRADED lines name and run lanekeeper plan --out ${opts.out} again\n`);
+    } else {
+      const saved = makeSavedPlan({
+        planId: p.planId,
+        actions: p.actions,
+        policy: policy.policy,
+        policyPath: policy.path,
+        nowMs: io.now(),
+        ...(opts.expiresIn === undefined ? {} : { ttlMs: opts.expiresIn }),
+      });
+      await writeTextAtomic(outPath, formatSavedPlan(saved));
+      io.err(`lanekeeper plan: saved ${p.actions.length} action(s) to ${outPath} (expires ${saved.expiresAt}); apply exactly these with: lanekeeper apply ${opts.out}\n`);
+    }
   }
-  return code;
+  return planExitCode({ scopesUnavailable: p.observation.scopesUnavailable, degraded: gaps.length > 0, actions: p.actions.length }, opts.detailedExitcode === true);
 }
 
-/** The plan from GitHub alone (no NATS, or `--records`): hosts are unknown, which the output says. */
-async function runOfflinePlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCommandDeps): Promise<ExitCode> {
-  const file = await readPolicyFile(policyPath(opts.policy, io.env, io.cwd));
+/**
+ * The plan from GitHub alone (no NATS or key: `unopened` says which; or `--records`): hosts are unknown, which
+ * the output says, loudly.
+ */
+async function runOfflinePlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCommandDeps, unopened?: ViewGap): Promise<number> {
+  const path = policyPath(opts.policy, io.env, io.cwd);
+  const file = await readPolicyFile(path);
   const policy = file.policy;
   const recordsPath = opts.records === undefined ? undefined : resolve(io.cwd, opts.records);
   const records = recordsPath === undefined ? [] : parseLaneRecordsJson(await readSmallText(recordsPath, "records", "RECORDS_INVALID"), recordsPath);
@@ -101,8 +143,12 @@ async function runOfflinePlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCom
       "restarts, scale-down and orphan cleanup wait; creates are guarded by each agent's own checks at apply time",
     ...(opts.records === undefined ? ["no lane records were given (--records): every lanekeeper-labelled runner is unrecorded"] : []),
   ];
-  const ctx = { notes, rateLimit: client.rateLimit(), metrics: client.metrics() };
-  io.out(opts.json === true ? `${JSON.stringify(planToJson(p, ctx), null, 2)}\n` : planToText(p, ctx));
-
-  return scopesExitCode(p.observation.scopesUnavailable);
+  const gaps = viewGaps({
+    policy,
+    observed: { scopes: observedScopes, inventory },
+    nowMs,
+    unopened: [unopened ?? recordsFileGap(recordsPath ?? "")],
+  });
+  const ctx: PlanContext = { notes, gaps, rateLimit: client.rateLimit(), metrics: client.metrics() };
+  return finishPlan(p, ctx, { policy, path }, opts, io);
 }

@@ -1,7 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { cliErrorReport, renderCliError, usageError } from "@lanekeeper/shared";
 import type { CliIo } from "./cli-io.js";
-import { ExitCode, exitCodeFor, hintFor } from "./exit-codes.js";
+import { ExitCode, exitCodeFor, exitCodeForArgv, hintFor } from "./exit-codes.js";
 import { runHostsAdd, runHostsList, runHostsRemove } from "./hosts-command.js";
 import { parseDuration } from "./duration.js";
 import { runPlan, type PlanCommandDeps, type PlanCommandOptions } from "./plan-command.js";
@@ -22,7 +22,7 @@ export type CliDeps = PlanCommandDeps & CoordinatorCliDeps;
  * and a `hint:` line on stderr, or `{"error": ...}` on stdout with `--json`.
  */
 export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
-  let result: ExitCode = ExitCode.OK;
+  let result: number = ExitCode.OK;
   const json = argv.includes("--json");
   const program = new Command("lanekeeper")
     .description("Manage self-hosted GitHub Actions runner lanes on hosts you already own.")
@@ -41,6 +41,9 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     .option("--rate-limit-reserve <n>", "GitHub requests kept for removals (default 200)", nonNegativeInt)
     .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 15s)", parseDuration)
     .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when NATS or GitHub do not answer within this (default 60s)", parseDuration)
+    .option("--detailed-exitcode", "exit 0 when there is nothing to do, 2 when the plan has actions (17 on a degraded view; errors as usual, a bad command line 1)")
+    .option("--out <file>", "save the plan for `lanekeeper apply <file>` (not from a degraded view)")
+    .option("--expires-in <duration>", "how long the saved plan may be applied (default 1h)", parseDuration)
     .action(async (o: PlanCommandOptions) => {
       result = await runPlan(o, io, deps);
     });
@@ -86,10 +89,10 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
     if (err instanceof CommanderError) {
       // --help ends here successfully; a missing subcommand has already printed the help to stderr.
       if (err.exitCode === 0) return ExitCode.OK;
-      if (err.code === "commander.help") return ExitCode.USAGE;
-      return reportError(usageError(err.message, "lanekeeper --help"), json, io);
+      if (err.code === "commander.help") return exitCodeForArgv(ExitCode.USAGE, argv);
+      return exitCodeForArgv(reportError(usageError(err.message, "lanekeeper --help"), json, io), argv);
     }
-    return reportError(err, json, io);
+    return exitCodeForArgv(reportError(err, json, io), argv);
   }
 }
 

@@ -1,5 +1,8 @@
 import type { GitHubClientMetrics } from "../github/github-metrics.js";
 import type { RateLimitState } from "../github/rate-limit-tracker.js";
+import { isOrphanVerified, type LaneView } from "../observe/classify.js";
+import type { ViewGap } from "../observe/view-gaps.js";
+import type { Action } from "../plan/action.js";
 import type { Plan } from "../plan/plan-types.js";
 import { renderTable } from "./render-table.js";
 
@@ -11,17 +14,35 @@ export interface PlanContext {
   readonly metrics?: GitHubClientMetrics;
   /** The plan is about to be carried out (`apply`), so the footer does not say that nothing was changed. */
   readonly applying?: boolean;
+  /** What the view could not see (`observe/view-gaps.ts`); any gap makes the plan degraded. @default none */
+  readonly gaps?: readonly ViewGap[];
+}
+
+/**
+ * A lane's class as the plan shows it: an orphan whose evidence is incomplete is `unverified`, never `orphaned`
+ * (missing evidence is not evidence of absence, and nothing acts on it).
+ */
+function shownClass(v: LaneView): string {
+  return v.class === "orphaned" && !isOrphanVerified(v) ? "unverified" : v.class;
+}
+
+/** The loud lines of a degraded view, for stderr: one per gap, each with what to do. */
+export function degradedLines(gaps: readonly ViewGap[]): string {
+  return gaps.map((g) => `DEGRADED (${g.code}): ${g.message}\n  fix: ${g.fix}\n`).join("");
 }
 
 /** The plan as JSON for `--json`: everything but the full classification, which is summarised. */
 export function planToJson(plan: Plan, ctx: PlanContext): Record<string, unknown> {
   const c = plan.classification;
-  const byClass: Record<string, number> = { managed: 0, orphaned: 0, "needs-attention": 0 };
-  for (const v of c.lanes) byClass[v.class] = (byClass[v.class] ?? 0) + 1;
+  const byClass: Record<string, number> = { managed: 0, orphaned: 0, unverified: 0, "needs-attention": 0 };
+  for (const v of c.lanes) byClass[shownClass(v)] = (byClass[shownClass(v)] ?? 0) + 1;
+  const gaps = ctx.gaps ?? [];
   return {
     planId: plan.planId,
     createdAt: new Date(plan.createdAtMs).toISOString(),
     partial: plan.observation.scopesUnavailable.length > 0,
+    degraded: gaps.length > 0,
+    gaps,
     notes: ctx.notes,
     actions: plan.actions,
     warnings: plan.warnings,
@@ -58,14 +79,29 @@ export function planToText(plan: Plan, ctx: PlanContext): string {
       (obs.hostsStale.length > 0 ? `, stale: ${obs.hostsStale.join(", ")}` : ""),
   );
   for (const n of ctx.notes) out.push(`Note: ${n}`);
+  const gaps = ctx.gaps ?? [];
+  if (gaps.length > 0) {
+    out.push("");
+    out.push(`!! DEGRADED VIEW: this plan rests on incomplete observations (${gaps.map((g) => g.code).join(", ")}):`);
+    for (const g of gaps) {
+      out.push(`!!   ${g.message}`);
+      out.push(`!!   fix: ${g.fix}`);
+    }
+    out.push("");
+  }
   const c = plan.classification;
-  const count = (k: string): number => c.lanes.filter((v) => v.class === k).length;
+  const count = (k: string): number => c.lanes.filter((v) => shownClass(v) === k).length;
+  const unverified = count("unverified");
   out.push(
-    `Lanes: ${count("managed")} managed, ${count("orphaned")} orphaned, ${count("needs-attention")} need attention; ` +
+    `Lanes: ${count("managed")} managed, ${count("orphaned")} orphaned, ` +
+      (unverified > 0 ? `${unverified} not judged (evidence incomplete), ` : "") +
+      `${count("needs-attention")} need attention; ` +
       `runners never touched: ${c.unmanaged.length} unmanaged, ${c.foreign.length} foreign, ${c.hostUnmanaged.length} found on hosts`,
   );
   out.push("");
-  if (plan.actions.length === 0) {
+  if (plan.actions.length === 0 && gaps.length > 0) {
+    out.push("No actions planned from what could be observed; the view is DEGRADED (see above), so this does NOT mean the fleet matches the policy.");
+  } else if (plan.actions.length === 0) {
     out.push("No actions: the fleet matches the policy as far as it could be observed.");
   } else {
     out.push(
@@ -97,6 +133,32 @@ export function planToText(plan: Plan, ctx: PlanContext): string {
     );
   }
   out.push("");
-  out.push(`${plan.actions.length} action(s) planned.${ctx.applying === true ? "" : " Nothing was changed."}`);
+  out.push(
+    `${plan.actions.length} action(s) planned${gaps.length > 0 ? " from a DEGRADED view" : ""}.${ctx.applying === true ? "" : " Nothing was changed."}`,
+  );
+  return out.join("\n") + "\n";
+}
+
+/** A saved plan about to be applied (`apply <plan-file>`): where it came from, and its actions. */
+export function savedPlanToText(
+  saved: { readonly planId: string; readonly createdAt: string; readonly expiresAt: string; readonly policy: { readonly path: string } },
+  actions: readonly Action[],
+  applying: boolean,
+): string {
+  const out: string[] = [];
+  out.push(`Saved plan ${saved.planId} (made ${saved.createdAt} from ${saved.policy.path}; expires ${saved.expiresAt})`);
+  out.push("The policy is unchanged and every action's guards hold now: applying exactly these actions, no re-planning.");
+  out.push("");
+  if (actions.length === 0) out.push("No actions.");
+  else {
+    out.push(
+      renderTable(
+        ["ACTION", "LANE", "HOST", "SCOPE/POOL", "REASON"],
+        actions.map((a) => [a.kind, a.laneId, a.hostId, `${a.scope} ${a.pool}`, `${a.reason.code}: ${a.reason.message}`]),
+      ).trimEnd(),
+    );
+  }
+  out.push("");
+  out.push(`${actions.length} action(s) in the saved plan.${applying ? "" : " Nothing was changed."}`);
   return out.join("\n") + "\n";
 }

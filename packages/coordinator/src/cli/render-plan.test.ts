@@ -1,0 +1,45 @@
+import { buildInputs, hostPolicy, makePolicy } from "@lanekeeper/testing";
+import { describe, expect, it } from "vitest";
+import { emptyInventory } from "../observe/inventory-view.js";
+import { natsUnreachableGap } from "../observe/view-gaps.js";
+import { plan } from "../plan/planner.js";
+import { degradedLines, planToJson, planToText } from "./render-plan.js";
+
+const NOW = 1_800_000_000_000;
+const policy = makePolicy({
+  hosts: { h1: hostPolicy(1, true, 4) },
+  scopes: { "acme/api": { optIn: true } },
+  pools: { "linux-x64": { labels: ["linux"], backend: "systemd", mode: "persistent", runnerVersion: "2.330.0" } },
+  lanes: [{ scope: "acme/api", pool: "linux-x64", count: 1, hosts: ["h1"] }],
+});
+
+/** A healthy lane seen from GitHub alone: no record, no inventory (NATS down). */
+function blindPlan(): ReturnType<typeof plan> {
+  const i = buildInputs(policy, [{ laneId: "linux-x64-l1", scope: "acme/api", pool: "linux-x64", hostId: "h1", record: false }], { nowMs: NOW });
+  return plan(policy, { scopes: i.observed.scopes, inventory: emptyInventory() }, [], { nowMs: NOW });
+}
+
+describe("a plan from a degraded view", () => {
+  it("never says the fleet matches the policy, says DEGRADED loudly, and labels no lane orphaned for lack of evidence", () => {
+    const p = blindPlan();
+    expect(p.actions).toEqual([]); // nothing destructive (nor anything else) rests on missing evidence
+    const gaps = [natsUnreachableGap("nats://127.0.0.1:4222", "ECONNREFUSED")];
+    const text = planToText(p, { notes: [], gaps });
+    expect(text).not.toMatch(/matches the policy as far/);
+    expect(text).toMatch(/does NOT mean the fleet matches the policy/);
+    expect(text).toMatch(/^!! DEGRADED VIEW: .*NATS_UNREACHABLE/m);
+    expect(text).toMatch(/Lanes: 0 managed, 0 orphaned, 1 not judged \(evidence incomplete\)/);
+    const json = planToJson(p, { notes: [], gaps });
+    expect(json).toMatchObject({ degraded: true, classification: { lanes: { orphaned: 0, unverified: 1 } } });
+    expect(degradedLines(gaps)).toMatch(/^DEGRADED \(NATS_UNREACHABLE\): NATS at nats:\/\/127\.0\.0\.1:4222 .*\n {2}fix: start NATS/);
+  });
+
+  it("a complete view with nothing to do still says the fleet matches", () => {
+    const i = buildInputs(policy, [{ laneId: "linux-x64-l1", scope: "acme/api", pool: "linux-x64", hostId: "h1" }], { nowMs: NOW });
+    const p = plan(policy, i.observed, i.records, { nowMs: NOW });
+    expect(p.actions).toEqual([]);
+    const text = planToText(p, { notes: [], gaps: [] });
+    expect(text).toMatch(/No actions: the fleet matches the policy/);
+    expect(planToJson(p, { notes: [] })).toMatchObject({ degraded: false, gaps: [] });
+  });
+});
