@@ -134,6 +134,8 @@ const reasonCodeSchema = z.enum([
   "ORPHAN_CLEARED",
   "OPERATOR",
   "CREATE_FAILED",
+  "SMOKE",
+  "SMOKE_EXPIRED",
 ]);
 
 const base = {
@@ -165,7 +167,12 @@ const laneSpecSchema = z.strictObject({
 });
 
 const actionSchema = z.discriminatedUnion("kind", [
-  z.strictObject({ ...base, kind: z.literal("create"), spec: laneSpecSchema }),
+  z.strictObject({
+    ...base,
+    kind: z.literal("create"),
+    spec: laneSpecSchema,
+    smoke: z.strictObject({ runId: z.string().min(1).max(256), label: z.string().min(1).max(256), leaseUntilMs: ms }).optional(),
+  }),
   z.strictObject({ ...base, kind: z.literal("drain"), runnerId, drainReason: z.enum(["scale-down", "move"]) }),
   z.strictObject({ ...base, kind: z.literal("undrain"), runnerId, labels }),
   z.strictObject({ ...base, kind: z.literal("arm"), runnerName: z.string().min(1).max(256), labels }),
