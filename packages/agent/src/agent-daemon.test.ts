@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_ENGINE_SOCKETS, resolveAgentDaemonOptions, type AgentDaemonOptions } from "./agent-daemon.js";
 import type { InstanceLock } from "./instance-lock.js";
+import type { CommandRunner } from "./runtimes/command-runner.js";
 
 function options(yamlExtra = "", over: Partial<AgentDaemonOptions> = {}): AgentDaemonOptions {
   const config = parseAgentConfig(`hostId: build01\nnats:\n  url: nats://127.0.0.1:4222\ntrustFile: /etc/lanekeeper/trust.json\nstateDir: /var/lib/lanekeeper\n${yamlExtra}`);
@@ -25,7 +26,7 @@ describe("resolveAgentDaemonOptions", () => {
   it("runs systemd lanes where systemd runs, or with a systemctl handed in", () => {
     expect(resolveAgentDaemonOptions(options(), only()).systemd).toBe(false);
     expect(resolveAgentDaemonOptions(options(), only("/run/systemd/system")).systemd).toBe(true);
-    const systemctl = () => Promise.resolve({ code: 0, stdout: "", stderr: "" });
+    const systemctl: CommandRunner = { run: () => Promise.resolve({ code: 0, signal: null, stdout: "", stderr: "" }) };
     expect(resolveAgentDaemonOptions(options("", { systemctl }), only()).systemd).toBe(true);
   });
 

@@ -6,6 +6,7 @@ import { Backend, LaneMode } from "./gen/lanekeeper/v1/lane.js";
 import {
   ACTION_KINDS,
   actionKind,
+  type IntentAction,
   buildIntent,
   decodeIntentPayload,
   encodeIntent,
@@ -26,7 +27,7 @@ const clock = new FakeClock();
 const keys = new TrustedKeyStore(buildKeySet({ version: 1, members: [{ key: coordinator }], issuedAtMs: clock.now() }));
 const ctx = { hostId: "build01", subjectHost: "build01", keys, clock };
 
-function spec(overrides: Record<string, unknown> = {}): IntentPayload["action"] {
+function spec(overrides: Record<string, unknown> = {}): IntentAction {
   return {
     $case: "create",
     value: {
@@ -99,7 +100,7 @@ describe("intents", () => {
   });
 
   it("validates names for step 8, including the canonical identity labels", () => {
-    const mk = (action: IntentPayload["action"]): IntentPayload =>
+    const mk = (action: IntentAction): IntentPayload =>
       buildIntent({ audienceHost: "build01", issuer: coordinator, sequence: 1, action, nowMs: clock.now() });
     expect(reasonOf(() => validateIntentNames(mk(spec()), "build01"))).toBe("none");
     expect(reasonOf(() => validateIntentNames(mk({ $case: "stop", value: { laneId: "../x", force: false } }), "build01"))).toBe(
