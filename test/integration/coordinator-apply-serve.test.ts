@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { Health, LaneState } from "@lanekeeper/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MemoryAuditTrail } from "../../packages/coordinator/src/audit/coordinator-audit.js";
+import { MemoryAuditTrail, type AuditTrail } from "../../packages/coordinator/src/audit/coordinator-audit.js";
 import type { CliIo } from "../../packages/coordinator/src/cli/cli-io.js";
 import { runCli } from "../../packages/coordinator/src/cli/program.js";
 import { CoordinatorMetrics, startMetricsServer } from "../../packages/coordinator/src/metrics/coordinator-metrics.js";
@@ -27,7 +27,7 @@ afterAll(async () => {
   await w?.close();
 });
 
-function reconcilerCtx(count: number, audit = w.audit): ReconcilerOptions["ctx"] {
+function reconcilerCtx(count: number, audit: AuditTrail = w.audit): ReconcilerOptions["ctx"] {
   const policy = w.policy(count);
   return { policy, github: w.github, store: w.store, inventory: w.inventory, audit, engine: (over = {}) => w.engine(policy, { audit, ...over }) };
 }

@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import { canonicalLabels, enrollmentBundleYaml, generateSealingKey, generateSigningKey, makeEnrollmentBundle, parsePolicy } from "@lanekeeper/shared";
 import { runCommand, startGitHubEmulator, type GitHubEmulator } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, type CliIo } from "../../packages/coordinator/src/cli/program.js";
+import type { CliIo } from "../../packages/coordinator/src/cli/cli-io.js";
+import { runCli } from "../../packages/coordinator/src/cli/program.js";
 
 const NOW = Date.parse("2030-01-01T00:00:00Z");
 const TOKEN_ENV = "LK_TEST_GH_TOKEN";

@@ -115,7 +115,7 @@ describe("signed intents to a real agent process with the real LaneManager (syst
     const stop = await dispatcher.dispatch({ hostId: HOST, action: { kind: "stop", laneId: "it-1" } });
     expect(stop.result.status).toBe(ResultStatus.RESULT_STATUS_OK);
     expect(stop.result.observed?.state).toBe(LaneState.LANE_STATE_STOPPED);
-    const active = await fleet.agent(HOST).sandbox!.systemctl(["is-active", "lanekeeper-lane-it-1.service"]);
+    const active = await fleet.agent(HOST).sandbox!.systemctl("is-active", "lanekeeper-lane-it-1.service");
     expect(active.stdout.trim()).not.toBe("active");
 
     const start = await dispatcher.dispatch({ hostId: HOST, action: { kind: "start", laneId: "it-1" } });

@@ -1,5 +1,6 @@
 import { Health, LaneMode, LaneState, systemClock, type Clock, type CoordinatorPolicy, type Logger } from "@lanekeeper/shared";
 import type { ApplyEngine } from "../apply/apply-engine.js";
+import type { AuditTrail } from "../audit/coordinator-audit.js";
 import type { ActionOutcome, ApplyEvent, ApplyReport } from "../apply/apply-events.js";
 import { operatorAction } from "../apply/operator-actions.js";
 import type { CoordinatorContext } from "../context/coordinator-context.js";
@@ -28,7 +29,8 @@ export interface HealthRestartOptions {
 
 /** Options of {@link Reconciler}. */
 export interface ReconcilerOptions {
-  readonly ctx: Pick<CoordinatorContext, "policy" | "github" | "store" | "inventory" | "audit" | "engine">;
+  /** The reconciler only appends to the audit, so any {@link AuditTrail} will do. */
+  readonly ctx: Pick<CoordinatorContext, "policy" | "github" | "store" | "inventory" | "engine"> & { readonly audit: AuditTrail };
   /** Without a lock this process always acts (a single coordinator). */
   readonly lock?: LeaderLock;
   readonly metrics?: CoordinatorMetrics;
