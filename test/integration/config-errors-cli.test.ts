@@ -1,8 +1,8 @@
-// Both real CLIs fed a broken file: the message names the file, line and column (one message for a tab
-// indentation, not one per tabbed line), and the exit code is the documented CONFIG code (3). Uses the built
-// packages (npm run build).
+// Both real CLIs fed a broken file: the message names the file, line and column, for YAML syntax, schema and
+// cross-field errors alike (one message for a tab indentation, not one per tabbed line), and the exit code is the
+// documented CONFIG code (3). Uses the built packages (npm run build).
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -42,13 +42,18 @@ describe("config errors name the file, line and column", () => {
     expect(r.stderr.match(/tab/g)).toHaveLength(1);
   });
 
-  it("lanekeeper-agent: a schema error names the file", async () => {
+  it("lanekeeper-agent: a schema error names the file, line and column", async () => {
     const file = join(dir, "agent-unknown.yaml");
     await writeFile(file, "hostId: build01\nnats: { url: 'nats://127.0.0.1:4222' }\nnatsUrl: nats://x\n");
     const r = await cli(AGENT_BIN, ["hold", "l1", "--config", file]);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`agent config ${file} is invalid`);
-    expect(r.stderr).toContain("\n  natsUrl: unknown key");
+    expect(r.stderr).toContain(`\n  ${file}:3:1: natsUrl: unknown key`);
+    await writeFile(file, "hostId: build01\nnats:\n  url: nats://127.0.0.1:4222\ncontrol:\n  enabled: yes\n  maxLanes: -1\n");
+    const wrong = await cli(AGENT_BIN, ["hold", "l1", "--config", file]);
+    expect(wrong.code).toBe(3);
+    expect(wrong.stderr).toContain(`\n  ${file}:5:3: control.enabled: `);
+    expect(wrong.stderr).toContain(`\n  ${file}:6:3: control.maxLanes: `);
   });
 
   it("lanekeeper: a YAML syntax error in lanekeeper.yaml gives file:line:column", async () => {
@@ -63,7 +68,7 @@ describe("config errors name the file, line and column", () => {
     expect(issues[0]).toMatch(new RegExp(`^  ${file}:\\d+:\\d+: `));
   });
 
-  it("lanekeeper: a duplicate key is placed and a schema error names the file", async () => {
+  it("lanekeeper: duplicate keys, schema and cross-field errors are placed in the file", async () => {
     const file = join(dir, "dup.yaml");
     await writeFile(file, "github: {}\ncoordinator: {}\ngithub: {}\n");
     const dup = await cli(COORDINATOR_BIN, ["plan", "--policy", file]);
@@ -73,6 +78,20 @@ describe("config errors name the file, line and column", () => {
     const unknown = await cli(COORDINATOR_BIN, ["hosts", "list", "--policy", file]);
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toContain(`policy ${file} is invalid`);
-    expect(unknown.stderr).toContain("poolz: unknown key");
+    expect(unknown.stderr).toContain(`\n  ${file}:3:1: poolz: unknown key`);
+    // A missing required key is placed at its parent; a cross-field rule at the node it names.
+    await writeFile(
+      file,
+      "github:\n  auth: { tokenEnv: GH }\ncoordinator:\n  natsUrl: nats://127.0.0.1:4222\nhosts: {}\nscopes:\n  acme/api: { optIn: true }\n" +
+        "pools:\n  p: { backend: systemd, mode: persistent, runnerVersion: 2.330.0, labels: [linux] }\n" +
+        "lanes:\n  - { scope: acme/api, pool: p, count: 1, hosts: [h1] }\n",
+    );
+    const missing = await cli(COORDINATOR_BIN, ["plan", "--policy", file]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain(`\n  ${file}:3:1: coordinator.keyFile: `);
+    await writeFile(file, (await readFile(file, "utf8")).replace("coordinator:\n", "coordinator:\n  keyFile: /etc/lk/key\n"));
+    const cross = await cli(COORDINATOR_BIN, ["hosts", "list", "--policy", file]);
+    expect(cross.code).toBe(3);
+    expect(cross.stderr).toContain(`\n  ${file}:12:51: lanes[0].hosts[0]: host "h1" is not enrolled`);
   });
 });

@@ -108,7 +108,7 @@ export async function initAgent(o: InitOptions): Promise<EnrollmentBundle> {
   await writeNew(identityPath, signingKeyToPem(identity), 0o600);
   await writeNew(sealingPath, sealingKeyToPem(sealing), 0o600);
   const text = initialConfigText(hostId, o.stateDir);
-  parseAgentConfig(text); // The config init writes must load.
+  parseAgentConfig(text, o.configPath); // The config init writes must load.
   await writeNew(o.configPath, text, 0o640);
   // A fresh replay state (hwm 0): without it the first `run` would treat the state as lost (floor rule).
   await new FileStateStore(o.stateDir, hostId).initialize();

@@ -15,7 +15,7 @@ import {
   scopeField,
   uniqueList,
 } from "./config-fields.js";
-import { parseYamlDocument, validateConfig } from "./config-loader.js";
+import { loadYamlConfig } from "./config-loader.js";
 import type { ConfigIssue } from "./errors.js";
 import { DEFAULT_GITHUB_ORIGIN, githubOriginProblem } from "./github-origin.js";
 import { ACTION_KINDS, type ActionKind } from "./intent.js";
@@ -307,5 +307,5 @@ function crossCheck(c: AgentConfig): ConfigIssue[] {
  * naming `file` (where the caller read the text) when given. The result is deeply frozen.
  */
 export function parseAgentConfig(yamlText: string, file?: string): AgentConfig {
-  return validateConfig(parseYamlDocument(yamlText, "agent config", file), agentConfigSchema, "agent config", crossCheck, file);
+  return loadYamlConfig(yamlText, agentConfigSchema, "agent config", crossCheck, file);
 }

@@ -2,19 +2,20 @@
  * The one way lanekeeper reads a YAML config or policy: a single YAML 1.2 document (core schema), no BOM, no
  * duplicate keys, no `__proto__`/`constructor`/`prototype` keys, no unresolved tags; then a strict zod schema
  * (unknown keys rejected); then cross-field rules; then a deep freeze. Every problem becomes a
- * `ConfigError` issue `{path, message}` with the path written like `control.scopes[0]`, and the YAML-level ones
- * (syntax, duplicate or forbidden keys) also carry their line and column. The caller names the file.
+ * `ConfigError` issue `{path, message}` with the path written like `control.scopes[0]` and, when the text was
+ * YAML, the line and column of the node the path names (schema and cross-field issues included). The caller names
+ * the file.
  */
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type YAMLError } from "yaml";
 import type { z } from "zod";
+import { parseConfigPath, placeOf, type PathSegment } from "./config-place.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import { MAX_CONFIG_BYTES } from "./limits.js";
 
+export type { PathSegment } from "./config-place.js";
+
 /** Keys that could reach an object prototype, refused wherever they appear. */
 export const FORBIDDEN_CONFIG_KEYS: readonly string[] = Object.freeze(["__proto__", "constructor", "prototype"]);
-
-/** A path segment: an object key or an array index. */
-export type PathSegment = string | number;
 
 /** Render a path as `a.b[0]["odd key"]`. */
 export function formatConfigPath(path: readonly PropertyKey[]): string {
@@ -96,11 +97,21 @@ function syntaxIssues(errors: readonly YAMLError[], lc: LineCounter): ConfigIssu
   return [{ path: "", message: more > 0 ? `${text} (fix this first: the ${more} problem${more === 1 ? "" : "s"} reported after it may follow from it)` : text, ...at(lc, first.pos[0]) }];
 }
 
+/** Parsed YAML: the plain data, and where a path's node is in the text. */
+interface ParsedYaml {
+  readonly data: unknown;
+  readonly locate: (path: readonly PathSegment[]) => { line?: number; column?: number };
+}
+
 /**
  * Parse `text` as exactly one YAML document into plain data, or throw `ConfigError`. `file` names where the text
  * came from (shared reads no files); errors then read `file:line:column: message`.
  */
 export function parseYamlDocument(text: string, what: string, file?: string): unknown {
+  return parseYaml(text, what, file).data;
+}
+
+function parseYaml(text: string, what: string, file: string | undefined): ParsedYaml {
   const fail: (issues: ConfigIssue[]) => never = (issues) => {
     throw new ConfigError(what, issues, { file });
   };
@@ -145,26 +156,42 @@ export function parseYamlDocument(text: string, what: string, file?: string): un
     fail([{ path: "", message: (err as Error).message }]);
   }
   if (data === null || data === undefined) fail([{ path: "", message: "is empty" }]);
-  return data;
+  return { data, locate: (path) => placeOf(doc.contents, path, lc) ?? {} };
 }
 
-function issuesFromZod(error: z.ZodError): ConfigIssue[] {
+/** Where a path is; nothing when the data did not come from YAML text. */
+type Locate = ParsedYaml["locate"];
+const nowhere: Locate = () => ({});
+
+/** Zod's path segments as config path segments (zod allows symbols, which no YAML key can be). */
+function segments(path: readonly PropertyKey[]): PathSegment[] {
+  return path.map((p) => (typeof p === "number" ? p : String(p)));
+}
+
+function issuesFromZod(error: z.ZodError, locate: Locate): ConfigIssue[] {
   const out: ConfigIssue[] = [];
+  const push = (path: readonly PropertyKey[], message: string): void => {
+    out.push({ path: formatConfigPath(path), message, ...locate(segments(path)) });
+  };
   for (const i of error.issues) {
     if (i.code === "unrecognized_keys") {
-      for (const k of i.keys) {
-        out.push({ path: formatConfigPath([...i.path, k]), message: "unknown key; remove it or fix its spelling" });
-      }
+      for (const k of i.keys) push([...i.path, k], "unknown key; remove it or fix its spelling");
     } else if (i.code === "invalid_key") {
-      const inner = i.issues.map((x) => x.message).join("; ");
-      out.push({ path: formatConfigPath(i.path), message: `invalid key: ${inner}` });
-    } else if (i.code === "invalid_union") {
-      out.push({ path: formatConfigPath(i.path), message: i.message });
+      push(i.path, `invalid key: ${i.issues.map((x) => x.message).join("; ")}`);
     } else {
-      out.push({ path: formatConfigPath(i.path), message: i.message });
+      push(i.path, i.message);
     }
   }
   return out;
+}
+
+/** Cross-field issues name their path as text; place those that have none yet. */
+function placed(issues: readonly ConfigIssue[], locate: Locate): ConfigIssue[] {
+  return issues.map((i) => {
+    if (i.line !== undefined) return i;
+    const path = parseConfigPath(i.path);
+    return path === undefined ? i : { ...i, ...locate(path) };
+  });
 }
 
 /**
@@ -178,10 +205,37 @@ export function validateConfig<S extends z.ZodType>(
   crossCheck: (value: z.output<S>) => ConfigIssue[] = () => [],
   file?: string,
 ): Readonly<z.output<S>> {
+  return validate(data, schema, what, crossCheck, file, nowhere);
+}
+
+function validate<S extends z.ZodType>(
+  data: unknown,
+  schema: S,
+  what: string,
+  crossCheck: (value: z.output<S>) => ConfigIssue[],
+  file: string | undefined,
+  locate: Locate,
+): Readonly<z.output<S>> {
   const parsed = schema.safeParse(data);
-  if (!parsed.success) throw new ConfigError(what, issuesFromZod(parsed.error), { file });
+  if (!parsed.success) throw new ConfigError(what, issuesFromZod(parsed.error, locate), { file });
   const value = parsed.data;
   const issues = crossCheck(value);
-  if (issues.length > 0) throw new ConfigError(what, issues, { file });
+  if (issues.length > 0) throw new ConfigError(what, placed(issues, locate), { file });
   return deepFreeze(value);
+}
+
+/**
+ * {@link parseYamlDocument} then {@link validateConfig}, keeping the YAML tree so that every schema and
+ * cross-field issue is also placed: the line and column of the node its path names, or of the nearest parent
+ * that exists when the key is missing. Errors read `file:line:column: path: message`.
+ */
+export function loadYamlConfig<S extends z.ZodType>(
+  text: string,
+  schema: S,
+  what: string,
+  crossCheck: (value: z.output<S>) => ConfigIssue[] = () => [],
+  file?: string,
+): Readonly<z.output<S>> {
+  const { data, locate } = parseYaml(text, what, file);
+  return validate(data, schema, what, crossCheck, file, locate);
 }

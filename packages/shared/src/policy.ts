@@ -20,7 +20,7 @@ import {
   scopeField,
   uniqueList,
 } from "./config-fields.js";
-import { formatConfigPath, parseYamlDocument, validateConfig } from "./config-loader.js";
+import { formatConfigPath, loadYamlConfig } from "./config-loader.js";
 import { type ConfigIssue, LanekeeperError } from "./errors.js";
 import { keyIdOf, parseSealingPublicKey, parseSigningPublicKey } from "./keys.js";
 import { MAX_INTENT_TTL_MS, MAX_LABELS } from "./limits.js";
@@ -340,5 +340,5 @@ function crossCheck(p: Policy): ConfigIssue[] {
  * as `path: message`, naming `file` (where the caller read the text) when given. The result is deeply frozen.
  */
 export function parsePolicy(yamlText: string, file?: string): Policy {
-  return validateConfig(parseYamlDocument(yamlText, "policy", file), policySchema, "policy", crossCheck, file);
+  return loadYamlConfig(yamlText, policySchema, "policy", crossCheck, file);
 }

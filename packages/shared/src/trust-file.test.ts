@@ -41,4 +41,12 @@ describe("trust file", () => {
     expect(() => parseTrustFile('{"__proto__": {}}')).toThrow(ConfigError);
     expect(() => parseTrustFile("not json")).toThrow(/not valid JSON/);
   });
+
+  it("names the file it was read from", () => {
+    const file = "/etc/lanekeeper/trust.json";
+    expect(() => parseTrustFile("not json", file)).toThrow(`trust file ${file} is invalid:`);
+    const doc = JSON.parse(formatTrustFile(set)) as Record<string, unknown>;
+    expect(() => parseTrustFile(JSON.stringify({ ...doc, extra: 1 }), file)).toThrow(`trust file ${file} is invalid:\n  extra: unknown key`);
+    expect(() => parseTrustFile(JSON.stringify({ ...doc, rootKeys: doc.keys }), file)).toThrow(`trust file ${file} is invalid:\n  keys: `);
+  });
 });

@@ -60,9 +60,12 @@ export function formatTrustFile(set: TrustedKeySet): string {
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
-/** Parse a trust file. Throws `ConfigError` with paths; the set is also structurally validated. */
-export function parseTrustFile(text: string): TrustedKeySet {
-  if (Buffer.byteLength(text, "utf8") > MAX_CONFIG_BYTES) throw new ConfigError("trust file", [{ path: "", message: "too large" }]);
+/**
+ * Parse a trust file. Throws `ConfigError` with paths, naming `file` when given; the set is also structurally
+ * validated.
+ */
+export function parseTrustFile(text: string, file?: string): TrustedKeySet {
+  if (Buffer.byteLength(text, "utf8") > MAX_CONFIG_BYTES) throw new ConfigError("trust file", [{ path: "", message: "too large" }], { file });
   let data: unknown;
   try {
     data = JSON.parse(text, (key, value: unknown) => {
@@ -70,9 +73,9 @@ export function parseTrustFile(text: string): TrustedKeySet {
       return value;
     });
   } catch (err) {
-    throw new ConfigError("trust file", [{ path: "", message: `not valid JSON: ${(err as Error).message}` }]);
+    throw new ConfigError("trust file", [{ path: "", message: `not valid JSON: ${(err as Error).message}` }], { file });
   }
-  const doc = validateConfig(data, trustFileSchema, "trust file");
+  const doc = validateConfig(data, trustFileSchema, "trust file", undefined, file);
   const keyOf = (k: z.infer<typeof keySchema>): TrustedKey => ({
     keyId: k.keyId,
     publicKey: Buffer.from(k.publicKey, "base64"),
@@ -91,7 +94,7 @@ export function parseTrustFile(text: string): TrustedKeySet {
   try {
     validateKeySet(set);
   } catch (err) {
-    if (err instanceof RejectError) throw new ConfigError("trust file", [{ path: "keys", message: err.message }]);
+    if (err instanceof RejectError) throw new ConfigError("trust file", [{ path: "keys", message: err.message }], { file, cause: err });
     throw err;
   }
   return set;

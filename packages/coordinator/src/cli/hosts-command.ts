@@ -63,7 +63,7 @@ export async function runHostsAdd(bundleFile: string, opts: HostsAddOptions, io:
   const bundle = parseEnrollmentBundle(await readSmallText(resolve(io.cwd, bundleFile), "enrollment bundle", "ENROLLMENT_INVALID"));
   const optIn = opts.optIn === true;
   const capacity = opts.capacity ?? bundle.capacity;
-  const edited = addHostToPolicyText(file.text, { bundle, optIn, capacity, enrolledAt: new Date(io.now()).toISOString() });
+  const edited = addHostToPolicyText(file.text, { bundle, optIn, capacity, enrolledAt: new Date(io.now()).toISOString() }, file.path);
   await writeTextAtomic(file.path, edited.text);
   const next: string[] = [];
   if (!optIn) next.push(`opt it in when ready: set hosts.${bundle.hostId}.optIn: true in ${file.path} (or re-add with --opt-in)`);
@@ -87,7 +87,7 @@ export async function runHostsAdd(bundleFile: string, opts: HostsAddOptions, io:
 /** `lanekeeper hosts remove <hostId>`: drop an enrolled host that no lanes entry lists any more. */
 export async function runHostsRemove(hostId: string, opts: HostsOptions, io: CliIo): Promise<ExitCode> {
   const file = await readPolicyFile(policyPath(opts.policy, io.env, io.cwd));
-  const edited = removeHostFromPolicyText(file.text, file.policy, hostId);
+  const edited = removeHostFromPolicyText(file.text, file.policy, hostId, file.path);
   await writeTextAtomic(file.path, edited.text);
   if (opts.json === true) io.out(`${JSON.stringify({ policy: file.path, removed: hostId }, null, 2)}\n`);
   else {

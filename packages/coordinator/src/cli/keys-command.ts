@@ -110,7 +110,7 @@ async function readKeySet(path: string): Promise<TrustedKeySet> {
   } catch {
     throw new KeyFileError("KEY_ROTATION_INVALID", `the current key set ${path} is missing; it is written by \`lanekeeper keys generate\``);
   }
-  return parseTrustFile(text);
+  return parseTrustFile(text, path);
 }
 
 function activeKeyId(set: TrustedKeySet): string | undefined {

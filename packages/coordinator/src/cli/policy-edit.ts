@@ -11,19 +11,25 @@ export interface HostEntry {
   readonly enrolledAt: string;
 }
 
-function load(text: string): Document {
+/** `the policy <file>`, or `the policy` when the caller named no file. */
+const thePolicy = (file: string | undefined): string => (file === undefined ? "the policy" : `the policy ${file}`);
+
+function load(text: string, file: string | undefined): Document {
   const doc = parseDocument(text, { keepSourceTokens: true });
-  if (doc.errors.length > 0) throw new CliError("POLICY_UNREADABLE", `the policy is not valid YAML: ${doc.errors[0]?.message ?? ""}`);
+  if (doc.errors.length > 0) throw new CliError("POLICY_UNREADABLE", `${thePolicy(file)} is not valid YAML: ${doc.errors[0]?.message ?? ""}`);
   return doc;
 }
 
-/** Re-parse the edited text with the full schema: an edit is written only if the whole policy stays valid. */
-function validated(text: string, what: string): { text: string; policy: Policy } {
+/**
+ * Re-parse the edited text with the full schema: an edit is written only if the whole policy stays valid. The
+ * issues are listed by path only: their lines would be lines of the edited text, which is never written.
+ */
+function validated(text: string, what: string, file: string | undefined): { text: string; policy: Policy } {
   try {
     return { text, policy: parsePolicy(text) };
   } catch (err) {
     if (err instanceof ConfigError) {
-      throw new CliError("ENROLLMENT_INVALID", `${what} would make the policy invalid:\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`);
+      throw new CliError("ENROLLMENT_INVALID", `${what} would make ${thePolicy(file)} invalid:\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`);
     }
     throw err;
   }
@@ -33,8 +39,8 @@ function validated(text: string, what: string): { text: string; policy: Policy }
  * Add an enrolled host under `hosts:`, keeping every comment and the layout of the rest of the file. The
  * host is written with `optIn` as given (false unless the operator said `--opt-in`).
  */
-export function addHostToPolicyText(text: string, entry: HostEntry): { text: string; policy: Policy } {
-  const doc = load(text);
+export function addHostToPolicyText(text: string, entry: HostEntry, file?: string): { text: string; policy: Policy } {
+  const doc = load(text, file);
   const { bundle } = entry;
   const current = doc.get("hosts", true);
   let hosts: YAMLMap;
@@ -49,7 +55,7 @@ export function addHostToPolicyText(text: string, entry: HostEntry): { text: str
     }
     doc.set("hosts", hosts);
   } else {
-    throw new CliError("POLICY_UNREADABLE", "hosts: in the policy is not a mapping");
+    throw new CliError("POLICY_UNREADABLE", `hosts: in ${thePolicy(file)} is not a mapping`);
   }
   if (hosts.has(bundle.hostId)) {
     throw new CliError("HOST_EXISTS", `host ${bundle.hostId} is already enrolled; remove it first with \`lanekeeper hosts remove ${bundle.hostId}\` to replace its keys`);
@@ -64,11 +70,11 @@ export function addHostToPolicyText(text: string, entry: HostEntry): { text: str
   node.commentBefore = ` enrolled ${entry.enrolledAt} by lanekeeper hosts add; identity key id ${bundle.identityKeyId}`;
   const pair = doc.createPair(bundle.hostId, node);
   hosts.items.push(pair);
-  return validated(doc.toString(), `adding host ${bundle.hostId}`);
+  return validated(doc.toString(), `adding host ${bundle.hostId}`, file);
 }
 
 /** Remove a host from `hosts:`; refused while a `lanes:` entry still lists it. */
-export function removeHostFromPolicyText(text: string, policy: Policy, hostId: string): { text: string; policy: Policy } {
+export function removeHostFromPolicyText(text: string, policy: Policy, hostId: string, file?: string): { text: string; policy: Policy } {
   if (!Object.hasOwn(policy.hosts, hostId)) throw new CliError("HOST_NOT_FOUND", `host ${hostId} is not enrolled (see \`lanekeeper hosts list\`)`);
   const users = policy.lanes.map((l, i) => ({ l, i })).filter(({ l }) => l.hosts.includes(hostId));
   if (users.length > 0) {
@@ -78,9 +84,9 @@ export function removeHostFromPolicyText(text: string, policy: Policy, hostId: s
         "remove it from those lists first (its lanes are then moved off it), then remove the host",
     );
   }
-  const doc = load(text);
+  const doc = load(text, file);
   const hosts = doc.get("hosts", true);
-  if (!isMap(hosts) || !hosts.has(hostId)) throw new CliError("HOST_NOT_FOUND", `host ${hostId} is not under hosts:`);
+  if (!isMap(hosts) || !hosts.has(hostId)) throw new CliError("HOST_NOT_FOUND", `host ${hostId} is not under hosts: in ${thePolicy(file)}`);
   hosts.delete(hostId);
-  return validated(doc.toString(), `removing host ${hostId}`);
+  return validated(doc.toString(), `removing host ${hostId}`, file);
 }
