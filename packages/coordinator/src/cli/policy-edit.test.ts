@@ -49,7 +49,7 @@ describe("policy edits", () => {
 
   it("names the policy file when an edit would make it invalid", () => {
     const add = (file?: string): unknown => addHostToPolicyText(base(""), { bundle: bundle("a1"), optIn: true, capacity: -1, enrolledAt: "x" }, file);
-    expect(add).toThrow(/^adding host a1 would make the policy invalid:\n  hosts\.a1\.capacity: /);
+    expect(add).toThrow(/^adding host a1 would make the policy invalid:\n {2}hosts\.a1\.capacity: /);
     expect(() => add("/srv/ops/lanekeeper.yaml")).toThrow(
       expect.objectContaining({ code: "ENROLLMENT_INVALID", message: expect.stringMatching(/^adding host a1 would make the policy \/srv\/ops\/lanekeeper\.yaml invalid:\n/) }),
     );
