@@ -30,6 +30,7 @@ export * from "./redact.js";
 export * from "./audit.js";
 export * from "./audit-anchor.js";
 export * from "./logger.js";
+export { humanLogDestination, renderLogLine } from "./human-log.js";
 export * from "./trust-file.js";
 export * from "./wire-contract.js";
 export * from "./enrollment-bundle.js";

@@ -1,8 +1,9 @@
 import { createInterface } from "node:readline/promises";
-import { createLogger, type Logger } from "@lanekeeper/shared";
+import type { Logger } from "@lanekeeper/shared";
 import { openCoordinator, type ContextSources, type CoordinatorContext } from "../context/coordinator-context.js";
 import type { CliIo } from "./cli-io.js";
 import { CommandTimeoutError } from "./cli-errors.js";
+import { cliLogger, type CliLogStyle } from "./cli-logger.js";
 import { formatDuration } from "./duration.js";
 import { policyPath, readPolicyFile } from "./policy-file.js";
 
@@ -18,12 +19,6 @@ export interface CoordinatorCliDeps {
   readonly fetch?: typeof fetch;
   /** Ends `serve` (default: SIGINT or SIGTERM). */
   readonly signal?: AbortSignal;
-}
-
-/** The CLI's logger: pino to stderr, `warn` unless `LANEKEEPER_LOG_LEVEL` says otherwise; secrets redacted. */
-export function cliLogger(io: CliIo): Logger {
-  const level = io.env.LANEKEEPER_LOG_LEVEL ?? "warn";
-  return createLogger({ component: "lanekeeper", level: level as "warn", destination: { write: (s: string): void => io.err(s) } });
 }
 
 /** The default confirmation: a terminal prompt, or none when stdin is not a terminal. */
@@ -51,6 +46,8 @@ export interface SessionOptions {
   readonly rateLimitReserve?: number | undefined;
   /** The whole command's deadline in ms (`--timeout`); 0 bounds only the opening (for `serve`). */
   readonly timeout?: number | undefined;
+  /** How log lines reach stderr. @default "human" */
+  readonly logStyle?: CliLogStyle;
 }
 
 /**
@@ -66,7 +63,7 @@ export async function withCoordinator<T>(
   defaultTimeoutMs: number = READ_TIMEOUT_MS,
 ): Promise<T> {
   const file = await readPolicyFile(policyPath(opts.policy, io.env, io.cwd));
-  const log = cliLogger(io);
+  const log = cliLogger(io, opts.logStyle);
   const sources: ContextSources = {
     env: io.env,
     log,

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { createLogger, type Policy } from "@lanekeeper/shared";
+import type { Policy } from "@lanekeeper/shared";
 import { CoordinatorKeyError, NatsUnavailableError } from "../context/coordinator-context.js";
 import { createGitHubClient } from "../github/github-client-from-policy.js";
 import { observeScopes } from "../observe/github-observer.js";
@@ -10,6 +10,7 @@ import { plan } from "../plan/planner.js";
 import type { Plan } from "../plan/plan-types.js";
 import { formatSavedPlan, makeSavedPlan } from "../plan/saved-plan.js";
 import type { CliIo } from "./cli-io.js";
+import { cliLogger } from "./cli-logger.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { planExitCode } from "./exit-codes.js";
 import { parseLaneRecordsJson } from "./lane-records-file.js";
@@ -114,11 +115,7 @@ async function runOfflinePlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCom
   const store = new MemoryLaneStore(records);
   const stored = await store.list();
 
-  const log = createLogger({
-    component: "lanekeeper",
-    level: (io.env.LANEKEEPER_LOG_LEVEL as "warn" | undefined) ?? "warn",
-    destination: { write: (s: string): void => io.err(s) },
-  });
+  const log = cliLogger(io);
   const client = await createGitHubClient(policy.github, {
     env: io.env,
     log,

@@ -54,7 +54,8 @@ function untilStopped(signal: AbortSignal | undefined): Promise<void> {
  * the lock and exit 0. `--once` runs a single cycle and exits with the cycle's exit code.
  */
 export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: CoordinatorCliDeps = {}): Promise<ExitCode> {
-  return withCoordinator(opts, io, deps, async (ctx, log) => {
+  // A daemon: its service manager collects JSON log lines.
+  return withCoordinator({ ...opts, logStyle: "json" }, io, deps, async (ctx, log) => {
     const instance = instanceName(io.env.LANEKEEPER_INSTANCE);
     const metrics = new CoordinatorMetrics(ctx.github);
     const lock = await LeaderLock.open(ctx.js, {
