@@ -39,7 +39,7 @@ export function renderLogLine(line: string, rootComponent?: string): string {
   } catch {
     return `log: ${oneLine(line.trim())}`;
   }
-  const level = typeof o.level === "number" ? (LEVEL_NAMES[o.level] ?? `level ${o.level}`) : String(o.level ?? "log");
+  const level = typeof o.level === "number" ? (LEVEL_NAMES[o.level] ?? `level ${o.level}`) : typeof o.level === "string" ? o.level : "log";
   const component = typeof o.component === "string" && o.component !== rootComponent ? `${o.component}: ` : "";
   const msg = typeof o.msg === "string" ? oneLine(o.msg) : "";
   const fields = Object.entries(o)
