@@ -68,4 +68,11 @@ describe("the coordinator CLI's log lines on stderr", () => {
     const lines = (await readFile(join(dir, "lanekeeper.log"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toContainEqual(expect.objectContaining({ level: 40, component: "lanekeeper", msg: "GitHub secondary rate limit hit", kind: "secondary" }));
   });
+
+  it("stay JSON with --json, where stderr is for machines", async () => {
+    const r = await lanekeeper(["plan", "--json"], {});
+    expect(r.stderr).not.toMatch(/^warn: /m);
+    const logs = jsonLines(r.stderr).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logs).toContainEqual(expect.objectContaining({ level: 40, msg: "GitHub secondary rate limit hit" }));
+  });
 });

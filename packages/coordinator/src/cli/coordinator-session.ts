@@ -46,7 +46,9 @@ export interface SessionOptions {
   readonly rateLimitReserve?: number | undefined;
   /** The whole command's deadline in ms (`--timeout`); 0 bounds only the opening (for `serve`). */
   readonly timeout?: number | undefined;
-  /** How log lines reach stderr. @default "human" */
+  /** `--json`: stderr then carries JSON lines only (progress events and log lines). */
+  readonly json?: boolean | undefined;
+  /** How log lines reach stderr. @default "json" with `json`, else "human" */
   readonly logStyle?: CliLogStyle;
 }
 
@@ -63,7 +65,7 @@ export async function withCoordinator<T>(
   defaultTimeoutMs: number = READ_TIMEOUT_MS,
 ): Promise<T> {
   const file = await readPolicyFile(policyPath(opts.policy, io.env, io.cwd));
-  const log = cliLogger(io, opts.logStyle);
+  const log = cliLogger(io, opts.logStyle ?? (opts.json === true ? "json" : "human"));
   const sources: ContextSources = {
     env: io.env,
     log,

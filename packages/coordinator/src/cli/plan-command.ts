@@ -115,7 +115,7 @@ async function runOfflinePlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCom
   const store = new MemoryLaneStore(records);
   const stored = await store.list();
 
-  const log = cliLogger(io);
+  const log = cliLogger(io, opts.json === true ? "json" : "human");
   const client = await createGitHubClient(policy.github, {
     env: io.env,
     log,
