@@ -73,7 +73,7 @@ export class AgentTrust {
       throw new TrustError(
         "TRUST_ROLLBACK",
         `trusted key set version ${chosen.version} is older than version ${opts.recordedVersion} recorded in the replay state; ` +
-          `install the current key set as ${opts.trustFile} (lanekeeper keys export) and restart`,
+          `install the coordinator's current key set (<keyFile>.keyset.json, kept current by lanekeeper keys rotate) as ${opts.trustFile} and restart`,
       );
     }
     return new AgentTrust(new TrustedKeyStore(chosen), opts.stateDir, opts.clock);

@@ -207,7 +207,7 @@ export class ReplayStore {
       return {
         kind: "reject",
         reason: RejectReason.STATE_LOST,
-        message: "replay state was lost; an operator must re-initialize it (lanekeeper-agent state reset)",
+        message: "replay state was lost; every intent is refused until an operator re-initializes the agent's state directory and restarts it",
       };
     }
     if (this.floorMs !== undefined && !(intent.issuedAtMs > this.floorMs)) {

@@ -79,7 +79,7 @@ describe("status output", () => {
     });
     const text = formatStatus(r, 61_000);
     expect(text).toContain("TRUST: NO TRUSTED KEY SET: EVERY INTENT IS REFUSED (UNKNOWN_KEY). trust file /etc/lanekeeper/trust.json does not exist");
-    expect(text).toContain("install the coordinator's trust file as /etc/lanekeeper/trust.json");
+    expect(text).toContain("install the coordinator's trust file (<keyFile>.keyset.json, written by lanekeeper keys generate) as /etc/lanekeeper/trust.json");
     expect(formatStatus(report, 61_000)).toContain("trust: not loaded yet");
   });
 

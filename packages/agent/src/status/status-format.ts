@@ -60,7 +60,7 @@ export function formatHeader(r: AgentStatusReport, now = Date.now()): string[] {
   else {
     // Said loudly: without a key set every intent is refused, and until now only the log said so.
     out.push(`TRUST: NO TRUSTED KEY SET: EVERY INTENT IS REFUSED (UNKNOWN_KEY). ${t.error || `cannot load ${t.trustFile}`}`);
-    out.push(`  install the coordinator's trust file as ${t.trustFile} (lanekeeper keys export) and restart the agent`);
+    out.push(`  install the coordinator's trust file (<keyFile>.keyset.json, written by lanekeeper keys generate) as ${t.trustFile} and restart the agent`);
   }
   out.push(r.controlEnabled ? "control: ENABLED" : "control: disabled (observe and report only; set control.enabled in the config to opt in)");
   out.push(

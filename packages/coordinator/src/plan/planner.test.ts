@@ -120,6 +120,9 @@ describe("plan: policy warnings", () => {
     const p = run(bare, []);
     expect(p.warnings).toEqual([expect.objectContaining({ code: "POOL_NO_LABELS", pool: P })]);
     expect(p.warnings[0]?.message).toContain(`pools.${P}.labels`);
+    // It must not send workflows to lk-pool-<pool>: a draining lane drops it (it keeps lk-lane-<id> and lk-draining only).
+    expect(p.warnings[0]?.message).toContain("runs-on should name capability labels only");
+    expect(p.warnings[0]?.message).not.toMatch(/target it only by lk-pool-/);
     expect(kinds(p)).toHaveLength(1);
     expect(codes(run(policy(1), []))).not.toContain("POOL_NO_LABELS");
   });

@@ -136,7 +136,7 @@ function observationWarnings(ctx: PlanContext): void {
     // Valid, but almost always a mistake: only lk- identity labels, so a workflow's runs-on cannot ask for
     // what the pool offers, only for this exact pool by its lk-pool- label.
     if (p.labels.length === 0) {
-      ctx.warn("POOL_NO_LABELS", `pool ${pool} has no capability labels: workflows can target it only by lk-pool-${pool}; add labels (e.g. [linux, x64]) under pools.${pool}.labels`, { pool });
+      ctx.warn("POOL_NO_LABELS", `pool ${pool} has no capability labels, so no workflow can target its lanes: runs-on should name capability labels only (lk- labels are lanekeeper's, and a draining lane keeps only lk-lane-<id> and lk-draining); add labels (e.g. [linux, x64]) under pools.${pool}.labels`, { pool });
     }
   }
 }
