@@ -1,11 +1,11 @@
 /**
- * The `lanekeeper-agent` command line: `init`, `run`, `status`, `hold`, `release`, `audit verify`. Human output
- * by default, `--json` for tools; every failure prints what to do next and exits with the code from
- * `exit-codes.ts`.
+ * The `lanekeeper-agent` command line: `init`, `run`, `status`, `hold`, `release`, `audit verify`, `version`,
+ * `completion`. Human output by default, `--json` for tools; every failure prints what to do next and exits with
+ * the code from `exit-codes.ts`.
  */
 import { userInfo } from "node:os";
 import { resolve } from "node:path";
-import { Command, CommanderError } from "commander";
+import { Argument, Command, CommanderError } from "commander";
 import {
   type AgentConfig,
   ConfigError,
@@ -20,12 +20,15 @@ import {
   parseAuditAnchor,
   validateLaneId,
   type AuditAnchor,
+  bashCompletion,
+  formatBuildInfo,
+  zshCompletion,
 } from "@lanekeeper/shared";
 import { AgentDaemon } from "./agent-daemon.js";
 import { readSmallFile } from "./atomic-file.js";
 import { startAgentIntake, type AgentIntakeHandle } from "./intake/agent-intake.js";
 import { initAgent, loadAgentKeys } from "./agent-identity.js";
-import { AGENT_VERSION } from "./agent-version.js";
+import { agentBuildInfo } from "./agent-version.js";
 import { gatherCapabilities } from "./status/capabilities.js";
 import { auditAnchorPath, auditLogPath, verifyAgentAudit } from "./audit-evidence.js";
 import { AuditChainBrokenError } from "./errors.js";
@@ -85,11 +88,15 @@ async function verifiedLane(config: AgentConfig, laneId: string): Promise<void> 
 function program(io: CliIo, setExit: (code: number) => void): Command {
   const cmd = new Command("lanekeeper-agent")
     .description("Owns the GitHub Actions runner lanes on this host. See docs/agent.md.")
-    .version(AGENT_VERSION)
     .exitOverride()
     // Commander's own error line is replaced by the shared `error: … (USAGE)` style in main().
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s), outputError: () => undefined })
     .showSuggestionAfterError(true);
+  // Worked out only when asked: in a checkout it runs `git`.
+  cmd.option("-V, --version", "print the version and git commit").on("option:version", () => {
+    io.out(`${formatBuildInfo(cmd.name(), agentBuildInfo())}\n`);
+    throw new CommanderError(0, "commander.version", "");
+  });
 
   cmd
     .command("init")
@@ -235,6 +242,25 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
         const against = res.anchorSource === "coordinator" ? " (against the coordinator's anchor)" : res.anchorSource === "local" ? " (against the local anchor)" : "";
         io.out(`${res.message}${against}\n`);
       }
+      setExit(EXIT.OK);
+    });
+  cmd
+    .command("version")
+    .description("print the version and git commit")
+    .option("--json", "print {name, version, commit}")
+    .action((o: { json?: boolean }) => {
+      const info = agentBuildInfo();
+      io.out(o.json === true ? `${JSON.stringify({ name: cmd.name(), ...info })}\n` : `${formatBuildInfo(cmd.name(), info)}\n`);
+      setExit(EXIT.OK);
+    });
+
+  // Last: the script describes the program as registered up to here.
+  cmd
+    .command("completion")
+    .description("print a shell completion script: source <(lanekeeper-agent completion bash)")
+    .addArgument(new Argument("<shell>", "bash or zsh").choices(["bash", "zsh"]))
+    .action((shell: "bash" | "zsh") => {
+      io.out(shell === "bash" ? bashCompletion(cmd) : zshCompletion(cmd));
       setExit(EXIT.OK);
     });
   return cmd;

@@ -35,3 +35,5 @@ export * from "./trust-file.js";
 export * from "./wire-contract.js";
 export * from "./enrollment-bundle.js";
 export * from "./keyed-mutex.js";
+export * from "./build-info.js";
+export * from "./shell-completion.js";

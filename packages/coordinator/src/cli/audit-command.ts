@@ -9,7 +9,9 @@ import {
   type AuditChainResult,
   type AuditRecord,
 } from "@lanekeeper/shared";
+import { InvalidArgumentError } from "commander";
 import { readAuditStream, verifyStreamChains, type StreamVerification } from "../audit/audit-stream.js";
+import { MAX_AUDIT_STREAM_READ } from "../audit/limits.js";
 import type { CliIo } from "./cli-io.js";
 import { CliError } from "./cli-errors.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
@@ -178,26 +180,39 @@ async function runHostAuditVerify(opts: AuditCommandOptions, hostId: string, io:
   return ok ? ExitCode.OK : exitCodeForCode("AUDIT_BROKEN");
 }
 
-/** `lanekeeper audit tail [-n N]`: the last records of the local chain, or of the LK_AUDIT stream (every source). */
+/** Default of `audit tail -n`. */
+export const AUDIT_TAIL_DEFAULT = 20;
+
+/**
+ * The value of `audit tail -n`: a whole number from 0 (print nothing) to the most records read back at once.
+ * Throws commander's `InvalidArgumentError`, so a bad value is a usage error (exit 2) naming the option.
+ */
+export function parseAuditTailCount(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) > MAX_AUDIT_STREAM_READ) throw new InvalidArgumentError(`must be a whole number from 0 to ${MAX_AUDIT_STREAM_READ}`);
+  return Number(v);
+}
+
+/**
+ * `lanekeeper audit tail [-n N]`: the last records of the local chain, or of the LK_AUDIT stream (every source).
+ * `-n 0` prints nothing (`[]` with `--json`), as `tail -n 0` does.
+ */
 export async function runAuditTail(opts: AuditCommandOptions, io: CliIo, deps: CoordinatorCliDeps = {}): Promise<ExitCode> {
-  const n = Math.max(1, opts.lines ?? 20);
+  const n = opts.lines ?? AUDIT_TAIL_DEFAULT;
   let records: (AuditRecord & { subject?: string })[];
   if (opts.stream === true) {
     records = await withCoordinator(opts, io, deps, async (ctx) =>
-      (await readAuditStream(ctx.jsm, { limit: n, newest: true })).map((r) => ({ ...r.record, subject: r.subject })),
+      n === 0 ? [] : (await readAuditStream(ctx.jsm, { limit: n, newest: true })).map((r) => ({ ...r.record, subject: r.subject })),
     );
   } else {
-    const text = await readChain(await chainPath(opts, io));
-    records = text
-      .split("\n")
-      .filter((l) => l !== "")
-      .slice(-n)
-      .map((l) => JSON.parse(l) as AuditRecord);
+    const lines = (await readChain(await chainPath(opts, io))).split("\n").filter((l) => l !== "");
+    // slice(-0) would be every line.
+    records = (n === 0 ? [] : lines.slice(-n)).map((l) => JSON.parse(l) as AuditRecord);
   }
   if (opts.json === true) {
     io.out(`${JSON.stringify(records, null, 2)}\n`);
     return ExitCode.OK;
   }
+  if (n === 0) return ExitCode.OK;
   io.out(
     renderTable(
       ["SEQ", "TIME", "SOURCE", "ACTION", "PHASE", "LANE", "HOST", "CODE", "MESSAGE"],

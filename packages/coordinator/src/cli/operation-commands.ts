@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from "commander";
 import type { CliIo } from "./cli-io.js";
 import { runApply } from "./apply-command.js";
-import { runAuditTail, runAuditVerify } from "./audit-command.js";
+import { parseAuditTailCount, runAuditTail, runAuditVerify } from "./audit-command.js";
 import type { CoordinatorCliDeps } from "./coordinator-session.js";
 import { parseDuration } from "./duration.js";
 import type { ExitCode } from "./exit-codes.js";
@@ -103,7 +103,7 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .option("--policy <file>", "policy file (for coordinator.auditFile)")
     .option("--file <path>", "read this chain file instead")
     .option("--stream", "read the LK_AUDIT stream (every coordinator and agent) instead of the local file")
-    .option("-n, --lines <n>", "how many records (default 20)", count)
+    .option("-n, --lines <n>", "how many records, 0 to 100000 (default 20)", parseAuditTailCount)
     .option("--json", "print JSON")
     .action(async (o: Parameters<typeof runAuditTail>[0]) => {
       done(await runAuditTail(o, io, deps));

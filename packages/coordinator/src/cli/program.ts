@@ -5,6 +5,7 @@ import { ExitCode, exitCodeFor, exitCodeForArgv, hintFor } from "./exit-codes.js
 import { runHostsAdd, runHostsList, runHostsRemove } from "./hosts-command.js";
 import { parseDuration } from "./duration.js";
 import { runPlan, type PlanCommandDeps, type PlanCommandOptions } from "./plan-command.js";
+import { registerMetaCommands } from "./meta-commands.js";
 import { registerOperationCommands } from "./operation-commands.js";
 import type { CoordinatorCliDeps } from "./coordinator-session.js";
 
@@ -81,13 +82,17 @@ export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps =
   registerOperationCommands(program, io, deps, (code) => {
     result = code;
   });
+  // Last: `completion` describes the program as registered up to here.
+  registerMetaCommands(program, io, (code) => {
+    result = code;
+  });
 
   try {
     await program.parseAsync([...argv], { from: "user" });
     return result;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // --help ends here successfully; a missing subcommand has already printed the help to stderr.
+      // --help and --version end here successfully; a missing subcommand has already printed the help to stderr.
       if (err.exitCode === 0) return ExitCode.OK;
       if (err.code === "commander.help") return exitCodeForArgv(ExitCode.USAGE, argv);
       return exitCodeForArgv(reportError(usageError(err.message, "lanekeeper --help"), json, io), argv);
