@@ -8,6 +8,8 @@ export interface CliIo {
   readonly cwd: string;
   /** Current time; injectable so output is reproducible in tests. */
   now(): number;
+  /** Standard output is a terminal (`status --watch` then redraws the screen instead of appending). */
+  readonly stdoutIsTTY?: boolean;
 }
 
 /** The real process's I/O. */
@@ -18,5 +20,6 @@ export function processIo(): CliIo {
     env: process.env,
     cwd: process.cwd(),
     now: () => Date.now(),
+    stdoutIsTTY: process.stdout.isTTY === true,
   };
 }

@@ -50,6 +50,8 @@ export interface SessionOptions {
   readonly json?: boolean | undefined;
   /** How log lines reach stderr. @default "json" with `json`, else "human" */
   readonly logStyle?: CliLogStyle;
+  /** With `timeout` 0: the opening's deadline in ms (default {@link READ_TIMEOUT_MS}). */
+  readonly openTimeout?: number | undefined;
 }
 
 /**
@@ -76,7 +78,7 @@ export async function withCoordinator<T>(
   };
   const wholeMs = opts.timeout ?? defaultTimeoutMs;
   // `serve` runs until stopped: only its opening is bounded (by the read default).
-  const openMs = wholeMs === 0 ? READ_TIMEOUT_MS : wholeMs;
+  const openMs = wholeMs === 0 ? (opts.openTimeout ?? READ_TIMEOUT_MS) : wholeMs;
   const nats = file.policy.coordinator.natsUrl;
   const gh = file.policy.github.apiUrl;
   const started = Date.now();

@@ -7,9 +7,11 @@ import { parseDuration } from "./duration.js";
 import type { ExitCode } from "./exit-codes.js";
 import { runKeysGenerate, runKeysPush, runKeysRootInit, runKeysRootRotate, runKeysRotate } from "./keys-command.js";
 import { runLanes } from "./lanes-command.js";
+import { LANE_SHOW_AUDIT_DEFAULT, LANE_STATE_FILTERS, parseLaneStateFilter, runLanesList, runLanesShow } from "./lanes-view-command.js";
 import { runServe } from "./serve-command.js";
 import { registerSmokeCommand } from "./smoke-command.js";
 import { runStatus } from "./status-command.js";
+import { parseWatchInterval } from "./status-watch.js";
 
 function count(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError("must be a non-negative integer");
@@ -22,7 +24,7 @@ function concurrency(v: string): number {
 }
 
 /**
- * Register the commands that act on the fleet: `apply`, `status`, `lanes <op>`, `audit verify|tail`,
+ * Register the commands that act on the fleet: `apply`, `status`, `lanes list|show|<op>`, `audit verify|tail`,
  * `keys root-init|generate|rotate|root-rotate|push`. `done`
  * receives each command's exit code (the program maps thrown errors itself).
  */
@@ -52,12 +54,40 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .option("--policy <file>", "policy file")
     .option("--json", "print JSON")
     .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 6s)", parseDuration)
-    .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when NATS or GitHub do not answer within this (default 60s)", parseDuration)
+    .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when NATS or GitHub do not answer within this (default 60s); with --watch, per round", parseDuration)
+    .option("--watch", "re-render every --interval until Ctrl-C; a failed round is shown and the watch goes on")
+    .option("--interval <duration>", "with --watch: time between rounds (default 5s, at least 1s)", parseWatchInterval)
     .action(async (o: Parameters<typeof runStatus>[0]) => {
       done(await runStatus(o, io, deps));
     });
 
-  const lanes = program.command("lanes").description("operator commands on one lane: drain, restart, remove, hold, release");
+  const lanes = program.command("lanes").description("list and show lanes; operator commands on one lane: drain, restart, remove, hold, release");
+  lanes
+    .command("list")
+    .description("the lanes status shows, filtered; reads only")
+    .option("--policy <file>", "policy file")
+    .option("--scope <scope>", "only lanes of this scope (owner/repo or org:<org>)")
+    .option("--pool <pool>", "only lanes of this pool")
+    .option("--host <hostId>", "only lanes on this host")
+    .option("--state <state>", `only lanes with this record state or class: ${LANE_STATE_FILTERS.join(", ")}`, parseLaneStateFilter)
+    .option("--json", "print JSON")
+    .option("--inventory-wait <duration>", "how long to wait for fresh agent inventories (default 6s)", parseDuration)
+    .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when NATS or GitHub do not answer within this (default 60s)", parseDuration)
+    .action(async (o: Parameters<typeof runLanesList>[0]) => {
+      done(await runLanesList(o, io, deps));
+    });
+  lanes
+    .command("show")
+    .description("one lane from every side: coordinator record, GitHub, host, recovery note, recent audit; reads only")
+    .argument("<lane>", "the lane id (see `lanekeeper lanes list`)")
+    .option("--policy <file>", "policy file")
+    .option("--audit <n>", `how many of the lane's newest audit records (default ${LANE_SHOW_AUDIT_DEFAULT})`, count)
+    .option("--json", "print JSON")
+    .option("--inventory-wait <duration>", "how long to wait for a fresh inventory from the lane's host (default 6s)", parseDuration)
+    .option("--timeout <duration>", "give up (exit 16, TIMEOUT) when NATS or GitHub do not answer within this (default 60s)", parseDuration)
+    .action(async (laneId: string, o: Parameters<typeof runLanesShow>[1]) => {
+      done(await runLanesShow(laneId, o, io, deps));
+    });
   const laneOp = (op: "drain" | "restart" | "remove" | "hold" | "release", description: string, stops: boolean): void => {
     const c = lanes
       .command(op)
