@@ -146,9 +146,9 @@ describe("install-coordinator.sh from the release artifacts, in a real systemd",
         diagnostics: async () => (await sd.systemctl("status", "--no-pager", "--full", UNIT)).stdout,
       });
 
-      const help = await sd.exec("lanekeeper", ["--help"], { env: installEnv() });
-      expect(help.code, help.stderr).toBe(0);
-      expect(help.stdout).toContain("serve");
+      const version = await sd.exec("lanekeeper", ["--version"], { env: installEnv() });
+      expect(version.code, version.stderr).toBe(0);
+      expect(version.stdout).toMatch(/^lanekeeper \d+\.\d+\.\d+\S* \(commit [0-9a-f]{7,}\)\n$/);
     },
     INSTALL_TIMEOUT_MS,
   );

@@ -81,6 +81,7 @@ describe("the lanekeeper-agent Debian package", () => {
       expect(await activeState(AGENT_UNIT)).toBe("inactive");
       const v = await sh("lanekeeper-agent", "--version");
       expect(v.code, v.stderr).toBe(0);
+      expect(v.stdout).toMatch(/^lanekeeper-agent \d+\.\d+\.\d+\S* \(commit [0-9a-f]{7,}\)\n$/);
     },
     DPKG_TIMEOUT_MS,
   );
@@ -169,7 +170,7 @@ describe("the lanekeeper (coordinator) Debian package", () => {
       expect(await activeState(COORD_UNIT)).toBe("active");
       expect((await sd.unitProperties(COORD_UNIT, ["ExecStart"])).ExecStart).toContain("path=/usr/bin/lanekeeper");
       expect((await httpGet(port, "/healthz")).status).toBe(200);
-      expect((await sh("lanekeeper", "--help")).code).toBe(0);
+      expect((await sh("lanekeeper", "--version")).stdout).toMatch(/^lanekeeper \d+\.\d+\.\d+\S* \(commit [0-9a-f]{7,}\)\n$/);
 
       const purge = await offline(sd, "dpkg", ["--purge", "lanekeeper"], { timeoutMs: DPKG_TIMEOUT_MS });
       expect(purge.code, purge.stdout + purge.stderr).toBe(0);

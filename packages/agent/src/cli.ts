@@ -139,7 +139,8 @@ function program(io: CliIo, setExit: (code: number) => void): Command {
           configPath: resolve(o.config),
           log,
           lock,
-          natsState: () => nats?.natsState() ?? "disabled",
+          // Until the NATS side has started (trust loaded, replay state open) say so: "disabled" would be untrue.
+          natsState: () => nats?.natsState() ?? "starting",
           natsStatus: () => nats?.natsStatus(),
           trustStatus: () => nats?.trustStatus(),
           intentHwm: () => nats?.replay.hwm ?? 0,
