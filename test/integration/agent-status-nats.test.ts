@@ -135,6 +135,6 @@ describe("lanekeeper-agent status tells the agent's own problems", () => {
     expect(r.trust?.error).toContain("does not exist");
     const text = (await cli(["status", "--config", b.config])).stdout;
     expect(text).toContain("TRUST: NO TRUSTED KEY SET: EVERY INTENT IS REFUSED (UNKNOWN_KEY).");
-    expect(text).toContain(`install the coordinator's trust file as ${join(dir, "build12", "trust.json")}`);
+    expect(text).toContain(`install the coordinator's trust file (<keyFile>.keyset.json, written by lanekeeper keys generate) as ${join(dir, "build12", "trust.json")}`);
   });
 });

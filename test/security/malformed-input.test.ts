@@ -277,7 +277,8 @@ describe("malformed config input", () => {
   });
 
   it("rejects unknown keys with their paths", () => {
-    expect(issues(parseAgentConfig, `${agent}hostID: x\n`)).toEqual([{ path: "hostID", message: "unknown key; remove it or fix its spelling" }]);
+    // The issue names the key and where it stands: the agent prefix has three lines, so the stray key is line 4.
+    expect(issues(parseAgentConfig, `${agent}hostID: x\n`)).toEqual([{ path: "hostID", message: "unknown key; remove it or fix its spelling", line: 4, column: 1 }]);
     expect(issues(parseAgentConfig, `${agent}nats2: {}\n`)[0]!.path).toBe("nats2");
     expect(issues(parseAgentConfig, `${agent}control: { enabled: false, allowAll: true }\n`)[0]!.path).toBe("control.allowAll");
     expect(issues(parsePolicy, `${policy}lanes:\n  - { scope: acme/api, pool: p, count: 1, hosts: [h], extra: 1 }\n`).map((i) => i.path)).toContain("lanes[0].extra");
