@@ -1,4 +1,5 @@
 import { ApplyRefusedError } from "../apply/apply-errors.js";
+import type { ApplyCommandOptions } from "./apply-command-options.js";
 import { runApplySaved } from "./apply-saved-plan.js";
 import { livePlan } from "./live-plan.js";
 import type { CliIo } from "./cli-io.js";
@@ -8,24 +9,6 @@ import { progressPrinter } from "./progress-printer.js";
 import { planToJson, planToText } from "./render-plan.js";
 import { exitCodeForReport, reportToText } from "./render-report.js";
 
-/** Options of `lanekeeper apply`. */
-export interface ApplyCommandOptions {
-  readonly policy?: string;
-  readonly json?: boolean;
-  /** Change nothing: print the plan and record it as `dry-run` audit records. */
-  readonly dryRun?: boolean;
-  /** Do not ask for confirmation (required when stdin is not a terminal). */
-  readonly yes?: boolean;
-  /** No progress lines on stderr. */
-  readonly quiet?: boolean;
-  readonly maxRemovals?: number;
-  readonly maxCreates?: number;
-  readonly rateLimitReserve?: number;
-  /** Actions carried out at the same time (overrides `coordinator.applyConcurrency`). */
-  readonly concurrency?: number;
-  /** How long to wait for fresh agent inventories before planning. */
-  readonly inventoryWait?: number;
-}
 
 /**
  * `lanekeeper apply`: wait for fresh agent inventories, observe, plan, show the plan, confirm (a terminal prompt,

@@ -7,27 +7,13 @@ import { DEFAULT_APPLY_INVENTORY_MAX_AGE_MS } from "../apply/limits.js";
 import { staleActions } from "../apply/saved-plan-guards.js";
 import type { PlanActionKind } from "../plan/action.js";
 import { checkSavedPlanCurrent, MAX_SAVED_PLAN_BYTES, parseSavedPlan, savedActions, SavedPlanError } from "../plan/saved-plan.js";
+import type { ApplyCommandOptions } from "./apply-command-options.js";
 import type { CliIo } from "./cli-io.js";
 import { ACT_TIMEOUT_MS, terminalConfirm, withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { ExitCode } from "./exit-codes.js";
 import { progressPrinter } from "./progress-printer.js";
 import { savedPlanToText } from "./render-plan.js";
 import { exitCodeForReport, reportToText } from "./render-report.js";
-
-/** The options of `apply` that apply to a saved plan (`--max-*` shape new plans and are refused). */
-export interface SavedPlanApplyOptions {
-  readonly policy?: string;
-  readonly json?: boolean;
-  readonly dryRun?: boolean;
-  readonly yes?: boolean;
-  readonly quiet?: boolean;
-  readonly maxRemovals?: number;
-  readonly maxCreates?: number;
-  readonly rateLimitReserve?: number;
-  readonly concurrency?: number;
-  readonly inventoryWait?: number;
-  readonly timeout?: number;
-}
 
 async function readPlanFile(path: string, given: string): Promise<string> {
   try {
@@ -49,7 +35,7 @@ async function readPlanFile(path: string, given: string): Promise<string> {
  * (`PLAN_STALE`, with the reason and what changed) and nothing is done. `--dry-run` runs the same checks and
  * records the plan as `dry-run` audit records.
  */
-export async function runApplySaved(planFile: string, opts: SavedPlanApplyOptions, io: CliIo, deps: CoordinatorCliDeps): Promise<ExitCode> {
+export async function runApplySaved(planFile: string, opts: ApplyCommandOptions, io: CliIo, deps: CoordinatorCliDeps): Promise<ExitCode> {
   if (opts.maxRemovals !== undefined || opts.maxCreates !== undefined) {
     throw usageError(
       `--max-removals and --max-creates shape a new plan; a saved plan is applied as it was reviewed (make another with lanekeeper plan --out ${planFile})`,
