@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for bin in nats-server podman runc ip pgrep unshare nsenter jq curl; do
+for bin in nats-server podman runc ip pgrep unshare nsenter jq curl openssl; do
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin")
 done
 [ -x /lib/systemd/systemd ] || need_apt+=(systemd)
@@ -15,7 +15,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    nats-server podman runc conmon containernetworking-plugins iproute2 procps util-linux systemd uidmap curl jq >/dev/null
+    nats-server podman runc conmon containernetworking-plugins iproute2 procps util-linux systemd uidmap curl jq openssl >/dev/null
 fi
 
 # podman on this kernel: crun and the default rlimits fail, runc with explicit ulimits works (DESIGN.md 9).
