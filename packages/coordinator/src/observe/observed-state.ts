@@ -1,3 +1,4 @@
+import type { DemandSnapshot } from "./demand.js";
 import type { InventoryView } from "./inventory-view.js";
 import type { ScopeObservation } from "./scope-observation.js";
 
@@ -6,4 +7,6 @@ export interface ObservedState {
   /** One entry per scope the observer was asked about; a scope without an entry is treated as unavailable. */
   readonly scopes: ReadonlyMap<string, ScopeObservation>;
   readonly inventory: InventoryView;
+  /** Workflow jobs in the managed scopes; absent when nothing reads demand (fixed `count` pools need none). */
+  readonly demand?: DemandSnapshot | undefined;
 }
