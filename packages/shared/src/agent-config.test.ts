@@ -72,6 +72,17 @@ describe("parseAgentConfig", () => {
     expect(issuesOf(`${minimal}control: { scopes: [${scopes}] }\n`)[0]!.path).toBe("control.scopes");
   });
 
+  it("takes one NATS server (nats.url) or a cluster (nats.servers), never both", () => {
+    expect(parseAgentConfig(minimal).nats.servers).toEqual(["nats://127.0.0.1:4222"]);
+    const c = parseAgentConfig("hostId: build01\nnats: { servers: [nats://a:4222, nats://b:4222] }\n");
+    expect(c.nats.servers).toEqual(["nats://a:4222", "nats://b:4222"]);
+    expect(c.nats.url).toBe("nats://a:4222");
+    expect(issuesOf("hostId: build01\nnats: { url: nats://a, servers: [nats://b] }\n")).toEqual([
+      { path: "nats.servers", message: "give url (one server) or servers (a cluster), exactly one of them" },
+    ]);
+    expect(issuesOf("hostId: build01\nnats: { user: u, password: p }\n")[0]!.path).toBe("nats.url");
+  });
+
   it("gives each installation its own default status socket, named for its host id", () => {
     expect(parseAgentConfig(minimal).statusSocket).toBe("/run/lanekeeper/build01/agent.sock");
     expect(parseAgentConfig("hostId: build02\nnats: { url: 'nats://x' }\n").statusSocket).toBe("/run/lanekeeper/build02/agent.sock");

@@ -10,6 +10,7 @@ import {
   hostIdField,
   imageField,
   msField,
+  natsServersField,
   natsUrlField,
   poolNameField,
   scopeField,
@@ -30,8 +31,13 @@ export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" |
 
 /** How the agent reaches NATS. */
 export interface AgentNatsConfig {
-  /** Server URL, e.g. `nats://nats.example:4222` (no credentials in the URL). */
+  /**
+   * Server URL, e.g. `nats://nats.example:4222` (no credentials in the URL). With `servers` set, the first of
+   * them: the config gives `url` (one server) or `servers` (a cluster), never both.
+   */
   url: string;
+  /** Every NATS server the agent may connect to (one cluster's servers, or `[url]`); it fails over between them. @default [url] */
+  servers: string[];
   /** User name for user/password auth. */
   user?: string | undefined;
   /** Password for user/password auth (prefer `credsFile`; the config file must then be mode 0600). */
@@ -145,13 +151,25 @@ export interface AgentConfig {
   control: AgentControlConfig;
 }
 
-const natsSchema = z.strictObject({
-  url: natsUrlField,
-  user: z.string().min(1).max(256).optional(),
-  password: z.string().min(1).max(1024).optional(),
-  credsFile: absolutePathField.optional(),
-  tlsCaFile: absolutePathField.optional(),
-});
+const natsSchema = z
+  .strictObject({
+    url: natsUrlField.optional(),
+    servers: natsServersField.optional(),
+    user: z.string().min(1).max(256).optional(),
+    password: z.string().min(1).max(1024).optional(),
+    credsFile: absolutePathField.optional(),
+    tlsCaFile: absolutePathField.optional(),
+  })
+  .superRefine((n, ctx) => {
+    if ((n.url === undefined) === (n.servers === undefined)) {
+      ctx.addIssue({ code: "custom", path: [n.url === undefined ? "url" : "servers"], message: "give url (one server) or servers (a cluster), exactly one of them" });
+    }
+  })
+  // One shape for every reader: url is the first server, servers the whole list.
+  .transform(({ url, servers, ...rest }) => {
+    const list = servers ?? (url === undefined ? [] : [url]);
+    return { ...rest, url: list[0] ?? "", servers: list };
+  });
 
 const healthSchema = z
   .strictObject({

@@ -1,6 +1,7 @@
 /** zod field types shared by the agent config and the coordinator policy. */
 import { z } from "zod";
 import { LanekeeperError } from "./errors.js";
+import { MAX_NATS_SERVERS } from "./limits.js";
 import {
   parseScope,
   validateHostId,
@@ -119,6 +120,12 @@ export const httpUrlField = validatedString(checkUrl(["https:", "http:"]), { des
 export const natsUrlField = validatedString(checkUrl(["nats:", "tls:", "ws:", "wss:"]), {
   description: "NATS server URL (nats://, tls://, ws:// or wss://), without credentials.",
 });
+
+/** A list of NATS server URLs of one cluster (a client connects to any and fails over to the others). */
+export const natsServersField = uniqueList(natsUrlField, "NATS server")
+  .min(1)
+  .max(MAX_NATS_SERVERS)
+  .meta({ description: "NATS servers of one cluster (no credentials in the URLs); the client connects to any of them and fails over." });
 
 /** An environment variable name. */
 export const envVarField = z

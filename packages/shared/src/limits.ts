@@ -108,3 +108,8 @@ export const MAX_AUDIT_TAIL = 200;
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Largest single audit line. */
 export const MAX_AUDIT_LINE_BYTES = 64 * 1024;
+
+/** Most NATS servers a coordinator policy or an agent config lists (`natsServers`, `nats.servers`). */
+export const MAX_NATS_SERVERS = 16;
+/** Most JetStream replicas of the coordinator's KV buckets and audit stream (JetStream's own maximum). */
+export const MAX_JETSTREAM_REPLICAS = 5;

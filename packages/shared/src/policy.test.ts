@@ -79,6 +79,26 @@ describe("parsePolicy", () => {
     expect(p.lanes).toEqual([]);
   });
 
+  it("takes one NATS server (natsUrl) or a cluster (natsServers), never both, and a replica count", () => {
+    const head = "github:\n  auth: { tokenEnv: GITHUB_TOKEN }\ncoordinator:\n  keyFile: /k\n";
+    const one = parsePolicy(`${head}  natsUrl: nats://a:4222\n`);
+    expect(one.coordinator.natsServers).toEqual(["nats://a:4222"]);
+    expect(one.coordinator.natsUrl).toBe("nats://a:4222");
+    expect(one.coordinator.jetstreamReplicas).toBe(1);
+    const three = parsePolicy(`${head}  natsServers: [nats://a:4222, nats://b:4222, nats://c:4222]\n  jetstreamReplicas: 3\n`);
+    expect(three.coordinator.natsServers).toEqual(["nats://a:4222", "nats://b:4222", "nats://c:4222"]);
+    expect(three.coordinator.natsUrl).toBe("nats://a:4222");
+    expect(three.coordinator.jetstreamReplicas).toBe(3);
+    expect(issuesOf(`${head}  natsUrl: nats://a\n  natsServers: [nats://b]\n`)).toEqual([
+      { path: "coordinator.natsServers", message: "give natsUrl (one server) or natsServers (a cluster), exactly one of them" },
+    ]);
+    expect(issuesOf(head)[0]!.path).toBe("coordinator.natsUrl");
+    expect(issuesOf(`${head}  natsServers: []\n`)[0]!.path).toBe("coordinator.natsServers");
+    expect(issuesOf(`${head}  natsServers: [nats://a, nats://a]\n`)[0]!.path).toBe("coordinator.natsServers[1]");
+    expect(issuesOf(`${head}  natsServers: ["nats://u:p@a"]\n`)[0]!.path).toBe("coordinator.natsServers[0]");
+    expect(issuesOf(`${head}  natsUrl: nats://a\n  jetstreamReplicas: 6\n`)[0]!.path).toBe("coordinator.jetstreamReplicas");
+  });
+
   it("requires hosts to opt in, with a precise message", () => {
     const issues = issuesOf(policy("  - { scope: acme/api, pool: box, count: 1, hosts: [build01, build02] }\n"));
     expect(issues).toEqual([

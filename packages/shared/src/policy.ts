@@ -13,6 +13,7 @@ import {
   imageField,
   labelField,
   msField,
+  natsServersField,
   natsUrlField,
   poolNameField,
   runnerGroupField,
@@ -23,7 +24,7 @@ import {
 import { formatConfigPath, loadYamlConfig } from "./config-loader.js";
 import { type ConfigIssue, LanekeeperError } from "./errors.js";
 import { keyIdOf, parseSealingPublicKey, parseSigningPublicKey } from "./keys.js";
-import { MAX_INTENT_TTL_MS, MAX_LABELS } from "./limits.js";
+import { MAX_INTENT_TTL_MS, MAX_JETSTREAM_REPLICAS, MAX_LABELS } from "./limits.js";
 import { parseScope } from "./names.js";
 
 /** GitHub credentials: a token read from an environment variable, or a GitHub App. */
@@ -54,8 +55,22 @@ export interface DrainPolicy {
 export interface CoordinatorPolicy {
   /** Ed25519 intent-signing key (PKCS#8 PEM, mode 0600). */
   keyFile: string;
-  /** NATS server URL (no credentials in the URL). */
+  /**
+   * NATS server URL (no credentials in the URL). With `natsServers` set, the first of them: the policy gives
+   * `natsUrl` (one server) or `natsServers` (a cluster), never both.
+   */
   natsUrl: string;
+  /**
+   * Every NATS server the coordinator may connect to (the servers of one cluster, or `[natsUrl]`). The client
+   * picks one and fails over to the others. @default [natsUrl]
+   */
+  natsServers: string[];
+  /**
+   * JetStream replicas of the coordinator's KV buckets (lane records, sequences, leader lock, inventories, audit
+   * anchors) and of the audit stream, when they are created; at start the coordinator refuses existing ones with
+   * another replica count (`JETSTREAM_REPLICAS_MISMATCH`). 3 on a 3-node cluster. @default 1
+   */
+  jetstreamReplicas: number;
   /** NATS user for user/password auth. */
   natsUser?: string | undefined;
   /** Environment variable holding the NATS password (never the password itself). */
@@ -161,9 +176,12 @@ const githubSchema = z.strictObject({
   ]),
 });
 
-const coordinatorSchema = z.strictObject({
+const coordinatorSchema = z
+  .strictObject({
   keyFile: absolutePathField,
-  natsUrl: natsUrlField,
+  natsUrl: natsUrlField.optional(),
+  natsServers: natsServersField.optional(),
+  jetstreamReplicas: z.number().int().min(1).max(MAX_JETSTREAM_REPLICAS).default(1),
   natsUser: z.string().min(1).max(256).optional(),
   natsPasswordEnv: envVarField.optional(),
   natsCredsFile: absolutePathField.optional(),
@@ -180,7 +198,17 @@ const coordinatorSchema = z.strictObject({
       pollMs: msField(100, 600_000).default(5000),
     })
     .prefault({}),
-});
+  })
+  .superRefine((c, ctx) => {
+    if ((c.natsUrl === undefined) === (c.natsServers === undefined)) {
+      ctx.addIssue({ code: "custom", path: [c.natsUrl === undefined ? "natsUrl" : "natsServers"], message: "give natsUrl (one server) or natsServers (a cluster), exactly one of them" });
+    }
+  })
+  // One shape for every reader: natsUrl is the first server, natsServers the whole list.
+  .transform(({ natsUrl, natsServers, ...rest }) => {
+    const servers = natsServers ?? (natsUrl === undefined ? [] : [natsUrl]);
+    return { ...rest, natsUrl: servers[0] ?? "", natsServers: servers };
+  });
 
 const hostSchema = z.strictObject({
   enrolled: z.strictObject({

@@ -2,6 +2,7 @@ export {};
 export { LauncherError, type LauncherErrorCode } from "./launcher-error.js";
 export * as launcherLimits from "./launcher-limits.js";
 export { startNatsServer, type NatsServerHandle, type NatsServerOptions, type NatsUsers } from "./nats-server.js";
+export { startNatsCluster, type NatsClusterHandle, type NatsClusterOptions } from "./nats-cluster.js";
 export {
   renderNatsConfig, hostSubjects, AGENTS_ACCOUNT, COORDINATOR_ACCOUNT,
   type NatsAgentUser, type NatsCoordinatorUser, type NatsConfigSpec,

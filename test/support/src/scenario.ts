@@ -36,6 +36,8 @@ export function makePolicy(parts: Partial<Pick<Policy, "hosts" | "scopes" | "poo
     coordinator: {
       keyFile: "/etc/lanekeeper/coordinator.key",
       natsUrl: "nats://127.0.0.1:4222",
+      natsServers: ["nats://127.0.0.1:4222"],
+      jetstreamReplicas: 1,
       auditFile: "/var/lib/lanekeeper/audit.jsonl",
       intentTtlMs: 60_000,
       resultTimeoutMs: 30_000,

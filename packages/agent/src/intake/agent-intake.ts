@@ -62,7 +62,7 @@ export interface StartAgentIntakeOptions {
 /** NATS connection options from the agent config (user/password or a creds file, optional CA). */
 export async function natsOptionsFor(config: AgentConfig): Promise<ConnectionOptions> {
   const opts: ConnectionOptions = {
-    servers: config.nats.url,
+    servers: config.nats.servers,
     name: `lanekeeper-agent ${config.hostId}`,
     // Keep trying: the agent is useful (status, health) while NATS is down, and must come back by itself.
     waitOnFirstConnect: true,

@@ -21,6 +21,8 @@ export interface CoordinatorAuditOptions {
   /** JetStream, to copy every record to the `LK_AUDIT` stream. Without it only the local chain is written. */
   readonly js?: JetStreamClient;
   readonly jsm?: JetStreamManager;
+  /** Replicas of the audit stream when this process creates it. @default 1 */
+  readonly replicas?: number;
   /**
    * This coordinator's name in the stream subject `lk.v1.audit.coordinator.<instance>`: each instance writes its
    * own chain. @default the host name, lower-cased, other characters replaced by `-`
@@ -73,7 +75,7 @@ export class CoordinatorAudit implements AuditTrail {
     const audit = new CoordinatorAudit(log, opts);
     if (opts.jsm !== undefined) {
       try {
-        await ensureAuditStream(opts.jsm);
+        await ensureAuditStream(opts.jsm, opts.replicas === undefined ? {} : { replicas: opts.replicas });
         await audit.log.withLock(() => audit.catchUp());
       } catch (err) {
         opts.log?.warn({ err: err instanceof Error ? err.message : String(err) }, "audit stream unavailable; records stay local until it is back");

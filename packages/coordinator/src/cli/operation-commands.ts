@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from "commander";
 import type { CliIo } from "./cli-io.js";
 import { runApply } from "./apply-command.js";
+import { runClusterReplicas } from "./cluster-command.js";
 import { parseAuditTailCount, runAuditTail, runAuditVerify } from "./audit-command.js";
 import type { CoordinatorCliDeps } from "./coordinator-session.js";
 import { parseDuration } from "./duration.js";
@@ -59,6 +60,18 @@ export function registerOperationCommands(program: Command, io: CliIo, deps: Coo
     .option("--interval <duration>", "with --watch: time between rounds (default 5s, at least 1s)", parseWatchInterval)
     .action(async (o: Parameters<typeof runStatus>[0]) => {
       done(await runStatus(o, io, deps));
+    });
+
+  program
+    .command("cluster")
+    .description("the NATS JetStream cluster under the coordinator")
+    .command("replicas")
+    .description("replicas, leader and caught-up peers of the coordinator's KV buckets and audit stream, against coordinator.jetstreamReplicas")
+    .option("--policy <file>", "policy file")
+    .option("--apply", "change every existing stream to coordinator.jetstreamReplicas (the servers copy the data in the background)")
+    .option("--json", "print JSON")
+    .action(async (o: Parameters<typeof runClusterReplicas>[0]) => {
+      done(await runClusterReplicas(o, io));
     });
 
   const lanes = program.command("lanes").description("list and show lanes; operator commands on one lane: drain, restart, remove, hold, release");

@@ -60,6 +60,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
     const metrics = new CoordinatorMetrics(ctx.github);
     const lock = await LeaderLock.open(ctx.js, {
       ttlMs: opts.lockTtl ?? DEFAULT_LEADER_TTL_MS,
+      replicas: ctx.policy.coordinator.jetstreamReplicas,
       instance,
       log,
       clock: ctx.clock,

@@ -23,6 +23,7 @@ import { ApplyEngine, type ApplyEngineOptions } from "../apply/apply-engine.js";
 import { CollectorInventorySource } from "./collector-inventory-source.js";
 import { DEFAULT_INVENTORY_WAIT_MS } from "../apply/limits.js";
 import { hostsToObserve } from "./observe-world.js";
+import { checkJetStreamReplicas } from "./jetstream-replicas.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
 
 /** NATS could not be reached, or JetStream refused to open a bucket or stream. */
@@ -91,7 +92,7 @@ export function hostRegistryFromPolicy(policy: Policy): StaticHostRegistry {
 /** NATS connection options from the policy: URL, user and password from the named env var, or a creds file. */
 export async function natsOptionsFromPolicy(policy: Policy, env: Readonly<Record<string, string | undefined>>): Promise<ConnectionOptions> {
   const c = policy.coordinator;
-  const opts: ConnectionOptions = { servers: c.natsUrl, name: "lanekeeper", timeout: 10_000, maxReconnectAttempts: -1 };
+  const opts: ConnectionOptions = { servers: c.natsServers, name: "lanekeeper", timeout: 10_000, maxReconnectAttempts: -1 };
   if (c.natsUser !== undefined && c.natsPasswordEnv !== undefined) {
     const pass = env[c.natsPasswordEnv];
     if (pass === undefined || pass === "") {
@@ -151,7 +152,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     nc = await connect(await natsOptionsFromPolicy(policy, env));
   } catch (err) {
     if (err instanceof LanekeeperError) throw err;
-    throw new NatsUnavailableError(`cannot connect to NATS at ${policy.coordinator.natsUrl}: ${(err as Error).message}`, { cause: err });
+    throw new NatsUnavailableError(`cannot connect to NATS at ${policy.coordinator.natsServers.join(", ")}: ${(err as Error).message}`, { cause: err });
   }
   const closers: (() => Promise<unknown>)[] = [() => nc.drain().catch(() => nc.close())];
   try {
@@ -163,11 +164,23 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     let collector: InventoryCollector;
     try {
       jsm = await nc.jetstreamManager();
-      store = await KvLaneStore.open(js);
-      sequences = await KvSequenceAllocator.open(js);
+    } catch (err) {
+      throw new NatsUnavailableError(`JetStream is not available at ${policy.coordinator.natsUrl}: ${(err as Error).message}`, { cause: err });
+    }
+    const replicas = policy.coordinator.jetstreamReplicas;
+    try {
+      await checkJetStreamReplicas(jsm, replicas);
+    } catch (err) {
+      if (err instanceof LanekeeperError) throw err;
+      throw new NatsUnavailableError(`cannot read the JetStream streams at ${policy.coordinator.natsUrl}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      store = await KvLaneStore.open(js, { replicas });
+      sequences = await KvSequenceAllocator.open(js, { replicas });
       collector = await InventoryCollector.open(js, {
         hosts,
         clock,
+        replicas,
         onSnapshot: inventory.onSnapshot,
         ...(sources.log === undefined ? {} : { log: sources.log }),
       });
@@ -195,6 +208,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
       path: policy.coordinator.auditFile,
       js,
       jsm,
+      replicas,
       clock,
       ...(sources.instance === undefined ? {} : { instance: sources.instance }),
       ...(sources.log === undefined ? {} : { log: sources.log }),

@@ -11,6 +11,8 @@ export interface LeaderLockOptions {
   readonly instance: string;
   /** @default LEADER_BUCKET */
   readonly bucket?: string;
+  /** KV replicas when the bucket is created (policy `coordinator.jetstreamReplicas`). @default 1 */
+  readonly replicas?: number;
   readonly clock?: Clock;
   readonly log?: Logger;
   /** Called when leadership is gained (true) or lost (false). */
@@ -52,7 +54,7 @@ export class LeaderLock {
 
   /** Open (creating if needed) the lock bucket. */
   static async open(js: JetStreamClient, opts: LeaderLockOptions): Promise<LeaderLock> {
-    const kv = await js.views.kv(opts.bucket ?? LEADER_BUCKET, { history: 1, ttl: opts.ttlMs });
+    const kv = await js.views.kv(opts.bucket ?? LEADER_BUCKET, { history: 1, ttl: opts.ttlMs, replicas: opts.replicas ?? 1 });
     return new LeaderLock(kv, opts);
   }
 
