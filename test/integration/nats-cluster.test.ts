@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsCluster, type NatsClusterHandle } from "@lanekeeper/harness";
 import { generateSigningKey, LanekeeperError, parsePolicy, signingKeyToPem, type Policy } from "@lanekeeper/shared";
-import { connect } from "nats";
+import { connect, Events } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CliIo } from "../../packages/coordinator/src/cli/cli-io.js";
 import { ExitCode, exitCodeFor } from "../../packages/coordinator/src/cli/exit-codes.js";
@@ -141,7 +141,7 @@ describe("a 3-node JetStream cluster", () => {
         expect(jsm).not.toBe("usable");
         const errors: string[] = [];
         const watch = (async () => {
-          for await (const s of nc.status()) if (s.type === "error") errors.push(String(s.data));
+          for await (const s of nc.status()) if (s.type === Events.Error) errors.push(typeof s.data === "string" ? s.data : JSON.stringify(s.data));
         })();
         nc.publish("lk.v1.inventory.build02", new Uint8Array(1));
         nc.subscribe("lk.v1.intent.build02");
