@@ -48,6 +48,7 @@ export function laneSpec(laneId: string, gh: GitHubEmulator, over: Partial<LaneS
     runnerVersion: RUNNER_VERSION,
     image: "",
     limits: { cpuMillis: 0, memoryBytes: 0 },
+    runnerDownload: undefined,
     ...over,
   };
 }

@@ -218,6 +218,7 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
         maxLanes: 10,
         // The emulator's plain-http loopback origin (agent.yaml: github.allowInsecureHttpOrigins).
         githubOrigins: [gh.url],
+        downloadOrigins: [gh.url],
       },
     };
     const intake = new Intake({

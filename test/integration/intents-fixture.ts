@@ -49,6 +49,7 @@ export function allowAll(): IntakeControl {
     images: [],
     maxLanes: 1000,
     githubOrigins: ["https://github.com"],
+    downloadOrigins: ["https://github.com"],
   };
 }
 
@@ -65,6 +66,7 @@ export function laneSpec(laneId: string, hostId: string): LaneSpec {
     runnerVersion: "2.330.0",
     image: "",
     limits: undefined,
+    runnerDownload: undefined,
   };
 }
 

@@ -60,6 +60,7 @@ function spec(laneId: string, githubUrl: string): LaneSpec {
     runnerVersion: FLEET_RUNNER_VERSION,
     image: "",
     limits: undefined,
+    runnerDownload: undefined,
   };
 }
 

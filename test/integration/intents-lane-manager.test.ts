@@ -65,6 +65,7 @@ function spec(laneId: string): LaneSpec {
     runnerVersion: FLEET_RUNNER_VERSION,
     image: "",
     limits: undefined,
+    runnerDownload: undefined,
   };
 }
 

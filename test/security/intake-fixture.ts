@@ -55,6 +55,7 @@ export function openControl(over: Partial<IntakeControl> = {}): IntakeControl {
     images: [IMAGE],
     maxLanes: 10,
     githubOrigins: ["https://github.com"],
+    downloadOrigins: ["https://github.com"],
     ...over,
   };
 }
@@ -74,6 +75,7 @@ export function laneSpec(laneId: string, over: Partial<LaneSpec> = {}, host = HO
     runnerVersion: "2.330.0",
     image: "",
     limits: undefined,
+    runnerDownload: undefined,
     ...over,
   };
 }

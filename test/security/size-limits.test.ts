@@ -63,6 +63,7 @@ describe("size limits", () => {
             runnerVersion: "2.330.0",
             image: "",
             limits: undefined,
+            runnerDownload: undefined,
           },
           registration: undefined,
         },

@@ -20,7 +20,8 @@ import { loadYamlConfig } from "./config-loader.js";
 import type { ConfigIssue } from "./errors.js";
 import { DEFAULT_GITHUB_ORIGIN, githubOriginProblem } from "./github-origin.js";
 import { ACTION_KINDS, type ActionKind } from "./intent.js";
-import { MAX_ALLOWLIST_ENTRIES, MAX_INVENTORY_LANES } from "./limits.js";
+import { MAX_ALLOWLIST_ENTRIES, MAX_INVENTORY_LANES, MAX_RUNNER_ARCHIVE_BYTES } from "./limits.js";
+import { DEFAULT_RUNNER_DOWNLOAD_ORIGINS } from "./runner-download.js";
 
 /** A lane backend. */
 export type BackendName = "systemd" | "container";
@@ -108,6 +109,40 @@ export interface AgentGithubConfig {
   allowInsecureHttpOrigins: string[];
 }
 
+/**
+ * Where runner releases come from (systemd lanes). The coordinator names a URL and a SHA-256 in the signed
+ * intent; the agent fetches only from these origins (or its mirror), verifies the checksum before unpacking, and
+ * keeps one read-only copy per version under `runnerDistPath`, shared by its lanes.
+ */
+export interface AgentRunnerDownloadsConfig {
+  /**
+   * https origins a download URL (and every redirect it takes) may name, written as bare origins.
+   * @default ["https://github.com", "https://objects.githubusercontent.com", "https://release-assets.githubusercontent.com"]
+   */
+  origins: string[];
+  /** Plain-http origins, for local test fleets only (a GitHub emulator on loopback). @default [] */
+  allowInsecureHttpOrigins: string[];
+  /**
+   * Air-gapped hosts: a directory of `actions-runner-linux-<arch>-<version>.tar.gz` files the operator copied in.
+   * Looked at before any network fetch; the checksum is still the one the intent names.
+   */
+  mirrorDir?: string | undefined;
+  /**
+   * Air-gapped hosts: an internal URL prefix (`https://mirror.example/runners/`) the agent fetches
+   * `<prefix><archive file name>` from instead of the intent's URL; its origin is allowed by being configured.
+   */
+  mirrorUrlPrefix?: string | undefined;
+  /** Largest archive the agent downloads or accepts from the mirror. @default 1073741824 (1 GiB) */
+  maxArchiveBytes: number;
+  /** Largest total size of an unpacked runner. @default 4294967296 (4 GiB) */
+  maxUnpackedBytes: number;
+  /**
+   * Partial and complete downloads, named by their SHA-256. @default `<stateDir>/runner-cache`
+   * ({@link defaultRunnerCacheDir})
+   */
+  cacheDir: string;
+}
+
 /** The parsed, frozen agent config. */
 export interface AgentConfig {
   /** This host's id; intents must name it exactly. */
@@ -130,7 +165,10 @@ export interface AgentConfig {
   unitDir: string;
   /** Directories searched for hand-made runners (reported as unmanaged, never touched). @default [] */
   runnerRoots: string[];
-  /** Runner distributions, one directory per version. @default "/opt/lanekeeper/runners" */
+  /**
+   * Unpacked runner versions, read-only, shared by lanes: `<version>-<sha256[:12]>/` for verified downloads, or
+   * an operator-staged `<version>/`. @default "/opt/lanekeeper/runners"
+   */
   runnerDistPath: string;
   /**
    * Lane directories. Never inside `stateDir` (0700: the lane user could not reach its runner). @default
@@ -148,6 +186,7 @@ export interface AgentConfig {
   logLevel: LogLevel;
   health: AgentHealthConfig;
   github: AgentGithubConfig;
+  runnerDownloads: AgentRunnerDownloadsConfig;
   control: AgentControlConfig;
 }
 
@@ -211,6 +250,51 @@ const githubSchema = z
   .prefault({})
   .meta({ description: "Where lanes may register: runner URLs must be exactly one of these origins plus the scope's path." });
 
+function mirrorUrlPrefixProblem(text: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return "is not a URL; write a prefix such as https://mirror.example/runners/";
+  }
+  if (u.protocol !== "https:" && u.protocol !== "http:") return "must be an http(s) URL";
+  if (u.username !== "" || u.password !== "" || u.search !== "" || u.hash !== "") return "must not carry credentials, a query or a fragment";
+  if (!text.startsWith(`${u.origin}/`) || !text.endsWith("/")) return `must be written as ${u.origin}/<path>/ (ending in /)`;
+  return undefined;
+}
+
+const runnerDownloadsSchema = z
+  .strictObject({
+    origins: uniqueList(originField(false), "origin")
+      .max(MAX_ALLOWLIST_ENTRIES)
+      .default([...DEFAULT_RUNNER_DOWNLOAD_ORIGINS])
+      .meta({ description: "https origins runner downloads (and their redirects) may come from. Default: GitHub's release hosts." }),
+    allowInsecureHttpOrigins: uniqueList(originField(true), "origin")
+      .max(MAX_ALLOWLIST_ENTRIES)
+      .default([])
+      .meta({ description: "Plain-http download origins for LOCAL TEST FLEETS ONLY. The checksum is still verified." }),
+    mirrorDir: absolutePathField.optional().meta({ description: "Air-gapped hosts: directory of actions-runner-linux-<arch>-<version>.tar.gz files." }),
+    mirrorUrlPrefix: z
+      .string()
+      .max(1024)
+      .superRefine((value, ctx) => {
+        const problem = mirrorUrlPrefixProblem(value);
+        if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+      })
+      .optional()
+      .meta({ description: "Air-gapped hosts: fetch <prefix><archive file name> instead of the intent's URL." }),
+    maxArchiveBytes: z.number().int().min(1024).max(MAX_RUNNER_ARCHIVE_BYTES).default(1024 * 1024 * 1024),
+    maxUnpackedBytes: z.number().int().min(1024).max(64 * 1024 * 1024 * 1024).default(4 * 1024 * 1024 * 1024),
+    cacheDir: absolutePathField.optional().meta({ description: "Download cache. Default: <stateDir>/runner-cache." }),
+  })
+  .prefault({})
+  .meta({ description: "Verified runner downloads: allowed origins, air-gapped mirror, size caps, cache." });
+
+/** The download cache when the config names none: inside the agent's private state directory. */
+export function defaultRunnerCacheDir(stateDir: string): string {
+  return `${stateDir.replace(/\/+$/, "")}/runner-cache`;
+}
+
 const controlSchema = z
   .strictObject({
     enabled: z.boolean().default(false).meta({ description: "Accept mutating intents. Off by default: observe only." }),
@@ -273,12 +357,14 @@ export const agentConfigSchema = z
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     health: healthSchema,
     github: githubSchema,
+    runnerDownloads: runnerDownloadsSchema,
     control: controlSchema,
   })
-  .transform(({ laneRoot, statusSocket, ...rest }) => ({
+  .transform(({ laneRoot, statusSocket, runnerDownloads, ...rest }) => ({
     ...rest,
     statusSocket: statusSocket ?? defaultStatusSocket(rest.hostId),
     laneRoot: laneRoot ?? defaultLaneRoot(rest.stateDir),
+    runnerDownloads: { ...runnerDownloads, cacheDir: runnerDownloads.cacheDir ?? defaultRunnerCacheDir(rest.stateDir) },
   }))
   .meta({ title: "lanekeeper agent config", description: "/etc/lanekeeper/agent.yaml" });
 
@@ -306,6 +392,7 @@ function crossCheck(c: AgentConfig): ConfigIssue[] {
     ["laneRoot", c.laneRoot],
     ["unitDir", c.unitDir],
     ["runnerDistPath", c.runnerDistPath],
+    ["runnerDownloads.cacheDir", c.runnerDownloads.cacheDir],
   ];
   c.runnerRoots.forEach((root, i) => {
     for (const [name, dir] of dirs) {
@@ -314,6 +401,14 @@ function crossCheck(c: AgentConfig): ConfigIssue[] {
       }
     }
   });
+  const dist = c.runnerDistPath;
+  const cache = c.runnerDownloads.cacheDir;
+  if (cache === dist || cache.startsWith(`${dist}/`) || dist.startsWith(`${cache}/`)) {
+    issues.push({ path: "runnerDownloads.cacheDir", message: `must not overlap runnerDistPath (${dist}): unused versions there are pruned` });
+  }
+  if (c.runnerDownloads.maxArchiveBytes > c.runnerDownloads.maxUnpackedBytes) {
+    issues.push({ path: "runnerDownloads.maxArchiveBytes", message: "must not exceed runnerDownloads.maxUnpackedBytes" });
+  }
   if (c.control.images.length > 0 && !c.control.backends.includes("container")) {
     issues.push({ path: "control.images", message: 'images are only used by the "container" backend; add it to control.backends or remove the images' });
   }

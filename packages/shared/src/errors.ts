@@ -95,6 +95,10 @@ export enum RejectReason {
   KEYSET_VERSION = "KEYSET_VERSION",
   /** A create whose runner URL is not exactly an allowed GitHub origin plus the scope's path. */
   GITHUB_ORIGIN_NOT_ALLOWED = "GITHUB_ORIGIN_NOT_ALLOWED",
+  /** A runner download (or a redirect it took) whose URL is not on the agent's `runnerDownloads.origins`. */
+  DOWNLOAD_ORIGIN_NOT_ALLOWED = "DOWNLOAD_ORIGIN_NOT_ALLOWED",
+  /** An upgrade for a lane that is not drained and idle (not draining or stopped, or a job is running). */
+  LANE_BUSY = "LANE_BUSY",
   /** A key-set update not signed by any root key: signed only by an online intent-signing key (two tiers). */
   KEYSET_NOT_ROOT_SIGNED = "KEYSET_NOT_ROOT_SIGNED",
   /** A key-set update signed only by keys the agent does not know, or to an agent with no root key pinned. */

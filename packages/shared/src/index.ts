@@ -22,6 +22,7 @@ export * from "./result.js";
 export * from "./inventory.js";
 export { FORBIDDEN_CONFIG_KEYS, formatConfigPath, deepFreeze, parseYamlDocument } from "./config-loader.js";
 export * from "./github-origin.js";
+export * from "./runner-download.js";
 export * from "./agent-config.js";
 export * from "./policy.js";
 export * from "./json-schemas.js";

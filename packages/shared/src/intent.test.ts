@@ -43,6 +43,7 @@ function spec(overrides: Record<string, unknown> = {}): IntentAction {
         runnerVersion: "2.330.0",
         image: "",
         limits: undefined,
+        runnerDownload: undefined,
         ...overrides,
       },
       registration: undefined,
@@ -71,7 +72,7 @@ describe("intents", () => {
   });
 
   it("names every action kind and its lane", () => {
-    expect(ACTION_KINDS).toHaveLength(10);
+    expect(ACTION_KINDS).toHaveLength(11);
     const create = buildIntent({ audienceHost: "build01", issuer: coordinator, sequence: 1, action: spec(), nowMs: clock.now() });
     expect(laneIdOf(create)).toBe("l1");
     expect(() => actionKind({ ...create, action: undefined })).toThrow(RejectError);

@@ -8,8 +8,8 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "./clock.js";
 import { openEnvelope, signEnvelope } from "./envelope.js";
 import { RejectError, RejectReason } from "./errors.js";
-import { IntentPayload, type SealedSecret } from "./gen/lanekeeper/v1/intent.js";
-import { Backend, LaneMode, type LaneSpec } from "./gen/lanekeeper/v1/lane.js";
+import { IntentPayload, type SealedSecret, type UpgradeLane } from "./gen/lanekeeper/v1/intent.js";
+import { Backend, LaneMode, type LaneSpec, type RunnerDownload } from "./gen/lanekeeper/v1/lane.js";
 import type { SigningKey } from "./keys.js";
 import type { TrustedKeyStore } from "./keyset.js";
 import { parseIdentityLabels } from "./labels.js";
@@ -40,6 +40,7 @@ import {
   validateRunnerVersion,
   validateScope,
 } from "./names.js";
+import { checkRunnerDownloadFields } from "./runner-download.js";
 import { decodeStrict } from "./strict-decode.js";
 import { checkTimeWindow } from "./time-window.js";
 
@@ -59,6 +60,7 @@ export const ACTION_KINDS: readonly ActionKind[] = Object.freeze([
   "hold",
   "release",
   "arm",
+  "upgrade",
 ] as const);
 
 /** The action kind of an intent. Throws `RejectError(NO_ACTION)` when none is set. */
@@ -150,6 +152,10 @@ function checkSealed(what: string, s: SealedSecret | undefined): void {
   }
 }
 
+function checkDownload(what: string, d: RunnerDownload | undefined): void {
+  if (d !== undefined) checkRunnerDownloadFields(what, d);
+}
+
 function checkSpec(spec: LaneSpec | undefined): void {
   if (!spec) throw new RejectError(RejectReason.PAYLOAD_MALFORMED, "create intent has no lane spec");
   capped("spec.laneId", spec.laneId, MAX_LANE_ID_CHARS);
@@ -170,6 +176,10 @@ function checkSpec(spec: LaneSpec | undefined): void {
   }
   if (spec.mode !== LaneMode.LANE_MODE_PERSISTENT && spec.mode !== LaneMode.LANE_MODE_EPHEMERAL) {
     throw new RejectError(RejectReason.PAYLOAD_MALFORMED, `spec.mode ${spec.mode} is not a known mode`);
+  }
+  checkDownload("spec.runnerDownload", spec.runnerDownload);
+  if (spec.runnerDownload !== undefined && spec.backend !== Backend.BACKEND_SYSTEMD) {
+    throw new RejectError(RejectReason.PAYLOAD_MALFORMED, "spec.runnerDownload applies to systemd lanes only (the image pins a container lane's runner)");
   }
 }
 
@@ -212,8 +222,25 @@ export function checkIntentFields(intent: IntentPayload): void {
       capped("laneId", a.value.laneId, MAX_LANE_ID_CHARS);
       capped("hold.reason", a.value.reason, MAX_TEXT_CHARS);
       return;
+    case "upgrade":
+      checkUpgradeFields(a.value);
+      return;
     default:
       capped("laneId", a.value.laneId, MAX_LANE_ID_CHARS);
+  }
+}
+
+/** Caps and shape of an upgrade: exactly one of runner version (systemd) and image (container). */
+function checkUpgradeFields(u: UpgradeLane): void {
+  capped("laneId", u.laneId, MAX_LANE_ID_CHARS);
+  if (u.runnerVersion.length > MAX_RUNNER_VERSION_CHARS) validateRunnerVersion(u.runnerVersion);
+  capped("upgrade.image", u.image, MAX_IMAGE_REF_CHARS);
+  if ((u.runnerVersion === "") === (u.image === "")) {
+    throw new RejectError(RejectReason.PAYLOAD_MALFORMED, "upgrade names exactly one of runnerVersion (systemd lane) and image (container lane)");
+  }
+  checkDownload("upgrade.runnerDownload", u.runnerDownload);
+  if (u.runnerDownload !== undefined && u.runnerVersion === "") {
+    throw new RejectError(RejectReason.PAYLOAD_MALFORMED, "upgrade.runnerDownload goes with a runnerVersion");
   }
 }
 
@@ -225,13 +252,19 @@ export function decodeIntentPayload(bytes: Uint8Array): IntentPayload {
 }
 
 /**
- * Step 8's name checks for an intent addressed to `hostId`: the lane id; for `create`, the scope, pool, runner
+ * Step 8's name checks for an intent addressed to `hostId`: the lane id; for `upgrade`, the runner version or
+ * digest-pinned image; for `create`, the scope, pool, runner
  * group, runner version (systemd) or digest-pinned image (container), and labels, which must carry exactly the
  * canonical identity of this lane on this host and pool. Throws `INVALID_NAME` or `INVALID_LABEL`.
  */
 export function validateIntentNames(intent: IntentPayload, hostId: string): void {
   const laneId = validateLaneId(laneIdOf(intent));
   const a = intent.action;
+  if (a?.$case === "upgrade") {
+    if (a.value.runnerVersion !== "") validateRunnerVersion(a.value.runnerVersion);
+    if (a.value.image !== "") validateImageRef(a.value.image);
+    return;
+  }
   if (a?.$case !== "create" || !a.value.spec) return;
   const spec = a.value.spec;
   validateScope(spec.scope);

@@ -74,6 +74,11 @@ export const MAX_CONTAINER_LABEL_KEY_CHARS = 128;
 export const MAX_CONTAINER_LABEL_VALUE_CHARS = 1024;
 /** Longest runner version string (`2.330.0`). */
 export const MAX_RUNNER_VERSION_CHARS = 32;
+/**
+ * Largest runner release archive an intent may announce (`RunnerDownload.size_bytes`); the agent's own
+ * `runnerDownloads.maxArchiveBytes` is the cap it enforces while downloading. A real runner archive is ~200 MB.
+ */
+export const MAX_RUNNER_ARCHIVE_BYTES = 4 * 1024 * 1024 * 1024;
 /** Longest container image reference (`name@sha256:<64 hex>`). */
 export const MAX_IMAGE_REF_CHARS = 512;
 /** Longest URL carried in a lane spec. */

@@ -1,6 +1,7 @@
 import {
   allowedGithubOrigins,
   Backend,
+  checkDownloadUrl,
   checkRunnerUrl,
   LaneMode,
   RejectError,
@@ -39,11 +40,21 @@ export interface IntakeControl {
    * agent.yaml): the URL must be exactly one of them plus the scope's path.
    */
   readonly githubOrigins: readonly string[];
+  /**
+   * Origins a runner download URL in a create or upgrade may name (`runnerDownloads.origins` plus
+   * `runnerDownloads.allowInsecureHttpOrigins`): a stolen coordinator key cannot make the host fetch code from
+   * anywhere else.
+   */
+  readonly downloadOrigins: readonly string[];
 }
 
-/** The intake's view of the agent config: `control` plus the pinned GitHub origins. */
-export function intakeControlOf(config: Pick<AgentConfig, "control" | "github">): IntakeControl {
-  return { ...config.control, githubOrigins: allowedGithubOrigins(config.github) };
+/** The intake's view of the agent config: `control` plus the pinned GitHub and runner download origins. */
+export function intakeControlOf(config: Pick<AgentConfig, "control" | "github" | "runnerDownloads">): IntakeControl {
+  return {
+    ...config.control,
+    githubOrigins: allowedGithubOrigins(config.github),
+    downloadOrigins: [...config.runnerDownloads.origins, ...config.runnerDownloads.allowInsecureHttpOrigins],
+  };
 }
 
 /**
@@ -51,7 +62,7 @@ export function intakeControlOf(config: Pick<AgentConfig, "control" | "github">)
  * intake enforces, so the coordinator's planner refuses exactly what this host would refuse. Reported whether or
  * not control is enabled; `control_enabled` says that.
  */
-export function allowlistOf(control: Omit<IntakeControl, "githubOrigins">): Allowlist {
+export function allowlistOf(control: Omit<IntakeControl, "githubOrigins" | "downloadOrigins">): Allowlist {
   return {
     scopes: [...control.scopes],
     pools: [...control.pools],
@@ -81,7 +92,8 @@ function reject(reason: RejectReason, message: string): never {
 
 /**
  * Steps "control enabled" and "allowlist" of the intake for everything the intent itself carries: the action
- * kind, and for `create` the spec's scope, pool, backend and image (exact membership first, so a glob or a case
+ * kind, the origin of a runner download (`create`, `upgrade`), the image of an `upgrade`, and for `create` the
+ * spec's scope, pool, backend and image (exact membership first, so a glob or a case
  * variant is reported as not allowed), then the strict name and label validators (`INVALID_NAME`,
  * `INVALID_LABEL`: reserved `lk-` labels only as this lane's exact identity on this host). Pure; throws a
  * {@link RejectError}.
@@ -105,10 +117,18 @@ export function checkIntentAllowed(intent: IntentPayload, control: IntakeControl
     checkSpecShape(a.value.spec!);
     // The pinned origin (invariant 8): the registration, and the token in it, go nowhere else.
     checkRunnerUrl(a.value.spec!.githubUrl, a.value.spec!.scope, control.githubOrigins);
+    // And the runner code comes only from where this host allows (checked again on every redirect).
+    if (a.value.spec!.runnerDownload !== undefined) checkDownloadUrl(a.value.spec!.runnerDownload.url, control.downloadOrigins);
     if (a.value.registration === undefined) {
       reject(RejectReason.PAYLOAD_MALFORMED, "create carries no sealed registration token or JIT config");
     }
     return { kind: "create", laneId: a.value.spec!.laneId };
+  }
+  if (a.$case === "upgrade") {
+    if (a.value.image !== "" && !control.images.includes(a.value.image)) {
+      reject(RejectReason.NOT_ALLOWED_IMAGE, "image is not in this host's control.images (compared exactly, by digest)");
+    }
+    if (a.value.runnerDownload !== undefined) checkDownloadUrl(a.value.runnerDownload.url, control.downloadOrigins);
   }
   if (a.$case === "arm" && a.value.jitConfig === undefined) reject(RejectReason.PAYLOAD_MALFORMED, "arm carries no sealed JIT config");
   if (a.$case === "hold") {

@@ -389,6 +389,14 @@ export class Intake {
         return { kind: "hold", laneId: a.value.laneId, reason: a.value.reason };
       case "release":
         return { kind: "release", laneId: a.value.laneId };
+      case "upgrade":
+        return {
+          kind: "upgrade",
+          laneId: a.value.laneId,
+          runnerVersion: a.value.runnerVersion,
+          runnerDownload: a.value.runnerDownload,
+          image: a.value.image,
+        };
       default:
         throw new RejectError(RejectReason.NO_ACTION, "intent carries no action");
     }

@@ -1,4 +1,4 @@
-import type { LaneObservation, LaneSpec } from "@lanekeeper/shared";
+import type { LaneObservation, LaneSpec, RunnerDownload } from "@lanekeeper/shared";
 
 /**
  * The typed action of a verified, allowed intent, with any sealed secret already opened. Secrets are Buffers
@@ -14,7 +14,16 @@ export type IntentAction =
   | { readonly kind: "remove"; readonly laneId: string; readonly force: boolean; readonly removeToken: Buffer | undefined }
   | { readonly kind: "hold"; readonly laneId: string; readonly reason: string }
   | { readonly kind: "release"; readonly laneId: string }
-  | { readonly kind: "arm"; readonly laneId: string; readonly jitConfig: Buffer };
+  | { readonly kind: "arm"; readonly laneId: string; readonly jitConfig: Buffer }
+  | {
+      readonly kind: "upgrade";
+      readonly laneId: string;
+      /** systemd lanes: the version to run, and where to fetch it (absent: an operator-staged version). */
+      readonly runnerVersion: string;
+      readonly runnerDownload: RunnerDownload | undefined;
+      /** container lanes: the image to run, pinned by digest. */
+      readonly image: string;
+    };
 
 /** Who asked for the action, for the executor's audit and logs. */
 export interface ExecutionContext {

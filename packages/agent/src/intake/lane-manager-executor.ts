@@ -1,4 +1,5 @@
 import { isRejectError, LaneMode, RejectReason, type LaneObservation } from "@lanekeeper/shared";
+import { RuntimeError } from "../errors.js";
 import type { LaneManager } from "../lanes/lane-manager.js";
 import type { ExecutionContext, ExecutionOutcome, IntentAction, LaneExecutor, LaneInspection, LaneOwnership } from "./lane-executor.js";
 
@@ -79,6 +80,9 @@ export class LaneManagerExecutor implements LaneExecutor {
           ...(action.removeToken === undefined ? {} : { removeToken: action.removeToken }),
         });
         return {};
+      case "upgrade":
+        // The wire and intake are in place; the runner swap lands with the runner-dist module (issue 15).
+        throw new RuntimeError(`lane ${action.laneId}: this agent cannot upgrade lanes yet`);
     }
   }
 

@@ -99,6 +99,7 @@ const spec = (laneId: string, mode: LaneMode = LaneMode.LANE_MODE_PERSISTENT): L
   runnerVersion: "2.330.0",
   image: "",
   limits: { cpuMillis: 0, memoryBytes: 0 },
+  runnerDownload: undefined,
 });
 
 const createReq = (laneId: string, mode: LaneMode = LaneMode.LANE_MODE_PERSISTENT) =>

@@ -93,6 +93,7 @@ export function specOfRecord(r: LaneRecord): LaneSpec {
     runnerVersion: r.runnerVersion,
     image: r.image,
     limits: { cpuMillis: r.cpuMillis, memoryBytes: r.memoryBytes },
+    runnerDownload: undefined,
   };
 }
 

@@ -14,6 +14,7 @@ const spec = (patch: Partial<LaneSpec> = {}): LaneSpec => ({
   runnerVersion: "2.330.0",
   image: "",
   limits: { cpuMillis: 0, memoryBytes: 0 },
+  runnerDownload: undefined,
   ...patch,
 });
 const unit = (id: string): string => `lanekeeper-lane-${id}.service`;

@@ -36,6 +36,7 @@ import type { CoordinatorErrorCode } from "../error-codes.js";
  *   different spec is `LANE_EXISTS`); the registration token of the first attempt is simply not used again.
  * - `drain`, `undrain`, `start`, `stop`, `hold`, `release` set a state.
  * - `remove` of a lane already removed answers `LANE_NOT_FOUND`, which {@link isRemoveDone} reads as done.
+ * - `upgrade` to the version or image a lane already runs is a no-op on the agent.
  * - `restart` would restart twice, and `arm` would hand over a second single-use JIT config: not re-issued
  *   unless the caller says so.
  */
@@ -50,6 +51,8 @@ export const REISSUE_SAFE: Readonly<Record<ActionKind, boolean>> = Object.freeze
   hold: true,
   release: true,
   arm: false,
+  // An upgrade to the version or image the lane already runs answers OK without touching it.
+  upgrade: true,
 });
 
 /** Dispatch could not get a verified result. */

@@ -31,6 +31,7 @@ const spec: LaneSpec = {
   runnerVersion: "2.330.0",
   image: "",
   limits: undefined,
+  runnerDownload: undefined,
 };
 
 describe("buildSignedIntent", () => {

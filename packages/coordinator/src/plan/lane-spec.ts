@@ -25,5 +25,7 @@ export function laneSpecFor(policy: Policy, scope: string, pool: string, poolPol
       poolPolicy.limits === undefined
         ? undefined
         : { cpuMillis: poolPolicy.limits.cpuMillis ?? 0, memoryBytes: poolPolicy.limits.memoryBytes ?? 0 },
+    // Filled in at dispatch, from the scope's runner downloads (the plan stays pure).
+    runnerDownload: undefined,
   };
 }

@@ -6,7 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { LaneObservation, LaneSpec } from "./lane.js";
+import { LaneObservation, LaneSpec, RunnerDownload } from "./lane.js";
 
 export enum ResultStatus {
   RESULT_STATUS_UNSPECIFIED = 0,
@@ -126,6 +126,23 @@ export interface ArmLane {
   jitConfig: SealedSecret | undefined;
 }
 
+/**
+ * Swap the runner version of a drained, idle lane, keeping its registration (.runner, .credentials), and
+ * start it again. Refused while a job runs or unless the lane is draining or stopped (LANE_BUSY). A rollback
+ * is an upgrade that names the previous version.
+ */
+export interface UpgradeLane {
+  laneId: string;
+  /** systemd lanes: the version to run. */
+  runnerVersion: string;
+  /** systemd lanes: where to fetch runner_version; absent = an operator-staged <runnerDist>/<version>/. */
+  runnerDownload:
+    | RunnerDownload
+    | undefined;
+  /** container lanes: the image to run, pinned by digest. */
+  image: string;
+}
+
 /** IntentPayload is one signed, expiring, single-host command. */
 export interface IntentPayload {
   /** 128-bit random id, lower-case hex (32 characters). */
@@ -156,6 +173,7 @@ export interface IntentPayload {
     | { $case: "hold"; value: HoldLane }
     | { $case: "release"; value: ReleaseLane }
     | { $case: "arm"; value: ArmLane }
+    | { $case: "upgrade"; value: UpgradeLane }
     | undefined;
 }
 
@@ -1158,6 +1176,137 @@ export const ArmLane: MessageFns<ArmLane> = {
   },
 };
 
+function createBaseUpgradeLane(): UpgradeLane {
+  return { laneId: "", runnerVersion: "", runnerDownload: undefined, image: "" };
+}
+
+export const UpgradeLane: MessageFns<UpgradeLane> = {
+  encode(message: UpgradeLane, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.laneId !== "") {
+      writer.uint32(10).string(message.laneId);
+    }
+    if (message.runnerVersion !== "") {
+      writer.uint32(18).string(message.runnerVersion);
+    }
+    if (message.runnerDownload !== undefined) {
+      RunnerDownload.encode(message.runnerDownload, writer.uint32(26).fork()).join();
+    }
+    if (message.image !== "") {
+      writer.uint32(34).string(message.image);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpgradeLane {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpgradeLane();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.laneId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.runnerVersion = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.runnerDownload = RunnerDownload.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpgradeLane {
+    return {
+      laneId: isSet(object.laneId)
+        ? globalThis.String(object.laneId)
+        : isSet(object.lane_id)
+        ? globalThis.String(object.lane_id)
+        : "",
+      runnerVersion: isSet(object.runnerVersion)
+        ? globalThis.String(object.runnerVersion)
+        : isSet(object.runner_version)
+        ? globalThis.String(object.runner_version)
+        : "",
+      runnerDownload: isSet(object.runnerDownload)
+        ? RunnerDownload.fromJSON(object.runnerDownload)
+        : isSet(object.runner_download)
+        ? RunnerDownload.fromJSON(object.runner_download)
+        : undefined,
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+    };
+  },
+
+  toJSON(message: UpgradeLane): unknown {
+    const obj: any = {};
+    if (message.laneId !== "") {
+      obj.laneId = message.laneId;
+    }
+    if (message.runnerVersion !== "") {
+      obj.runnerVersion = message.runnerVersion;
+    }
+    if (message.runnerDownload !== undefined) {
+      obj.runnerDownload = RunnerDownload.toJSON(message.runnerDownload);
+    }
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpgradeLane>): UpgradeLane {
+    return UpgradeLane.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpgradeLane>): UpgradeLane {
+    const message = createBaseUpgradeLane();
+    message.laneId = object.laneId ?? "";
+    message.runnerVersion = object.runnerVersion ?? "";
+    message.runnerDownload = (object.runnerDownload !== undefined && object.runnerDownload !== null)
+      ? RunnerDownload.fromPartial(object.runnerDownload)
+      : undefined;
+    message.image = object.image ?? "";
+    return message;
+  },
+};
+
 function createBaseIntentPayload(): IntentPayload {
   return {
     intentId: "",
@@ -1236,6 +1385,9 @@ export const IntentPayload: MessageFns<IntentPayload> = {
         break;
       case "arm":
         ArmLane.encode(message.action.value, writer.uint32(234).fork()).join();
+        break;
+      case "upgrade":
+        UpgradeLane.encode(message.action.value, writer.uint32(242).fork()).join();
         break;
     }
     return writer;
@@ -1414,6 +1566,14 @@ export const IntentPayload: MessageFns<IntentPayload> = {
             message.action = { $case: "arm", value: ArmLane.decode(reader, reader.uint32()) };
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.action = { $case: "upgrade", value: UpgradeLane.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1494,6 +1654,8 @@ export const IntentPayload: MessageFns<IntentPayload> = {
         ? { $case: "release", value: ReleaseLane.fromJSON(object.release) }
         : isSet(object.arm)
         ? { $case: "arm", value: ArmLane.fromJSON(object.arm) }
+        : isSet(object.upgrade)
+        ? { $case: "upgrade", value: UpgradeLane.fromJSON(object.upgrade) }
         : undefined,
     };
   },
@@ -1550,6 +1712,8 @@ export const IntentPayload: MessageFns<IntentPayload> = {
       obj.release = ReleaseLane.toJSON(message.action.value);
     } else if (message.action?.$case === "arm") {
       obj.arm = ArmLane.toJSON(message.action.value);
+    } else if (message.action?.$case === "upgrade") {
+      obj.upgrade = UpgradeLane.toJSON(message.action.value);
     }
     return obj;
   },
@@ -1627,6 +1791,12 @@ export const IntentPayload: MessageFns<IntentPayload> = {
       case "arm": {
         if (object.action?.value !== undefined && object.action?.value !== null) {
           message.action = { $case: "arm", value: ArmLane.fromPartial(object.action.value) };
+        }
+        break;
+      }
+      case "upgrade": {
+        if (object.action?.value !== undefined && object.action?.value !== null) {
+          message.action = { $case: "upgrade", value: UpgradeLane.fromPartial(object.action.value) };
         }
         break;
       }

@@ -221,6 +221,16 @@ export interface ResourceLimits {
   memoryBytes: number;
 }
 
+/** RunnerDownload names one runner release archive (actions-runner-linux-<arch>-<version>.tar.gz). */
+export interface RunnerDownload {
+  /** https URL of the archive (GitHub's download_url); the agent checks its origin against its own allowlist. */
+  url: string;
+  /** SHA-256 of the archive, 64 lower-case hex characters; checked before anything is unpacked. */
+  sha256: string;
+  /** Size of the archive in bytes; 0 = unknown. */
+  sizeBytes: number;
+}
+
 /**
  * LaneSpec is everything an agent needs to build a lane. No free-form argv:
  * every field is validated by the agent before use.
@@ -238,11 +248,21 @@ export interface LaneSpec {
   runnerGroup: string;
   /** Web URL of the scope, passed to config.sh --url. */
   githubUrl: string;
-  /** systemd backend: runner distribution version (a directory under the agent's runner distribution path). */
+  /**
+   * systemd backend: runner version. The agent unpacks it from runner_download into its runner distribution
+   * path, or uses an operator-staged <runnerDist>/<version>/ when runner_download is absent.
+   */
   runnerVersion: string;
   /** container backend: image reference pinned by digest (name@sha256:...). */
   image: string;
-  limits: ResourceLimits | undefined;
+  limits:
+    | ResourceLimits
+    | undefined;
+  /**
+   * systemd backend: where to fetch runner_version (from GitHub's runner downloads endpoint). The agent fetches
+   * only from its configured origins or mirror and verifies sha256 before unpacking.
+   */
+  runnerDownload: RunnerDownload | undefined;
 }
 
 /** LaneObservation is what an agent knows about one managed lane. */
@@ -404,6 +424,111 @@ export const ResourceLimits: MessageFns<ResourceLimits> = {
   },
 };
 
+function createBaseRunnerDownload(): RunnerDownload {
+  return { url: "", sha256: "", sizeBytes: 0 };
+}
+
+export const RunnerDownload: MessageFns<RunnerDownload> = {
+  encode(message: RunnerDownload, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.url !== "") {
+      writer.uint32(10).string(message.url);
+    }
+    if (message.sha256 !== "") {
+      writer.uint32(18).string(message.sha256);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(24).uint64(message.sizeBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunnerDownload {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunnerDownload();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sha256 = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunnerDownload {
+    return {
+      url: isSet(object.url) ? globalThis.String(object.url) : "",
+      sha256: isSet(object.sha256) ? globalThis.String(object.sha256) : "",
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: RunnerDownload): unknown {
+    const obj: any = {};
+    if (message.url !== "") {
+      obj.url = message.url;
+    }
+    if (message.sha256 !== "") {
+      obj.sha256 = message.sha256;
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RunnerDownload>): RunnerDownload {
+    return RunnerDownload.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RunnerDownload>): RunnerDownload {
+    const message = createBaseRunnerDownload();
+    message.url = object.url ?? "";
+    message.sha256 = object.sha256 ?? "";
+    message.sizeBytes = object.sizeBytes ?? 0;
+    return message;
+  },
+};
+
 function createBaseLaneSpec(): LaneSpec {
   return {
     laneId: "",
@@ -417,6 +542,7 @@ function createBaseLaneSpec(): LaneSpec {
     runnerVersion: "",
     image: "",
     limits: undefined,
+    runnerDownload: undefined,
   };
 }
 
@@ -454,6 +580,9 @@ export const LaneSpec: MessageFns<LaneSpec> = {
     }
     if (message.limits !== undefined) {
       ResourceLimits.encode(message.limits, writer.uint32(90).fork()).join();
+    }
+    if (message.runnerDownload !== undefined) {
+      RunnerDownload.encode(message.runnerDownload, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -559,6 +688,14 @@ export const LaneSpec: MessageFns<LaneSpec> = {
             message.limits = ResourceLimits.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.runnerDownload = RunnerDownload.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -600,6 +737,11 @@ export const LaneSpec: MessageFns<LaneSpec> = {
         : "",
       image: isSet(object.image) ? globalThis.String(object.image) : "",
       limits: isSet(object.limits) ? ResourceLimits.fromJSON(object.limits) : undefined,
+      runnerDownload: isSet(object.runnerDownload)
+        ? RunnerDownload.fromJSON(object.runnerDownload)
+        : isSet(object.runner_download)
+        ? RunnerDownload.fromJSON(object.runner_download)
+        : undefined,
     };
   },
 
@@ -638,6 +780,9 @@ export const LaneSpec: MessageFns<LaneSpec> = {
     if (message.limits !== undefined) {
       obj.limits = ResourceLimits.toJSON(message.limits);
     }
+    if (message.runnerDownload !== undefined) {
+      obj.runnerDownload = RunnerDownload.toJSON(message.runnerDownload);
+    }
     return obj;
   },
 
@@ -658,6 +803,9 @@ export const LaneSpec: MessageFns<LaneSpec> = {
     message.image = object.image ?? "";
     message.limits = (object.limits !== undefined && object.limits !== null)
       ? ResourceLimits.fromPartial(object.limits)
+      : undefined;
+    message.runnerDownload = (object.runnerDownload !== undefined && object.runnerDownload !== null)
+      ? RunnerDownload.fromPartial(object.runnerDownload)
       : undefined;
     return message;
   },
