@@ -101,7 +101,11 @@ export interface FleetOptions {
   resultTimeoutMs?: number;
   /** Policy `coordinator.verifyTimeoutMs`. @default the policy's (120000) */
   verifyTimeoutMs?: number;
-  /** GitHub emulator options (offlineAfterMs etc.); repos/orgs/token are the fleet's. */
+  /**
+   * GitHub emulator options (offlineAfterMs etc.); repos/orgs/token are the fleet's. `realism` defaults to
+   * `FLEET_REALISM` (busy lag, a killed runner online a while, lost and late webhooks), or to what
+   * `LK_EMULATOR_REALISM` says (`off` for a fault-free emulator); `realism: false` turns it off.
+   */
   github?: Omit<GitHubEmulatorOptions, "repos" | "orgs" | "token">;
   /** Environment for the agents (e.g. `LANEKEEPER_HEALTH_INTERVAL_MS`). */
   agentEnv?: Record<string, string>;

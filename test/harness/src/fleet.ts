@@ -19,6 +19,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
+import { realismFromEnv } from "./github-emulator/realism.js";
 import { startGitHubEmulator } from "./github-emulator/server.js";
 import { LauncherError } from "./launcher-error.js";
 import type { NatsAgentUser, NatsCoordinatorUser } from "./nats-permissions.js";
@@ -123,7 +124,9 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
 
     // --- GitHub emulator.
     log(`starting the GitHub emulator (${[...repos, ...orgs.map((o) => `org:${o}`)].join(", ")})`);
-    const github = await startGitHubEmulator({ ...opts.github, repos, orgs, token: secret() });
+    // GitHub's imperfections are on unless the caller or LK_EMULATOR_REALISM=off says otherwise.
+    const realism = opts.github?.realism ?? realismFromEnv();
+    const github = await startGitHubEmulator({ ...opts.github, realism, repos, orgs, token: secret() });
     cleanups.push({ what: "GitHub emulator", fn: () => github.stop() });
 
     // --- The coordinator's directory: its signing key (made by `lanekeeper keys generate` once the policy

@@ -21,7 +21,11 @@ export { GitHubEmulatorError, type GitHubEmulatorErrorCode } from "./github-emul
 export { EmulatorControl } from "./github-emulator/control-client.js";
 export type {
   CreateJobRequest, JobView, RunnerView, EmulatorStats, Faults as EmulatorFaults, WebhookDelivery, JobStatus, RunnerConclusion,
+  TraceJobSpec, TraceJobView, TraceSummary, TraceView,
 } from "./github-emulator/control-types.js";
+export {
+  FLEET_REALISM, NO_REALISM, realismFromEnv, resolveRealism, SeededRandom, type RealismOptions, type ResolvedRealism,
+} from "./github-emulator/realism.js";
 export type { RateLimitFault } from "./github-emulator/faults.js";
 export type { CallCounters } from "./github-emulator/stats.js";
 export { signPayload as signWebhookPayload } from "./github-emulator/webhooks.js";

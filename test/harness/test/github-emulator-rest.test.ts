@@ -397,7 +397,9 @@ describe("authentication and scopes", () => {
     expect(await statusOf(octokit.actions.getSelfHostedRunnerForRepo({ owner: "acme", repo: "api", runner_id: orgRunner.data.runner.id }))).toBe(404);
 
     const reader = checkedOctokit(emu, log, READ_TOKEN);
-    expect((await reader.actions.listSelfHostedRunnersForOrg({ org: "acme" })).status).toBe(200);
+    // Like GitHub, runner reads need admin rights too (the realism suite covers every runner endpoint).
+    expect(await statusOf(reader.actions.listSelfHostedRunnersForOrg({ org: "acme" }))).toBe(403);
+    expect((await reader.actions.listWorkflowRunsForRepo({ owner: "acme", repo: "api" })).status).toBe(200);
     const denied = await errorOf(reader.actions.createRegistrationTokenForRepo({ owner: "acme", repo: "api" }));
     expect(denied.status).toBe(403);
     expect((denied.data as { message: string }).message).toBe("Resource not accessible by personal access token");

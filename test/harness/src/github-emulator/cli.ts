@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { GitHubEmulatorError } from "./errors.js";
 import type { GitHubEmulatorOptions } from "./options.js";
+import { parseRealismSetting } from "./realism.js";
 import { startGitHubEmulator } from "./server.js";
 
 const USAGE = `Usage: lk-github-emulator --token T [options]
@@ -20,6 +21,9 @@ const USAGE = `Usage: lk-github-emulator --token T [options]
   --webhook-secret S       sign webhooks (X-Hub-Signature-256)
   --token-ttl-ms N         lifetime of registration/remove tokens (default 3600000)
   --rate-limit N           primary rate limit per token and hour (default 5000)
+  --realism MODE           GitHub's imperfections: off (default), on (busy lag 2 s each way, a killed
+                           runner online 10 s more, 5% of webhooks dropped, 10% 1.5-3 s late), or a
+                           JSON object overriding "on" field by field, e.g. '{"webhookDropRate":0.2}'
 
 Ready line: "lk-github-emulator ready <base URL> api=<base URL>/api/v3"`;
 
@@ -49,6 +53,7 @@ export function parseCliArgs(argv: readonly string[]): GitHubEmulatorOptions | "
         "webhook-secret": { type: "string" },
         "token-ttl-ms": { type: "string" },
         "rate-limit": { type: "string" },
+        realism: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -69,6 +74,7 @@ export function parseCliArgs(argv: readonly string[]): GitHubEmulatorOptions | "
   set("webhookSecret", values["webhook-secret"]);
   set("tokenTtlMs", int("token-ttl-ms", values["token-ttl-ms"]));
   set("rateLimitPerHour", int("rate-limit", values["rate-limit"]));
+  if (values.realism !== undefined) options.realism = { ...parseRealismSetting(values.realism, "--realism") };
   return options;
 }
 

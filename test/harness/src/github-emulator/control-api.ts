@@ -9,6 +9,7 @@ import { plainError } from "./errors.js";
 import { parseFaults } from "./faults.js";
 import { MAX_CONTROL_WAIT_MS } from "./limits.js";
 import { parseRepoName } from "./options.js";
+import { resolveRealism, type RealismOptions } from "./realism.js";
 import { iso } from "./representations.js";
 import { Router, type Exchange, type Reply } from "./router.js";
 import type { JobRecord, JobStatus, RunnerConclusion } from "./state.js";
@@ -156,6 +157,26 @@ export function controlRouter(core: EmulatorCore): Router {
     core.faults.clear();
     // Clearing rate-limit faults also gives every token a fresh window.
     core.limiter.reset();
+    return { status: 204 };
+  });
+
+  r.add("GET", "/realism", (): Reply => ({ status: 200, body: core.realism() }));
+  r.add("PUT", "/realism", async (x): Promise<Reply> => {
+    // Fields not given fall back to the fault-free value, so the body states the whole setting.
+    let realism;
+    try {
+      realism = resolveRealism((await objectBody(x)) as RealismOptions);
+    } catch (err) {
+      throw plainError(400, (err as Error).message);
+    }
+    core.setRealism(realism);
+    return { status: 200, body: realism };
+  });
+
+  r.add("POST", "/traces", async (x): Promise<Reply> => ({ status: 201, body: core.traces.start(await x.json()) }));
+  r.add("GET", "/traces/{id}", (x): Reply => ({ status: 200, body: core.traces.view(Number(x.params.id)) }));
+  r.add("DELETE", "/traces/{id}", (x): Reply => {
+    core.traces.stop(Number(x.params.id));
     return { status: 204 };
   });
 

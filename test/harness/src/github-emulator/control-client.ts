@@ -2,7 +2,19 @@
  * A typed client of the control API (`/_emulator/`), handed out as `emulator.control` and usable on its own
  * against an `lk-github-emulator` process: `new EmulatorControl("http://127.0.0.1:PORT")`.
  */
-import type { CreateJobRequest, EmulatorStats, Faults, JobStatus, JobView, RunnerView, WebhookDelivery } from "./control-types.js";
+import type {
+  CreateJobRequest,
+  EmulatorStats,
+  Faults,
+  JobStatus,
+  JobView,
+  RealismOptions,
+  ResolvedRealism,
+  RunnerView,
+  TraceJobSpec,
+  TraceView,
+  WebhookDelivery,
+} from "./control-types.js";
 import { GitHubEmulatorError } from "./errors.js";
 import type { TokenAccess } from "./options.js";
 
@@ -84,6 +96,31 @@ export class EmulatorControl {
     await this.call("DELETE", "/faults");
   }
 
+  /** The realism in force (`busy`/`online` lags, webhook drops and delays). */
+  getRealism(): Promise<ResolvedRealism> {
+    return this.call("GET", "/realism");
+  }
+
+  /** Replaces the realism in force; fields not given are fault-free (0). Returns what is now in force. */
+  setRealism(realism: RealismOptions): Promise<ResolvedRealism> {
+    return this.call("PUT", "/realism", realism);
+  }
+
+  /** Starts a job trace: each job is queued `atMs` after now. Returns the trace id. */
+  async startTrace(jobs: TraceJobSpec[]): Promise<{ id: number; jobs: number; startedAt: string }> {
+    return this.call("POST", "/traces", { jobs });
+  }
+
+  /** A trace's per-job report (created/started/completed times, runner, queue wait) and counts. */
+  getTrace(id: number): Promise<TraceView> {
+    return this.call("GET", `/traces/${id}`);
+  }
+
+  /** Stops queueing a trace's jobs that are not due yet; queued ones stay. */
+  async stopTrace(id: number): Promise<void> {
+    await this.call("DELETE", `/traces/${id}`);
+  }
+
   /** REST call and rate-limit counters. */
   stats(): Promise<EmulatorStats> {
     return this.call("GET", "/stats");
@@ -94,7 +131,10 @@ export class EmulatorControl {
     await this.call("POST", "/reset");
   }
 
-  /** Creates a REST token (`read` tokens get 403 on mutations); returns the token string. */
+  /**
+   * Creates a REST token; returns the token string. A `read` token is one without admin rights on the repository
+   * (or organization): 403 on every runner and runner-group endpoint, reads included, and on every mutation.
+   */
   async createToken(name: string, access: TokenAccess = "admin"): Promise<string> {
     const body = await this.call<{ token: string }>("POST", "/tokens", { name, access });
     return body.token;

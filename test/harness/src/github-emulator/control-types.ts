@@ -3,11 +3,13 @@
  * server (`control-api.ts`) and the typed client (`control-client.ts`).
  */
 import type { Faults } from "./faults.js";
+import type { TraceJobSpec, TraceJobView, TraceSummary, TraceView } from "./job-trace.js";
+import type { RealismOptions, ResolvedRealism } from "./realism.js";
 import type { EmulatorStats } from "./stats.js";
 import type { JobStatus, RunnerConclusion } from "./state.js";
 import type { WebhookDelivery } from "./webhooks.js";
 
-export type { EmulatorStats, Faults, JobStatus, RunnerConclusion, WebhookDelivery };
+export type { EmulatorStats, Faults, JobStatus, RealismOptions, ResolvedRealism, RunnerConclusion, TraceJobSpec, TraceJobView, TraceSummary, TraceView, WebhookDelivery };
 
 /** Body of `POST /_emulator/repos/{owner}/{repo}/jobs`. */
 export interface CreateJobRequest {

@@ -5,9 +5,11 @@
 import { randomBytes } from "node:crypto";
 import { FaultState } from "./faults.js";
 import { JobBroker, type JobAction } from "./job-broker.js";
+import { TraceRunner } from "./job-trace.js";
 import { RateLimiter } from "./rate-limit.js";
 import { Registry } from "./registry.js";
 import { emulatorUser, jobJson, organizationJson, repositoryJson, runnerJson, type Urls } from "./representations.js";
+import type { ResolvedRealism } from "./realism.js";
 import { EmulatorState, hashSecret, type JobRecord, type RunnerRecord } from "./state.js";
 import { Stats } from "./stats.js";
 import { WebhookSender } from "./webhooks.js";
@@ -32,11 +34,14 @@ export class EmulatorCore {
   readonly webhooks: WebhookSender;
   /** Workflow files defined through the control API, for `workflow_dispatch`. */
   readonly workflows = new WorkflowRegistry();
+  /** Job traces replayed through the control API. */
+  readonly traces: TraceRunner;
   /** Filled in once the server listens. */
   urls: Urls = { web: "http://127.0.0.1", api: "http://127.0.0.1/api/v3" };
   /** Creation time of the emulated repositories. */
   readonly startedAt: number;
   private readonly identities = new Map<string, Identity>();
+  private realismNow: ResolvedRealism;
 
   constructor(
     readonly options: ResolvedEmulatorOptions,
@@ -45,9 +50,11 @@ export class EmulatorCore {
     const clock = options.clock;
     this.startedAt = clock.now();
     this.limiter = new RateLimiter(clock);
+    this.realismNow = options.realism;
     this.webhooks = new WebhookSender(
       options.webhookUrl === undefined ? undefined : { url: options.webhookUrl, ...(options.webhookSecret === undefined ? {} : { secret: options.webhookSecret }) },
-      (ok) => this.stats.webhook(ok),
+      (fate) => this.stats.webhook(fate),
+      options.realism,
     );
     // The registry and the broker call each other; the hook reads `this.broker` only after both exist.
     this.registry = new Registry(this.state, clock, () => options.tokenTtlMs, {
@@ -57,6 +64,16 @@ export class EmulatorCore {
     this.broker = new JobBroker(this.state, this.registry, clock, () => this.offlineAfterMs(), {
       jobEvent: (action, job) => this.sendJobWebhook(action, job),
       changed: () => this.persist(),
+    });
+    this.traces = new TraceRunner({
+      repo: (name) => {
+        const [owner, repo] = name.split("/");
+        const scope = owner === undefined || repo === undefined ? undefined : this.registry.repoScope(owner, repo);
+        return scope?.kind === "repo" ? scope.repo : undefined;
+      },
+      createJob: (repo, spec) => this.broker.createJob(repo, spec),
+      job: (id) => this.state.jobs.get(id),
+      now: () => clock.now(),
     });
     this.identities.set(hashSecret(options.token), { name: "admin", access: "admin" });
     for (const t of options.tokens) this.identities.set(hashSecret(t.token), { name: t.name, access: t.access });
@@ -74,6 +91,17 @@ export class EmulatorCore {
     return this.faults.offlineAfterMs() ?? this.options.offlineAfterMs;
   }
 
+  /** The realism in force (the option, or what the control API set since). */
+  realism(): ResolvedRealism {
+    return this.realismNow;
+  }
+
+  /** Replaces the realism in force; the webhook generator restarts from its seed. */
+  setRealism(realism: ResolvedRealism): void {
+    this.realismNow = realism;
+    this.webhooks.setRealism(realism);
+  }
+
   /** The identity of a REST token, or undefined if unknown. */
   identityOf(token: string): Identity | undefined {
     return this.identities.get(hashSecret(token));
@@ -85,11 +113,20 @@ export class EmulatorCore {
     return token;
   }
 
-  /** A runner as the REST API shows it: live `status`, and `busy` subject to the busy-lag fault. */
+  /**
+   * A runner as the REST API shows it, lagging the server's truth as GitHub does: `busy` turns true
+   * `busyStartLagMs` after a job was handed out (the `busyLagMs` fault overrides it) and stays true
+   * `busyEndLagMs` after the job ended; a runner whose session died without a goodbye stays `online` for
+   * `onlineLagMs`.
+   */
   runnerView(runner: RunnerRecord, inOrg: boolean): Record<string, unknown> {
     const now = this.options.clock.now();
-    const lagging = runner.assignedAt !== null && now - runner.assignedAt < this.faults.busyLagMs();
-    return runnerJson(runner, { online: this.broker.isOnline(runner), busy: runner.jobId !== null && !lagging, inOrg });
+    const r = this.realismNow;
+    const startLag = this.faults.busyLagMs() ?? r.busyStartLagMs;
+    const busyNow = runner.jobId !== null && !(runner.assignedAt !== null && now - runner.assignedAt < startLag);
+    const busyStill = runner.releasedAt != null && now - runner.releasedAt < r.busyEndLagMs;
+    const lingering = runner.sessionLostAt != null && now - runner.sessionLostAt < r.onlineLagMs;
+    return runnerJson(runner, { online: this.broker.isOnline(runner) || lingering, busy: busyNow || busyStill, inOrg });
   }
 
   /** Web URL of a scope key's repository or organization. */
@@ -99,11 +136,13 @@ export class EmulatorCore {
     return scope.kind === "repo" ? `${this.urls.web}/${scope.repo.owner}/${scope.repo.name}` : `${this.urls.web}/${scope.org.login}`;
   }
 
-  /** Back to a fresh start: no runners, jobs, tokens, faults, stats or rate-limit use; scopes kept. */
+  /** Back to a fresh start: no runners, jobs, traces, tokens, faults, stats or rate-limit use; realism as started; scopes kept. */
   reset(): void {
+    this.traces.clear();
     this.broker.shutdown();
     this.state.clearActivity();
     this.faults.clear();
+    this.setRealism(this.options.realism);
     this.limiter.reset();
     this.stats.reset();
     this.persist();

@@ -44,8 +44,8 @@ export class HttpError extends Error {
 export const DOCS_URL = "https://docs.github.com/rest";
 
 /** GitHub's `basic-error` body, as sent for 401/403/404/409. */
-export function basicError(status: number, message: string, documentationUrl = DOCS_URL): HttpError {
-  return new HttpError(status, { message, documentation_url: documentationUrl, status: String(status) });
+export function basicError(status: number, message: string, documentationUrl = DOCS_URL, headers: Record<string, string> = {}): HttpError {
+  return new HttpError(status, { message, documentation_url: documentationUrl, status: String(status) }, headers);
 }
 
 /** GitHub's `validation-error-simple` body (422). */

@@ -27,7 +27,7 @@ export interface Faults {
   errorRate?: number;
   /** Status of injected errors. @default 502 */
   errorStatus?: number;
-  /** REST reads show `busy: false` for this long after a job is handed to a runner, ms. */
+  /** REST reads show `busy: false` for this long after a job is handed to a runner, ms (overrides realism's `busyStartLagMs`). */
   busyLagMs?: number;
   /** Overrides `--offline-after-ms` while set. */
   offlineAfterMs?: number;
@@ -132,9 +132,9 @@ export class FaultState {
     return this.current.latencyMs ?? 0;
   }
 
-  /** Busy lag, ms. */
-  busyLagMs(): number {
-    return this.current.busyLagMs ?? 0;
+  /** Busy lag override, ms, if set (it replaces realism's `busyStartLagMs`). */
+  busyLagMs(): number | undefined {
+    return this.current.busyLagMs;
   }
 
   /** Offline timeout override, if any. */

@@ -88,6 +88,7 @@ export class JobBroker {
     const now = this.clock.now();
     const session: SessionRecord = { id: randomUUID(), runnerId: runner.id, createdAt: now, lastPollAt: now };
     this.state.sessions.set(session.id, session);
+    runner.sessionLostAt = null;
     runner.version = version;
     runner.os = os;
     runner.lastSeenAt = now;
@@ -151,7 +152,11 @@ export class JobBroker {
       l.settle(why === "deleted" ? { kind: "none" } : { kind: "gone" });
     }
     const runner = this.state.runners.get(session.runnerId);
-    if (runner) runner.lastSeenAt = why === "expired" ? session.lastPollAt : this.clock.now();
+    if (runner) {
+      runner.lastSeenAt = why === "expired" ? session.lastPollAt : this.clock.now();
+      // Only a session that died without a goodbye lingers as `online` (realism's online lag).
+      if (why === "expired") runner.sessionLostAt = this.clock.now();
+    }
     for (const job of [...this.state.jobs.values()]) {
       if (job.sessionId !== session.id || job.status === "completed") continue;
       if (job.status === "queued") this.requeue(job);
@@ -273,7 +278,7 @@ export class JobBroker {
 
   private requeue(job: JobRecord): void {
     const runner = job.runnerId === null ? undefined : this.state.runners.get(job.runnerId);
-    if (runner && runner.jobId === job.id) Object.assign(runner, { jobId: null, assignedAt: null });
+    if (runner && runner.jobId === job.id) Object.assign(runner, { jobId: null, assignedAt: null, releasedAt: this.clock.now() });
     Object.assign(job, { runnerId: null, runnerName: null, runnerGroupId: null, runnerGroupName: null, sessionId: null });
     this.emit("changed", job);
   }
@@ -282,7 +287,7 @@ export class JobBroker {
     const now = this.clock.now();
     Object.assign(job, { status: "completed", conclusion, completedAt: now, startedAt: job.startedAt ?? now });
     const runner = job.runnerId === null ? undefined : this.state.runners.get(job.runnerId);
-    if (runner && runner.jobId === job.id) Object.assign(runner, { jobId: null, assignedAt: null });
+    if (runner && runner.jobId === job.id) Object.assign(runner, { jobId: null, assignedAt: null, releasedAt: now });
     this.emit("completed", job);
     // GitHub removes an ephemeral runner's registration once its one job is done.
     if (runner?.ephemeral) this.registry.deleteRunner(runner);

@@ -59,3 +59,6 @@ export const STATE_SAVE_DELAY_MS = 20;
 
 /** The runner version the emulator advertises in `downloads`. */
 export const ADVERTISED_RUNNER_VERSION = "2.336.0";
+
+/** Most jobs one trace (`POST /_emulator/traces`) may hold. */
+export const MAX_TRACE_JOBS = 10_000;

@@ -5,6 +5,7 @@ import {
   DEFAULT_RATE_LIMIT_PER_HOUR,
   RUNNER_TOKEN_TTL_MS,
 } from "./limits.js";
+import { resolveRealism, type RealismOptions, type ResolvedRealism } from "./realism.js";
 
 /** Time source; structurally the same as `Clock` in `@lanekeeper/shared`, so its `FakeClock` fits. */
 export interface Clock {
@@ -21,7 +22,10 @@ export interface ExtraToken {
   name: string;
   /** The token string clients send. */
   token: string;
-  /** `admin` may do everything; `read` gets 403 on every mutation, like a token without admin rights. */
+  /**
+   * `admin` may do everything; `read` is a token without admin rights: 403 on runner and runner-group endpoints
+   * (reads too) and on every mutation, as GitHub answers; it may read workflow runs and jobs.
+   */
   access: TokenAccess;
 }
 
@@ -53,6 +57,11 @@ export interface GitHubEmulatorOptions {
   rateLimitPerHour?: number;
   /** Time source for timestamps, expiry and liveness. @default the system clock */
   clock?: Clock;
+  /**
+   * GitHub's imperfections: `busy` lag, a killed runner staying online, lost and late webhooks (`realism.ts`).
+   * `true` is the fleet's defaults (`FLEET_REALISM`). @default false (fault-free)
+   */
+  realism?: RealismOptions | boolean;
 }
 
 /** Options after defaults and checks; frozen. */
@@ -70,6 +79,7 @@ export interface ResolvedEmulatorOptions {
   readonly tokenTtlMs: number;
   readonly rateLimitPerHour: number;
   readonly clock: Clock;
+  readonly realism: ResolvedRealism;
 }
 
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,99})$/;
@@ -136,5 +146,6 @@ export function resolveEmulatorOptions(options: GitHubEmulatorOptions = {}): Res
     tokenTtlMs: nonNegativeInt("tokenTtlMs", options.tokenTtlMs, RUNNER_TOKEN_TTL_MS),
     rateLimitPerHour: nonNegativeInt("rateLimitPerHour", options.rateLimitPerHour, DEFAULT_RATE_LIMIT_PER_HOUR),
     clock: options.clock ?? { now: (): number => Date.now() },
+    realism: resolveRealism(options.realism),
   });
 }

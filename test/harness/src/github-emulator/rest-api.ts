@@ -112,7 +112,9 @@ export class RestApi {
         status: String(fault.status ?? 403),
       }, { "retry-after": retryAfter });
     }
-    if (core.limiter.exhausted(bucket)) {
+    // GitHub: `GET /rate_limit` does not spend the primary limit and answers even when it is used up.
+    const isRateLimitRead = method === "GET" && match.kind === "found" && match.route.template === "/rate_limit";
+    if (core.limiter.exhausted(bucket) && !isRateLimitRead) {
       core.stats.count(who, routeKey, "rateLimited");
       const status = fault?.status ?? 403;
       return reply(status, {
@@ -153,7 +155,7 @@ export class RestApi {
         return send(res, 304, undefined, { ...headers, ...core.limiter.headers(bucket), ...extra });
       }
     }
-    if (!(method === "GET" && match.kind === "found" && match.route.template === "/rate_limit")) {
+    if (!isRateLimitRead) {
       core.limiter.spend(bucket);
       core.stats.count(who, routeKey, "points");
     }
@@ -162,12 +164,23 @@ export class RestApi {
 
   // ---- helpers ------------------------------------------------------------------------------------
 
-  /** The scope of a request; 404 if not served, 403 for a mutation by a read-only token. */
+  /**
+   * The scope of a request; 404 if not served. A `read` token (no admin rights) gets GitHub's 403 on every
+   * runner and runner-group endpoint, reads included (they need repository admin, `Administration` for
+   * fine-grained tokens and Apps, or the organization's `Self-hosted runners` permission), and on every other
+   * mutation; it may read workflow runs and jobs. The 403 carries `X-Accepted-GitHub-Permissions`, as GitHub's does.
+   */
   private scope(x: RestExchange): ScopeRef {
     const p = x.params;
     const scope = p.org !== undefined ? this.core.registry.orgScope(p.org) : this.core.registry.repoScope(p.owner ?? "", p.repo ?? "");
     if (!scope) throw basicError(404, "Not Found");
-    if (x.method !== "GET" && x.identity.access !== "admin") throw basicError(403, "Resource not accessible by personal access token");
+    if (x.identity.access === "admin") return scope;
+    const runnerRoute = /\/actions\/runner(s|-groups)(\/|$)/.test(x.template);
+    if (runnerRoute || x.method !== "GET") {
+      const level = x.method === "GET" ? "read" : "write";
+      const permission = !runnerRoute ? `actions=${level}` : scope.kind === "org" ? `organization_self_hosted_runners=${level}` : `administration=${level}`;
+      throw basicError(403, "Resource not accessible by personal access token", DOCS_URL, { "x-accepted-github-permissions": permission });
+    }
     return scope;
   }
 

@@ -116,10 +116,12 @@ export async function startGitHubEmulator(options: GitHubEmulatorOptions = {}): 
 
 async function stop(server: Server, core: EmulatorCore, sweeper: NodeJS.Timeout, stateFile: StateFile | undefined): Promise<void> {
   clearInterval(sweeper);
+  core.traces.clear();
   core.broker.shutdown();
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
   await closed;
+  core.webhooks.flushLate();
   await core.webhooks.idle();
   await stateFile?.flush();
 }

@@ -61,8 +61,12 @@ export interface RunnerRecord {
   lastSeenAt: number | null;
   /** The job handed to this runner, until it completes. */
   jobId: number | null;
-  /** When `jobId` was handed out (drives the `busyLagMs` fault). */
+  /** When `jobId` was handed out (drives the `busy` start lag). */
   assignedAt: number | null;
+  /** When the runner's last job ended (drives the `busy` end lag); absent in older state files. */
+  releasedAt?: number | null;
+  /** When a session of this runner died without a goodbye (drives the `online` lag); absent in older state files. */
+  sessionLostAt?: number | null;
 }
 
 /** A listener session of a runner. */

@@ -2,6 +2,7 @@
  * Counters behind `GET /_emulator/stats`: REST calls and rate-limit points per token name and per route
  * template, and webhook deliveries. Tokens are reported by name only, never by value.
  */
+import type { DeliveryFate } from "./webhooks.js";
 
 /** Counters of one token or route. */
 export interface CallCounters {
@@ -27,8 +28,11 @@ export interface EmulatorStats {
   byRoute: Record<string, CallCounters>;
   /** Runner-protocol calls per `METHOD /_runner/template`. */
   runnerProtocol: Record<string, number>;
-  /** Webhook deliveries. */
-  webhooks: { delivered: number; failed: number };
+  /**
+   * Webhook deliveries: `delivered` and `failed` count sends (late ones included, once sent); `dropped` were
+   * never sent and `delayed` were (or will be) sent late, both by realism.
+   */
+  webhooks: { delivered: number; failed: number; dropped: number; delayed: number };
 }
 
 const zero = (): CallCounters => ({ calls: 0, points: 0, notModified: 0, rateLimited: 0, injectedErrors: 0 });
@@ -38,7 +42,7 @@ export class Stats {
   private data: EmulatorStats = Stats.empty();
 
   private static empty(): EmulatorStats {
-    return { total: zero(), byToken: {}, byRoute: {}, runnerProtocol: {}, webhooks: { delivered: 0, failed: 0 } };
+    return { total: zero(), byToken: {}, byRoute: {}, runnerProtocol: {}, webhooks: { delivered: 0, failed: 0, dropped: 0, delayed: 0 } };
   }
 
   /** Adds to the counters of a token and a route. */
@@ -55,10 +59,9 @@ export class Stats {
     this.data.runnerProtocol[route] = (this.data.runnerProtocol[route] ?? 0) + 1;
   }
 
-  /** Counts a webhook delivery. */
-  webhook(ok: boolean): void {
-    if (ok) this.data.webhooks.delivered += 1;
-    else this.data.webhooks.failed += 1;
+  /** Counts a webhook delivery's fate. */
+  webhook(fate: DeliveryFate): void {
+    this.data.webhooks[fate] += 1;
   }
 
   /** A copy of the counters. */
