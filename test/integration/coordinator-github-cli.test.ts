@@ -139,6 +139,28 @@ describe("lanekeeper plan", () => {
     expect(r.out).not.toMatch(/^create\s+\S+\s+\S+\s+acme\/missing /m);
   });
 
+  it("exits 4 with GITHUB_FORBIDDEN naming the scope and the permission when the token has no admin rights (GitHub refuses runner reads too)", async () => {
+    await writeFile(join(dir, "lanekeeper.yaml"), policyText(["acme/api"], 1));
+    const reader = await emu.control.createToken("plan-reader", "read");
+    const r = await runCommand(process.execPath, [bin, "plan", "--policy", join(dir, "lanekeeper.yaml")], {
+      env: { PATH: process.env.PATH ?? "", [TOKEN_ENV]: reader },
+    });
+    expect(r.code).toBe(4);
+    expect(r.stdout).toContain("NOT observed: acme/api (GITHUB_FORBIDDEN)");
+    const all = r.stdout + r.stderr;
+    expect(all).toContain("lacks admin rights on repository acme/api");
+    expect(all).toContain('"Administration: read and write"');
+    expect(all).toContain("administration=read");
+    expect(all).not.toContain(reader);
+
+    const json = await runCommand(process.execPath, [bin, "plan", "--json", "--policy", join(dir, "lanekeeper.yaml")], {
+      env: { PATH: process.env.PATH ?? "", [TOKEN_ENV]: reader },
+    });
+    expect(json.code).toBe(4);
+    expect(json.stdout).toContain('"GITHUB_FORBIDDEN"');
+    expect(json.stdout).not.toContain(reader);
+  });
+
   it("maps usage errors to exit 2 and bad policies to exit 3", async () => {
     expect((await cli(["plan", "--max-removals", "-1"])).code).toBe(2);
     expect((await cli(["nope"])).code).toBe(2);

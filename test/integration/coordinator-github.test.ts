@@ -9,7 +9,7 @@ import { createLogger } from "@lanekeeper/shared";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   GitHubApiError,
-  GitHubAuthError,
+  GitHubForbiddenError,
   GitHubNotFoundError,
   GitHubRateLimitedError,
   GitHubRateLimitReserveError,
@@ -199,16 +199,20 @@ describe("runner operations", () => {
     expect(groups.find((g) => g.id === 1)?.default).toBe(true);
   });
 
-  it("maps a read-only or bad credential to GITHUB_AUTH without the token in the error", async () => {
+  it("maps a token without admin rights to GITHUB_FORBIDDEN (reads too) and a bad credential to GITHUB_AUTH, without the token in the error", async () => {
     const readToken = await emu.control.createToken("reader", "read");
     const ro = new OctokitGitHubClient({ apiUrl: emu.apiUrl, credential: { kind: "token", token: new RedactedSecret(readToken) } });
     const id = await addRunner(SMALL, "ro-1", ["x"]);
     const err = await ro.deleteRunner(SMALL, id).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(GitHubAuthError);
-    expect((err as GitHubAuthError).code).toBe("GITHUB_AUTH");
-    expect((err as GitHubAuthError).status).toBe(403);
-    expect(JSON.stringify((err as GitHubAuthError).details)).not.toContain(readToken);
+    expect(err).toBeInstanceOf(GitHubForbiddenError);
+    expect((err as GitHubForbiddenError).code).toBe("GITHUB_FORBIDDEN");
+    expect((err as GitHubForbiddenError).status).toBe(403);
+    expect((err as Error).message).toContain('"Administration: read and write"');
+    expect(JSON.stringify((err as GitHubForbiddenError).details)).not.toContain(readToken);
     expect((err as Error).message).not.toContain(readToken);
+    for (const read of [() => ro.listRunners(SMALL), () => ro.getRunner(SMALL, id), () => ro.createRegistrationToken(SMALL)]) {
+      await expect(read()).rejects.toMatchObject({ code: "GITHUB_FORBIDDEN", status: 403 });
+    }
 
     const bad = new OctokitGitHubClient({ apiUrl: emu.apiUrl, credential: { kind: "token", token: new RedactedSecret("nope-token") } });
     await expect(bad.listRunners(SMALL)).rejects.toMatchObject({ code: "GITHUB_AUTH", status: 401 });

@@ -21,6 +21,7 @@ export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
   // GitHub (github/)
   "GITHUB_CREDENTIAL",
   "GITHUB_AUTH",
+  "GITHUB_FORBIDDEN",
   "GITHUB_API",
   "GITHUB_MALFORMED",
   "GITHUB_NOT_FOUND",

@@ -6,7 +6,7 @@ import { agentReasonCode, ApplyRefusedError, StepFailure } from "../apply/apply-
 import { DispatchError } from "../dispatch/dispatcher.js";
 import { RESULT_REJECT_REASONS, ResultRejectedError, ResultRejectReason } from "../dispatch/result-verifier.js";
 import { COORDINATOR_OWN_ERROR_CODES, type CoordinatorErrorCode } from "../error-codes.js";
-import { GitHubAuthError, GitHubCredentialError, GitHubRateLimitReserveError } from "../github/github-errors.js";
+import { GitHubAuthError, GitHubCredentialError, GitHubForbiddenError, GitHubRateLimitReserveError } from "../github/github-errors.js";
 import { LaneStoreCorruptError } from "../lane-store-kv/kv-lane-store.js";
 import { LaneStoreConflictError } from "../observe/lane-store.js";
 import { CliError } from "./cli-errors.js";
@@ -21,6 +21,7 @@ describe("exitCodeFor", () => {
     [new ConfigError("policy", [{ path: "a", message: "b" }]), ExitCode.CONFIG],
     [new CliError("POLICY_UNREADABLE", "x"), ExitCode.CONFIG],
     [new GitHubAuthError({ operation: "listRunners", status: 401 }), ExitCode.GITHUB_AUTH],
+    [new GitHubForbiddenError({ operation: "listRunners", status: 403 }), ExitCode.GITHUB_AUTH],
     [new GitHubCredentialError("x"), ExitCode.GITHUB_AUTH],
     [new GitHubRateLimitReserveError("listRunners", 1, 2, 3), ExitCode.GITHUB_UNAVAILABLE],
     [new CliError("HOST_EXISTS", "x"), ExitCode.INPUT],

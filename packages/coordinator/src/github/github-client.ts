@@ -19,7 +19,7 @@ import type { RateLimitState } from "./rate-limit-tracker.js";
  * (`deleteRunner`, `createRemoveToken`), label changes and `getRunner` (which drains and removal guards depend
  * on) still go out.
  *
- * Errors are `GitHubApiError` subclasses with stable codes (`GITHUB_NOT_FOUND`, `GITHUB_AUTH`,
+ * Errors are `GitHubApiError` subclasses with stable codes (`GITHUB_NOT_FOUND`, `GITHUB_AUTH`, `GITHUB_FORBIDDEN`,
  * `GITHUB_RATE_LIMITED`, `GITHUB_RUNNER_BUSY`, `GITHUB_CONFLICT`, `GITHUB_API`).
  */
 export interface GitHubClient {

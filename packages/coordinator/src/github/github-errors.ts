@@ -13,6 +13,8 @@ export interface GitHubErrorFacts {
   readonly githubMessage?: string;
   /** `x-github-request-id`, for support tickets. */
   readonly requestId?: string;
+  /** `x-accepted-github-permissions` of a 403: the fine-grained permission GitHub wanted (e.g. `administration=read`). */
+  readonly acceptedPermissions?: string;
 }
 
 function describe(facts: GitHubErrorFacts): string {
@@ -49,7 +51,7 @@ export class GitHubNotFoundError extends GitHubApiError {
   }
 }
 
-/** GitHub refused the credential (401, or a 403 that is not a rate limit). */
+/** GitHub refused the credential (401: missing, expired or revoked). A valid credential without the rights is {@link GitHubForbiddenError}. */
 export class GitHubAuthError extends GitHubApiError {
   constructor(facts: GitHubErrorFacts) {
     super(
@@ -58,6 +60,37 @@ export class GitHubAuthError extends GitHubApiError {
         "repository scopes, organization Self-hosted runners (write) for org scopes",
       "GITHUB_AUTH",
     );
+  }
+}
+
+/** What a credential needs for the runner endpoints of a scope (`owner/repo` or `org:<org>`). */
+export function runnerPermissionsNeeded(scope: string | undefined): string {
+  if (scope?.startsWith("org:")) {
+    return (
+      `organization ${scope.slice(4)}: a classic token needs the admin:org scope (its user an organization owner); ` +
+      'a fine-grained token or GitHub App needs the organization permission "Self-hosted runners: read and write"'
+    );
+  }
+  return (
+    `repository ${scope ?? "(unknown)"}: a classic token needs the repo scope and its user admin rights on the repository; ` +
+    'a fine-grained token or GitHub App needs the repository permission "Administration: read and write"'
+  );
+}
+
+/**
+ * GitHub answered 403 without a rate limit: the credential is valid but lacks the rights the call needs. The
+ * message names the scope and the permission to grant (from GitHub's `X-Accepted-GitHub-Permissions` when sent).
+ * Runner reads need admin rights too, so a read-only token fails already at `plan`.
+ */
+export class GitHubForbiddenError extends GitHubApiError {
+  constructor(facts: GitHubErrorFacts) {
+    const actions = facts.acceptedPermissions?.split(",").some((p) => p.trim().startsWith("actions=")) ?? false;
+    const needs = actions
+      ? `The credential may not read workflow runs of ${facts.scope ?? "this scope"}: a classic token needs the repo scope; ` +
+        'a fine-grained token or GitHub App needs the repository permission "Actions: read"'
+      : `The credential lacks admin rights on ${runnerPermissionsNeeded(facts.scope)}`;
+    const asked = facts.acceptedPermissions === undefined ? "" : ` (GitHub asked for ${facts.acceptedPermissions})`;
+    super(facts, `${needs}${asked}`, "GITHUB_FORBIDDEN");
   }
 }
 

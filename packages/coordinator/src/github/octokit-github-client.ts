@@ -25,6 +25,7 @@ import type { GitHubClient } from "./github-client.js";
 import {
   GitHubApiError,
   GitHubAuthError,
+  GitHubForbiddenError,
   GitHubConflictError,
   GitHubNotFoundError,
   GitHubRateLimitedError,
@@ -543,6 +544,7 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
       status: err.status,
       ...(rawMsg === undefined ? {} : { githubMessage: rawMsg.slice(0, MAX_GITHUB_MESSAGE_CHARS) }),
       ...(headers["x-github-request-id"] === undefined ? {} : { requestId: String(headers["x-github-request-id"]) }),
+      ...(headers["x-accepted-github-permissions"] === undefined ? {} : { acceptedPermissions: String(headers["x-accepted-github-permissions"]).slice(0, 200) }),
     };
     const rateLimited =
       err.status === 429 ||
@@ -550,8 +552,9 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
     if (rateLimited) return new GitHubRateLimitedError(facts);
     switch (err.status) {
       case 401:
-      case 403:
         return new GitHubAuthError(facts);
+      case 403:
+        return new GitHubForbiddenError(facts);
       case 404:
         return new GitHubNotFoundError(facts);
       case 409:
