@@ -9,7 +9,7 @@ import { plainError } from "./errors.js";
 import { parseFaults } from "./faults.js";
 import { MAX_CONTROL_WAIT_MS } from "./limits.js";
 import { parseRepoName } from "./options.js";
-import { resolveRealism, type RealismOptions } from "./realism.js";
+import { resolveRealism } from "./realism.js";
 import { iso } from "./representations.js";
 import { Router, type Exchange, type Reply } from "./router.js";
 import type { JobRecord, JobStatus, RunnerConclusion } from "./state.js";
@@ -165,7 +165,7 @@ export function controlRouter(core: EmulatorCore): Router {
     // Fields not given fall back to the fault-free value, so the body states the whole setting.
     let realism;
     try {
-      realism = resolveRealism((await objectBody(x)) as RealismOptions);
+      realism = resolveRealism(await objectBody(x));
     } catch (err) {
       throw plainError(400, (err as Error).message);
     }

@@ -44,3 +44,15 @@ describe("parseCliArgs", () => {
     expect(() => parseCliArgs(["--token", "T", "--bogus"])).toThrow(/bogus/);
   });
 });
+
+describe("realism options", () => {
+  it("is fault-free unless asked; --realism on/off/JSON on the command line", () => {
+    expect(resolveEmulatorOptions({ token: "T" }).realism).toMatchObject({ busyStartLagMs: 0, webhookDropRate: 0, onlineLagMs: 0 });
+    expect(resolveEmulatorOptions({ token: "T", realism: true }).realism.webhookDropRate).toBe(0.05);
+    expect(parseCliArgs(["--token", "T", "--realism", "on"])).toMatchObject({ realism: { busyStartLagMs: 2000, webhookDropRate: 0.05 } });
+    expect(parseCliArgs(["--token", "T", "--realism", "off"])).toMatchObject({ realism: { busyStartLagMs: 0, webhookDropRate: 0 } });
+    expect(parseCliArgs(["--token", "T", "--realism", '{"webhookDropRate":0.2}'])).toMatchObject({ realism: { webhookDropRate: 0.2, busyStartLagMs: 2000 } });
+    expect(() => parseCliArgs(["--token", "T", "--realism", "maybe"])).toThrow(/--realism: expected on, off or a JSON object/);
+    expect(() => resolveEmulatorOptions({ realism: { webhookDelayRate: -1 } })).toThrow(/^realism\.webhookDelayRate: /);
+  });
+});

@@ -118,7 +118,8 @@ export class WebhookSender {
         fire = (): void => {
           this.late.delete(entry);
           clearTimeout(entry.timer);
-          send().finally(resolve);
+          // `send` records its own failures; it never rejects.
+          void send().finally(resolve);
         };
       });
       const entry = { timer: setTimeout(() => fire(), record.delayMs), done, fire: (): void => fire() };
