@@ -72,6 +72,8 @@ export enum RejectReason {
   SEQUENCE_TOO_LOW = "SEQUENCE_TOO_LOW",
   BEFORE_FLOOR = "BEFORE_FLOOR",
   STATE_LOST = "STATE_LOST",
+  /** The intent's fencing token is below the highest this agent has seen: it comes from a superseded coordinator. */
+  FENCING_TOKEN_STALE = "FENCING_TOKEN_STALE",
   CONTROL_DISABLED = "CONTROL_DISABLED",
   NOT_ALLOWED_ACTION = "NOT_ALLOWED_ACTION",
   NOT_ALLOWED_SCOPE = "NOT_ALLOWED_SCOPE",

@@ -106,6 +106,8 @@ export interface BuildIntentFields {
   forcedBy?: string;
   /** @default empty */
   paramsSha256?: Buffer;
+  /** The issuing coordinator's fencing token (leader epoch); agents refuse one below the highest seen. @default 0 (none) */
+  fencingToken?: number;
 }
 
 /** Assemble an intent: `notBefore = issuedAt = nowMs`, `expiresAt = nowMs + ttlMs`. */
@@ -121,6 +123,7 @@ export function buildIntent(f: BuildIntentFields): IntentPayload {
     paramsSha256: f.paramsSha256 ?? Buffer.alloc(0),
     operationId: f.operationId ?? "",
     forcedBy: f.forcedBy ?? "",
+    fencingToken: f.fencingToken ?? 0,
     action: f.action,
   };
   checkIntentFields(intent);
@@ -199,6 +202,9 @@ export function checkIntentFields(intent: IntentPayload): void {
   capped("forcedBy", intent.forcedBy, MAX_REF_CHARS);
   if (!Number.isSafeInteger(intent.sequence) || intent.sequence < 1) {
     throw new RejectError(RejectReason.PAYLOAD_MALFORMED, "sequence must be a positive integer");
+  }
+  if (!Number.isSafeInteger(intent.fencingToken) || intent.fencingToken < 0) {
+    throw new RejectError(RejectReason.PAYLOAD_MALFORMED, "fencingToken must be a non-negative integer");
   }
   if (intent.paramsSha256.length !== 0 && intent.paramsSha256.length !== 32) {
     throw new RejectError(RejectReason.PAYLOAD_MALFORMED, "paramsSha256 must be empty or 32 bytes");

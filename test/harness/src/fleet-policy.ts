@@ -14,6 +14,8 @@ interface PolicyInput {
   template: string | undefined;
   github: GitHubEmulator;
   nats: NatsServerHandle;
+  /** Every NATS server of a cluster, and the replicas to ask for (a clustered fleet). */
+  cluster?: { urls: readonly string[]; replicas: number };
   coordinatorKeyPath: string;
   auditPath: string;
   specs: FleetAgentSpec[];
@@ -64,7 +66,11 @@ export async function renderPolicy(p: PolicyInput): Promise<string> {
   setIn(doc, ["github", "webUrl"], p.github.url);
   setIn(doc, ["github", "auth"], { tokenEnv: FLEET_GITHUB_TOKEN_ENV });
   setIn(doc, ["coordinator", "keyFile"], p.coordinatorKeyPath);
-  setIn(doc, ["coordinator", "natsUrl"], p.nats.url);
+  if (p.cluster === undefined) setIn(doc, ["coordinator", "natsUrl"], p.nats.url);
+  else {
+    setIn(doc, ["coordinator", "natsServers"], [...p.cluster.urls]);
+    setIn(doc, ["coordinator", "jetstreamReplicas"], p.cluster.replicas);
+  }
   setIn(doc, ["coordinator", "natsUser"], FLEET_COORDINATOR_NATS_USER);
   setIn(doc, ["coordinator", "natsPasswordEnv"], FLEET_NATS_PASSWORD_ENV);
   setIn(doc, ["coordinator", "auditFile"], p.auditPath);

@@ -1,6 +1,7 @@
 /** The fleet launcher's options and the handles it returns (see fleet.ts). */
 import type { GitHubEmulator } from "./github-emulator/server.js";
 import type { GitHubEmulatorOptions } from "./github-emulator/options.js";
+import type { NatsClusterHandle } from "./nats-cluster.js";
 import type { NatsServerHandle } from "./nats-server.js";
 import type { PodmanService } from "./podman-service.js";
 import type { RunnerImage } from "./runner-image.js";
@@ -77,6 +78,12 @@ export interface FleetHandmadeOptions {
 export interface FleetOptions {
   /** Repositories the emulator serves. @default ["acme/api"] */
   repos?: string[];
+  /**
+   * Run NATS as a JetStream cluster of this many nodes on loopback (the per-host permissions on every node); the
+   * policy then lists every node (`natsServers`) with `jetstreamReplicas` min(size, 3), and so does each agent.
+   * @default one nats-server
+   */
+  natsCluster?: number;
   /** Organizations the emulator serves. @default [] */
   orgs?: string[];
   /** The agents. @default build01 (systemd), build02 (systemd), build03 (container) */
@@ -203,7 +210,10 @@ export interface FleetHandmade {
 export interface Fleet {
   /** Fleet directory (policy, coordinator key and audit file, agent directories). */
   dir: string;
+  /** The NATS server (with {@link FleetOptions.natsCluster}: the cluster's first node). */
   nats: NatsServerHandle;
+  /** The NATS cluster, with {@link FleetOptions.natsCluster}. */
+  natsCluster: NatsClusterHandle | undefined;
   github: GitHubEmulator;
   /** The systemd sandbox of each systemd host (each host has its own systemd as PID 1). */
   sandboxes: Record<string, SystemdSandbox>;

@@ -23,7 +23,8 @@ import { realismFromEnv } from "./github-emulator/realism.js";
 import { startGitHubEmulator } from "./github-emulator/server.js";
 import { LauncherError } from "./launcher-error.js";
 import type { NatsAgentUser, NatsCoordinatorUser } from "./nats-permissions.js";
-import { startNatsServer } from "./nats-server.js";
+import { startNatsCluster, type NatsClusterHandle } from "./nats-cluster.js";
+import { startNatsServer, type NatsServerHandle } from "./nats-server.js";
 import { startPodmanService, type PodmanService } from "./podman-service.js";
 import { makeTempDir, readTail, runCommand } from "./process-util.js";
 import { buildRunnerImage, runnerEmulatorDir, type RunnerImage } from "./runner-image.js";
@@ -118,9 +119,21 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
     // --- NATS with one user per agent and the coordinator.
     const agentUsers: NatsAgentUser[] = specs.map((s) => ({ hostId: s.hostId, user: `agent-${s.hostId}`, password: secret() }));
     const coordinatorUser: NatsCoordinatorUser = { user: FLEET_COORDINATOR_NATS_USER, password: secret() };
-    log("starting nats-server (JetStream, one NATS user per host)");
-    const nats = await startNatsServer({ users: { agents: agentUsers, coordinator: coordinatorUser }, baseDir: dir });
-    cleanups.push({ what: "nats-server", fn: () => nats.stop() });
+    const users = { agents: agentUsers, coordinator: coordinatorUser };
+    let natsCluster: NatsClusterHandle | undefined;
+    let nats: NatsServerHandle;
+    if (opts.natsCluster === undefined) {
+      log("starting nats-server (JetStream, one NATS user per host)");
+      nats = await startNatsServer({ users, baseDir: dir });
+      cleanups.push({ what: "nats-server", fn: () => nats.stop() });
+    } else {
+      log(`starting a ${opts.natsCluster}-node NATS JetStream cluster (one NATS user per host on every node)`);
+      const cluster = await startNatsCluster({ size: opts.natsCluster, users, baseDir: dir });
+      natsCluster = cluster;
+      nats = cluster.nodes[0]!;
+      cleanups.push({ what: "NATS cluster", fn: () => cluster.stop() });
+    }
+    const natsServers = natsCluster?.urls ?? [nats.url];
 
     // --- GitHub emulator.
     log(`starting the GitHub emulator (${[...repos, ...orgs.map((o) => `org:${o}`)].join(", ")})`);
@@ -207,7 +220,7 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
         await mkdir(handmadeRoot, { recursive: true });
         const statusSocket = join(hostDir, "agent.sock");
         await editYamlFile(configPath, (doc) => {
-          setIn(doc, ["nats"], { url: nats.url, user: user.user, password: user.password });
+          setIn(doc, ["nats"], { ...(natsCluster === undefined ? { url: nats.url } : { servers: natsServers }), user: user.user, password: user.password });
           setIn(doc, ["statusSocket"], statusSocket);
           setIn(doc, ["runnerRoots"], [handmadeRoot]);
           // Lanes run as root here (the runtime then sets RUNNER_ALLOW_RUNASROOT for the runner); production
@@ -277,6 +290,7 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
       template: opts.policyTemplate,
       github,
       nats,
+      ...(natsCluster === undefined ? {} : { cluster: { urls: natsCluster.urls, replicas: Math.min(natsCluster.nodes.length, 3) } }),
       coordinatorKeyPath,
       auditPath,
       specs,
@@ -327,6 +341,7 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
     const fleet: Fleet = {
       dir,
       nats,
+      natsCluster,
       github,
       sandboxes,
       podman,

@@ -237,6 +237,7 @@ export class Intake {
       sequence: intent.sequence,
       issuedAtMs: intent.issuedAtMs,
       expiresAtMs: intent.expiresAtMs,
+      fencingToken: intent.fencingToken,
     });
     const base = { intentId: intent.intentId, digest, sequence: intent.sequence, startedAtMs };
     if (replay.kind === "reject") {

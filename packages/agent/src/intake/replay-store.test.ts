@@ -36,6 +36,31 @@ async function openFresh(): Promise<{ store: FileStateStore; rs: ReplayStore }> 
 }
 
 describe("ReplayStore", () => {
+  it("fencing: refuses a token below the highest accepted, and keeps that mark in snapshots and the journal", async () => {
+    const mem = new MemoryStateStore();
+    await mem.save({ formatVersion: 1, hostId: HOST, hwm: 0, keysetVersion: 0, recent: [] });
+    const rs = await ReplayStore.open(mem, { hostId: HOST, clock });
+    const a = rs.check({ ...intent(1), fencingToken: 5 });
+    expect(a.kind).toBe("fresh");
+    if (a.kind === "fresh") await rs.durable(a.reservation);
+    // A snapshot store sees the mark with the reservation's write, before the intent could run.
+    expect(mem.state?.fence).toBe(5);
+    const stale = rs.check({ ...intent(2), fencingToken: 4 });
+    expect(stale).toMatchObject({ kind: "reject", reason: RejectReason.FENCING_TOKEN_STALE });
+    // The refused sequence was not consumed: the same sequence with a current token is fresh.
+    expect(rs.check({ ...intent(2), fencingToken: 5 }).kind).toBe("fresh");
+    await rs.close();
+
+    const { store, rs: file } = await openFresh();
+    const f = file.check({ ...intent(1), fencingToken: 9 });
+    if (f.kind === "fresh") await file.durable(f.reservation);
+    await file.close();
+    const reopened = await ReplayStore.open(store, { hostId: HOST, clock });
+    expect(reopened.fence).toBe(9);
+    expect(reopened.check({ ...intent(2), fencingToken: 8 })).toMatchObject({ kind: "reject", reason: RejectReason.FENCING_TOKEN_STALE });
+    await reopened.close();
+  });
+
   it("accepts increasing sequences with gaps and refuses lower or equal ones", async () => {
     const { rs } = await openFresh();
     expect(rs.check(intent(1)).kind).toBe("fresh");

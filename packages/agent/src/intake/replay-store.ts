@@ -39,7 +39,7 @@ export type ReplayCheck =
    * its result was never recorded.
    */
   | { readonly kind: "duplicate"; readonly result: Promise<Uint8Array | undefined> }
-  /** Refused: `REPLAY`, `SEQUENCE_TOO_LOW`, `BEFORE_FLOOR` or `STATE_LOST`. */
+  /** Refused: `REPLAY`, `SEQUENCE_TOO_LOW`, `BEFORE_FLOOR`, `STATE_LOST` or `FENCING_TOKEN_STALE`. */
   | { readonly kind: "reject"; readonly reason: RejectReason; readonly message: string };
 
 interface Entry {
@@ -93,6 +93,7 @@ interface Waiter {
  */
 export class ReplayStore {
   private hwmValue: number;
+  private fenceValue: number;
   private keysetVersionValue: number;
   private readonly recent = new Map<string, Entry>();
   private readonly skewMs: number;
@@ -125,6 +126,7 @@ export class ReplayStore {
     this.skewMs = opts.skewMs ?? CLOCK_SKEW_MS;
     this.maxRecent = opts.maxRecent ?? MAX_RECENT_RESULTS;
     this.hwmValue = state?.hwm ?? 0;
+    this.fenceValue = state?.fence ?? 0;
     this.keysetVersionValue = state?.keysetVersion ?? 0;
     this.lostReason = lost;
     this.refuseAll = lost !== undefined && opts.onStateLost === "refuse";
@@ -176,6 +178,11 @@ export class ReplayStore {
     return this.hwmValue;
   }
 
+  /** Highest coordinator fencing token seen on an accepted intent (0 before the first). */
+  get fence(): number {
+    return this.fenceValue;
+  }
+
   /** Version of the trusted key set recorded in the state. */
   get keysetVersion(): number {
     return this.keysetVersionValue;
@@ -195,7 +202,7 @@ export class ReplayStore {
    * Classify a verified intent. Synchronous on purpose: it runs in arrival order with no await between the
    * sequence check and the reservation.
    */
-  check(intent: { intentId: string; digest: Buffer; sequence: number; issuedAtMs: number; expiresAtMs: number }): ReplayCheck {
+  check(intent: { intentId: string; digest: Buffer; sequence: number; issuedAtMs: number; expiresAtMs: number; fencingToken?: number }): ReplayCheck {
     if (this.closed) return { kind: "reject", reason: RejectReason.STATE_LOST, message: "agent is shutting down" };
     const digest = intent.digest.toString("hex");
     const known = this.recent.get(intent.intentId);
@@ -217,6 +224,17 @@ export class ReplayStore {
         message: "replay state was lost; only intents issued after agent start + clock skew are accepted",
       };
     }
+    // A coordinator that was superseded (paused past its lease while another took the lead) keeps its old token;
+    // once this host has seen the new leader's, nothing from the old one runs here. Checked before the sequence,
+    // which a superseded coordinator allocates from the shared store like everyone else.
+    const token = intent.fencingToken ?? 0;
+    if (token < this.fenceValue) {
+      return {
+        kind: "reject",
+        reason: RejectReason.FENCING_TOKEN_STALE,
+        message: `fencing token ${token} is below ${this.fenceValue}, the newest coordinator leader this host has seen; the sender was superseded`,
+      };
+    }
     if (!(intent.sequence > this.hwmValue)) {
       return {
         kind: "reject",
@@ -225,6 +243,11 @@ export class ReplayStore {
       };
     }
     this.hwmValue = intent.sequence;
+    if (token > this.fenceValue) {
+      // Durable with the reservation below (same write), before the intent can run.
+      this.fenceValue = token;
+      this.pendingLines.push(`${JSON.stringify({ t: "f", f: token })}\n`);
+    }
     const entry = makeEntry(intent.intentId, digest, intent.sequence, intent.expiresAtMs + this.skewMs);
     this.recent.set(intent.intentId, entry);
     this.pendingLines.push(`${JSON.stringify({ t: "r", i: entry.intentId, d: entry.digest, s: entry.seq, e: entry.expiresAt })}\n`);
@@ -396,6 +419,7 @@ export class ReplayStore {
       hostId: this.opts.hostId,
       hwm: this.hwmValue,
       keysetVersion: this.keysetVersionValue,
+      ...(this.fenceValue > 0 ? { fence: this.fenceValue } : {}),
     });
     return `${head.slice(0, -1)},"recent":[${parts.join(",")}]}`;
   }

@@ -20,7 +20,7 @@ export interface ReplayStateEntry {
   readonly resultEnvelope?: string;
 }
 
-/** The replay state file: `{formatVersion, hostId, hwm, keysetVersion, recent}`. */
+/** The replay state file: `{formatVersion, hostId, hwm, keysetVersion, fence?, recent}`. */
 export interface ReplayState {
   readonly formatVersion: number;
   /** The host this state belongs to; a state file of another host counts as lost. */
@@ -29,6 +29,11 @@ export interface ReplayState {
   readonly hwm: number;
   /** Version of the trusted key set last applied; a trust file older than this is a rollback. */
   readonly keysetVersion: number;
+  /**
+   * Highest coordinator fencing token (leader epoch) seen on an accepted intent; intents below it are refused
+   * (`FENCING_TOKEN_STALE`). Absent in files written before fencing existed, which reads as 0.
+   */
+  readonly fence?: number;
   /** Recent accepted intents, newest last, pruned on expiry and capped. */
   readonly recent: readonly ReplayStateEntry[];
 }
@@ -63,7 +68,9 @@ export type JournalRecord =
   /** The hwm raised by a key set's floor. */
   | { readonly t: "h"; readonly s: number }
   /** The trusted key-set version recorded. */
-  | { readonly t: "k"; readonly v: number };
+  | { readonly t: "k"; readonly v: number }
+  /** The fencing high-water mark raised (written with the reservation of the intent that raised it). */
+  | { readonly t: "f"; readonly f: number };
 
 /**
  * A state store that can also append journal lines durably (one `fdatasync` per group instead of a temp file,
@@ -89,7 +96,7 @@ export class StateStoreError extends LanekeeperError<AgentErrorCode> {
 }
 
 const ENTRY_KEYS = new Set(["intentId", "digest", "seq", "expiresAt", "resultEnvelope"]);
-const STATE_KEYS = new Set(["formatVersion", "hostId", "hwm", "keysetVersion", "recent"]);
+const STATE_KEYS = new Set(["formatVersion", "hostId", "hwm", "keysetVersion", "fence", "recent"]);
 const HEX_ID = /^[0-9a-f]{32}$/;
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -113,6 +120,7 @@ export function validateReplayState(v: unknown, hostId: string): string | undefi
   if (v.hostId !== hostId) return "hostId does not match this agent";
   if (!isCount(v.hwm)) return "hwm is not a non-negative integer";
   if (!isCount(v.keysetVersion)) return "keysetVersion is not a non-negative integer";
+  if (v.fence !== undefined && !isCount(v.fence)) return "fence is not a non-negative integer";
   if (!Array.isArray(v.recent)) return "recent is not an array";
   const seen = new Set<string>();
   for (const [i, e] of (v.recent as unknown[]).entries()) {
@@ -131,7 +139,7 @@ export function validateReplayState(v: unknown, hostId: string): string | undefi
   return undefined;
 }
 
-const RECORD_KEYS: Readonly<Record<string, readonly string[]>> = { r: ["t", "i", "d", "s", "e"], c: ["t", "i", "r"], h: ["t", "s"], k: ["t", "v"] };
+const RECORD_KEYS: Readonly<Record<string, readonly string[]>> = { r: ["t", "i", "d", "s", "e"], c: ["t", "i", "r"], h: ["t", "s"], k: ["t", "v"], f: ["t", "f"] };
 
 function validateRecord(v: unknown): JournalRecord | undefined {
   if (!isPlainObject(v) || typeof v.t !== "string") return undefined;
@@ -148,6 +156,8 @@ function validateRecord(v: unknown): JournalRecord | undefined {
       return isCount(v.s) ? (v as JournalRecord) : undefined;
     case "k":
       return isCount(v.v) ? (v as JournalRecord) : undefined;
+    case "f":
+      return isCount(v.f) ? (v as JournalRecord) : undefined;
     default:
       return undefined;
   }
@@ -160,6 +170,7 @@ function validateRecord(v: unknown): JournalRecord | undefined {
 export function applyJournal(state: ReplayState, text: string): { state: ReplayState } | { corrupt: string } {
   let hwm = state.hwm;
   let keysetVersion = state.keysetVersion;
+  let fence = state.fence ?? 0;
   const recent = new Map<string, ReplayStateEntry>(state.recent.map((e) => [e.intentId, e]));
   const lines = text.split("\n");
   const complete = lines.slice(0, -1);
@@ -187,9 +198,12 @@ export function applyJournal(state: ReplayState, text: string): { state: ReplayS
       case "k":
         keysetVersion = Math.max(keysetVersion, rec.v);
         break;
+      case "f":
+        fence = Math.max(fence, rec.f);
+        break;
     }
   }
-  return { state: { ...state, hwm, keysetVersion, recent: [...recent.values()] } };
+  return { state: { ...state, hwm, keysetVersion, ...(fence > 0 ? { fence } : {}), recent: [...recent.values()] } };
 }
 
 /** Reject `__proto__`/`constructor`/`prototype` keys and duplicate keys while parsing, instead of trusting them. */

@@ -71,6 +71,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
     const reconciler = new Reconciler({
       ctx,
       lock,
+      fence: ctx.fence,
       metrics,
       ...(opts.interval === undefined ? {} : { intervalMs: opts.interval }),
       clock: ctx.clock,

@@ -18,7 +18,8 @@ import { InventoryCollector } from "../dispatch/inventory-collector.js";
 import { KvSequenceAllocator } from "../dispatch/sequence-allocator.js";
 import { createGitHubClient } from "../github/github-client-from-policy.js";
 import type { GitHubClient } from "../github/github-client.js";
-import { KvLaneStore } from "../lane-store-kv/kv-lane-store.js";
+import { KvLaneStore, LANES_BUCKET } from "../lane-store-kv/kv-lane-store.js";
+import { LaneFence } from "../lane-store-kv/lane-fence.js";
 import { ApplyEngine, type ApplyEngineOptions } from "../apply/apply-engine.js";
 import { CollectorInventorySource } from "./collector-inventory-source.js";
 import { DEFAULT_INVENTORY_WAIT_MS } from "../apply/limits.js";
@@ -64,6 +65,11 @@ export interface CoordinatorContext {
   readonly hosts: StaticHostRegistry;
   readonly signingKey: SigningKey;
   readonly store: KvLaneStore;
+  /**
+   * Fencing of every lane-record write and intent: this process acts under the fence's epoch as it was at open (a
+   * CLI command, under whoever leads) until `serve` takes the lead with a new one (`fence.lead`).
+   */
+  readonly fence: LaneFence;
   readonly sequences: KvSequenceAllocator;
   readonly collector: InventoryCollector;
   readonly inventory: CollectorInventorySource;
@@ -159,6 +165,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     const js = nc.jetstream();
     let jsm: JetStreamManager;
     let store: KvLaneStore;
+    let fence: LaneFence;
     let sequences: KvSequenceAllocator;
     const inventory = new CollectorInventorySource(clock);
     let collector: InventoryCollector;
@@ -176,6 +183,9 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     }
     try {
       store = await KvLaneStore.open(js, { replicas });
+      fence = await LaneFence.open(js, LANES_BUCKET);
+      store.attachFence(fence);
+      await fence.follow();
       sequences = await KvSequenceAllocator.open(js, { replicas });
       collector = await InventoryCollector.open(js, {
         hosts,
@@ -199,6 +209,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
           hosts,
           clock,
           agentHwm: (h) => collector.agentHwm(h),
+          fence,
           ...(sources.log === undefined ? {} : { log: sources.log }),
         },
         policy.coordinator,
@@ -224,6 +235,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
       hosts,
       signingKey,
       store,
+      fence,
       sequences,
       collector,
       inventory,

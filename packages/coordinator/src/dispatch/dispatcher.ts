@@ -97,7 +97,20 @@ export interface DispatcherOptions {
   beforeFloorWaitMs?: number;
   /** Pause between those re-issues. @default DEFAULT_BEFORE_FLOOR_RETRY_MS */
   beforeFloorRetryMs?: number;
+  /**
+   * Fencing: the token every intent carries, checked against the fence before each intent is allocated, so a
+   * superseded coordinator stops before it sends (FENCING_TOKEN_STALE). @default none (token 0, no check)
+   */
+  fence?: IntentFence;
   log?: Logger;
+}
+
+/** What the dispatcher needs of the coordinator's fencing ({@link LaneFence}). */
+export interface IntentFence {
+  /** The token this process acts under. */
+  readonly token: number;
+  /** Throws FENCING_TOKEN_STALE when a newer leader has raised the fence. */
+  check(what: string): Promise<void>;
 }
 
 /** {@link DispatcherOptions} with every default filled in: what a {@link Dispatcher} runs with. */
@@ -286,6 +299,7 @@ export class Dispatcher {
     intentIds: string[],
   ): Promise<{ reply: ReturnType<NatsConnection["request"]>; intentId: string; sequence: number }> {
     return this.hostMutex.run(req.hostId, async () => {
+      await this.opts.fence?.check(`sending ${req.action.kind} for lane ${dispatchLaneId(req.action)} to ${req.hostId}`);
       const sequence = await this.opts.sequences.next(req.hostId);
       const built = buildSignedIntent({
         hostId: req.hostId,
@@ -298,6 +312,7 @@ export class Dispatcher {
         notBeforeSlackMs: this.opts.notBeforeSlackMs,
         ...(req.operationId === undefined ? {} : { operationId: req.operationId }),
         ...(req.forcedBy === undefined ? {} : { forcedBy: req.forcedBy }),
+        ...(this.opts.fence === undefined ? {} : { fencingToken: this.opts.fence.token }),
       });
       this.opts.verifier.expect({
         intentId: built.intent.intentId,

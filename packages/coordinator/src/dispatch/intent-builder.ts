@@ -60,6 +60,8 @@ export interface BuildSignedIntentArgs {
   forcedBy?: string;
   /** @default a fresh 128-bit random id */
   intentId?: string;
+  /** The coordinator's fencing token (leader epoch), which agents check. @default 0 (none) */
+  fencingToken?: number;
 }
 
 /** A built and signed intent. */
@@ -103,6 +105,7 @@ export function buildSignedIntent(args: BuildSignedIntentArgs): SignedIntent {
     intentId,
     operationId: args.operationId ?? "",
     forcedBy: args.forcedBy ?? "",
+    fencingToken: args.fencingToken ?? 0,
   });
   const payload = encodeIntent(intent);
   return {

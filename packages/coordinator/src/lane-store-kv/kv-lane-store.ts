@@ -3,6 +3,7 @@ import type { JetStreamClient, KV } from "nats";
 import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
 import { LaneStoreConflictError, type LaneStore } from "../observe/lane-store.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
+import { FENCE_KEY, type LaneFence } from "./lane-fence.js";
 
 /** JetStream KV bucket holding the coordinator's lane records (key = lane id, value = JSON). */
 export const LANES_BUCKET = "lk_lanes";
@@ -13,6 +14,11 @@ export interface KvLaneStoreOptions {
   readonly bucket?: string;
   /** KV replicas when the bucket is created. @default 1 */
   readonly replicas?: number;
+  /**
+   * Fence every write: refused with FENCING_TOKEN_STALE once a newer leader raised the fence, and stamped with
+   * this process's token. Opened on the same bucket after it (see {@link KvLaneStore.attachFence}).
+   */
+  readonly fence?: LaneFence;
 }
 
 /** A lane record in the bucket could not be decoded: someone wrote the bucket by hand, or it is corrupt. */
@@ -62,6 +68,7 @@ const RECORD_FIELDS = [
   "operationId",
   "healthRestartsAtMs",
   "smoke",
+  "fencingToken",
 ] as const;
 
 const STATES = new Set(["creating", "active", "draining", "removing", "needs-attention", "orphaned"]);
@@ -90,6 +97,9 @@ function decodeRecord(key: string, value: Uint8Array, revision: number): StoredL
   if (restarts !== undefined && (!Array.isArray(restarts) || !restarts.every((t) => typeof t === "number" && Number.isSafeInteger(t)))) {
     throw new LaneStoreCorruptError(key, "healthRestartsAtMs is not a list of times");
   }
+  if (out.fencingToken !== undefined && (typeof out.fencingToken !== "number" || !Number.isSafeInteger(out.fencingToken) || out.fencingToken < 0)) {
+    throw new LaneStoreCorruptError(key, "fencingToken is not a non-negative integer");
+  }
   const smoke = out.smoke as Record<string, unknown> | undefined;
   if (
     smoke !== undefined &&
@@ -113,18 +123,37 @@ function encodeRecord(record: LaneRecord): Uint8Array {
  * the loser gets {@link LaneStoreConflictError} and re-plans.
  */
 export class KvLaneStore implements LaneStore {
-  private constructor(private readonly kv: KV) {}
+  private fence: LaneFence | undefined;
+
+  private constructor(
+    private readonly kv: KV,
+    fence: LaneFence | undefined,
+  ) {
+    this.fence = fence;
+  }
 
   /** Open (creating if needed) the bucket. The coordinator's NATS user needs JetStream rights on it. */
   static async open(js: JetStreamClient, opts: KvLaneStoreOptions = {}): Promise<KvLaneStore> {
     const kv = await js.views.kv(opts.bucket ?? LANES_BUCKET, { history: 5, replicas: opts.replicas ?? 1 });
-    return new KvLaneStore(kv);
+    return new KvLaneStore(kv, opts.fence);
+  }
+
+  /** Fence every later write with `fence` (opened on this bucket once it exists). */
+  attachFence(fence: LaneFence): void {
+    this.fence = fence;
+  }
+
+  /** Refuse a write from a superseded coordinator; the record to write, stamped with this process's token. */
+  private async fenced(record: LaneRecord): Promise<LaneRecord> {
+    if (this.fence === undefined) return record;
+    await this.fence.check(`writing lane record ${record.laneId}`);
+    return this.fence.token > 0 ? { ...record, fencingToken: this.fence.token } : record;
   }
 
   async list(): Promise<readonly StoredLaneRecord[]> {
     const keys = await this.keys();
     const out: StoredLaneRecord[] = [];
-    for (const k of keys.filter((x) => !x.startsWith(RETIRED_KEY_PREFIX)).sort()) {
+    for (const k of keys.filter((x) => !x.startsWith(RETIRED_KEY_PREFIX) && x !== FENCE_KEY).sort()) {
       const r = await this.get(k);
       if (r !== undefined) out.push(r);
     }
@@ -143,8 +172,9 @@ export class KvLaneStore implements LaneStore {
     return decodeRecord(laneId, e.value, e.revision);
   }
 
-  async create(record: LaneRecord): Promise<StoredLaneRecord> {
-    validateLaneId(record.laneId);
+  async create(input: LaneRecord): Promise<StoredLaneRecord> {
+    validateLaneId(input.laneId);
+    const record = await this.fenced(input);
     try {
       const revision = await this.kv.create(record.laneId, encodeRecord(record));
       return Object.freeze({ ...record, revision });
@@ -154,8 +184,9 @@ export class KvLaneStore implements LaneStore {
     }
   }
 
-  async update(record: LaneRecord, expectedRevision: number): Promise<StoredLaneRecord> {
-    validateLaneId(record.laneId);
+  async update(input: LaneRecord, expectedRevision: number): Promise<StoredLaneRecord> {
+    validateLaneId(input.laneId);
+    const record = await this.fenced(input);
     try {
       const revision = await this.kv.update(record.laneId, encodeRecord(record), expectedRevision);
       return Object.freeze({ ...record, revision });
@@ -175,6 +206,7 @@ export class KvLaneStore implements LaneStore {
 
   async delete(laneId: string, expectedRevision: number): Promise<void> {
     validateLaneId(laneId);
+    await this.fence?.check(`deleting lane record ${laneId}`);
     // Retire the id before the delete: a crash in between leaves a retired id that is still in use (harmless,
     // it is taken anyway), never a deleted record whose id could be handed out again.
     try {

@@ -69,6 +69,11 @@ export interface LaneRecord {
   readonly healthRestartsAtMs?: readonly number[];
   /** Set on the disposable lane of a `lanekeeper smoke` run (see {@link SmokeMark}). */
   readonly smoke?: SmokeMark;
+  /**
+   * The fencing token (leader epoch) of the coordinator that last wrote the record; set by the KV store on every
+   * write. Evidence of which leader acted; the fence itself refuses writes from a superseded one.
+   */
+  readonly fencingToken?: number;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { systemClock, type Clock, type Logger } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
+import type { LeaderHold } from "../lane-store-kv/lane-fence.js";
 import { LEADER_BUCKET, LEADER_KEY } from "./limits.js";
 
 /** Options of {@link LeaderLock.open}. */
@@ -24,6 +25,8 @@ export interface LeaderInfo {
   readonly holder: string;
   readonly instance: string;
   readonly sinceMs: number;
+  /** The lock entry's revision when this holder took it (written from its first renewal on). */
+  readonly takenAtRevision?: number;
 }
 
 const enc = new TextEncoder();
@@ -39,6 +42,7 @@ const dec = new TextDecoder();
  */
 export class LeaderLock {
   private revision: number | undefined;
+  private epochValue: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private tick: Promise<void> = Promise.resolve();
   private readonly holder = randomBytes(8).toString("hex");
@@ -48,6 +52,7 @@ export class LeaderLock {
   private constructor(
     private readonly kv: KV,
     private readonly opts: LeaderLockOptions,
+    private readonly incarnation: string,
   ) {
     this.clock = opts.clock ?? systemClock;
   }
@@ -55,7 +60,18 @@ export class LeaderLock {
   /** Open (creating if needed) the lock bucket. */
   static async open(js: JetStreamClient, opts: LeaderLockOptions): Promise<LeaderLock> {
     const kv = await js.views.kv(opts.bucket ?? LEADER_BUCKET, { history: 1, ttl: opts.ttlMs, replicas: opts.replicas ?? 1 });
-    return new LeaderLock(kv, opts);
+    // Revisions only compare within one bucket: a re-created bucket starts again at 1.
+    const incarnation = (await kv.status()).streamInfo.created;
+    return new LeaderLock(kv, opts, incarnation);
+  }
+
+  /**
+   * This process's hold on the lock while it holds it: the revision it was taken at (a renewal keeps it; losing and
+   * re-taking the lock gives a new one) and the bucket's incarnation. The fence turns each hold into a fencing epoch.
+   */
+  get hold(): LeaderHold | undefined {
+    if (this.revision === undefined || this.epochValue === undefined) return undefined;
+    return { revision: this.epochValue, incarnation: this.incarnation, instance: this.opts.instance };
   }
 
   /** Whether this process holds the lock (as of the last acquire or renewal). */
@@ -114,10 +130,14 @@ export class LeaderLock {
   private async once(): Promise<boolean> {
     const now = this.clock.now();
     if (this.revision === undefined) this.sinceMs = now;
-    const value = enc.encode(JSON.stringify({ holder: this.holder, instance: this.opts.instance, sinceMs: this.sinceMs } satisfies LeaderInfo));
+    const info: LeaderInfo = { holder: this.holder, instance: this.opts.instance, sinceMs: this.sinceMs, ...(this.revision === undefined ? {} : { takenAtRevision: this.epochValue }) };
+    const value = enc.encode(JSON.stringify(info));
     try {
-      if (this.revision === undefined) this.set(await this.kv.create(LEADER_KEY, value));
-      else this.set(await this.kv.update(LEADER_KEY, value, this.revision));
+      if (this.revision === undefined) {
+        const revision = await this.kv.create(LEADER_KEY, value);
+        this.epochValue = revision;
+        this.set(revision);
+      } else this.set(await this.kv.update(LEADER_KEY, value, this.revision));
     } catch (err) {
       const e = err as { api_error?: { err_code?: number }; message?: string };
       const conflict = e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
@@ -137,3 +157,4 @@ export class LeaderLock {
     }
   }
 }
+

@@ -9,6 +9,7 @@ import type { CoordinatorMetrics } from "../metrics/coordinator-metrics.js";
 import type { LaneView } from "../observe/classify.js";
 import { recordWithout, type StoredLaneRecord } from "../observe/lane-record.js";
 import type { PlanOptions } from "../plan/plan-types.js";
+import type { LaneFence } from "../lane-store-kv/lane-fence.js";
 import type { LeaderLock } from "./leader-lock.js";
 import {
   DEFAULT_HEALTH_WINDOW_MS,
@@ -33,6 +34,11 @@ export interface ReconcilerOptions {
   readonly ctx: Pick<CoordinatorContext, "policy" | "github" | "store" | "inventory" | "engine"> & { readonly audit: AuditTrail };
   /** Without a lock this process always acts (a single coordinator). */
   readonly lock?: LeaderLock;
+  /**
+   * With a lock: the fence this process raises to its leader epoch before it acts as leader, so every write and
+   * intent of a coordinator it superseded is refused from then on.
+   */
+  readonly fence?: Pick<LaneFence, "lead">;
   readonly metrics?: CoordinatorMetrics;
   /** Between cycles. @default policy `coordinator.reconcileIntervalMs` */
   readonly intervalMs?: number;
@@ -97,6 +103,8 @@ export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<CycleReport> | undefined;
   private stopped = true;
+  /** The hold of the leader lock the fence was last moved for. */
+  private ledHold: number | undefined;
 
   /** Options are resolved by {@link resolveReconcilerOptions}. */
   constructor(o: ReconcilerOptions) {
@@ -128,7 +136,7 @@ export class Reconciler {
   async cycle(): Promise<CycleReport> {
     const t0 = this.o.clock.now();
     const m = this.o.metrics;
-    const leader = this.o.lock === undefined ? true : await this.o.lock.ensure();
+    const leader = this.o.lock === undefined ? true : (await this.o.lock.ensure()) && (await this.fenceForEpoch());
     m?.setLeader(leader);
     if (!leader) {
       m?.cycle("follower", 0);
@@ -157,6 +165,25 @@ export class Reconciler {
       this.o.log?.error({ err: message }, "reconcile cycle failed");
       m?.cycle("failed", (this.o.clock.now() - t0) / 1000);
       return { leader: true, healthRestarts: [], capped: [], error: message };
+    }
+  }
+
+  /**
+   * A new hold on the lock: move the fence to a new epoch before acting. False when that fails (NATS trouble, or
+   * an even newer leader exists): this cycle then acts as a follower.
+   */
+  private async fenceForEpoch(): Promise<boolean> {
+    const hold = this.o.lock?.hold;
+    const fence = this.o.fence;
+    if (fence === undefined || hold === undefined || this.ledHold === hold.revision) return true;
+    try {
+      const epoch = await fence.lead(hold);
+      this.ledHold = hold.revision;
+      this.o.log?.info({ epoch, lockRevision: hold.revision }, "leading under a new fencing epoch");
+      return true;
+    } catch (err) {
+      this.o.log?.warn({ lockRevision: hold.revision, err: err instanceof Error ? err.message : String(err) }, "cannot move the fence for this hold of the leader lock; not acting");
+      return false;
     }
   }
 

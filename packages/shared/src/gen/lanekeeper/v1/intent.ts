@@ -162,6 +162,13 @@ export interface IntentPayload {
   operationId: string;
   /** Set when an operator forced the action; recorded in audit. */
   forcedBy: string;
+  /**
+   * Fencing token: the leader epoch of the coordinator that issued the intent (the leader lock's revision when
+   * its holder took it). The agent persists the highest one it has seen and refuses a lower one
+   * (FENCING_TOKEN_STALE), so a coordinator that lost leadership while paused cannot act after a new leader has.
+   * 0 means none (a coordinator that never saw a leader lock), which is refused once any token was seen.
+   */
+  fencingToken: number;
   action:
     | { $case: "create"; value: CreateLane }
     | { $case: "drain"; value: DrainLane }
@@ -1319,6 +1326,7 @@ function createBaseIntentPayload(): IntentPayload {
     paramsSha256: Buffer.alloc(0),
     operationId: "",
     forcedBy: "",
+    fencingToken: 0,
     action: undefined,
   };
 }
@@ -1354,6 +1362,9 @@ export const IntentPayload: MessageFns<IntentPayload> = {
     }
     if (message.forcedBy !== "") {
       writer.uint32(82).string(message.forcedBy);
+    }
+    if (message.fencingToken !== 0) {
+      writer.uint32(88).uint64(message.fencingToken);
     }
     switch (message.action?.$case) {
       case "create":
@@ -1484,6 +1495,14 @@ export const IntentPayload: MessageFns<IntentPayload> = {
             }
 
             message.forcedBy = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.fencingToken = longToNumber(reader.uint64());
             continue;
           }
           case 20: {
@@ -1634,6 +1653,11 @@ export const IntentPayload: MessageFns<IntentPayload> = {
         : isSet(object.forced_by)
         ? globalThis.String(object.forced_by)
         : "",
+      fencingToken: isSet(object.fencingToken)
+        ? globalThis.Number(object.fencingToken)
+        : isSet(object.fencing_token)
+        ? globalThis.Number(object.fencing_token)
+        : 0,
       action: isSet(object.create)
         ? { $case: "create", value: CreateLane.fromJSON(object.create) }
         : isSet(object.drain)
@@ -1692,6 +1716,9 @@ export const IntentPayload: MessageFns<IntentPayload> = {
     if (message.forcedBy !== "") {
       obj.forcedBy = message.forcedBy;
     }
+    if (message.fencingToken !== 0) {
+      obj.fencingToken = Math.round(message.fencingToken);
+    }
     if (message.action?.$case === "create") {
       obj.create = CreateLane.toJSON(message.action.value);
     } else if (message.action?.$case === "drain") {
@@ -1733,6 +1760,7 @@ export const IntentPayload: MessageFns<IntentPayload> = {
     message.paramsSha256 = object.paramsSha256 ?? Buffer.alloc(0);
     message.operationId = object.operationId ?? "";
     message.forcedBy = object.forcedBy ?? "";
+    message.fencingToken = object.fencingToken ?? 0;
     switch (object.action?.$case) {
       case "create": {
         if (object.action?.value !== undefined && object.action?.value !== null) {
