@@ -36,6 +36,8 @@ export const MAX_GITHUB_MESSAGE_CHARS = 300;
 
 /** Lane removals (scale-down and moves) one plan may contain. */
 export const DEFAULT_MAX_REMOVALS_PER_PLAN = 2;
+/** Job ids one piece of scaling evidence lists (the counts beside them stay exact). */
+export const MAX_EVIDENCE_JOB_IDS = 50;
 /** Orphan cleanups one plan may contain. */
 export const DEFAULT_MAX_ORPHAN_CLEANUPS_PER_PLAN = 5;
 /** Lane creations one plan may contain. */

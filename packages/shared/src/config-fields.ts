@@ -11,6 +11,7 @@ import {
   validateRunnerGroup,
   validateRunnerVersion,
 } from "./names.js";
+import { DURATION_PATTERN, parseDurationString, validateCron, validateTimeZone } from "./scaling-schedule.js";
 
 /**
  * A string checked by one of the `names.ts` validators, so config errors say the same precise thing as intent
@@ -148,3 +149,19 @@ export function uniqueList<T extends z.ZodType>(item: T, what: string) {
     });
   });
 }
+
+/** A duration string such as `90s`, `5m`, `10h` or `1h30m`. */
+export const durationField = validatedString(parseDurationString, {
+  pattern: DURATION_PATTERN,
+  description: "Duration: digits and a unit (ms, s, m, h, d), e.g. 90s, 5m, 10h, 1h30m.",
+});
+
+/** A 5-field cron expression. */
+export const cronField = validatedString((s) => validateCron(s), {
+  description: 'Cron expression, 5 fields (minute hour day-of-month month day-of-week), e.g. "0 8 * * 1-5".',
+});
+
+/** An IANA time zone name. */
+export const timeZoneField = validatedString(validateTimeZone, {
+  description: "IANA time zone, e.g. Europe/Berlin, America/New_York or UTC.",
+});

@@ -25,6 +25,7 @@ export * from "./github-origin.js";
 export * from "./runner-download.js";
 export * from "./agent-config.js";
 export * from "./policy.js";
+export * from "./scaling-schedule.js";
 export * from "./json-schemas.js";
 export * from "./canonical-json.js";
 export * from "./redact.js";

@@ -19,6 +19,9 @@ import {
   runnerGroupField,
   runnerVersionField,
   scopeField,
+  cronField,
+  durationField,
+  timeZoneField,
   uniqueList,
 } from "./config-fields.js";
 import { formatConfigPath, loadYamlConfig } from "./config-loader.js";
@@ -26,6 +29,7 @@ import { type ConfigIssue, LanekeeperError } from "./errors.js";
 import { keyIdOf, parseSealingPublicKey, parseSigningPublicKey } from "./keys.js";
 import { MAX_INTENT_TTL_MS, MAX_JETSTREAM_REPLICAS, MAX_LABELS } from "./limits.js";
 import { parseScope } from "./names.js";
+import { parseDurationString } from "./scaling-schedule.js";
 
 /** GitHub credentials: a token read from an environment variable, or a GitHub App. */
 export type GitHubAuthPolicy =
@@ -139,11 +143,50 @@ export interface PoolPolicy {
   limits?: PoolLimits | undefined;
 }
 
-/** Desired lanes: `count` lanes of `pool` for `scope`, spread over `hosts`. */
+/**
+ * A time window that raises a scaling group's floor: from each time `cron` fires (in `timezone`) for
+ * `duration`, at least `min` lanes (and, when set, at least `idle` idle lanes).
+ */
+export interface ScalingSchedule {
+  /** Shown in `plan` and `status` when the window is in force. */
+  name: string;
+  /** When the window starts: a 5-field cron expression, e.g. `"0 8 * * 1-5"` (08:00 Monday to Friday). */
+  cron: string;
+  /** How long the window lasts from each start, e.g. `"10h"` (elapsed time, so a DST change does not shift the end). */
+  duration: string;
+  /** IANA time zone the cron expression is read in. @default "UTC" */
+  timezone: string;
+  /** Lanes kept at least, while in force (never above `max`). */
+  min: number;
+  /** Idle lanes kept ready beyond the queued jobs, while in force (the larger of this and `scaling.idle`). */
+  idle?: number | undefined;
+}
+
+/** Queue-driven capacity: lanes follow the busy and queued jobs between `min` and `max`. */
+export interface ScalingPolicy {
+  /** Lanes kept at least, whatever the demand. */
+  min: number;
+  /** Lanes at most, whatever the demand; queued jobs beyond it wait for room. */
+  max: number;
+  /** Idle lanes kept ready beyond the busy and queued jobs. @default 0 */
+  idle: number;
+  /** How long a lane must have been idle before scale-down removes it, e.g. `"90s"`, `"5m"`. @default "5m" */
+  scaleDownAfter: string;
+  /** Windows that raise `min` (and optionally `idle`). @default [] */
+  schedules: ScalingSchedule[];
+}
+
+/**
+ * Desired lanes of `pool` for `scope`, spread over `hosts`: exactly one of a fixed `count`, or `scaling`
+ * (queue-driven, see docs/scaling.md).
+ */
 export interface LanePolicy {
   scope: string;
   pool: string;
-  count: number;
+  /** A fixed number of lanes. */
+  count?: number | undefined;
+  /** Lanes that follow the job queue. */
+  scaling?: ScalingPolicy | undefined;
   hosts: string[];
 }
 
@@ -238,10 +281,30 @@ const poolSchema = z.strictObject({
     .optional(),
 });
 
+const laneCount = z.number().int().min(0).max(10_000);
+
+const scheduleSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, "must be 1-63 letters, digits, spaces, '.', '_' or '-'"),
+  cron: cronField,
+  duration: durationField,
+  timezone: timeZoneField.default("UTC"),
+  min: laneCount,
+  idle: laneCount.optional(),
+});
+
+const scalingSchema = z.strictObject({
+  min: laneCount,
+  max: laneCount,
+  idle: laneCount.default(0),
+  scaleDownAfter: durationField.default("5m"),
+  schedules: z.array(scheduleSchema).max(32).default([]),
+});
+
 const laneSchema = z.strictObject({
   scope: scopeField,
   pool: poolNameField,
-  count: z.number().int().min(0).max(10_000),
+  count: laneCount.optional(),
+  scaling: scalingSchema.optional(),
   hosts: uniqueList(hostIdField, "host").min(1),
 });
 
@@ -353,12 +416,40 @@ function crossCheck(p: Policy): ConfigIssue[] {
         capacity += host.capacity;
       }
     });
-    if (lane.count > capacity) {
+    if ((lane.count === undefined) === (lane.scaling === undefined)) {
+      issues.push({
+        path: at("lanes", i),
+        message: lane.count === undefined ? "set either count (a fixed number of lanes) or scaling (min/max lanes following the job queue)" : "set count or scaling, not both",
+      });
+    }
+    if (lane.count !== undefined && lane.count > capacity) {
       issues.push({
         path: at("lanes", i, "count"),
         message: `${lane.count} lanes do not fit: the listed opted-in hosts have a total capacity of ${capacity}`,
       });
     }
+    if (lane.scaling !== undefined) issues.push(...scalingIssues(lane.scaling, capacity, (...rest) => at("lanes", i, "scaling", ...rest)));
+  });
+  return issues;
+}
+
+function scalingIssues(s: ScalingPolicy, capacity: number, at: (...path: (string | number)[]) => string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (s.max < s.min) issues.push({ path: at("max"), message: `max (${s.max}) is below min (${s.min})` });
+  if (s.max > capacity) {
+    issues.push({ path: at("max"), message: `${s.max} lanes do not fit: the listed opted-in hosts have a total capacity of ${capacity}` });
+  }
+  if (s.idle > s.max) issues.push({ path: at("idle"), message: `idle (${s.idle}) is above max (${s.max}): at most max lanes ever exist` });
+  const names = new Map<string, number>();
+  s.schedules.forEach((w, j) => {
+    const first = names.get(w.name);
+    if (first !== undefined) issues.push({ path: at("schedules", j, "name"), message: `schedules[${first}] has the same name` });
+    names.set(w.name, j);
+    if (w.min > s.max) issues.push({ path: at("schedules", j, "min"), message: `min (${w.min}) is above the group's max (${s.max})` });
+    if (w.idle !== undefined && w.idle > s.max) {
+      issues.push({ path: at("schedules", j, "idle"), message: `idle (${w.idle}) is above the group's max (${s.max})` });
+    }
+    if (parseDurationString(w.duration) === 0) issues.push({ path: at("schedules", j, "duration"), message: "must be longer than 0" });
   });
   return issues;
 }

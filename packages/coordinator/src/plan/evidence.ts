@@ -52,4 +52,46 @@ export type Evidence =
       /** Lanes of the same scope and pool on the host before this one. */
       readonly groupLanesOnHost: number;
       readonly inventoryKnown: boolean;
+    }
+  | {
+      /** The demand a scaling group's decision rests on (docs/scaling.md). */
+      readonly source: "demand";
+      readonly scope: string;
+      readonly pool: string;
+      /** Whether demand for the scope is known (a snapshot, and a reconciliation or a webhook for the scope). */
+      readonly known: boolean;
+      /** Queued jobs no lane has taken, counted toward `wanted` (ids, at most 50 listed). */
+      readonly queuedJobIds: readonly number[];
+      readonly queued: number;
+      /** Queued jobs presumed taken by a busy lane whose job the demand does not show yet (not counted twice). */
+      readonly takenJobIds: readonly number[];
+      /** Jobs in progress on this group's lanes (ids, at most 50 listed). */
+      readonly runningJobIds: readonly number[];
+      readonly busy: number;
+      readonly idle: number;
+      readonly starting: number;
+      /** Idle lanes kept ready (`idle`, raised by schedules in force). */
+      readonly idleTarget: number;
+      readonly min: number;
+      readonly max: number;
+      readonly wanted: number;
+    }
+  | {
+      /** A schedule window in force that raises the group's floor. */
+      readonly source: "schedule";
+      readonly name: string;
+      readonly cron: string;
+      readonly timezone: string;
+      readonly min: number;
+      readonly idle: number | null;
+      readonly startMs: number;
+      readonly endMs: number;
+    }
+  | {
+      /** How long a lane has been idle, against the group's `scaleDownAfter`. */
+      readonly source: "idle";
+      readonly laneId: string;
+      readonly idleSinceMs: number;
+      readonly idleForMs: number;
+      readonly scaleDownAfterMs: number;
     };

@@ -1,21 +1,41 @@
-import { canonicalLabels, Health, LaneState, LanekeeperError, type PoolPolicy } from "@lanekeeper/shared";
+import { canonicalLabels, Health, LaneState, LanekeeperError, type PoolPolicy, type ScalingPolicy } from "@lanekeeper/shared";
 import type { LaneView } from "../observe/classify.js";
+import type { DemandJob } from "../observe/demand.js";
 import type { ReasonCode } from "./action.js";
 import type { Evidence } from "./evidence.js";
 import type { Guard } from "./guard.js";
+import { jobsByGroup, type MatchGroup } from "./job-match.js";
+import { isIdle } from "./lane-idle.js";
 import { hostGuards, removalGuards } from "./lane-guards.js";
 import { newLaneId } from "./lane-id.js";
 import { laneSpecFor } from "./lane-spec.js";
+import { MAX_EVIDENCE_JOB_IDS } from "../limits.js";
 import { cmp, type GroupLane, type PlanContext } from "./plan-context.js";
 import { groupKey, Placement, type PlacementRequest } from "./placement.js";
+import type { GroupScalingSummary } from "./plan-types.js";
+import { decideScaling, decisionEvidence, demandKnownFor, type ScalingDecision } from "./scaling-rule.js";
 import { STEPS } from "./steps.js";
 
-/** What the policy wants of one group: the summed `count` of its `lanes` entries and the hosts they list. */
+export { isIdle } from "./lane-idle.js";
+
+/**
+ * What the policy wants of one group: the summed `count` of its `lanes` entries (or its `scaling`) and the hosts
+ * they list.
+ */
 interface GroupWant {
   readonly scope: string;
   readonly pool: string;
   readonly count: number;
+  readonly scaling?: ScalingPolicy | undefined;
   readonly hosts: readonly string[];
+}
+
+/** The demand, sorted out once per plan for every scaling group. */
+interface DemandView {
+  /** Jobs per `scope\0pool` (each job once, see `job-match.ts`). */
+  readonly byGroup: ReadonlyMap<string, readonly DemandJob[]>;
+  /** Jobs per scope, then runner name. */
+  readonly byRunner: ReadonlyMap<string, ReadonlyMap<string, readonly DemandJob[]>>;
 }
 
 /**
@@ -33,10 +53,12 @@ export function groupPass(ctx: PlanContext, byGroup: Map<string, GroupLane[]>): 
     desired.set(key, {
       scope: l.scope,
       pool: l.pool,
-      count: (prev?.count ?? 0) + l.count,
+      count: (prev?.count ?? 0) + (l.count ?? 0),
+      scaling: l.scaling ?? prev?.scaling,
       hosts: [...new Set([...(prev?.hosts ?? []), ...l.hosts])],
     });
   }
+  const demand = demandView(ctx, [...desired.values()]);
   const laneHosts: string[] = [];
   const laneGroups: string[] = [];
   for (const v of ctx.cls.lanes) {
@@ -52,8 +74,27 @@ export function groupPass(ctx: PlanContext, byGroup: Map<string, GroupLane[]>): 
   for (const key of keys) {
     const [scope = "", pool = ""] = key.split("\u0000");
     const want = desired.get(key) ?? { scope, pool, count: 0, hosts: [] };
-    group(ctx, want, byGroup.get(key) ?? [], placement);
+    group(ctx, want, byGroup.get(key) ?? [], placement, demand);
   }
+}
+
+function demandView(ctx: PlanContext, wants: readonly GroupWant[]): DemandView {
+  const jobs = ctx.observed.demand?.jobs ?? [];
+  // Only scaling groups take demand: a fixed group's size does not follow it, so a job both could run must not
+  // be credited to the fixed one and leave the scaling one short.
+  const groups: MatchGroup[] = wants
+    .filter((w) => w.scaling !== undefined)
+    .map((w) => ({ scope: w.scope, pool: w.pool, labels: ctx.pool(w.pool)?.labels ?? [] }));
+  const byRunner = new Map<string, Map<string, DemandJob[]>>();
+  for (const j of jobs) {
+    if (j.runnerName === undefined || j.runnerName === "") continue;
+    let m = byRunner.get(j.scope);
+    if (m === undefined) byRunner.set(j.scope, (m = new Map<string, DemandJob[]>()));
+    const list = m.get(j.runnerName);
+    if (list === undefined) m.set(j.runnerName, [j]);
+    else list.push(j);
+  }
+  return { byGroup: groups.length === 0 ? new Map() : jobsByGroup(jobs, groups), byRunner };
 }
 
 function group(
@@ -61,6 +102,7 @@ function group(
   want: GroupWant,
   lanes: readonly GroupLane[],
   placement: Placement,
+  demand: DemandView,
 ): void {
   const { scope, pool } = want;
   const declared = isDeclared(ctx, scope, pool);
@@ -84,36 +126,64 @@ function group(
       serving.push(gl);
     }
   }
-  let current = serving.length + frozen.length + (ctx.unverified.get(`${scope}\u0000${pool}`) ?? 0);
+  const unverified = ctx.unverified.get(`${scope}\u0000${pool}`) ?? 0;
+  let current = serving.length + frozen.length + unverified;
   const before = current;
   const scopeBlocked = ctx.scopeBlocked(scope);
   const createIds: string[] = [];
+  let decision: ScalingDecision | undefined;
+  let scalingEvidence: Evidence[] = [];
+  if (want.scaling !== undefined && declared) {
+    const key = `${scope}\u0000${pool}`;
+    const demandKnown = demandKnownFor(ctx.observed.demand, scope);
+    decision = decideScaling({
+      scope,
+      pool,
+      scaling: want.scaling,
+      lanes: [...serving, ...frozen],
+      extraPresent: unverified,
+      jobs: demand.byGroup.get(key) ?? [],
+      jobsByRunner: demand.byRunner.get(scope) ?? new Map<string, DemandJob[]>(),
+      demandKnown,
+      nowMs: ctx.now,
+    });
+    scalingEvidence = decisionEvidence(scope, pool, decision);
+    if (!demandKnown) {
+      ctx.warn(
+        "DEMAND_UNKNOWN",
+        `demand for ${scope} is unknown (${ctx.observed.demand === undefined ? "no demand snapshot" : "not reconciled yet and no webhook seen"}): ` +
+          `${scope}/${pool} is kept at least at its current size and queued jobs are not counted until it is known`,
+        { scope, pool },
+      );
+    }
+  }
+  const target = decision?.wanted ?? want.count;
 
-  if (!scopeBlocked && current < want.count) {
+  if (!scopeBlocked && current < target) {
     // Reuse drained lanes on allowed hosts first: cheaper than a new lane, and nothing moves.
     for (const gl of drained.filter((d) => allowed.has(d.view.hostId)).sort(byNewest)) {
-      if (current >= want.count) break;
+      if (current >= target) break;
       if (gl.view.class !== "managed" || !ctx.permits(gl.view, ["undrain"])) continue;
       const poolPolicy = ctx.pool(pool);
       const labels = poolPolicy === undefined ? undefined : ctx.canonical(gl.view, poolPolicy);
       if (labels === undefined) break;
-      ctx.push(gl.view, "undrain", { code: "REUSE_DRAINED", message: `scale-up: reuse the drained lane (${current} of ${want.count})` }, {
+      ctx.push(gl.view, "undrain", { code: "REUSE_DRAINED", message: `scale-up: reuse the drained lane (${current} of ${target})` }, {
         runnerId: gl.view.registration?.id,
         labels,
-      }, hostGuards(ctx.policy, gl.view, "undrain"));
+      }, hostGuards(ctx.policy, gl.view, "undrain"), [], scalingEvidence);
       current++;
     }
     const poolPolicy = ctx.pool(pool);
     if (poolPolicy !== undefined) {
-      while (current < want.count) {
+      while (current < target) {
         if (ctx.createBudget <= 0) {
-          ctx.warn("CREATE_BUDGET", `${want.count - current} more lane(s) of ${scope}/${pool} wait for a later plan (create limit per plan)`, {
+          ctx.warn("CREATE_BUDGET", `${target - current} more lane(s) of ${scope}/${pool} wait for a later plan (create limit per plan)`, {
             scope,
             pool,
           });
           break;
         }
-        const id = create(ctx, scope, pool, poolPolicy, want.hosts, placement);
+        const id = create(ctx, scope, pool, poolPolicy, want.hosts, placement, decision === undefined ? undefined : { decision, evidence: scalingEvidence, present: current });
         if (id === undefined) {
           break;
         }
@@ -124,10 +194,45 @@ function group(
     }
   }
 
+  let nextScaleDownInMs: number | null = null;
+  if (decision !== undefined) {
+    // Queue-driven scale-down: only lanes idle for scaleDownAfter, never a busy one, never while demand is unknown.
+    const d = decision;
+    let excess = current - target;
+    if (!scopeBlocked && excess > 0 && d.demandKnown) {
+      const idleLanes = serving
+        .filter((gl) => gl.record.state === "active" && gl.view.class === "managed" && !gl.view.pending && d.activity.get(gl.view.laneId) === "idle")
+        .sort(byRemovalPreference);
+      for (const gl of idleLanes) {
+        if (excess <= 0) break;
+        const since = d.idleSinceMs.get(gl.view.laneId) ?? ctx.now;
+        const idleFor = ctx.now - since;
+        if (idleFor < d.scaleDownAfterMs) {
+          const left = d.scaleDownAfterMs - idleFor;
+          nextScaleDownInMs = nextScaleDownInMs === null ? left : Math.min(nextScaleDownInMs, left);
+          continue;
+        }
+        if (!ctx.permits(gl.view, ["drain", "remove"])) continue;
+        if (!ctx.spendRemoval()) break;
+        ctx.push(
+          gl.view,
+          "remove",
+          { code: "SCALE_DOWN", message: `queue-driven: ${current} lanes for ${target} wanted (${d.why}); idle for ${Math.round(idleFor / 1000)}s (scaleDownAfter ${want.scaling?.scaleDownAfter ?? ""}), ${removalWhy(gl)}` },
+          { runnerId: gl.view.registration?.id },
+          removalGuards(ctx.policy, gl.view),
+          [],
+          [...scalingEvidence, { source: "idle", laneId: gl.view.laneId, idleSinceMs: since, idleForMs: idleFor, scaleDownAfterMs: d.scaleDownAfterMs }],
+        );
+        excess--;
+        current--;
+      }
+    }
+  }
+
   // Scale down: only when more lanes serve than wanted. Frozen lanes count but are never chosen.
-  let excess = current - want.count;
+  let excess = decision === undefined ? current - target : 0;
   const reasonDown = (busy: boolean): ReasonCode =>
-    want.count === 0 && !declared ? (busy ? "NOT_IN_POLICY_BUSY" : "NOT_IN_POLICY") : busy ? "SCALE_DOWN_BUSY" : "SCALE_DOWN";
+    target === 0 && !declared ? (busy ? "NOT_IN_POLICY_BUSY" : "NOT_IN_POLICY") : busy ? "SCALE_DOWN_BUSY" : "SCALE_DOWN";
   if (!scopeBlocked && excess > 0) {
     const candidates = serving.filter((gl) => gl.record.state === "active" && gl.view.class === "managed" && !gl.view.pending);
     const idle = candidates.filter((gl) => isIdle(gl.view)).sort(byRemovalPreference);
@@ -135,7 +240,7 @@ function group(
       if (excess <= 0) break;
       if (!ctx.permits(gl.view, ["drain", "remove"])) continue;
       if (!ctx.spendRemoval()) break;
-      remove(ctx, gl.view, reasonDown(false), `${current} lanes for ${want.count} wanted; idle, ${removalWhy(gl)}`, []);
+      remove(ctx, gl.view, reasonDown(false), `${current} lanes for ${target} wanted; idle, ${removalWhy(gl)}`, []);
       excess--;
       current--;
     }
@@ -153,7 +258,7 @@ function group(
     if (excess > 0) {
       ctx.warn(
         "SCALE_DOWN_WAITING",
-        `${excess} lane(s) of ${scope}/${pool} above the wanted ${want.count} cannot be removed now (busy, job evidence unknown, ` +
+        `${excess} lane(s) of ${scope}/${pool} above the wanted ${target} cannot be removed now (busy, job evidence unknown, ` +
           "or the removal limit per plan was reached)",
         { scope, pool },
       );
@@ -180,14 +285,56 @@ function group(
       else drain(ctx, gl.view, "MISPLACED_BUSY", "move", `host ${gl.view.hostId} is no longer listed; busy, drained first`);
     }
   }
-  ctx.groups.push({ scope, pool, desired: want.count, current: before, planned: current });
+  ctx.groups.push({
+    scope,
+    pool,
+    desired: target,
+    current: before,
+    planned: current,
+    ...(decision === undefined ? {} : { scaling: scalingSummary(decision, nextScaleDownInMs) }),
+  });
+}
+
+function scalingSummary(d: ScalingDecision, nextScaleDownInMs: number | null): GroupScalingSummary {
+  return {
+    queued: d.queuedJobs.length,
+    running: d.busy,
+    idle: d.idle,
+    starting: d.starting,
+    wanted: d.wanted,
+    min: d.min,
+    max: d.max,
+    idleTarget: d.idleTarget,
+    demandKnown: d.demandKnown,
+    why: d.why,
+    schedules: d.schedules.map((s) => s.name),
+    queuedJobIds: d.queuedJobs.slice(0, MAX_EVIDENCE_JOB_IDS).map((j) => j.id),
+    runningJobIds: d.runningJobs.slice(0, MAX_EVIDENCE_JOB_IDS).map((j) => j.id),
+    nextScaleDownInMs,
+  };
 }
 
 function isDeclared(ctx: PlanContext, scope: string, pool: string): boolean {
   return ctx.policy.lanes.some((l) => l.scope === scope && l.pool === pool);
 }
 
-function create(ctx: PlanContext, scope: string, pool: string, poolPolicy: PoolPolicy, hosts: readonly string[], placement: Placement): string | undefined {
+/** What a queue-driven create rests on. */
+interface ScalingCause {
+  readonly decision: ScalingDecision;
+  readonly evidence: readonly Evidence[];
+  /** Lanes present before this create. */
+  readonly present: number;
+}
+
+function create(
+  ctx: PlanContext,
+  scope: string,
+  pool: string,
+  poolPolicy: PoolPolicy,
+  hosts: readonly string[],
+  placement: Placement,
+  cause: ScalingCause | undefined,
+): string | undefined {
   const backend = poolPolicy.backend;
   const req: PlacementRequest = { scope, pool, backend, image: backend === "container" ? poolPolicy.image : undefined };
   const choice = placement.choose(hosts, req);
@@ -231,10 +378,13 @@ function create(ctx: PlanContext, scope: string, pool: string, poolPolicy: PoolP
     { kind: "host-capacity", hostId, maxLanes: choice.capacity },
     { kind: "lane-id-unused", laneId },
   ];
-  const evidence: Evidence[] = [
-    choice.evidence,
-    { source: "policy", path: `lanes[${scope}/${pool}].count`, value: ctx.policy.lanes.find((l) => l.scope === scope && l.pool === pool)?.count ?? 0 },
-  ];
+  const evidence: Evidence[] =
+    cause === undefined
+      ? [
+          choice.evidence,
+          { source: "policy", path: `lanes[${scope}/${pool}].count`, value: ctx.policy.lanes.find((l) => l.scope === scope && l.pool === pool)?.count ?? 0 },
+        ]
+      : [choice.evidence, ...cause.evidence];
   const id = `create:${laneId}`;
   ctx.actionIds.add(id);
   ctx.actions.push({
@@ -244,7 +394,10 @@ function create(ctx: PlanContext, scope: string, pool: string, poolPolicy: PoolP
     scope,
     pool,
     hostId,
-    reason: { code: "SCALE_UP", message: `fewer lanes than the ${scope}/${pool} policy wants` },
+    reason:
+      cause === undefined
+        ? { code: "SCALE_UP", message: `fewer lanes than the ${scope}/${pool} policy wants` }
+        : { code: "SCALE_UP", message: `queue-driven: ${cause.present} lanes for ${cause.decision.wanted} wanted (${cause.decision.why})` },
     guards,
     evidence,
     steps: STEPS.create,
@@ -261,17 +414,6 @@ function remove(ctx: PlanContext, v: LaneView, code: ReasonCode, message: string
 
 function drain(ctx: PlanContext, v: LaneView, code: ReasonCode, drainReason: "scale-down" | "move", message: string): void {
   ctx.push(v, "drain", { code, message }, { runnerId: v.registration?.id, drainReason }, hostGuards(ctx.policy, v, "drain"));
-}
-
-/**
- * Idle: the host, whose inventory is fresh, reports no job AND GitHub says not busy (or, for an ephemeral lane
- * waiting to be re-armed, there is no registration that could take one). Unknown is never idle.
- */
-export function isIdle(v: LaneView): boolean {
-  const hl = v.hostLane;
-  if (!v.hostKnown || hl === undefined || hl.jobRunning) return false;
-  if (v.registration !== undefined) return !v.registration.busy;
-  return hl.state === LaneState.LANE_STATE_IDLE_UNARMED;
 }
 
 function canDrain(v: LaneView): boolean {

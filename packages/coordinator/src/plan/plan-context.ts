@@ -4,6 +4,7 @@ import { classify, type Classification, type LaneView } from "../observe/classif
 import type { StoredLaneRecord } from "../observe/lane-record.js";
 import type { ObservedState } from "../observe/observed-state.js";
 import type { Action, ActionReason, PlanActionKind, PlanStep } from "./action.js";
+import type { Evidence } from "./evidence.js";
 import { laneEvidence } from "./evidence-of.js";
 import type { Guard } from "./guard.js";
 import type { GroupSummary, PlanOptions, PlanWarning, PlanWarningCode } from "./plan-types.js";
@@ -209,6 +210,7 @@ export class PlanContext {
     extra: Record<string, unknown>,
     guards: readonly Guard[] = [],
     dependsOn: readonly string[] = [],
+    extraEvidence: readonly Evidence[] = [],
   ): void {
     const id = `${kind}:${v.laneId}`;
     if (this.actionIds.has(id)) return;
@@ -223,7 +225,7 @@ export class PlanContext {
       hostId: v.hostId,
       reason,
       guards: [{ kind: "record-revision", laneId: v.laneId, revision: v.record?.revision ?? null } satisfies Guard, ...guards],
-      evidence: laneEvidence(v),
+      evidence: [...laneEvidence(v), ...extraEvidence],
       steps,
       dependsOn,
     };

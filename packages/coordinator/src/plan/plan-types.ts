@@ -19,6 +19,7 @@ export type PlanWarningCode =
   | "CREATE_BUDGET"
   | "REMOVAL_BUDGET"
   | "SCALE_DOWN_WAITING"
+  | "DEMAND_UNKNOWN"
   | "LANE_NEEDS_ATTENTION"
   | "LANE_HELD"
   | "LANE_UNHEALTHY"
@@ -75,15 +76,47 @@ export interface PlanOptions {
   readonly retiredLaneIds?: readonly string[];
 }
 
+/** The figures of a queue-driven group (`scaling` in the policy): what `wanted` was made from. */
+export interface GroupScalingSummary {
+  /** Queued jobs no lane has taken. */
+  readonly queued: number;
+  /** Busy lanes (GitHub busy, a job on the host, or a job in progress on the lane's runner). */
+  readonly running: number;
+  readonly idle: number;
+  /** Lanes present but neither busy nor idle (being created, not online yet, not observable). */
+  readonly starting: number;
+  readonly wanted: number;
+  /** `min`, raised by the schedules in force. */
+  readonly min: number;
+  readonly max: number;
+  /** Idle lanes kept ready (`idle`, raised by the schedules in force). */
+  readonly idleTarget: number;
+  /** Whether demand for the scope is known; when not, the group is not scaled down. */
+  readonly demandKnown: boolean;
+  /** How `wanted` came about, in one line. */
+  readonly why: string;
+  /** Names of the schedule windows in force. */
+  readonly schedules: readonly string[];
+  /** The queued jobs counted (at most 50 listed). */
+  readonly queuedJobIds: readonly number[];
+  /** The jobs in progress on the group's lanes (at most 50 listed). */
+  readonly runningJobIds: readonly number[];
+  /** Idle lanes above `wanted` wait this long before scale-down may remove one; null when none waits. */
+  readonly nextScaleDownInMs: number | null;
+}
+
 /** Per-group counts, for the plan header. */
 export interface GroupSummary {
   readonly scope: string;
   readonly pool: string;
+  /** `count`, or the `wanted` of a queue-driven group. */
   readonly desired: number;
   /** Lanes that count toward `desired` before this plan (serving, creating, or left alone). */
   readonly current: number;
   /** After this plan's actions succeed. */
   readonly planned: number;
+  /** Set for queue-driven groups (`scaling` in the policy). */
+  readonly scaling?: GroupScalingSummary;
 }
 
 /** What the plan was made from. */
