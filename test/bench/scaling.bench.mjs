@@ -31,9 +31,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const { startFleet, realismFromEnv, SeededRandom, COORDINATOR_BIN } = await import(join(root, "test/harness/dist/index.js"));
 
 const JOBS = Number(process.env.LK_BENCH_SCALING_JOBS ?? 300);
-const TRACE_S = Number(process.env.LK_BENCH_SCALING_SECONDS ?? 180);
-const MAX = Number(process.env.LK_BENCH_SCALING_MAX ?? 20);
+const TRACE_S = Number(process.env.LK_BENCH_SCALING_SECONDS ?? 300);
+const MAX = Number(process.env.LK_BENCH_SCALING_MAX ?? 32);
 const IDLE = 2;
+/** A burst every this many seconds, its jobs queued within BURST_SPREAD_S. */
+const BURST_EVERY_S = 50;
+const BURST_SPREAD_S = 20;
 const SCALE_DOWN_AFTER = "30s";
 const SEED = 20261204;
 const DROP_RATE = 0.2;
@@ -78,19 +81,19 @@ function makeTrace(jobs, seconds, seed) {
     return Math.round(1000 * (u < 0.7 ? between(5, 15) : u < 0.95 ? between(15, 40) : between(40, 60)));
   };
   const out = [];
-  const background = Math.round(jobs * 0.25);
+  const background = Math.round(jobs * 0.3);
   for (let i = 0; i < background; i++) {
     const pool = rnd.next() < 0.5 ? "small" : "large";
     out.push({ pool, atMs: Math.round(between(0, seconds * 1000)), durationMs: duration() });
   }
-  const bursts = Math.max(1, Math.round(seconds / 40));
+  const bursts = Math.max(1, Math.round(seconds / BURST_EVERY_S));
   const perBurst = Math.floor((jobs - background) / bursts);
   for (let b = 0; b < bursts; b++) {
     const start = (b * seconds * 1000) / bursts + between(0, 5000);
     const n = b === bursts - 1 ? jobs - background - perBurst * (bursts - 1) : perBurst;
     for (let i = 0; i < n; i++) {
       const pool = b % 3 === 2 ? (rnd.next() < 0.5 ? "small" : "large") : b % 2 === 0 ? "small" : "large";
-      out.push({ pool, atMs: Math.round(start + between(0, 6000)), durationMs: duration() });
+      out.push({ pool, atMs: Math.round(start + between(0, BURST_SPREAD_S * 1000)), durationMs: duration() });
     }
   }
   out.sort((a, b) => a.atMs - b.atMs);
