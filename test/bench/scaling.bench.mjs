@@ -22,6 +22,7 @@
 // or webhook receiver. LK_BENCH_SCALING_JOBS / _SECONDS / _MAX shrink the trace for a quick try; the published
 // figures use the defaults. LK_EMULATOR_REALISM applies as in every fleet (the drop rate is set to 20% here).
 import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -147,17 +148,20 @@ function lanePolicy(mode) {
 }
 
 /** `lanekeeper serve` with the webhook receiver; resolves once it says where it listens, with a stop(). */
-async function startServe(fleet, secret) {
+async function startServe(fleet, secret, label) {
   const child = spawn(process.execPath, [COORDINATOR_BIN, "serve", "--json"], {
     cwd: fleet.dir,
     env: { ...process.env, ...fleet.coordinatorEnv, [WEBHOOK_SECRET_ENV]: secret, LANEKEEPER_LOG_FILE: join(fleet.dir, "serve.log") },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
+  // LK_BENCH_SCALING_SERVE_LOG=<dir> keeps serve's progress events (JSON lines) per run for a post-mortem.
+  const keep = process.env.LK_BENCH_SCALING_SERVE_LOG === undefined ? undefined : createWriteStream(join(process.env.LK_BENCH_SCALING_SERVE_LOG, `serve-${label}.jsonl`));
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal)));
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`lanekeeper serve did not report its webhook port in 120 s: ${stderr.slice(-2000)}`)), 120_000);
     child.stderr.on("data", (b) => {
+      keep?.write(b);
       stderr = (stderr + b.toString()).slice(-20_000);
       const m = /GitHub webhooks on port (\d+)/.exec(stderr);
       if (m) {
@@ -191,7 +195,7 @@ async function replay(fleet, mode, trace, secret) {
   await fleet.editPolicy((doc) => {
     doc.lanes = lanePolicy(mode);
   });
-  const serve = await startServe(fleet, secret);
+  const serve = await startServe(fleet, secret, mode);
   log(`${mode}: lanekeeper serve up, webhooks on port ${serve.port}`);
   try {
     await fleet.github.control.setWebhook(`http://127.0.0.1:${serve.port}${WEBHOOK_PATH}`, secret);
@@ -212,6 +216,9 @@ async function replay(fleet, mode, trace, secret) {
     log(`${mode}: trace ${id} started: ${trace.length} jobs over ${TRACE_S} s, ${realism.webhookDropRate * 100}% of webhooks dropped`);
     let idleLaneMs = 0;
     let peak = 0;
+    // Lane start under load: from a registration's first sighting to its first sighting online.
+    const firstSeen = new Map();
+    const startSeconds = [];
     let last = Date.now();
     let lastLog = 0;
     let view;
@@ -221,6 +228,14 @@ async function replay(fleet, mode, trace, secret) {
       const ls = await lanes(fleet);
       const now = Date.now();
       const idle = ls.filter((r) => r.status === "online" && !r.busy).length;
+      for (const r of ls) {
+        if (!firstSeen.has(r.id)) firstSeen.set(r.id, { at: now, online: r.status === "online" });
+        const f = firstSeen.get(r.id);
+        if (!f.online && r.status === "online") {
+          f.online = true;
+          startSeconds.push((now - f.at) / 1000);
+        }
+      }
       idleLaneMs += idle * (now - last);
       last = now;
       peak = Math.max(peak, ls.length);
@@ -244,6 +259,9 @@ async function replay(fleet, mode, trace, secret) {
       cancelled: s.cancelled,
       idleLaneMinutes: round(idleLaneMs / 60_000),
       peak,
+      laneStartP50: round(quantile(startSeconds, 0.5), 1),
+      laneStartP95: round(quantile(startSeconds, 0.95), 1),
+      lanesStarted: startSeconds.length,
       points: (after.byToken.admin?.points ?? 0) - (before.byToken.admin?.points ?? 0),
       webhooks: {
         delivered: after.webhooks.delivered - before.webhooks.delivered,
@@ -258,7 +276,7 @@ async function replay(fleet, mode, trace, secret) {
     };
     log(
       `${mode}: ${out.jobs} jobs, queue wait p50 ${out.p50} s, p95 ${out.p95} s, max ${out.max} s; lost ${out.lost}, cancelled ${out.cancelled}; ` +
-        `idle lane-minutes ${out.idleLaneMinutes}; peak lanes ${out.peak}; ${out.points} API points; webhooks delivered ${out.webhooks.delivered}, ` +
+        `idle lane-minutes ${out.idleLaneMinutes}; peak lanes ${out.peak}; ${out.lanesStarted} lanes started (registration to online p50 ${out.laneStartP50} s, p95 ${out.laneStartP95} s, ±1 s); ${out.points} API points; webhooks delivered ${out.webhooks.delivered}, ` +
         `dropped ${out.webhooks.dropped}, delayed ${out.webhooks.delayed}; slowest: ${out.slowest.join(", ")}`,
     );
     return out;
