@@ -66,6 +66,8 @@ export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
   "VERIFY_GONE_TIMEOUT",
   "AGENT_REJECTED",
   "AGENT_FAILED",
+  "OPERATION_LEASE_LOST",
+  "OPERATION_IN_FLIGHT",
   // lanekeeper smoke (smoke/): refusals before anything is done, then how a run ended
   "SMOKE_OPTIONS_INVALID",
   "SMOKE_SCOPE_NOT_OPTED_IN",

@@ -84,6 +84,7 @@ export class ActionSteps {
         return "ok";
       }
       case "mint-registration":
+        this.o.leases?.assertHeld(st.operationId);
         await this.mintRegistration(st);
         return "ok";
       case "mint-remove-token": {
@@ -187,6 +188,10 @@ export class ActionSteps {
       case "create":
         if (cur === undefined) {
           await put({ ...base(), state: "creating", operationId: st.operationId, ...(a.smoke === undefined ? {} : { smoke: a.smoke }) });
+        } else if (st.stepsDone.length === 0) {
+          // A resumed create (plan/interrupted-actions.ts): claim the record for this operation (compare-and-set),
+          // so a second coordinator resuming it too loses here, before anything is sent.
+          await put({ ...recordWithout(cur, "attention"), state: "creating", updatedAtMs: now, operationId: st.operationId });
         } else {
           await put({
             ...recordWithout(cur, "attention", "drainReason"),
@@ -320,6 +325,8 @@ export class ActionSteps {
     const a = st.action;
     const t0 = this.o.clock.now();
     const forcedBy = st.forced && opts.operator !== undefined ? opts.operator.forcedBy : undefined;
+    // An action whose lease lapsed may already be resumed or rolled back by another coordinator: send nothing.
+    this.o.leases?.assertHeld(st.operationId);
     let out: IntentOutcome;
     try {
       out = await this.o.dispatcher.deliver({
@@ -327,6 +334,7 @@ export class ActionSteps {
         action,
         operationId: st.operationId,
         ...(forcedBy === undefined ? {} : { forcedBy }),
+        ...(this.o.leases === undefined ? {} : { beforeSend: () => this.o.leases?.assertHeld(st.operationId) }),
       });
     } catch (err) {
       opts.onEvent?.({ type: "intent", hostId: a.hostId, laneId: a.laneId, action: action.kind, result: errCode(err), latencyMs: this.o.clock.now() - t0 });

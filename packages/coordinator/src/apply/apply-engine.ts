@@ -134,6 +134,9 @@ export class ApplyEngine {
     if (!verdict.ok) return this.endings.skipped(a, operationId, "guards", "GUARD_FAILED", verdict.why);
 
     const st = newActionState(a, operationId, this.o.clock.now());
+    // Held from before the first step until the action ends: a crash leaves the lease to age out, and any
+    // coordinator then resumes or rolls back what the record says was in flight (plan/interrupted-actions.ts).
+    await this.o.leases?.hold(operationId, { laneId: a.laneId, kind: a.kind });
     const forcedBy = opts.operator?.force === true ? opts.operator.forcedBy : undefined;
     await this.o.audit.append({
       action: a.kind,
@@ -183,6 +186,7 @@ export class ApplyEngine {
     } finally {
       st.secret?.fill(0);
       st.removeToken?.fill(0);
+      await this.o.leases?.release(operationId).catch(() => undefined);
     }
   }
 

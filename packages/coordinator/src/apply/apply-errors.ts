@@ -27,7 +27,7 @@ export class StepFailure extends LanekeeperError<CoordinatorErrorCode | AgentRea
 
 /** `apply` was asked to do something it cannot: refuse before touching anything. */
 export class ApplyRefusedError extends LanekeeperError<CoordinatorErrorCode> {
-  constructor(code: "APPLY_NOT_CONFIRMED" | "FORCE_NOT_CONFIRMED" | "LANE_NOT_FOUND" | "LANE_NOT_MANAGED" | "DEADLINE_INVALID" | "APPLY_FAILED" | "NOT_LEADER", message: string) {
+  constructor(code: "APPLY_NOT_CONFIRMED" | "FORCE_NOT_CONFIRMED" | "LANE_NOT_FOUND" | "LANE_NOT_MANAGED" | "DEADLINE_INVALID" | "APPLY_FAILED" | "NOT_LEADER" | "OPERATION_IN_FLIGHT", message: string) {
     super(code, message);
   }
 }

@@ -7,6 +7,7 @@ import type { LaneStore } from "../observe/lane-store.js";
 import type { Action, PlanActionKind } from "../plan/action.js";
 import type { ApplyEvent } from "./apply-events.js";
 import type { InventorySource } from "../observe/inventory-source.js";
+import type { OperationLeases } from "./operation-leases.js";
 import {
   DEFAULT_APPLY_INVENTORY_MAX_AGE_MS,
   DEFAULT_DRAIN_DEADLINE_MS,
@@ -52,6 +53,11 @@ export interface ApplyEngineOptions {
   readonly inventoryMaxAgeMs?: number;
   /** Actions carried out at the same time. @default policy.coordinator.applyConcurrency */
   readonly concurrency?: number;
+  /**
+   * Where each running action holds a lease on its operation id, so any other coordinator can tell an action in
+   * flight from one a crash interrupted. Without it, nothing tells them apart (a single coordinator in tests).
+   */
+  readonly leases?: OperationLeases;
 }
 
 /** An operator command (`lanekeeper lanes <op>`) running through the engine. */

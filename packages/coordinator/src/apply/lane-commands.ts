@@ -15,6 +15,7 @@ import type { InventorySource } from "../observe/inventory-source.js";
 import { MAX_DRAIN_DEADLINE_MS } from "./limits.js";
 import { observeWorld } from "../context/observe-world.js";
 import { operatorAction } from "./operator-actions.js";
+import type { OperationLeases } from "./operation-leases.js";
 
 const GITHUB_CODES: ReadonlySet<string> = new Set(COORDINATOR_OWN_ERROR_CODES.filter((c) => c.startsWith("GITHUB_")));
 
@@ -35,6 +36,8 @@ export interface LaneCommandDeps {
   readonly audit: AuditTrail;
   readonly engine: ApplyEngine;
   readonly clock?: Clock;
+  /** Which in-flight records have a live action elsewhere (a `lanes remove` of a create in flight is refused). */
+  readonly leases?: OperationLeases;
 }
 
 /** Options of a lane command. */
@@ -60,7 +63,7 @@ export async function laneView(deps: LaneCommandDeps, laneId: string): Promise<L
 
 async function observeLane(deps: LaneCommandDeps, laneId: string): Promise<{ view: LaneView; scope: ScopeObservation | undefined }> {
   const clock = deps.clock ?? systemClock;
-  const world = await observeWorld({ policy: deps.policy, github: deps.github, store: deps.store, inventory: deps.inventory, clock });
+  const world = await observeWorld({ policy: deps.policy, github: deps.github, store: deps.store, inventory: deps.inventory, clock, ...(deps.leases === undefined ? {} : { leases: deps.leases }) });
   const cls = classify(deps.policy, world.observed, world.records, { nowMs: world.observedAtMs });
   const v = cls.lanes.find((l) => l.laneId === laneId);
   if (v === undefined) {
@@ -113,6 +116,7 @@ export async function runLaneCommand(deps: LaneCommandDeps, op: LaneCommand, lan
     return { planId, dryRun: false, outcomes, ok: outcomes.every((o) => o.status === "succeeded") };
   }
   const force = opts.force === true;
+  if (op === "remove") await refuseCreateInFlight(deps, v);
   const action: Action = operatorAction(op, v, deps.policy, { force });
   return deps.engine.run(
     { planId, actions: [action] },
@@ -174,4 +178,19 @@ async function holdOrRelease(deps: LaneCommandDeps, v: LaneView, op: "hold" | "r
   }
   // No verified answer (timeout, nobody listening, ...): the report names no intent.
   return unanswered(out.code, out.message);
+}
+
+/**
+ * `lanes remove` of a lane whose create is still running in some coordinator (its operation lease is live) waits
+ * for that create: removing the record under it would leave the lane it is creating without a record.
+ */
+async function refuseCreateInFlight(deps: LaneCommandDeps, v: LaneView): Promise<void> {
+  const r = v.record;
+  if (r?.state !== "creating" || r.operationId === undefined || r.attention !== undefined || deps.leases === undefined) return;
+  if (!(await deps.leases.live([r.operationId])).has(r.operationId)) return;
+  throw new ApplyRefusedError(
+    "OPERATION_IN_FLIGHT",
+    `lane ${v.laneId} is being created right now (operation ${r.operationId}, in another coordinator): nothing was changed. ` +
+      `Wait for that create to end (\`lanekeeper lanes show ${v.laneId}\`), then run \`lanekeeper lanes remove ${v.laneId}\` again`,
+  );
 }

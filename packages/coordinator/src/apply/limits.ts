@@ -19,3 +19,10 @@ export const MAX_DRAIN_DEADLINE_MS = 7 * 86_400_000;
 export const MAX_OUTCOME_MESSAGE_CHARS = 500;
 /** How long `apply` waits for a fresh inventory from every opted-in host before planning without it. */
 export const DEFAULT_INVENTORY_WAIT_MS = 15_000;
+/** JetStream KV bucket of the operation leases (one key per running action, see `operation-leases.ts`). */
+export const OPERATIONS_BUCKET = "lk_operations";
+/**
+ * A running action's lease lives this long without a renewal: after a coordinator is killed, its interrupted
+ * actions are resumed or rolled back by any coordinator at most this long later.
+ */
+export const DEFAULT_OPERATION_LEASE_TTL_MS = 10_000;

@@ -1,6 +1,7 @@
 import { canonicalLabels, LanekeeperError, type Policy } from "@lanekeeper/shared";
 import type { LaneView } from "../observe/classify.js";
-import type { Action, PlanStep } from "../plan/action.js";
+import type { Action, PlanStep, RemoveAction } from "../plan/action.js";
+import type { StoredLaneRecord } from "../observe/lane-record.js";
 import type { Guard } from "../plan/guard.js";
 import { laneEvidence } from "../plan/evidence-of.js";
 import { STEPS } from "../plan/steps.js";
@@ -32,6 +33,7 @@ export function operatorAction(op: OperatorOp, v: LaneView, policy: Policy, opts
       `lane ${v.laneId} has no coordinator record: lanekeeper did not create it and never acts on it (see \`lanekeeper status\`)`,
     );
   }
+  if (op === "remove" && r.state === "creating" && v.hostLane === undefined && v.hostKnown) return creatingRemoval(v, r);
   const pool = Object.hasOwn(policy.pools, r.pool) ? policy.pools[r.pool] : undefined;
   const backend = pool?.backend ?? "systemd";
   const image = backend === "container" ? pool?.image : undefined;
@@ -89,4 +91,37 @@ export function operatorAction(op: OperatorOp, v: LaneView, policy: Policy, opts
     case "undrain":
       return { ...base, kind: "undrain", runnerId: g?.id, labels: labels() };
   }
+}
+
+/**
+ * `lanes remove` of a lane whose create never reached its host (a coordinator died mid-create; the caller has made
+ * sure no live action holds it): there is no lane on the host to drain or stop, so the removal deletes what the
+ * create left (an unused registration, if one was minted) and the record. The record goes to `removing` first, so
+ * an interrupted removal is resumed by the next `apply`. Nothing is sent to the host.
+ */
+function creatingRemoval(v: LaneView, r: StoredLaneRecord): RemoveAction {
+  const g = v.registration;
+  const guards: Guard[] = [
+    { kind: "record-revision", laneId: r.laneId, revision: r.revision },
+    { kind: "lane-absent-on-host", hostId: r.hostId, laneId: r.laneId },
+  ];
+  if (g !== undefined) {
+    guards.push({ kind: "runner-id-matches", scope: r.scope, laneId: r.laneId, runnerId: g.id });
+    guards.push({ kind: "runner-identity-labels", scope: r.scope, runnerId: g.id, laneId: r.laneId, hostId: r.hostId, pool: r.pool });
+    guards.push({ kind: "runner-not-busy", scope: r.scope, runnerId: g.id, at: "delete-registration" });
+  }
+  return {
+    id: `remove:${r.laneId}`,
+    kind: "remove",
+    laneId: r.laneId,
+    scope: r.scope,
+    pool: r.pool,
+    hostId: r.hostId,
+    runnerId: g?.id,
+    reason: { code: "OPERATOR", message: `operator: lanes remove ${r.laneId} (its create never reached ${r.hostId})` },
+    guards,
+    evidence: laneEvidence(v),
+    steps: ["write-record", "delete-registration", "verify-gone", "delete-record"],
+    dependsOn: [],
+  };
 }

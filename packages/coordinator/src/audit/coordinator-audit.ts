@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { canonicalJson, coordinatorAuditSubject, systemClock, type AuditInput, type AuditRecord, type Clock, type Logger } from "@lanekeeper/shared";
 import type { JetStreamClient, JetStreamManager } from "nats";
@@ -24,8 +24,9 @@ export interface CoordinatorAuditOptions {
   /** Replicas of the audit stream when this process creates it. @default 1 */
   readonly replicas?: number;
   /**
-   * This coordinator's name in the stream subject `lk.v1.audit.coordinator.<instance>`: each instance writes its
-   * own chain. @default the host name, lower-cased, other characters replaced by `-`
+   * This coordinator's name. The stream subject is `lk.v1.audit.coordinator.<name>`, where the name is that of the
+   * instance that first opened the chain file (kept in `<path>.stream`): every process sharing the file publishes
+   * the one chain there. @default the host name, lower-cased, other characters replaced by `-`
    */
   readonly instance?: string;
   /** @default "coordinator" */
@@ -64,15 +65,19 @@ export class CoordinatorAudit implements AuditTrail {
   private constructor(
     private readonly log: SharedAuditChain,
     private readonly opts: CoordinatorAuditOptions,
+    chainName: string,
   ) {
-    this.subject = coordinatorAuditSubject(instanceName(opts.instance));
+    this.subject = coordinatorAuditSubject(chainName);
     this.source = opts.source ?? "coordinator";
   }
 
   /** Open the local chain (verified on open; a broken chain throws) and bring the stream up to date. */
   static async open(opts: CoordinatorAuditOptions): Promise<CoordinatorAudit> {
     const log = await SharedAuditChain.open(opts.path, { mode: 0o600, clock: opts.clock ?? systemClock });
-    const audit = new CoordinatorAudit(log, opts);
+    // The stream copy follows the chain, not the process: every process appending to this file publishes on the
+    // subject of the instance that first opened it, so the stream holds the one history the file holds.
+    const chainName = await log.withLock(() => chainStreamName(opts.path, instanceName(opts.instance)));
+    const audit = new CoordinatorAudit(log, opts, chainName);
     if (opts.jsm !== undefined) {
       try {
         await ensureAuditStream(opts.jsm, opts.replicas === undefined ? {} : { replicas: opts.replicas });
@@ -157,6 +162,27 @@ export class CoordinatorAudit implements AuditTrail {
     this.published = from + batch.length;
     this.streamBehind = lines.length - from > MAX_AUDIT_CATCH_UP;
   }
+}
+
+/**
+ * The name the chain at `path` is published under in the stream (`<path>.stream`, written once, under the chain's
+ * lock, by the first process to open the chain; `instance` then). Processes with other instance names that append
+ * to the same file publish under this name too: one chain, one subject. Before this file existed each instance
+ * published on its own subject, and a record another instance had already published (same hash, deduplicated by
+ * the stream) left a gap in the other's copy.
+ */
+async function chainStreamName(path: string, instance: string): Promise<string> {
+  const file = `${path}.stream`;
+  try {
+    const name = (await readFile(file, "utf8")).trim();
+    if (/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) return name;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${instance}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+  return instance;
 }
 
 /** An {@link AuditTrail} that keeps records in memory (tests, and `--dry-run` previews before writing). */

@@ -65,6 +65,7 @@ export async function runLanes(op: LaneCommand, laneId: string, opts: LanesComma
         audit: ctx.audit,
         engine: ctx.engine(),
         clock: ctx.clock,
+        leases: ctx.leases,
       },
       op,
       laneId,

@@ -74,7 +74,7 @@ export class UnknownLaneError extends LanekeeperError<CoordinatorErrorCode> {
 /** One observation of the fleet, classified: the same layer `status` and `plan` read through. */
 async function observeLanes(ctx: CoordinatorContext, inventoryWaitMs: number | undefined, onlyHosts?: readonly string[]): Promise<{ world: WorldObservation; cls: Classification }> {
   await ctx.waitForInventories(inventoryWaitMs ?? 6_000, onlyHosts);
-  const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock });
+  const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock, leases: ctx.leases });
   return { world, cls: classify(ctx.policy, world.observed, world.records, { nowMs: world.observedAtMs }) };
 }
 

@@ -20,7 +20,7 @@ export interface LivePlanOptions {
 export async function livePlan(ctx: CoordinatorContext, opts: LivePlanOptions): Promise<{ plan: Plan; planCtx: PlanContext; world: WorldObservation }> {
   const unheard = await ctx.waitForInventories(opts.inventoryWait);
   const { plan, world } = await observeAndPlan(
-    { policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock },
+    { policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock, leases: ctx.leases },
     {
       ...(opts.maxRemovals === undefined ? {} : { maxRemovals: opts.maxRemovals }),
       ...(opts.maxCreates === undefined ? {} : { maxCreates: opts.maxCreates }),

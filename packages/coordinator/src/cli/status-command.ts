@@ -93,7 +93,7 @@ export async function runStatus(opts: StatusCommandOptions, io: CliIo, deps: Coo
  */
 export async function statusRound(ctx: CoordinatorContext, opts: StatusCommandOptions, io: CliIo, compactJson = false): Promise<ExitCode> {
   await ctx.waitForInventories(opts.inventoryWait ?? 6_000);
-  const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock });
+  const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock, leases: ctx.leases });
   const now = world.observedAtMs;
   const cls = classify(ctx.policy, world.observed, world.records, { nowMs: now });
   const lanes = laneStatuses(cls.lanes);

@@ -20,6 +20,8 @@ import { createGitHubClient } from "../github/github-client-from-policy.js";
 import type { GitHubClient } from "../github/github-client.js";
 import { KvLaneStore, LANES_BUCKET } from "../lane-store-kv/kv-lane-store.js";
 import { LaneFence } from "../lane-store-kv/lane-fence.js";
+import { KvOperationLeases } from "../lane-store-kv/kv-operation-leases.js";
+import { instanceName } from "../audit/coordinator-audit.js";
 import { ApplyEngine, type ApplyEngineOptions } from "../apply/apply-engine.js";
 import { CollectorInventorySource } from "./collector-inventory-source.js";
 import { DEFAULT_INVENTORY_WAIT_MS } from "../apply/limits.js";
@@ -70,6 +72,8 @@ export interface CoordinatorContext {
    * CLI command, under whoever leads) until `serve` takes the lead with a new one (`fence.lead`).
    */
   readonly fence: LaneFence;
+  /** Leases of the actions this process runs, and who else runs what (see `apply/operation-leases.ts`). */
+  readonly leases: KvOperationLeases;
   readonly sequences: KvSequenceAllocator;
   readonly collector: InventoryCollector;
   readonly inventory: CollectorInventorySource;
@@ -167,6 +171,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     let store: KvLaneStore;
     let fence: LaneFence;
     let sequences: KvSequenceAllocator;
+    let leases: KvOperationLeases;
     const inventory = new CollectorInventorySource(clock);
     let collector: InventoryCollector;
     try {
@@ -187,6 +192,12 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
       store.attachFence(fence);
       await fence.follow();
       sequences = await KvSequenceAllocator.open(js, { replicas });
+      leases = await KvOperationLeases.open(js, {
+        replicas,
+        instance: instanceName(sources.instance),
+        clock,
+        ...(sources.log === undefined ? {} : { log: sources.log }),
+      });
       collector = await InventoryCollector.open(js, {
         hosts,
         clock,
@@ -197,6 +208,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     } catch (err) {
       throw new NatsUnavailableError(`JetStream is not available at ${policy.coordinator.natsUrl}: ${(err as Error).message}`, { cause: err });
     }
+    closers.unshift(() => leases.close());
     inventory.attach(collector);
     collector.start(nc);
     closers.unshift(() => collector.stop());
@@ -236,6 +248,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
       signingKey,
       store,
       fence,
+      leases,
       sequences,
       collector,
       inventory,
@@ -247,6 +260,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
           policy,
           github,
           store,
+          leases,
           dispatcher,
           inventory,
           audit,

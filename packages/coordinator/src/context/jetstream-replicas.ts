@@ -6,6 +6,7 @@ import { INVENTORY_BUCKET, SEQUENCES_BUCKET } from "../dispatch/limits.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
 import { LANES_BUCKET } from "../lane-store-kv/kv-lane-store.js";
 import { LEADER_BUCKET } from "../serve/limits.js";
+import { OPERATIONS_BUCKET } from "../apply/limits.js";
 
 /**
  * Every JetStream stream the coordinator creates: its KV buckets (a bucket `b` is the stream `KV_b`) and the audit
@@ -17,6 +18,7 @@ export const COORDINATOR_STREAMS: readonly string[] = Object.freeze([
   `KV_${LEADER_BUCKET}`,
   `KV_${INVENTORY_BUCKET}`,
   `KV_${AUDIT_ANCHOR_BUCKET}`,
+  `KV_${OPERATIONS_BUCKET}`,
   AUDIT_STREAM,
 ]);
 

@@ -9,6 +9,9 @@ import { plan } from "../plan/planner.js";
 import type { Plan, PlanOptions } from "../plan/plan-types.js";
 import { failedCreateActions } from "../plan/failed-creates.js";
 import { toHostInventory, type InventorySource } from "../observe/inventory-source.js";
+import type { OperationLeases } from "../apply/operation-leases.js";
+import { inFlightOperationIds, interruptedActions, type InterruptedActions } from "../plan/interrupted-actions.js";
+import type { Action } from "../plan/action.js";
 
 
 /** Every scope the coordinator must look at: the policy's scopes and lanes, and those of its lane records. */
@@ -34,17 +37,27 @@ export async function observeWorld(deps: {
   readonly store: LaneStore;
   readonly inventory: InventorySource;
   readonly clock?: Clock;
+  /** The operation leases: which in-flight records have a live action (see `plan/interrupted-actions.ts`). */
+  readonly leases?: OperationLeases;
 }): Promise<WorldObservation> {
   const clock = deps.clock ?? systemClock;
   const records = await deps.store.list();
   const retiredLaneIds = await deps.store.retiredLaneIds();
+  // Read after the records: a lease that is gone now was gone when the record was read, or its action ended.
+  const liveOperations = deps.leases === undefined ? undefined : await deps.leases.live(inFlightOperationIds(records));
   const scopes = await observeScopes(deps.github, scopesToObserve(deps.policy, records), { clock });
   const hosts: HostInventory[] = [];
   for (const hostId of hostsToObserve(deps.policy, records)) {
     const s = await deps.inventory.latest(hostId);
     if (s !== undefined) hosts.push(toHostInventory(s));
   }
-  return { observed: { scopes, inventory: inventoryView(hosts) }, records, retiredLaneIds, observedAtMs: clock.now() };
+  return {
+    observed: { scopes, inventory: inventoryView(hosts) },
+    records,
+    retiredLaneIds,
+    observedAtMs: clock.now(),
+    ...(liveOperations === undefined ? {} : { liveOperations }),
+  };
 }
 
 /**
@@ -53,7 +66,8 @@ export async function observeWorld(deps: {
  * the lanes are created again in the same plan instead of after the planner's registration grace).
  */
 export function planFromWorld(policy: Policy, world: WorldObservation, options: Omit<PlanOptions, "nowMs"> = {}): Plan {
-  const forget = failedCreateActions(world);
+  const interrupted = interruptedActions(policy, world, options.registrationGraceMs === undefined ? {} : { registrationGraceMs: options.registrationGraceMs });
+  const forget = [...failedCreateActions(world), ...interrupted.rollBacks];
   const gone = new Set(forget.map((a) => a.laneId));
   const p = plan(policy, world.observed, gone.size === 0 ? world.records : world.records.filter((r) => !gone.has(r.laneId)), {
     ...options,
@@ -61,8 +75,24 @@ export function planFromWorld(policy: Policy, world: WorldObservation, options: 
     // Forgotten records are retired by their forget-record action, so the re-created lanes get fresh ids.
     retiredLaneIds: [...(options.retiredLaneIds ?? []), ...(world.retiredLaneIds ?? []), ...gone],
   });
-  if (forget.length === 0) return p;
-  return { ...p, actions: [...forget, ...p.actions], counts: { ...p.counts, "forget-record": p.counts["forget-record"] + forget.length } };
+  return withInterrupted(p, forget, interrupted);
+}
+
+/**
+ * The planner's plan with the recovery of interrupted actions in front: roll-backs (their records were left out of
+ * the planning, so replacements are planned at once) and resumed creates, unless the planner already acts on that
+ * lane (a scale-down of a lane being created wins: it is removed, not resumed). Their warnings say what was seen.
+ */
+function withInterrupted(p: Plan, forget: readonly Action[], interrupted: InterruptedActions): Plan {
+  // A lane whose action runs in another coordinator right now is that coordinator's: no second action on it.
+  const own = interrupted.inFlight.size === 0 ? p.actions : p.actions.filter((a) => !interrupted.inFlight.has(a.laneId));
+  const targeted = new Set(own.map((a) => a.laneId));
+  const resumes = interrupted.resumes.filter((a) => !targeted.has(a.laneId));
+  if (forget.length === 0 && resumes.length === 0 && interrupted.warnings.length === 0 && own.length === p.actions.length) return p;
+  const counts = { ...p.counts };
+  for (const a of p.actions) if (!own.includes(a)) counts[a.kind]--;
+  for (const a of [...forget, ...resumes]) counts[a.kind]++;
+  return { ...p, actions: [...forget, ...resumes, ...own], counts, warnings: [...interrupted.warnings, ...p.warnings] };
 }
 
 /** Observe, then plan ({@link planFromWorld}) at the observation's time. */

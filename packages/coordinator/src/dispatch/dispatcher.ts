@@ -159,6 +159,8 @@ export interface DispatchRequest {
   attempts?: number;
   /** @default the dispatcher's requestTimeoutMs */
   timeoutMs?: number;
+  /** Called before every attempt is sent; throwing stops the dispatch (an action that lost its operation lease). */
+  beforeSend?: () => void;
 }
 
 /** A verified answer. */
@@ -207,6 +209,7 @@ export class Dispatcher {
     let fastForwarded = false;
     const floorDeadline = this.opts.clock.now() + this.opts.beforeFloorWaitMs;
     for (let attempt = 1; ; attempt++) {
+      req.beforeSend?.();
       const { reply, intentId, sequence } = await this.send(req, host.sealingKey, timeout, intentIds);
       let data: Uint8Array;
       try {

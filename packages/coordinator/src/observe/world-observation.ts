@@ -8,4 +8,9 @@ export interface WorldObservation {
   /** Lane ids the store retired (`LaneStore.retiredLaneIds`); a new lane never gets one. @default none */
   readonly retiredLaneIds?: readonly string[];
   readonly observedAtMs: number;
+  /**
+   * Operation ids of in-flight records (`creating`, `removing`) whose action holds a live lease, read after the
+   * records. Undefined when no lease store was asked: then nothing is concluded about interrupted actions.
+   */
+  readonly liveOperations?: ReadonlySet<string>;
 }

@@ -22,7 +22,8 @@ export type { PlanStep } from "./plan-step.js";
 
 /**
  * Stable reason codes: one per planner rule, plus the two actions made outside the planner (`OPERATOR` for
- * `lanekeeper lanes …`, `CREATE_FAILED` for forgetting a create that left nothing behind).
+ * `lanekeeper lanes …`, `CREATE_FAILED` for forgetting a create that left nothing behind, `CREATE_INTERRUPTED`
+ * for resuming or rolling back a create whose coordinator died).
  */
 export type ReasonCode =
   | "SCALE_UP"
@@ -46,6 +47,7 @@ export type ReasonCode =
   | "ORPHAN_CLEARED"
   | "OPERATOR"
   | "CREATE_FAILED"
+  | "CREATE_INTERRUPTED"
   | "SMOKE"
   | "SMOKE_EXPIRED";
 

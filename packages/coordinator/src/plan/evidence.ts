@@ -38,6 +38,13 @@ export type Evidence =
     }
   | { readonly source: "policy"; readonly path: string; readonly value: string | number | boolean }
   | {
+      readonly source: "operation";
+      /** The operation the record names as in flight. */
+      readonly operationId: string;
+      /** Its lease: `gone` means no coordinator runs it any more (the process died or was cut off). */
+      readonly lease: "live" | "gone";
+    }
+  | {
       readonly source: "absent";
       readonly what: "registration" | "host-lane" | "record";
       /** Where it was looked for: a scope, a host id, or `lane store`. */

@@ -109,6 +109,7 @@ const evidenceSchema = z.discriminatedUnion("source", [
   }),
   z.strictObject({ source: z.literal("policy"), path: z.string().max(512), value: z.union([z.string().max(1024), z.number(), z.boolean()]) }),
   z.strictObject({ source: z.literal("absent"), what: z.enum(["registration", "host-lane", "record"]), where: z.string().max(256) }),
+  z.strictObject({ source: z.literal("operation"), operationId: z.string().max(128), lease: z.enum(["live", "gone"]) }),
   z.strictObject({ source: z.literal("placement"), hostId: id, hostLanes: ms, capacity: ms, groupLanesOnHost: ms, inventoryKnown: z.boolean() }),
   z.strictObject({
     source: z.literal("demand"),
@@ -162,6 +163,7 @@ const reasonCodeSchema = z.enum([
   "ORPHAN_CLEARED",
   "OPERATOR",
   "CREATE_FAILED",
+  "CREATE_INTERRUPTED",
   "SMOKE",
   "SMOKE_EXPIRED",
 ]);

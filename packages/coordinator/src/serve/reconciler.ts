@@ -11,6 +11,7 @@ import { recordWithout, type StoredLaneRecord } from "../observe/lane-record.js"
 import type { PlanOptions } from "../plan/plan-types.js";
 import type { LaneFence } from "../lane-store-kv/lane-fence.js";
 import type { LeaderLock } from "./leader-lock.js";
+import type { OperationLeases } from "../apply/operation-leases.js";
 import {
   DEFAULT_HEALTH_WINDOW_MS,
   DEFAULT_MAX_HEALTH_RESTARTS,
@@ -31,7 +32,7 @@ export interface HealthRestartOptions {
 /** Options of {@link Reconciler}. */
 export interface ReconcilerOptions {
   /** The reconciler only appends to the audit, so any {@link AuditTrail} will do. */
-  readonly ctx: Pick<CoordinatorContext, "policy" | "github" | "store" | "inventory" | "engine"> & { readonly audit: AuditTrail };
+  readonly ctx: Pick<CoordinatorContext, "policy" | "github" | "store" | "inventory" | "engine"> & { readonly audit: AuditTrail; readonly leases?: OperationLeases };
   /** Without a lock this process always acts (a single coordinator). */
   readonly lock?: LeaderLock;
   /**
@@ -144,7 +145,7 @@ export class Reconciler {
     }
     try {
       const ctx = this.o.ctx;
-      const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: this.o.clock });
+      const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: this.o.clock, ...(ctx.leases === undefined ? {} : { leases: ctx.leases }) });
       const p = planFromWorld(ctx.policy, world, this.o.planOptions);
       m?.lanesObserved(p.classification.lanes);
       const onEvent = (e: ApplyEvent): void => {
