@@ -154,10 +154,14 @@ export class SharedAuditChain {
 
   private async breakStaleLock(lock: string): Promise<void> {
     try {
-      const [pidText = "", atText = ""] = (await readFile(lock, "utf8")).trim().split(" ");
-      const pid = Number(pidText);
-      const at = Number(atText);
-      const stale = (Number.isSafeInteger(pid) && pid > 0 && !alive(pid)) || (Number.isFinite(at) && Date.now() - at > AUDIT_LOCK_STALE_MS);
+      const text = await readFile(lock, "utf8");
+      const [pidText = "", atText = ""] = text.trim().split(" ");
+      const pid = /^[0-9]+$/.test(pidText) ? Number(pidText) : 0;
+      const at = /^[0-9]+$/.test(atText) ? Number(atText) : undefined;
+      // A lock its owner has created but not written yet reads empty: that is a live lock, not a stale one (taking it
+      // then let two processes append at once and broke the chain). Without readable contents only its age counts.
+      const age = Date.now() - (at ?? (await stat(lock)).mtimeMs);
+      const stale = (pid > 0 && !alive(pid)) || age > AUDIT_LOCK_STALE_MS;
       if (stale) await unlink(lock);
     } catch {
       // Released meanwhile, or half written by its owner: try again.
