@@ -4,6 +4,7 @@ import { isOrphanVerified, type LaneView } from "../observe/classify.js";
 import type { ViewGap } from "../observe/view-gaps.js";
 import type { Action } from "../plan/action.js";
 import type { Plan } from "../plan/plan-types.js";
+import { renderScalingTable } from "./render-scaling.js";
 import { renderTable } from "./render-table.js";
 
 /** Context printed with a plan. */
@@ -119,6 +120,12 @@ export function planToText(plan: Plan, ctx: PlanContext): string {
         plan.groups.map((g) => [g.scope, g.pool, String(g.desired), String(g.current), String(g.planned)]),
       ).trimEnd(),
     );
+  }
+  const scalingTable = renderScalingTable(plan.groups);
+  if (scalingTable !== "") {
+    out.push("");
+    out.push("Queue-driven pools (docs/scaling.md):");
+    out.push(scalingTable.trimEnd());
   }
   if (plan.warnings.length > 0) {
     out.push("");

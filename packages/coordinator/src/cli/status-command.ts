@@ -1,11 +1,12 @@
 import { healthToJSON, laneStateToJSON } from "@lanekeeper/shared";
 import type { CoordinatorContext } from "../context/coordinator-context.js";
-import { observeWorld } from "../context/observe-world.js";
+import { observeWorld, planFromWorld } from "../context/observe-world.js";
 import { classify, type LaneView } from "../observe/classify.js";
 import type { CliIo } from "./cli-io.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { formatDuration } from "./duration.js";
 import { ExitCode, exitCodeForObservedCode } from "./exit-codes.js";
+import { renderScalingTable } from "./render-scaling.js";
 import { renderTable } from "./render-table.js";
 import { runStatusWatch } from "./status-watch.js";
 
@@ -115,6 +116,11 @@ export async function statusRound(ctx: CoordinatorContext, opts: StatusCommandOp
     });
   const unavailable = [...world.observed.scopes.values()].flatMap((s) => (s.status === "ok" ? [] : [s]));
   const rateLimit = ctx.github.rateLimit();
+  // Per queue-driven pool: queued, running, idle, wanted and why, from the same pure rule `plan` uses (nothing is
+  // applied). Fixed `count` pools have no such figures, and without any scaling pool nothing is planned here.
+  const pools = ctx.policy.lanes.some((l) => l.scaling !== undefined)
+    ? planFromWorld(ctx.policy, world).groups.filter((g) => g.scaling !== undefined)
+    : [];
   if (opts.json === true) {
     io.out(
       `${JSON.stringify(
@@ -127,6 +133,7 @@ export async function statusRound(ctx: CoordinatorContext, opts: StatusCommandOp
           foreign: cls.foreign.map((r) => ({ scope: r.scope, runnerId: r.runner.id, name: r.runner.name, reason: r.reason })),
           hostUnmanaged: cls.hostUnmanaged.map((u) => ({ hostId: u.hostId, kind: u.runner.kind, name: u.runner.name, reason: u.runner.reason })),
           scopesUnavailable: unavailable.map((s) => ({ scope: s.scope, code: s.code, message: s.message })),
+          pools: pools.map((g) => ({ scope: g.scope, pool: g.pool, current: g.current, ...g.scaling })),
           rateLimit,
         },
         null,
@@ -175,6 +182,8 @@ export async function statusRound(ctx: CoordinatorContext, opts: StatusCommandOp
         ]),
       ),
     );
+    const scalingTable = renderScalingTable(pools);
+    if (scalingTable !== "") out.push(`\nQueue-driven pools:\n${scalingTable}`);
     out.push(`\nUnmanaged on GitHub: ${cls.unmanaged.length}; foreign: ${cls.foreign.length}; unmanaged on hosts: ${cls.hostUnmanaged.length} (never touched)\n`);
     for (const s of unavailable) out.push(`GitHub: ${s.scope} could not be listed (${s.code}): ${s.message}\n`);
     if (rateLimit.remaining !== undefined) {
