@@ -39,6 +39,9 @@ export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
   "SEQUENCE_ALLOCATION_FAILED",
   "JETSTREAM_REPLICAS_MISMATCH",
   "FENCING_TOKEN_STALE",
+  // Demand (demand/): the job store, the webhook endpoint
+  "JOB_STORE_UNAVAILABLE",
+  "WEBHOOK_CONFIG",
   // Dispatch (dispatch/)
   "DISPATCH_TIMEOUT",
   "DISPATCH_NO_RESPONDERS",

@@ -171,3 +171,26 @@ describe("parsePolicy", () => {
     expect(issuesOf(`${policy()}extra: true\n`)[0]!.path).toBe("extra");
   });
 });
+
+describe("parsePolicy: coordinator.webhook and coordinator.demand", () => {
+  const withCoordinator = (block: string): string => policy().replace("  natsUrl: nats://127.0.0.1:4222\n", `  natsUrl: nats://127.0.0.1:4222\n${block}`);
+
+  it("are optional; the webhook block fills its defaults", () => {
+    expect(parsePolicy(policy()).coordinator.webhook).toBeUndefined();
+    const p = parsePolicy(withCoordinator("  webhook: { listen: \"127.0.0.1:8787\", secretEnv: LANEKEEPER_WEBHOOK_SECRET }\n  demand: { restIntervalMs: 10000 }\n"));
+    expect(p.coordinator.webhook).toEqual({ listen: "127.0.0.1:8787", path: "/github/webhook", secretEnv: "LANEKEEPER_WEBHOOK_SECRET", maxBodyBytes: 1_048_576 });
+    expect(p.coordinator.demand).toEqual({ restIntervalMs: 10_000 });
+    expect(parsePolicy(withCoordinator("  webhook: { listen: \"[::1]:0\", path: /hooks/gh, secretEnv: S, maxBodyBytes: 2048 }\n")).coordinator.webhook?.listen).toBe("[::1]:0");
+  });
+
+  it("refuses bad values with path: message", () => {
+    const paths = (block: string): string[] => issuesOf(withCoordinator(block)).map((i) => i.path);
+    expect(paths("  webhook: { listen: \"8787\", secretEnv: S }\n")).toEqual(["coordinator.webhook.listen"]);
+    expect(paths("  webhook: { listen: \"0.0.0.0:70000\", secretEnv: S }\n")).toEqual(["coordinator.webhook.listen"]);
+    expect(paths("  webhook: { listen: \"0.0.0.0:1\", path: \"github/webhook\", secretEnv: S }\n")).toEqual(["coordinator.webhook.path"]);
+    expect(paths("  webhook: { listen: \"0.0.0.0:1\", secretEnv: \"my secret\" }\n")).toEqual(["coordinator.webhook.secretEnv"]);
+    expect(paths("  webhook: { listen: \"0.0.0.0:1\", secretEnv: S, maxBodyBytes: 100000000 }\n")).toEqual(["coordinator.webhook.maxBodyBytes"]);
+    expect(paths("  webhook: { listen: \"0.0.0.0:1\", secretEnv: S, secret: hunter2 }\n")[0]).toMatch(/^coordinator\.webhook/);
+    expect(paths("  demand: { restIntervalMs: 10 }\n")).toEqual(["coordinator.demand.restIntervalMs"]);
+  });
+});

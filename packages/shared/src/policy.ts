@@ -97,6 +97,32 @@ export interface CoordinatorPolicy {
   /** Interval of the `serve` reconcile loop. @default 30000 */
   reconcileIntervalMs: number;
   drain: DrainPolicy;
+  /** The `workflow_job` webhook endpoint of `lanekeeper serve`; absent: no endpoint (REST reconciliation only). */
+  webhook?: WebhookPolicy | undefined;
+  /** How demand (workflow jobs) is reconciled with the REST API; every field has a default. */
+  demand?: DemandPolicy | undefined;
+}
+
+/** Where `lanekeeper serve` receives GitHub's `workflow_job` webhooks. */
+export interface WebhookPolicy {
+  /** `host:port` to listen on (port 0: any free port). */
+  listen: string;
+  /** Request path GitHub posts to. @default "/github/webhook" */
+  path: string;
+  /** Environment variable holding the webhook secret (never the secret itself). */
+  secretEnv: string;
+  /** Larger request bodies are refused with 413 without being read. @default 1048576 */
+  maxBodyBytes: number;
+}
+
+/** Budget of the REST reconciliation of demand (see docs/scaling.md, "Demand sources"). */
+export interface DemandPolicy {
+  /** Per scope, how often queued and in-progress runs and their jobs are listed. @default 30000 */
+  restIntervalMs?: number | undefined;
+  /** Per organization scope, how often its repository list is read. @default 600000 */
+  orgReposIntervalMs?: number | undefined;
+  /** How long completed jobs are kept (scale-down hysteresis reads them). @default 900000 */
+  completedRetentionMs?: number | undefined;
 }
 
 /** An enrolled host: its public keys from `lanekeeper-agent init`, its opt-in and capacity. */
@@ -241,6 +267,29 @@ const coordinatorSchema = z
       pollMs: msField(100, 600_000).default(5000),
     })
     .prefault({}),
+  webhook: z
+    .strictObject({
+      listen: z
+        .string()
+        .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})$/, "must be host:port, e.g. 127.0.0.1:8787")
+        .refine((v) => Number(v.slice(v.lastIndexOf(":") + 1)) <= 65_535, "port must be at most 65535")
+        .meta({ description: "host:port the webhook endpoint listens on (port 0: any free port)." }),
+      path: z
+        .string()
+        .regex(/^\/[A-Za-z0-9._~/-]{0,255}$/, "must be an absolute URL path such as /github/webhook")
+        .default("/github/webhook"),
+      secretEnv: envVarField,
+      // GitHub caps payloads at 25 MB; workflow_job deliveries are a few KB.
+      maxBodyBytes: z.number().int().min(1024).max(26_214_400).default(1_048_576),
+    })
+    .optional(),
+  demand: z
+    .strictObject({
+      restIntervalMs: msField(1000, 86_400_000).optional(),
+      orgReposIntervalMs: msField(1000, 7 * 86_400_000).optional(),
+      completedRetentionMs: msField(0, 7 * 86_400_000).optional(),
+    })
+    .optional(),
   })
   .superRefine((c, ctx) => {
     if ((c.natsUrl === undefined) === (c.natsServers === undefined)) {

@@ -3,6 +3,8 @@ import { CoordinatorMetrics, startMetricsServer } from "../metrics/coordinator-m
 import { LeaderLock } from "../serve/leader-lock.js";
 import { DEFAULT_LEADER_TTL_MS } from "../serve/limits.js";
 import { Reconciler } from "../serve/reconciler.js";
+import { startDemandService, type DemandService } from "../serve/demand-service.js";
+import { EphemeralExitWatch } from "../serve/ephemeral-exit-watch.js";
 import type { CliIo } from "./cli-io.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { ExitCode } from "./exit-codes.js";
@@ -68,6 +70,29 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
     });
     const server = opts.metricsPort === undefined ? undefined : await startMetricsServer(metrics, opts.metricsPort, opts.metricsHost);
     const progress = progressPrinter(io, { json: opts.json === true, quiet: false });
+    // The reconciler is built after the demand sources (it plans from their store); pokes before that are dropped.
+    const built: { reconciler?: Reconciler } = {};
+    const poke = (reason: string): void => built.reconciler?.poke(reason);
+    let demand: DemandService | undefined;
+    try {
+      demand = await startDemandService({
+        policy: ctx.policy,
+        js: ctx.js,
+        github: ctx.github,
+        env: io.env,
+        poke,
+        isLeader: () => lock.isLeader,
+        metrics,
+        log,
+      });
+    } catch (err) {
+      await server?.close();
+      throw err;
+    }
+    const exits = new EphemeralExitWatch();
+    const unsubscribe = ctx.inventory.subscribe((s) => {
+      for (const laneId of exits.exits(s.snapshot)) poke(`ephemeral lane ${laneId} idle (runner exited)`);
+    });
     const reconciler = new Reconciler({
       ctx,
       lock,
@@ -81,11 +106,15 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
         ...(opts.maxRestarts === undefined ? {} : { maxRestarts: opts.maxRestarts }),
       },
       onEvent: progress,
+      jobs: demand.jobs,
     });
+    built.reconciler = reconciler;
     try {
       if (server !== undefined) log.info({ port: server.port }, "metrics on /metrics");
       await ctx.waitForInventories(opts.inventoryWait);
       if (opts.once === true) {
+        // Plan with demand the REST API confirmed, not only what webhooks happened to deliver so far.
+        if (lock.isLeader || (await lock.ensure())) await demand.sync?.tick();
         const r = await reconciler.cycle();
         if (!r.leader) {
           io.err(`another coordinator holds the leader lock (${(await lock.holderInfo())?.instance ?? "?"}); nothing done\n`);
@@ -100,10 +129,13 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
       lock.start();
       reconciler.start();
       io.err(`lanekeeper serve (${instance}): reconciling every ${opts.interval ?? ctx.policy.coordinator.reconcileIntervalMs} ms while leader\n`);
+      if (demand.webhookPort !== undefined) io.err(`lanekeeper serve (${instance}): GitHub webhooks on port ${demand.webhookPort}, path ${ctx.policy.coordinator.webhook?.path ?? ""}\n`);
       await untilStopped(deps.signal);
       return ExitCode.OK;
     } finally {
+      unsubscribe();
       await reconciler.stop();
+      await demand.stop();
       await lock.stop();
       await server?.close();
     }

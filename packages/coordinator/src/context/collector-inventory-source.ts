@@ -11,6 +11,7 @@ export class CollectorInventorySource implements InventorySource {
   private collector: Pick<InventoryCollector, "latest"> | undefined;
   private readonly received = new Map<string, { seq: number; atMs: number }>();
   private readonly waiters = new Set<() => void>();
+  private readonly listeners = new Set<(s: StoredInventory) => void>();
 
   constructor(private readonly clock: Clock = systemClock) {}
 
@@ -23,7 +24,14 @@ export class CollectorInventorySource implements InventorySource {
   readonly onSnapshot = (s: StoredInventory): void => {
     this.received.set(s.snapshot.hostId, { seq: s.snapshot.snapshotSeq, atMs: this.clock.now() });
     for (const w of [...this.waiters]) w();
+    for (const l of [...this.listeners]) l(s);
   };
+
+  /** Call `fn` with every accepted snapshot from now on (`serve` re-arms ephemeral lanes on them); answers an unsubscribe. */
+  subscribe(fn: (s: StoredInventory) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
 
   async latest(hostId: string): Promise<HostSnapshot | undefined> {
     if (this.collector === undefined) return undefined;

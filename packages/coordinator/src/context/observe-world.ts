@@ -12,6 +12,9 @@ import { toHostInventory, type InventorySource } from "../observe/inventory-sour
 import type { OperationLeases } from "../apply/operation-leases.js";
 import { inFlightOperationIds, interruptedActions, type InterruptedActions } from "../plan/interrupted-actions.js";
 import type { Action } from "../plan/action.js";
+import { demandScopes, policyUsesScaling } from "../demand/demand-scopes.js";
+import { readDemandSnapshot } from "../demand/demand-snapshot.js";
+import type { JobStore } from "../demand/job-store.js";
 
 
 /** Every scope the coordinator must look at: the policy's scopes and lanes, and those of its lane records. */
@@ -28,8 +31,9 @@ export function hostsToObserve(policy: Policy, records: readonly StoredLaneRecor
 
 /**
  * Observe everything one plan needs: lane records first (so a registration created after this read is never
- * mistaken for an orphan of a record we did not see), then GitHub per scope (conditional requests) and the last
- * verified inventory of every host.
+ * mistaken for an orphan of a record we did not see), then GitHub per scope (conditional requests), the last
+ * verified inventory of every host, and, when a lane entry uses `scaling` and a job store is given, the demand
+ * (workflow jobs) of the scopes it sizes from.
  */
 export async function observeWorld(deps: {
   readonly policy: Policy;
@@ -39,6 +43,8 @@ export async function observeWorld(deps: {
   readonly clock?: Clock;
   /** The operation leases: which in-flight records have a live action (see `plan/interrupted-actions.ts`). */
   readonly leases?: OperationLeases;
+  /** Where demand is read from (`lanekeeper serve` and `plan`); without it `demand` stays absent. */
+  readonly jobs?: Pick<JobStore, "list" | "reconciledAt">;
 }): Promise<WorldObservation> {
   const clock = deps.clock ?? systemClock;
   const records = await deps.store.list();
@@ -51,8 +57,9 @@ export async function observeWorld(deps: {
     const s = await deps.inventory.latest(hostId);
     if (s !== undefined) hosts.push(toHostInventory(s));
   }
+  const demand = deps.jobs !== undefined && policyUsesScaling(deps.policy) ? await readDemandSnapshot(deps.jobs, demandScopes(deps.policy)) : undefined;
   return {
-    observed: { scopes, inventory: inventoryView(hosts) },
+    observed: { scopes, inventory: inventoryView(hosts), ...(demand === undefined ? {} : { demand }) },
     records,
     retiredLaneIds,
     observedAtMs: clock.now(),

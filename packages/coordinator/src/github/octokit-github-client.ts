@@ -46,6 +46,7 @@ import type {
   RunnerToken,
 } from "./github-types.js";
 import { parseWorkflowJobs, parseWorkflowRuns, type GitHubWorkflows, type WorkflowJobSummary, type WorkflowRunSummary } from "./github-workflows.js";
+import type { ConditionalList, GitHubJobReads } from "./github-jobs.js";
 import { RateLimitTracker, type CallPurpose, type RateLimitState } from "./rate-limit-tracker.js";
 import { RedactedSecret } from "./redacted-secret.js";
 import {
@@ -194,11 +195,13 @@ function headerString(v: string | number | undefined): string | undefined {
  * {@link GitHubClient} over `@octokit/rest` with the throttling and retry plugins, conditional listing with a
  * per-page ETag cache, rate-limit accounting from `x-ratelimit-*` headers and a reserve kept for removals.
  */
-export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
+export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows, GitHubJobReads {
   private readonly octokit: LanekeeperOctokit;
   private readonly tracker: RateLimitTracker;
   private readonly recorder = new GitHubMetricsRecorder();
   private readonly etags = new EtagCache<CachedPage>(MAX_ETAG_CACHE_ENTRIES);
+  /** Conditional reads of the demand reconciliation (runs, jobs, repositories), by URL. */
+  private readonly readEtags = new EtagCache<{ readonly data: unknown; readonly hasNext: boolean }>(MAX_ETAG_CACHE_ENTRIES);
   private readonly clock: Clock;
   private readonly perPage: number;
   private readonly log: Logger | undefined;
@@ -445,6 +448,82 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
     return parseWorkflowJobs(res.data, op);
   }
 
+  async listRunIdsByStatus(repo: string, status: "queued" | "in_progress", maxPages: number): Promise<ConditionalList<number>> {
+    return this.conditionalPages("listRunIdsByStatus", repo, "GET /repos/{owner}/{repo}/actions/runs", repoParams(repo), { status }, maxPages, (data, op) => {
+      if (typeof data !== "object" || data === null || !Array.isArray((data as { workflow_runs?: unknown }).workflow_runs)) {
+        throw new GitHubApiError({ operation: op, scope: repo }, "GitHub sent a malformed response (expected {total_count, workflow_runs})", "GITHUB_MALFORMED");
+      }
+      return (data as { workflow_runs: unknown[] }).workflow_runs.flatMap((r) => (typeof r === "object" && r !== null && typeof (r as { id?: unknown }).id === "number" ? [(r as { id: number }).id] : []));
+    });
+  }
+
+  async listJobsOfRun(repo: string, runId: number): Promise<ConditionalList<unknown>> {
+    return this.conditionalPages("listJobsOfRun", repo, "GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs", { ...repoParams(repo), run_id: String(runId) }, {}, MAX_RUNNER_PAGES, (data, op) => {
+      if (typeof data !== "object" || data === null || !Array.isArray((data as { jobs?: unknown }).jobs)) {
+        throw new GitHubApiError({ operation: op, scope: repo }, "GitHub sent a malformed response (expected {total_count, jobs})", "GITHUB_MALFORMED");
+      }
+      return (data as { jobs: unknown[] }).jobs;
+    });
+  }
+
+  async getJob(repo: string, jobId: number): Promise<unknown> {
+    try {
+      const r = await this.conditionalPages("getJob", repo, "GET /repos/{owner}/{repo}/actions/jobs/{job_id}", { ...repoParams(repo), job_id: String(jobId) }, {}, 1, (data) => [data], false);
+      return r.items[0];
+    } catch (err) {
+      if (err instanceof GitHubNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async listOrgRepos(org: string, maxPages: number): Promise<ConditionalList<string>> {
+    return this.conditionalPages("listOrgRepos", `org:${org}`, "GET /orgs/{org}/repos", { org }, { type: "all" }, maxPages, (data, op) => {
+      if (!Array.isArray(data)) throw new GitHubApiError({ operation: op, scope: `org:${org}` }, "GitHub sent a malformed response (expected a list of repositories)", "GITHUB_MALFORMED");
+      return data.flatMap((r) => (typeof r === "object" && r !== null && typeof (r as { full_name?: unknown }).full_name === "string" ? [(r as { full_name: string }).full_name] : []));
+    });
+  }
+
+  /**
+   * Read up to `maxPages` pages of a listing, each a conditional request with its cached ETag (a 304 answers from
+   * the cache and costs nothing); `paged: false` sends no page parameters (a single object).
+   */
+  private async conditionalPages<T>(
+    op: string,
+    scope: string,
+    route: string,
+    params: Readonly<Record<string, string>>,
+    query: Readonly<Record<string, string | number>>,
+    maxPages: number,
+    parse: (data: unknown, op: string) => readonly T[],
+    paged = true,
+  ): Promise<ConditionalList<T>> {
+    const items: T[] = [];
+    let notModified = true;
+    let requests = 0;
+    for (let page = 1; page <= maxPages; page++) {
+      this.admit(op, "observe");
+      const q = paged ? { ...query, per_page: this.perPage, page } : query;
+      const key = `${op}\u0000${route}\u0000${JSON.stringify(params)}\u0000${JSON.stringify(q)}`;
+      const cached = this.readEtags.get(key);
+      let entry: { readonly data: unknown; readonly hasNext: boolean };
+      try {
+        requests++;
+        const res = await this.send(op, scope, route, params, { headers: cached === undefined ? {} : { "if-none-match": cached.etag } }, q);
+        entry = { data: res.data, hasNext: paged && hasNextPage(headerString(res.headers.link)) };
+        notModified = false;
+        const etag = headerString(res.headers.etag);
+        if (etag !== undefined) this.readEtags.set(key, etag, entry);
+        else this.readEtags.delete(key);
+      } catch (err) {
+        if (cached !== undefined && err instanceof NotModified) entry = cached.value;
+        else throw err;
+      }
+      items.push(...parse(entry.data, op));
+      if (!entry.hasNext) return { items, notModified, requests, complete: true };
+    }
+    return { items, notModified, requests, complete: false };
+  }
+
   private async token(op: string, scope: string, path: string, purpose: CallPurpose): Promise<RunnerToken> {
     this.admit(op, purpose);
     const route = scopeRoute(scope);
@@ -566,6 +645,12 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows {
         return new GitHubApiError(facts);
     }
   }
+}
+
+/** Route parameters of `owner/name`. */
+function repoParams(repo: string): Record<string, string> {
+  const [owner = "", name = ""] = repo.split("/");
+  return { owner, repo: name };
 }
 
 /** Internal signal: a conditional request was answered 304. Never escapes the client. */

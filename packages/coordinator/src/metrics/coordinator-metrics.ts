@@ -3,9 +3,17 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ApplyEvent, ApplyReport } from "../apply/apply-events.js";
 import type { GitHubClient } from "../github/github-client.js";
 import type { LaneView } from "../observe/classify.js";
+import type { DemandJob, DemandSnapshot } from "../observe/demand.js";
+import type { DeliveryRejection, DeliveryResult, WebhookObserver } from "../demand/webhook-receiver.js";
 
 /** Buckets of the intent latency histogram, in seconds. */
 const INTENT_LATENCY_BUCKETS: readonly number[] = Object.freeze([0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
+
+/** Buckets of the queue wait histogram (job started − job created), in seconds. */
+const QUEUE_WAIT_BUCKETS: readonly number[] = Object.freeze([1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600]);
+
+/** Webhook delivery results, so every result has a series from the first scrape. */
+const DELIVERY_RESULTS: readonly DeliveryResult[] = ["accepted", "duplicate", "ignored", "rejected", "failed"];
 
 /** Record states, so every state has a series (0 included) from the first scrape. */
 const RECORD_STATES = ["creating", "active", "draining", "removing", "needs-attention", "orphaned"] as const;
@@ -15,8 +23,17 @@ const RECORD_STATES = ["creating", "active", "draining", "removing", "needs-atte
  * GitHub API calls and rate limit left, intent latency, leadership and reconcile cycles. Fed from apply events and
  * reconcile cycles; GitHub figures are read from the client at scrape time.
  */
-export class CoordinatorMetrics {
+export class CoordinatorMetrics implements WebhookObserver {
   readonly registry = new Registry();
+  private readonly deliveries: Counter<"result">;
+  private readonly rejections: Counter<"reason">;
+  private readonly queuedJobs: Gauge<"scope">;
+  private readonly runningJobs: Gauge<"scope">;
+  private readonly queueWait: Histogram<"scope">;
+  private readonly demandRestCalls: Counter<"operation">;
+  private readonly demandPasses: Counter<"result">;
+  private readonly demandReconciledAge: Gauge<"scope">;
+  private readonly pokes: Counter;
   private readonly lanes: Gauge<"state">;
   private readonly lanesByClass: Gauge<"class">;
   private readonly drains: Counter<"result">;
@@ -49,6 +66,23 @@ export class CoordinatorMetrics {
     this.leader = new Gauge({ name: "lanekeeper_leader", help: "1 while this coordinator holds the leader lock", registers });
     this.cycles = new Counter({ name: "lanekeeper_reconcile_cycles_total", help: "Reconcile cycles by result (ok, failed, follower)", labelNames: ["result"], registers });
     this.cycleSeconds = new Histogram({ name: "lanekeeper_reconcile_duration_seconds", help: "Duration of reconcile cycles", buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800], registers });
+    this.deliveries = new Counter({ name: "lanekeeper_webhook_deliveries_total", help: "Webhook deliveries by result (accepted, duplicate, ignored, rejected, failed)", labelNames: ["result"], registers });
+    for (const r of DELIVERY_RESULTS) this.deliveries.inc({ result: r }, 0);
+    this.rejections = new Counter({ name: "lanekeeper_webhook_rejections_total", help: "Rejected webhook deliveries by reason (signature, too-large, malformed, method, path)", labelNames: ["reason"], registers });
+    this.rejections.inc({ reason: "signature" }, 0);
+    this.queuedJobs = new Gauge({ name: "lanekeeper_queued_jobs", help: "Workflow jobs queued (no runner yet) per scope, as of the last cycle", labelNames: ["scope"], registers });
+    this.runningJobs = new Gauge({ name: "lanekeeper_running_jobs", help: "Workflow jobs in progress per scope, as of the last cycle", labelNames: ["scope"], registers });
+    this.queueWait = new Histogram({
+      name: "lanekeeper_job_queue_wait_seconds",
+      help: "Time from a workflow job being queued to a runner starting it",
+      labelNames: ["scope"],
+      buckets: [...QUEUE_WAIT_BUCKETS],
+      registers,
+    });
+    this.demandRestCalls = new Counter({ name: "lanekeeper_demand_rest_calls_total", help: "GitHub REST calls of the demand reconciliation, by operation", labelNames: ["operation"], registers });
+    this.demandPasses = new Counter({ name: "lanekeeper_demand_reconcile_passes_total", help: "REST reconciliation passes per scope, by result (ok, failed, deferred)", labelNames: ["result"], registers });
+    this.demandReconciledAge = new Gauge({ name: "lanekeeper_demand_reconciled_age_seconds", help: "Per scope, seconds since the REST reconciliation last confirmed its jobs", labelNames: ["scope"], registers });
+    this.pokes = new Counter({ name: "lanekeeper_reconcile_pokes_total", help: "Reconcile cycles asked for by an event (webhook, runner exit) instead of the interval", registers });
     this.githubRequests = new Counter({ name: "lanekeeper_github_requests_total", help: "HTTP requests sent to GitHub", registers });
     this.githubNotModified = new Counter({ name: "lanekeeper_github_not_modified_total", help: "GitHub responses 304 (free: no rate limit spent)", registers });
     this.githubCalls = new Counter({ name: "lanekeeper_github_calls_total", help: "GitHub client calls by operation", labelNames: ["operation"], registers });
@@ -140,6 +174,53 @@ export class CoordinatorMetrics {
   cycle(result: "ok" | "failed" | "follower", seconds: number): void {
     this.cycles.inc({ result });
     if (result !== "follower") this.cycleSeconds.observe(seconds);
+  }
+
+  /** One webhook delivery ended ({@link WebhookObserver}). */
+  delivery(result: DeliveryResult, reason?: DeliveryRejection): void {
+    this.deliveries.inc({ result });
+    if (reason !== undefined) this.rejections.inc({ reason });
+  }
+
+  /** Queued and running jobs per scope, from the demand a cycle planned with. */
+  demandObserved(d: DemandSnapshot, nowMs: number): void {
+    const queued = new Map<string, number>();
+    const running = new Map<string, number>();
+    for (const j of d.jobs) {
+      if (j.status === "queued") queued.set(j.scope, (queued.get(j.scope) ?? 0) + 1);
+      else if (j.status === "in_progress") running.set(j.scope, (running.get(j.scope) ?? 0) + 1);
+    }
+    const scopes = new Set([...queued.keys(), ...running.keys(), ...Object.keys(d.reconciledAtMs)]);
+    this.queuedJobs.reset();
+    this.runningJobs.reset();
+    this.demandReconciledAge.reset();
+    for (const s of scopes) {
+      this.queuedJobs.set({ scope: s }, queued.get(s) ?? 0);
+      this.runningJobs.set({ scope: s }, running.get(s) ?? 0);
+      const at = d.reconciledAtMs[s];
+      if (at !== undefined) this.demandReconciledAge.set({ scope: s }, Math.max(0, (nowMs - at) / 1000));
+    }
+  }
+
+  /** A job was seen started for the first time: its queue wait. */
+  jobStarted(job: DemandJob): void {
+    if (job.startedAtMs === undefined) return;
+    this.queueWait.observe({ scope: job.scope }, Math.max(0, (job.startedAtMs - job.createdAtMs) / 1000));
+  }
+
+  /** REST calls one demand reconciliation made. */
+  demandRest(operation: string, calls = 1): void {
+    this.demandRestCalls.inc({ operation }, calls);
+  }
+
+  /** One scope's REST reconciliation pass ended. */
+  demandPass(result: "ok" | "failed" | "deferred"): void {
+    this.demandPasses.inc({ result });
+  }
+
+  /** A poke asked for a cycle. */
+  poke(): void {
+    this.pokes.inc();
   }
 
   /** The metrics in Prometheus text format. */

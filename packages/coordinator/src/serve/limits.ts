@@ -14,3 +14,5 @@ export const DEFAULT_MAX_HEALTH_RESTARTS = 3;
 export const DEFAULT_HEALTH_WINDOW_MS = 3_600_000;
 /** Health-driven restarts started in one reconcile cycle (the rest wait for the next). */
 export const MAX_HEALTH_RESTARTS_PER_CYCLE = 2;
+/** Least time between the end of a reconcile cycle and a cycle a poke (webhook, runner exit) asked for. */
+export const DEFAULT_POKE_GAP_MS = 1000;

@@ -10,9 +10,11 @@ import type { LaneView } from "../observe/classify.js";
 import { recordWithout, type StoredLaneRecord } from "../observe/lane-record.js";
 import type { PlanOptions } from "../plan/plan-types.js";
 import type { LaneFence } from "../lane-store-kv/lane-fence.js";
+import type { JobStore } from "../demand/job-store.js";
 import type { LeaderLock } from "./leader-lock.js";
 import type { OperationLeases } from "../apply/operation-leases.js";
 import {
+  DEFAULT_POKE_GAP_MS,
   DEFAULT_HEALTH_WINDOW_MS,
   DEFAULT_MAX_HEALTH_RESTARTS,
   DEFAULT_OFFLINE_GRACE_MS,
@@ -43,6 +45,14 @@ export interface ReconcilerOptions {
   readonly metrics?: CoordinatorMetrics;
   /** Between cycles. @default policy `coordinator.reconcileIntervalMs` */
   readonly intervalMs?: number;
+  /**
+   * Least time from the end of one cycle to the start of a cycle a {@link Reconciler.poke} asked for: pokes in a
+   * burst of webhooks share cycles instead of spending the GitHub budget on back-to-back observations.
+   * @default DEFAULT_POKE_GAP_MS
+   */
+  readonly pokeGapMs?: number;
+  /** The job store: when given and a lane entry uses `scaling`, each cycle plans with the demand it holds. */
+  readonly jobs?: JobStore;
   /** @default systemClock */
   readonly clock?: Clock;
   readonly log?: Logger;
@@ -54,6 +64,7 @@ export interface ReconcilerOptions {
 /** {@link ReconcilerOptions} with every default filled in: what a {@link Reconciler} runs with. */
 export interface ResolvedReconcilerOptions extends ReconcilerOptions {
   readonly intervalMs: number;
+  readonly pokeGapMs: number;
   readonly clock: Clock;
   readonly health: Required<HealthRestartOptions>;
 }
@@ -70,6 +81,7 @@ export function resolveReconcilerOptions(
   return {
     ...override,
     intervalMs: override.intervalMs ?? policy.reconcileIntervalMs,
+    pokeGapMs: override.pokeGapMs ?? DEFAULT_POKE_GAP_MS,
     clock: override.clock ?? systemClock,
     health: {
       offlineGraceMs: override.health?.offlineGraceMs ?? DEFAULT_OFFLINE_GRACE_MS,
@@ -106,35 +118,81 @@ export class Reconciler {
   private stopped = true;
   /** The hold of the leader lock the fence was last moved for. */
   private ledHold: number | undefined;
+  /** A cycle of the loop is running. */
+  private inFlight = false;
+  /** A poke arrived during the running cycle. */
+  private pending = false;
+  private lastEndMs = Number.NEGATIVE_INFINITY;
+  /** When the scheduled cycle starts, while one is scheduled. */
+  private dueAtMs: number | undefined;
+  /** Serializes {@link cycle}: the loop and a direct caller never run two at once. */
+  private serial: Promise<unknown> = Promise.resolve();
 
   /** Options are resolved by {@link resolveReconcilerOptions}. */
   constructor(o: ReconcilerOptions) {
     this.o = resolveReconcilerOptions(o);
   }
 
-  /** Run cycles every interval until {@link stop}. */
+  /** Run cycles every interval until {@link stop}; {@link poke} starts one sooner. */
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    const loop = (): void => {
-      if (this.stopped) return;
-      this.running = this.cycle();
-      void this.running.finally(() => {
-        if (!this.stopped) this.timer = setTimeout(loop, this.o.intervalMs);
-      });
-    };
-    this.timer = setTimeout(loop, 0);
+    this.schedule(0);
+  }
+
+  /**
+   * Start a cycle now instead of at the next interval: a new queued job, a completed one (an ephemeral lane to
+   * re-arm), an ephemeral runner that exited. Pokes coalesce: during a cycle they ask for one more right after it
+   * (at least `pokeGapMs` after its end), and never two cycles run at once. Ignored unless {@link start}ed.
+   */
+  poke(reason: string): void {
+    if (this.stopped) return;
+    this.o.log?.debug({ reason }, "reconcile poked");
+    this.o.metrics?.poke();
+    if (this.inFlight) {
+      this.pending = true;
+      return;
+    }
+    const wait = Math.max(0, this.lastEndMs + this.o.pokeGapMs - this.o.clock.now());
+    if (this.dueAtMs !== undefined && this.dueAtMs <= this.o.clock.now() + wait) return;
+    this.schedule(wait);
   }
 
   /** Stop after the current cycle (a drain in progress is finished, never cut short). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.dueAtMs = undefined;
     await this.running?.catch(() => undefined);
   }
 
-  /** One cycle. Never throws: an error is logged, counted and reported. */
-  async cycle(): Promise<CycleReport> {
+  private schedule(ms: number): void {
+    clearTimeout(this.timer);
+    this.dueAtMs = this.o.clock.now() + ms;
+    this.timer = setTimeout(() => this.loop(), ms);
+  }
+
+  private loop(): void {
+    this.dueAtMs = undefined;
+    if (this.stopped || this.inFlight) return;
+    this.inFlight = true;
+    this.pending = false;
+    this.running = this.cycle();
+    void this.running.finally(() => {
+      this.inFlight = false;
+      this.lastEndMs = this.o.clock.now();
+      if (!this.stopped) this.schedule(this.pending ? this.o.pokeGapMs : this.o.intervalMs);
+    });
+  }
+
+  /** One cycle (after any cycle already running). Never throws: an error is logged, counted and reported. */
+  cycle(): Promise<CycleReport> {
+    const run = this.serial.then(() => this.cycleNow());
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  private async cycleNow(): Promise<CycleReport> {
     const t0 = this.o.clock.now();
     const m = this.o.metrics;
     const leader = this.o.lock === undefined ? true : (await this.o.lock.ensure()) && (await this.fenceForEpoch());
@@ -145,7 +203,16 @@ export class Reconciler {
     }
     try {
       const ctx = this.o.ctx;
-      const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: this.o.clock, ...(ctx.leases === undefined ? {} : { leases: ctx.leases }) });
+      const world = await observeWorld({
+        policy: ctx.policy,
+        github: ctx.github,
+        store: ctx.store,
+        inventory: ctx.inventory,
+        clock: this.o.clock,
+        ...(ctx.leases === undefined ? {} : { leases: ctx.leases }),
+        ...(this.o.jobs === undefined ? {} : { jobs: this.o.jobs }),
+      });
+      if (world.observed.demand !== undefined) m?.demandObserved(world.observed.demand, world.observedAtMs);
       const p = planFromWorld(ctx.policy, world, this.o.planOptions);
       m?.lanesObserved(p.classification.lanes);
       const onEvent = (e: ApplyEvent): void => {
