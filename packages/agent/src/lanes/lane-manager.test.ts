@@ -421,6 +421,21 @@ describe("health supervision", () => {
     expect(host.rt.snapshot("l1")?.activity).toBe("running");
   });
 
+  it("an ephemeral lane whose runner just finished its job is reported idle-unarmed, not failed, before the supervisor's next pass", async () => {
+    const { manager } = host.agent();
+    await manager.create(createReq("e2", LaneMode.LANE_MODE_EPHEMERAL));
+    await manager.superviseOnce();
+    host.rt.runJob("e2");
+    host.rt.finishJob("e2");
+    // The inventory published between the runner's exit and the supervisor's pass: the coordinator reads it.
+    expect(await manager.inspect("e2")).toMatchObject({ state: LS.LANE_STATE_IDLE_UNARMED });
+    // A runner that failed with its registration still configured stays a failure.
+    await manager.create(createReq("e3", LaneMode.LANE_MODE_EPHEMERAL));
+    await manager.superviseOnce();
+    host.rt.exitRunner("e3", 1);
+    expect(await manager.inspect("e3")).toMatchObject({ state: LS.LANE_STATE_FAILED });
+  });
+
   it("an ephemeral lane that finished its job waits idle for a fresh JIT config, then is armed", async () => {
     const { manager } = host.agent();
     await manager.create(createReq("e1", LaneMode.LANE_MODE_EPHEMERAL));

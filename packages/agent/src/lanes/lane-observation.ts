@@ -92,7 +92,14 @@ export class LaneObserver {
     else if (st.state !== "needs-attention" && st.state !== "idle-unarmed" && status) {
       if (status.activity === "running") state = LaneStateEnum.LANE_STATE_RUNNING;
       else if (status.activity === "missing") state = LaneStateEnum.LANE_STATE_FAILED;
-      else if (st.desired === "running" && (status.activity === "stopped" || status.activity === "failed")) state = LaneStateEnum.LANE_STATE_FAILED;
+      else if (st.desired === "running" && (status.activity === "stopped" || status.activity === "failed")) {
+        // An ephemeral runner that finished its one job exits and deletes its .runner: it is idle, waiting for a
+        // fresh JIT config, also before the supervisor's next pass records that. Reported as failed in between, the
+        // coordinator (poked by that very exit) would plan a restart that can never come online.
+        const finishedEphemeral =
+          record.mode === "ephemeral" && rt !== undefined && (await rt.runnerSettings({ record, laneDir: this.core.opts.dirs.dir(record.laneId) }).catch(() => null)) === undefined;
+        state = finishedEphemeral ? LaneStateEnum.LANE_STATE_IDLE_UNARMED : LaneStateEnum.LANE_STATE_FAILED;
+      }
       else if (status.activity === "stopped") state = LaneStateEnum.LANE_STATE_STOPPED;
     }
     return {
