@@ -100,6 +100,8 @@ export class ActionSteps {
         const out = await this.send(st, { kind: "create", spec: a.spec, registration: secret }, opts);
         secret.fill(0);
         st.secret = undefined;
+        // A refused or failed create may be the shared token's fault (revoked): the next create asks for a new one.
+        if (out.kind !== "succeeded" && a.spec.mode !== LaneMode.LANE_MODE_EPHEMERAL) this.o.registrationTokens.forget(a.scope);
         this.expectOk(out, "create");
         st.observed = out.result.observed;
         if (st.runnerId === undefined && out.result.observed !== undefined && out.result.observed.runnerId > 0) st.runnerId = out.result.observed.runnerId;
@@ -299,7 +301,7 @@ export class ActionSteps {
       st.runnerId = jit.runner.id;
       st.secret = Buffer.from(jit.encodedJitConfig.reveal(), "utf8");
     } else {
-      st.secret = Buffer.from((await this.o.github.createRegistrationToken(a.scope)).token.reveal(), "utf8");
+      st.secret = Buffer.from((await this.o.registrationTokens.get(this.o.github, a.scope)).token.reveal(), "utf8");
     }
   }
 

@@ -8,6 +8,7 @@ import type { Action, PlanActionKind } from "../plan/action.js";
 import type { ApplyEvent } from "./apply-events.js";
 import type { InventorySource } from "../observe/inventory-source.js";
 import type { OperationLeases } from "./operation-leases.js";
+import { RegistrationTokenCache } from "./registration-tokens.js";
 import {
   DEFAULT_APPLY_INVENTORY_MAX_AGE_MS,
   DEFAULT_DRAIN_DEADLINE_MS,
@@ -58,6 +59,11 @@ export interface ApplyEngineOptions {
    * flight from one a crash interrupted. Without it, nothing tells them apart (a single coordinator in tests).
    */
   readonly leases?: OperationLeases;
+  /**
+   * Registration tokens reused per scope within their validity (persistent lanes). Share one across the engines
+   * of a process (the coordinator context does). @default one for this engine
+   */
+  readonly registrationTokens?: RegistrationTokenCache;
 }
 
 /** An operator command (`lanekeeper lanes <op>`) running through the engine. */
@@ -97,6 +103,7 @@ export interface ResolvedApplyOptions extends ApplyEngineOptions {
   readonly verifyPollMs: number;
   readonly inventoryMaxAgeMs: number;
   readonly concurrency: number;
+  readonly registrationTokens: RegistrationTokenCache;
 }
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -115,5 +122,6 @@ export function resolveApplyOptions(o: ApplyEngineOptions): ResolvedApplyOptions
     verifyPollMs: o.verifyPollMs ?? DEFAULT_VERIFY_POLL_MS,
     inventoryMaxAgeMs: o.inventoryMaxAgeMs ?? DEFAULT_APPLY_INVENTORY_MAX_AGE_MS,
     concurrency: Math.max(1, o.concurrency ?? o.policy.coordinator.applyConcurrency),
+    registrationTokens: o.registrationTokens ?? new RegistrationTokenCache(o.clock ?? systemClock),
   };
 }

@@ -26,3 +26,8 @@ export const OPERATIONS_BUCKET = "lk_operations";
  * actions are resumed or rolled back by any coordinator at most this long later.
  */
 export const DEFAULT_OPERATION_LEASE_TTL_MS = 10_000;
+/**
+ * A cached registration token is reused only while more than this is left of its validity (GitHub's last an hour):
+ * the intent carrying it lives at most two minutes, and the agent's `config.sh` must still find it valid.
+ */
+export const REGISTRATION_TOKEN_SAFETY_MARGIN_MS = 10 * 60_000;

@@ -23,6 +23,7 @@ import { LaneFence } from "../lane-store-kv/lane-fence.js";
 import { KvOperationLeases } from "../lane-store-kv/kv-operation-leases.js";
 import { instanceName } from "../audit/coordinator-audit.js";
 import { ApplyEngine, type ApplyEngineOptions } from "../apply/apply-engine.js";
+import { RegistrationTokenCache } from "../apply/registration-tokens.js";
 import { CollectorInventorySource } from "./collector-inventory-source.js";
 import { DEFAULT_INVENTORY_WAIT_MS } from "../apply/limits.js";
 import { hostsToObserve } from "./observe-world.js";
@@ -238,6 +239,8 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     });
     closers.unshift(() => audit.close());
     await nc.flush();
+    // One per process: every engine of a `serve` (each cycle's) reuses the tokens of earlier cycles.
+    const registrationTokens = new RegistrationTokenCache(clock);
     const ctx: CoordinatorContext = {
       policy,
       nc,
@@ -261,6 +264,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
           github,
           store,
           leases,
+          registrationTokens,
           dispatcher,
           inventory,
           audit,
