@@ -111,7 +111,10 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
     built.reconciler = reconciler;
     try {
       if (server !== undefined) log.info({ port: server.port }, "metrics on /metrics");
-      await ctx.waitForInventories(opts.inventoryWait);
+      // A daemon outlives NATS trouble (a cluster electing leaders, an outage): the cycles report and retry it.
+      await ctx.waitForInventories(opts.inventoryWait).catch((err: unknown) => {
+        log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not wait for inventories at start; going on");
+      });
       if (opts.once === true) {
         // Plan with demand the REST API confirmed, not only what webhooks happened to deliver so far.
         if (lock.isLeader || (await lock.ensure())) await demand.sync?.tick();

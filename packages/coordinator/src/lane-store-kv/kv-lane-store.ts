@@ -43,6 +43,11 @@ export class LaneStoreUnavailableError extends LanekeeperError<CoordinatorErrorC
  */
 export const RETIRED_KEY_PREFIX = "retired.";
 
+/** Attempts at listing the bucket's keys (see `keys()`). */
+const MAX_KEYS_ATTEMPTS = 6;
+/** Pause between them. */
+const KEYS_RETRY_PAUSE_MS = 200;
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -222,13 +227,22 @@ export class KvLaneStore implements LaneStore {
     }
   }
 
+  /**
+   * The bucket's keys. Listing needs a short-lived consumer, whose creation on a clustered stream with a peer down
+   * times out now and then (nats-server 2.9 may place it on the missing peer): a read, so it is simply retried.
+   */
   private async keys(): Promise<string[]> {
-    const keys: string[] = [];
-    try {
-      for await (const k of await this.kv.keys()) keys.push(k);
-    } catch (err) {
-      throw new LaneStoreUnavailableError("cannot list lane records", { cause: err });
+    let lastErr: unknown;
+    for (let attempt = 1; attempt <= MAX_KEYS_ATTEMPTS; attempt++) {
+      try {
+        const keys: string[] = [];
+        for await (const k of await this.kv.keys()) keys.push(k);
+        return keys;
+      } catch (err) {
+        lastErr = err;
+        if (attempt < MAX_KEYS_ATTEMPTS) await new Promise((r) => setTimeout(r, KEYS_RETRY_PAUSE_MS));
+      }
     }
-    return keys;
+    throw new LaneStoreUnavailableError("cannot list lane records", { cause: lastErr });
   }
 }
