@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as delay } from "node:timers/promises";
+import { runScalingPart, SCALING_STEPS } from "./demo-scaling.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = new Set(process.argv.slice(2));
@@ -26,7 +27,7 @@ const red = (s) => c("31", s);
 const yellow = (s) => c("33", s);
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s`;
 
-const TOTAL_STEPS = 13;
+const TOTAL_STEPS = 13 + SCALING_STEPS;
 let step = 0;
 function header(title) {
   step += 1;
@@ -165,7 +166,7 @@ async function waitFor(what, probe, timeoutMs) {
 
 /** The lane step 7 drained (released again in step 13). */
 let drainedLane;
-const summary = { lanesCreated: 0, jobsRun: 0, jobsCancelled: 0, jobsFailed: 0, auditRecords: undefined, laneOps: [] };
+const summary = { lanesCreated: 0, jobsRun: 0, jobsCancelled: 0, jobsFailed: 0, auditRecords: undefined, laneOps: [], scaling: {} };
 
 try {
   // ----------------------------------------------------------------------------------------------------------
@@ -376,6 +377,27 @@ try {
     if (!v.done) violation(`after the second apply only ${v.progress}`);
   }
 
+  // ----------------------------------------------------------------------------------------------------------
+  // Steps 14-17: queue-driven scaling (scripts/demo-scaling.mjs).
+  if (!applied) notRun("no apply, no scaling part");
+  else if (!commands.has("serve")) notRun("`lanekeeper serve` is not in this build of the coordinator CLI");
+  else {
+    await runScalingPart({
+      fleet,
+      coordinatorBin: harness.COORDINATOR_BIN,
+      header,
+      info,
+      block,
+      lk,
+      violation,
+      notRun,
+      summary,
+      dim,
+      green,
+      yellow,
+    });
+  }
+
   if (args.has("--keep")) {
     console.log(yellow(`\n--keep: the fleet keeps running in ${fleet.dir}; policy ${fleet.policyPath}. Ctrl-C to stop and clean up.`));
     await new Promise(() => undefined);
@@ -396,6 +418,7 @@ row("lane operations", summary.laneOps.length > 0 ? summary.laneOps.join("; ") :
 row("jobs run", summary.jobsRun);
 row("jobs cancelled", summary.jobsCancelled === 0 ? green("0") : red(String(summary.jobsCancelled)));
 row("jobs failed", summary.jobsFailed === 0 ? "0" : red(String(summary.jobsFailed)));
+row("scaling", summary.scaling.burstJobs === undefined ? "-" : `${summary.scaling.burstJobs} burst jobs, peak ${summary.scaling.peak} lanes, ${summary.scaling.scaledDown ?? 0} scaled down, ${summary.scaling.scheduleLanes ?? 0} kept by the schedule`);
 row("coordinator audit records", summary.auditRecords ?? "-");
 row("agent audit records", summary.agentAuditRecords ?? "-");
 row("elapsed", `${total} s`);
