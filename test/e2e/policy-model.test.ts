@@ -50,7 +50,11 @@ describe("policy model", () => {
     expect(p.lanes.map((l) => [l.pool, l.count, l.hosts])).toEqual([
       ["linux-x64", 4, ["build01", "build02"]],
       ["linux-container", 2, ["build03"]],
+      ["linux-burst", undefined, ["build01", "build02"]],
     ]);
+    // The demo's scaling part (steps 14-17) starts from this queue-driven entry.
+    expect(p.lanes[2]?.scaling).toMatchObject({ min: 0, max: 4, idle: 0, scaleDownAfter: "10m", schedules: [] });
+    expect(p.pools["linux-burst"]?.mode).toBe("ephemeral");
     // The fleet's copy is the same policy with this run's keys, URLs and image filled in.
     const filled = parsePolicy(policyText);
     expect(filled.lanes).toEqual(p.lanes);
