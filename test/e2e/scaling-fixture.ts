@@ -312,6 +312,37 @@ function poolOf(r: AuditRecord): string | undefined {
   return typeof p === "string" ? p : undefined;
 }
 
+/** One planned operation of the coordinator and how it ended (joined on its operation id). */
+export interface OperationView {
+  action: string;
+  laneId: string;
+  operationId: string;
+  plannedAt: number;
+  /** When its `succeeded` record was written; undefined while running or when it did not succeed. */
+  succeededAt: number | undefined;
+  /** The planner's reason, as the `planned` record carries it. */
+  message: string;
+  reasonCode: string;
+}
+
+/** Planned `actions` for `pool` from `sinceMs` on, oldest first, with their end. */
+export async function operations(fleet: Fleet, pool: string, actions: readonly string[], sinceMs = 0): Promise<OperationView[]> {
+  const recs = (await auditChain(fleet.auditPath)).filter((r) => r.source === "coordinator");
+  const ends = new Map<string, number>();
+  for (const r of recs) if (r.phase === "succeeded" && r.operationId !== undefined) ends.set(r.operationId, r.at);
+  return recs
+    .filter((r) => r.phase === "planned" && actions.includes(r.action) && poolOf(r) === pool && r.at >= sinceMs)
+    .map((r) => ({
+      action: r.action,
+      laneId: r.laneId ?? "",
+      operationId: r.operationId ?? "",
+      plannedAt: r.at,
+      succeededAt: ends.get(r.operationId ?? ""),
+      message: r.message ?? "",
+      reasonCode: typeof r.details?.reasonCode === "string" ? r.details.reasonCode : "",
+    }));
+}
+
 /** Lane ids the coordinator created for `pool` (planned creates). */
 export async function createdLanes(fleet: Fleet, pool: string): Promise<string[]> {
   return (await auditOf(fleet, pool, "create")).map((r) => r.laneId ?? "");
