@@ -32,13 +32,13 @@ function freePort() {
   });
 }
 
-/** The coordinator's audit chain, one object per line. */
+/** The coordinator's audit records, one object per complete line. */
 async function auditRecords(fleet) {
   const text = await readFile(fleet.auditPath, "utf8").catch(() => "");
-  return text
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l));
+  // serve appends while the demo reads: a line still being written is left for the next read.
+  const lines = text.split("\n");
+  lines.pop();
+  return lines.filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
 }
 
 /** Lanes of the burst pool: created (planned creates for the pool) and not removed yet. */

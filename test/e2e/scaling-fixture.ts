@@ -14,7 +14,7 @@ import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import type { AuditRecord } from "@lanekeeper/shared";
 import { COORDINATOR_BIN, terminate, type Fleet, type JobView, type RunnerView } from "@lanekeeper/harness";
-import { auditChain, eventually } from "./e2e-fixture.js";
+import { eventually } from "./e2e-fixture.js";
 
 /** Environment variable the policy names for the webhook secret (`coordinator.webhook.secretEnv`). */
 export const WEBHOOK_SECRET_ENV = "LK_WEBHOOK_SECRET";
@@ -302,9 +302,20 @@ export function webhookSecret(): string {
 // ---------------------------------------------------------------------------------------------------------
 // Reading what happened
 
-/** The coordinator's audit records of `action` `phase` for `pool` (from the verified chain file). */
+/**
+ * The coordinator's audit records while `serve` appends to the file: complete lines only (a line being written
+ * is left for the next read). The chain itself is verified once serve stopped (`auditChain`).
+ */
+export async function coordinatorRecords(fleet: Fleet): Promise<AuditRecord[]> {
+  const text = await readFile(fleet.auditPath, "utf8").catch(() => "");
+  const lines = text.split("\n");
+  lines.pop();
+  return lines.filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as AuditRecord).filter((r) => r.source === "coordinator");
+}
+
+/** The coordinator's audit records of `action` `phase` for `pool`. */
 export async function auditOf(fleet: Fleet, pool: string, action: string, phase: AuditRecord["phase"] = "planned"): Promise<AuditRecord[]> {
-  return (await auditChain(fleet.auditPath)).filter((r) => r.source === "coordinator" && r.action === action && r.phase === phase && poolOf(r) === pool);
+  return (await coordinatorRecords(fleet)).filter((r) => r.action === action && r.phase === phase && poolOf(r) === pool);
 }
 
 function poolOf(r: AuditRecord): string | undefined {
@@ -327,7 +338,7 @@ export interface OperationView {
 
 /** Planned `actions` for `pool` from `sinceMs` on, oldest first, with their end. */
 export async function operations(fleet: Fleet, pool: string, actions: readonly string[], sinceMs = 0): Promise<OperationView[]> {
-  const recs = (await auditChain(fleet.auditPath)).filter((r) => r.source === "coordinator");
+  const recs = await coordinatorRecords(fleet);
   const ends = new Map<string, number>();
   for (const r of recs) if (r.phase === "succeeded" && r.operationId !== undefined) ends.set(r.operationId, r.at);
   return recs
@@ -360,9 +371,7 @@ export async function poolRunners(fleet: Fleet, pool: string): Promise<RunnerVie
  */
 export async function liveLanes(fleet: Fleet, pool: string): Promise<string[]> {
   const created = await createdLanes(fleet, pool);
-  const removed = new Set(
-    (await auditChain(fleet.auditPath)).filter((r) => r.source === "coordinator" && r.action === "remove" && r.phase === "succeeded").map((r) => r.laneId),
-  );
+  const removed = new Set((await coordinatorRecords(fleet)).filter((r) => r.action === "remove" && r.phase === "succeeded").map((r) => r.laneId));
   return created.filter((id) => !removed.has(id));
 }
 
