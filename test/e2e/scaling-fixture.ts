@@ -111,18 +111,19 @@ export class WebhookRelay {
 
   /** Starts the relay on a free loopback port. */
   static async start(secret: string): Promise<WebhookRelay> {
-    let relay: WebhookRelay | undefined;
+    const holder: { relay?: WebhookRelay } = {};
     const server = createServer((req, res) => {
       void (async () => {
         const body = await readBody(req);
-        const status = relay ? await relay.onDelivery(req, body) : 503;
+        const status = holder.relay ? await holder.relay.onDelivery(req, body) : 503;
         res.writeHead(status).end();
       })().catch(() => res.writeHead(500).end());
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const a = server.address();
     const port = typeof a === "object" && a !== null ? a.port : 0;
-    relay = new WebhookRelay(server, `http://127.0.0.1:${port}/relay`, secret);
+    const relay = new WebhookRelay(server, `http://127.0.0.1:${port}/relay`, secret);
+    holder.relay = relay;
     return relay;
   }
 
@@ -143,7 +144,7 @@ export class WebhookRelay {
 
   /** Waits until a delivery of `action` for `jobId` reached the relay; returns the first. */
   waitFor(action: string, jobId: number, timeoutMs = 30_000): Promise<RelayedDelivery> {
-    return eventually(async () => this.of(action, jobId)[0], `the ${action} delivery of job ${jobId}`, timeoutMs, 100);
+    return eventually(() => Promise.resolve(this.of(action, jobId)[0]), `the ${action} delivery of job ${jobId}`, timeoutMs, 100);
   }
 
   /** GitHub's "Redeliver": the same request again, same `X-GitHub-Delivery`, same signature. */

@@ -210,7 +210,7 @@ describe("queue-driven scaling against the peers' failures", () => {
     relay.dropNext("completed", { label: "scale-2466" });
     const b = await queue("lost-2466", 2000, "lost-completed");
     await expectJobsSucceeded(fleet, [b], 120_000);
-    await eventually(async () => relay.of("completed", b).length > 0, `the completed delivery of job ${b}`, 30_000, 200);
+    await eventually(() => Promise.resolve(relay.of("completed", b).length > 0), `the completed delivery of job ${b}`, 30_000, 200);
     expect(relay.of("completed", b).map((d) => d.fate)).toEqual(["dropped"]);
     const tDone = Date.now();
     await waitLiveLanes("lost-2466", 0);
