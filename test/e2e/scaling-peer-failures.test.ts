@@ -11,6 +11,8 @@
 //   garm #86, #270      no fixed wait before scale-up: a chain of dependent jobs pays one lane start per job
 //   ARC #2466, garm #590 a lost `queued` and a lost `completed` are repaired by the REST pass
 //   tf-aws-runner #933  the lane made for job A takes job B; A still gets a lane and runs
+import { copyFile, mkdir, readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { realismFromEnv, type Fleet, type JobView } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditChain, e2eFleet, eventually, expectCompleteOperations, expectJobsSucceeded, expectUnmanagedUntouched, fleetState, jobsById } from "./e2e-fixture.js";
@@ -119,6 +121,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await serve?.stop().catch(() => undefined);
+  // LK_E2E_KEEP_LOGS=<dir>: keep serve's logs and the audit chain for a post-mortem (the fleet dir is removed).
+  const keep = process.env.LK_E2E_KEEP_LOGS;
+  if (keep !== undefined && fleet !== undefined) {
+    await mkdir(keep, { recursive: true });
+    for (const f of await readdir(fleet.dir)) if (f.startsWith("serve-")) await copyFile(join(fleet.dir, f), join(keep, f));
+    await copyFile(fleet.auditPath, join(keep, "audit.jsonl")).catch(() => undefined);
+  }
   await relay?.stop().catch(() => undefined);
   await fleet?.stop();
 });
@@ -203,6 +212,10 @@ describe("queue-driven scaling against the peers' failures", () => {
     const ups = await scaleUps("lost-2466", t0);
     expect(ups.length).toBeGreaterThanOrEqual(1);
     const [ja] = await jobsById(fleet, [a]);
+    // Sanity bound tied to what was measured: one REST interval to find the job, one lane start, and slack for
+    // the cycle and the runner's first poll; a repair that waits for something else (a budget, a back-off) fails.
+    const laneStartS = ((ups[0]!.succeededAt ?? ups[0]!.plannedAt) - ups[0]!.plannedAt) / 1000;
+    expect(jobTimes(ja!).waitS).toBeLessThan(REST_INTERVAL_MS / 1000 + laneStartS + 20);
     report(`ARC#2466: job whose queued delivery was lost waited ${jobTimes(ja!).waitS.toFixed(1)} s (REST pass every ${REST_INTERVAL_MS} ms)`);
 
     // Lost `completed`: the job store would keep the job in progress, and the lane busy, forever; the REST pass
@@ -225,8 +238,10 @@ describe("queue-driven scaling against the peers' failures", () => {
     const b = await queue("race-933", 20_000, "race-B");
     const a = await queue("race-933", 5000, "race-A");
     const da = await relay.waitFor("queued", a);
-    await expectJobsSucceeded(fleet, [a, b], 180_000);
-    const [ja, jb] = await jobsById(fleet, [a, b]);
+    await expectJobsSucceeded(fleet, [b, a], 180_000);
+    const byId = new Map((await jobsById(fleet, [a, b])).map((j) => [j.id, j]));
+    const ja = byId.get(a);
+    const jb = byId.get(b);
     const ups = await scaleUps("race-933", t0);
     expect(ups.length).toBe(2);
     // The first scale-up came after A's delivery (its cause), not from a periodic pass long after.
