@@ -20,6 +20,10 @@ export const AGENT_OWN_ERROR_CODES = Object.freeze([
   "TRUST_FILE_INVALID",
   "TRUST_ROLLBACK",
   "STATE_STORE_FAILED",
+  "RUNNER_DOWNLOAD_FAILED",
+  "RUNNER_CHECKSUM_MISMATCH",
+  "RUNNER_ARCHIVE_TOO_LARGE",
+  "RUNNER_ARCHIVE_UNSAFE",
 ] as const);
 
 /** Every code an error in the agent process can carry: shared's codes and the agent's own. */
@@ -78,5 +82,19 @@ export class StatusUnavailableError extends LanekeeperError<AgentErrorCode> {
 export class AuditChainBrokenError extends LanekeeperError<AgentErrorCode> {
   constructor(message: string, options: LanekeeperErrorOptions = {}) {
     super("AUDIT_CHAIN_BROKEN", message, options);
+  }
+}
+
+/** Codes of {@link RunnerDistError}. */
+export type RunnerDistErrorCode = "RUNNER_DOWNLOAD_FAILED" | "RUNNER_CHECKSUM_MISMATCH" | "RUNNER_ARCHIVE_TOO_LARGE" | "RUNNER_ARCHIVE_UNSAFE";
+
+/**
+ * A runner release could not be made available: the download failed, its checksum or size is not the one the
+ * intent named, or the archive holds an entry that could escape or poison the unpacked tree. Nothing is unpacked
+ * from an archive that failed any check.
+ */
+export class RunnerDistError extends LanekeeperError<AgentErrorCode> {
+  constructor(code: RunnerDistErrorCode, message: string, options: LanekeeperErrorOptions = {}) {
+    super(code, message, options);
   }
 }
