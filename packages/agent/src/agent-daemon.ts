@@ -25,6 +25,7 @@ import type { CommandRunner } from "./runtimes/command-runner.js";
 import { AgentLockedError } from "./errors.js";
 import type { InstanceLock } from "./instance-lock.js";
 import { auditAnchorPath, auditLogPath } from "./audit-evidence.js";
+import { RunnerDist } from "./runner-dist/runner-dist.js";
 import { allowlistOf, intakeControlOf } from "./intake/intake-policy.js";
 import { InventoryBuilder } from "./status/inventory.js";
 import { LaneDirectories } from "./lanes/lane-directory.js";
@@ -139,8 +140,10 @@ export class AgentDaemon {
     const signer = new MarkerSigner(config.hostId, keys.identity);
     await mkdir(config.laneRoot, { recursive: true, mode: 0o755 });
     const dirs = new LaneDirectories(config.laneRoot, signer);
-    const runtimes = await buildRuntimes(config, signer, dirs, opts, log);
+    const runnerDist = runnerDistOf(config);
+    const runtimes = await buildRuntimes(config, signer, dirs, runnerDist, opts, log);
     const manager = new LaneManager({
+      runnerDist,
       hostId: config.hostId,
       stateDir: config.stateDir,
       dirs,
@@ -152,6 +155,8 @@ export class AgentDaemon {
     });
     const recovered = await manager.recover();
     for (const r of recovered) log.warn({ laneId: r.laneId, op: r.op, step: r.step, outcome: r.outcome }, r.message);
+    // Versions no lane uses any more (lanes removed while the agent was down, interrupted unpacks).
+    await manager.pruneRunners();
     const inventory = new InventoryBuilder({
       manager,
       runnerRoots: config.runnerRoots,
@@ -263,10 +268,25 @@ export class AgentDaemon {
   }
 }
 
+/** The host's runner versions, from `runnerDistPath` and `runnerDownloads` of agent.yaml. */
+export function runnerDistOf(config: AgentConfig): RunnerDist {
+  const d = config.runnerDownloads;
+  return new RunnerDist({
+    distPath: config.runnerDistPath,
+    cacheDir: d.cacheDir,
+    origins: [...d.origins, ...d.allowInsecureHttpOrigins],
+    maxArchiveBytes: d.maxArchiveBytes,
+    maxUnpackedBytes: d.maxUnpackedBytes,
+    mirrorDir: d.mirrorDir,
+    mirrorUrlPrefix: d.mirrorUrlPrefix,
+  });
+}
+
 async function buildRuntimes(
   config: AgentConfig,
   signer: MarkerSigner,
   dirs: LaneDirectories,
+  runnerDist: RunnerDist,
   opts: ResolvedAgentDaemonOptions,
   log: Logger,
 ): Promise<Partial<Record<BackendName, LaneRuntime>>> {
@@ -281,6 +301,7 @@ async function buildRuntimes(
         signer,
         dirs,
         runnerDistPath: config.runnerDistPath,
+        runnerDist,
         user,
         ...(opts.systemctl ? { systemctl: opts.systemctl } : {}),
       });

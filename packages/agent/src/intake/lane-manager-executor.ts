@@ -1,5 +1,4 @@
 import { isRejectError, LaneMode, RejectReason, type LaneObservation } from "@lanekeeper/shared";
-import { RuntimeError } from "../errors.js";
 import type { LaneManager } from "../lanes/lane-manager.js";
 import type { ExecutionContext, ExecutionOutcome, IntentAction, LaneExecutor, LaneInspection, LaneOwnership } from "./lane-executor.js";
 
@@ -81,8 +80,15 @@ export class LaneManagerExecutor implements LaneExecutor {
         });
         return {};
       case "upgrade":
-        // The wire and intake are in place; the runner swap lands with the runner-dist module (issue 15).
-        throw new RuntimeError(`lane ${action.laneId}: this agent cannot upgrade lanes yet`);
+        return {
+          observed: await this.lanes.upgrade({
+            ...op,
+            laneId: action.laneId,
+            runnerVersion: action.runnerVersion,
+            runnerDownload: action.runnerDownload,
+            image: action.image,
+          }),
+        };
     }
   }
 

@@ -14,6 +14,7 @@ import type { JobEvidence, LaneRuntime, RuntimeLane } from "../runtimes/lane-run
 import { initialLaneState, LaneStateStore, type LaneState } from "./lane-state.js";
 import { OperationJournal } from "./operation-journal.js";
 import { procProcessTable, type ProcessTable } from "../runtimes/process-table.js";
+import type { RunnerDist } from "../runner-dist/runner-dist.js";
 
 /** Correlation fields every operation may carry (from the intent that asked for it). */
 export interface OperationContext {
@@ -47,6 +48,8 @@ export interface LaneManagerOptions {
    * @default the host's `/proc` ({@link procProcessTable})
    */
   readonly processes?: ProcessTable;
+  /** The host's runner versions; unused ones are pruned after a remove or an upgrade. Unset: nothing is pruned. */
+  readonly runnerDist?: RunnerDist;
 }
 
 /** A lane whose host-side markers verified. */
@@ -198,6 +201,26 @@ export class LaneCore {
       runtimeName: record.runtimeName,
       ...(extra.restarts !== undefined ? { restarts: extra.restarts, windowMs: this.opts.health.windowMs } : {}),
     });
+  }
+
+  /**
+   * Delete runner versions no lane's record names any more (and their cached archives). Never fails the
+   * operation that triggered it: a prune that fails is logged and tried again next time.
+   */
+  async pruneRunners(): Promise<void> {
+    const rd = this.opts.runnerDist;
+    if (rd === undefined) return;
+    try {
+      const versions = new Set<string>();
+      for (const id of await this.opts.dirs.listIds()) {
+        const r = await this.opts.dirs.read(id).catch(() => undefined);
+        if (r !== undefined && r.runnerVersion !== "") versions.add(r.runnerVersion);
+      }
+      const removed = await rd.prune(versions);
+      if (removed.length > 0) this.log.info({ removed }, "pruned runner versions no lane uses");
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, "pruning unused runner versions failed; will retry after the next change");
+    }
   }
 
   /** Drop everything the agent keeps about a removed lane. */

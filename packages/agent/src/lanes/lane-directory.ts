@@ -8,7 +8,7 @@
  * - `runner/` (owned by the lane user): the lane's own copy of the runner distribution (systemd lanes);
  * - `runner.log` (0640): the runner's console (systemd lanes).
  */
-import { chmod, chown, cp, lstat, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, cp, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RejectError, RejectReason, validateLaneId } from "@lanekeeper/shared";
 import { fsyncDir, readSmallFile, writeFileAtomic } from "../atomic-file.js";
@@ -124,7 +124,43 @@ export class LaneDirectories {
       await rm(dest, { recursive: true, force: true });
     }
     await cp(distDir, dest, { recursive: true, verbatimSymlinks: true, errorOnExist: true, force: false });
+    await makeOwnerWritable(dest);
     await chownTree(dest, uid, gid);
+  }
+
+  /**
+   * Replace a lane's runner with a copy of `distDir`, moving over what belongs to the lane rather than the
+   * release: its registration files, `.env`/`.path`, work directory and diagnostics. The new tree is built
+   * beside the old one and swapped with two renames, so a failure before the swap leaves the lane as it was.
+   */
+  async swapRunner(laneId: string, distDir: string, uid: number, gid: number): Promise<void> {
+    if ((await checkPathUnder(this.root, join(laneId, LANE_FILES.runner))) !== "directory") {
+      throw new RejectError(RejectReason.LANE_NOT_FOUND, `lane ${laneId} has no runner directory`, { details: { laneId } });
+    }
+    const cur = this.runnerDir(laneId);
+    const next = join(this.dir(laneId), "runner.next");
+    const old = join(this.dir(laneId), "runner.old");
+    await rm(next, { recursive: true, force: true });
+    await rm(old, { recursive: true, force: true });
+    await cp(distDir, next, { recursive: true, verbatimSymlinks: true, errorOnExist: true, force: false });
+    await makeOwnerWritable(next);
+    for (const name of RUNNER_LANE_FILES) {
+      const st = await lstat(join(cur, name)).catch(() => undefined);
+      if (st === undefined || st.isSymbolicLink()) continue;
+      await rm(join(next, name), { recursive: true, force: true });
+      await cp(join(cur, name), join(next, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    }
+    await chownTree(next, uid, gid);
+    await rename(cur, old);
+    await rename(next, cur);
+    await fsyncDir(this.dir(laneId));
+    await rm(old, { recursive: true, force: true });
+  }
+
+  /** Re-sign and rewrite a lane's `lane.json` (after an upgrade changed its runner version or image). */
+  async writeRecord(record: LaneRecord): Promise<void> {
+    await this.read(record.laneId);
+    await writeFileAtomic(join(this.dir(record.laneId), LANE_FILES.record), this.signer.signRecord(record), 0o644);
   }
 
   /** Write the unit's environment file (0600, root). Values must be single-line tokens. */
@@ -183,6 +219,20 @@ export class LaneDirectories {
     // rm does not follow symlinks inside the tree: it unlinks them.
     await rm(this.dir(laneId), { recursive: true, force: true });
     await fsyncDir(this.root);
+  }
+}
+
+/** What a runner directory holds for its lane, not from the release: kept across a runner upgrade. */
+const RUNNER_LANE_FILES = Object.freeze([".runner", ".credentials", ".credentials_rsaparams", ".env", ".path", "_work", "_diag"]);
+
+/** A copy of the read-only shared release must be writable by its lane (the runner writes into its root). */
+async function makeOwnerWritable(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isSymbolicLink()) continue;
+    if (e.isDirectory()) await makeOwnerWritable(p);
+    else await chmod(p, ((await lstat(p)).mode & 0o777) | 0o200);
   }
 }
 

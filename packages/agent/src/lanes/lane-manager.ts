@@ -5,7 +5,8 @@
  * - `lane-operations.ts`: create, start, stop, restart, remove, drain/undrain, hold/release, arm;
  * - `lane-observation.ts`: inspect and list;
  * - `lane-supervisor.ts`: one pass of the health loop (backoff, crash-loop breaker);
- * - `lane-recovery.ts`: journal replay after a crash.
+ * - `lane-recovery.ts`: journal replay after a crash;
+ * - `lane-upgrade.ts`: swapping a drained lane's runner version.
  */
 import type { LaneObservation } from "@lanekeeper/shared";
 import { LaneCore, type LaneManagerOptions } from "./lane-core.js";
@@ -24,6 +25,7 @@ import {
 import { LaneRecovery, type RecoveryAction } from "./lane-recovery.js";
 import type { LaneRuntime } from "../runtimes/lane-runtime.js";
 import { LaneSupervisor } from "./lane-supervisor.js";
+import { LaneUpgrader, type UpgradeLaneRequest } from "./lane-upgrade.js";
 
 export type { LaneManagerOptions, OperationContext } from "./lane-core.js";
 export type {
@@ -36,6 +38,7 @@ export type {
   StopLaneRequest,
 } from "./lane-operations.js";
 export type { RecoveryAction } from "./lane-recovery.js";
+export type { UpgradeLaneRequest } from "./lane-upgrade.js";
 
 /** The lane operations, observation, health supervision and crash recovery of this host. */
 export class LaneManager {
@@ -44,6 +47,7 @@ export class LaneManager {
   private readonly observer: LaneObserver;
   private readonly supervisor: LaneSupervisor;
   private readonly recovery: LaneRecovery;
+  private readonly upgrader: LaneUpgrader;
 
   constructor(opts: LaneManagerOptions) {
     this.core = new LaneCore(opts);
@@ -51,6 +55,7 @@ export class LaneManager {
     this.ops = new LaneOperations(this.core, this.observer);
     this.supervisor = new LaneSupervisor(this.core);
     this.recovery = new LaneRecovery(this.core);
+    this.upgrader = new LaneUpgrader(this.core, this.observer);
   }
 
   /** The host this manager serves. */
@@ -111,6 +116,19 @@ export class LaneManager {
   /** Remove a lane: stop (refused while a job runs unless forced), deregister, delete unit or container and directory. */
   remove(req: RemoveLaneRequest): Promise<RemoveLaneResult> {
     return this.ops.remove(req);
+  }
+
+  /**
+   * Swap a drained or stopped, idle systemd lane's runner for another version, keeping its registration; refused
+   * with `LANE_BUSY` otherwise. Unused versions are pruned afterwards.
+   */
+  upgrade(req: UpgradeLaneRequest): Promise<LaneObservation> {
+    return this.upgrader.upgrade(req);
+  }
+
+  /** Delete runner versions no lane uses (the agent does this at start; removes and upgrades do it too). */
+  pruneRunners(): Promise<void> {
+    return this.core.pruneRunners();
   }
 
   /** What the agent knows about one lane, with local job evidence. */

@@ -104,7 +104,7 @@ export class LaneOperations {
       await this.core.writeAudit("planned", action, req, laneId, { details });
       await this.core.writeAudit("started", action, req, laneId);
       const base = { laneId, operationId: req.operationId ?? "", backend: record.backend, mode: record.mode, startedAtMs: this.core.clock.now() };
-      const lane: RuntimeLane = { record, laneDir: this.core.opts.dirs.dir(laneId) };
+      const lane: RuntimeLane = { record, laneDir: this.core.opts.dirs.dir(laneId), runnerDownload: req.spec.runnerDownload };
       let childWrite: Promise<void> = Promise.resolve();
       const onChild = (pid: number): Promise<void> => {
         childWrite = this.core.processes.startTime(pid).then((startTime) =>
@@ -341,6 +341,7 @@ export class LaneOperations {
         await this.core.forget(laneId);
         await this.core.journal.clear(laneId);
         await this.core.finalAudit("succeeded", action, req, laneId, { details: { deregistration } });
+        await this.core.pruneRunners();
         return { laneId, deregistration };
       } catch (err) {
         await this.core.journal.clear(laneId).catch(() => undefined);

@@ -25,3 +25,12 @@ describe("classifyRunnerFailure", () => {
     expect(classifyRunnerFailure("something else").code).toBe("RUNNER_CONFIG_UNKNOWN");
   });
 });
+
+describe("configureArgs", () => {
+  it("always turns the runner's self-update off: the version is policy", async () => {
+    const { configureArgs } = await import("./runner-cli.js");
+    const args = configureArgs({ githubUrl: "https://github.com/acme/api", laneId: "l1", labels: ["lk-managed"], runnerGroup: "" } as never);
+    expect(args).toContain("--disableupdate");
+    expect(args).not.toContain("--replace");
+  });
+});

@@ -5,7 +5,10 @@
  */
 import type { LaneRecord } from "./lane-marker.js";
 
-/** Arguments after `config.sh` for a persistent lane. Never `--replace`: it would take over a same-named runner. */
+/**
+ * Arguments after `config.sh` for a persistent lane. Never `--replace`: it would take over a same-named runner.
+ * Always `--disableupdate`: lanekeeper chooses and upgrades the runner version.
+ */
 export function configureArgs(r: LaneRecord): string[] {
   return [
     "--unattended",
@@ -16,6 +19,8 @@ export function configureArgs(r: LaneRecord): string[] {
     "--labels",
     r.labels.join(","),
     "--no-default-labels",
+    // The version is policy: the runner must not replace its own files under a running service.
+    "--disableupdate",
     "--work",
     "_work",
     ...(r.runnerGroup !== "" ? ["--runnergroup", r.runnerGroup] : []),

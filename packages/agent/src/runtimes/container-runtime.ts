@@ -64,9 +64,9 @@ export const CONTAINER_START_SCRIPT = [
   "take() { IFS= read -r LK_SECRET < \"$1\"; rm -f \"$1\" 2>/dev/null || : > \"$1\"; }",
   `if [ -s ${REMOVE_FILE} ]; then take ${REMOVE_FILE}; ACTIONS_RUNNER_INPUT_TOKEN="$LK_SECRET"; unset LK_SECRET; export ACTIONS_RUNNER_INPUT_TOKEN; ./config.sh remove; exit $?; fi`,
   `if [ -s ${TOKEN_FILE} ]; then take ${TOKEN_FILE}; if [ ! -f .runner ]; then ACTIONS_RUNNER_INPUT_TOKEN="$LK_SECRET"; export ACTIONS_RUNNER_INPUT_TOKEN;` +
-    ' if [ -n "$LK_GROUP" ]; then ./config.sh --unattended --url "$LK_URL" --name "$LK_NAME" --labels "$LK_LABELS" --no-default-labels --work _work --runnergroup "$LK_GROUP" || exit ' +
+    ' if [ -n "$LK_GROUP" ]; then ./config.sh --unattended --url "$LK_URL" --name "$LK_NAME" --labels "$LK_LABELS" --no-default-labels --disableupdate --work _work --runnergroup "$LK_GROUP" || exit ' +
     `${CONFIGURE_FAILED_EXIT};` +
-    ' else ./config.sh --unattended --url "$LK_URL" --name "$LK_NAME" --labels "$LK_LABELS" --no-default-labels --work _work || exit ' +
+    ' else ./config.sh --unattended --url "$LK_URL" --name "$LK_NAME" --labels "$LK_LABELS" --no-default-labels --disableupdate --work _work || exit ' +
     `${CONFIGURE_FAILED_EXIT}; fi; unset ACTIONS_RUNNER_INPUT_TOKEN; fi; unset LK_SECRET; fi`,
   `if [ -s ${JIT_FILE} ]; then take ${JIT_FILE}; ACTIONS_RUNNER_INPUT_JITCONFIG="$LK_SECRET"; unset LK_SECRET; export ACTIONS_RUNNER_INPUT_JITCONFIG; fi`,
   `echo "${CONTAINER_START_MARK}"`,

@@ -5,7 +5,7 @@
  * throws `RejectError` (`NOT_OWNED`, `FOREIGN_HOST`, `BAD_MARKER`, `SYMLINK`, `INVALID_NAME`) instead of touching
  * anything it does not own.
  */
-import type { UnmanagedRunner } from "@lanekeeper/shared";
+import type { RunnerDownload, UnmanagedRunner } from "@lanekeeper/shared";
 import type { BackendName, LaneRecord } from "../lanes/lane-marker.js";
 
 /** What a runtime needs to build a lane. */
@@ -13,6 +13,8 @@ export interface RuntimeLane {
   readonly record: LaneRecord;
   /** `<laneRoot>/<laneId>`. */
   readonly laneDir: string;
+  /** systemd: where to fetch `record.runnerVersion` (from the create intent); absent = an operator-staged version. */
+  readonly runnerDownload?: RunnerDownload | undefined;
 }
 
 /** Coarse state of a unit or container. */
@@ -101,6 +103,11 @@ export interface LaneRuntime {
   runnerSettings(lane: RuntimeLane): Promise<RunnerSettings | undefined>;
   /** The runner's console output of its latest run (tail), for classifying why it stopped. */
   consoleTail(lane: RuntimeLane): Promise<string>;
+  /**
+   * Swap a stopped lane's runner for `runnerVersion` (fetched from `download`, or operator-staged), keeping its
+   * registration (`.runner`, `.credentials`, ...) and work directory. Absent on runtimes that cannot.
+   */
+  swapRunner?(lane: RuntimeLane, runnerVersion: string, download: RunnerDownload | undefined): Promise<void>;
   /** The container engine behind this runtime (`podman`, `docker`), for capabilities; absent for systemd. */
   engineName?(): Promise<string>;
 }

@@ -6,7 +6,7 @@
  */
 import { appendFile, open, readdir, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
-import { RejectError, RejectReason, type UnmanagedRunner, unitNameForLane } from "@lanekeeper/shared";
+import { RejectError, RejectReason, type RunnerDownload, type UnmanagedRunner, unitNameForLane } from "@lanekeeper/shared";
 import { readSmallFile, unlinkDurable, writeFileAtomic } from "../atomic-file.js";
 import { execFileRunner, type CommandRunner } from "./command-runner.js";
 import { RunnerConfigError, RuntimeError } from "../errors.js";
@@ -29,6 +29,7 @@ import { parseRunnerSettings } from "../lanes/runner-settings.js";
 import { checkPathUnder } from "../safe-path.js";
 import { parseUnitFile, renderLaneUnit, unitMarkerKeys } from "./systemd-unit.js";
 import type { UserAccount } from "../lanes/user-account.js";
+import type { RunnerDist } from "../runner-dist/runner-dist.js";
 
 /** Options of {@link SystemdRuntime}. */
 export interface SystemdRuntimeOptions {
@@ -37,8 +38,13 @@ export interface SystemdRuntimeOptions {
   readonly unitDir: string;
   readonly signer: MarkerSigner;
   readonly dirs: LaneDirectories;
-  /** Directory holding one runner distribution per version: `<runnerDistPath>/<runnerVersion>/run.sh`. */
+  /** Directory holding the runner versions (operator-staged `<runnerVersion>/`, or verified downloads). */
   readonly runnerDistPath: string;
+  /**
+   * Verified runner downloads (fetch, check, unpack, share). Unset: only operator-staged
+   * `<runnerDistPath>/<runnerVersion>/` trees are used, and a create carrying a download is refused.
+   */
+  readonly runnerDist?: RunnerDist;
   /** The user lanes run as (`User=`) and `config.sh` runs as. */
   readonly user: UserAccount;
   /** Runs `systemctl` (argv starts with {@link SystemdRuntimeOptions.systemctlPath}). @default execFileRunner */
@@ -219,15 +225,8 @@ export class SystemdRuntime implements LaneRuntime {
         details: { laneId: r.laneId },
       });
     }
-    const dist = join(this.opts.runnerDistPath, r.runnerVersion);
-    const distStat = await stat(join(dist, "run.sh")).catch(() => undefined);
-    if (!distStat?.isFile()) {
-      throw new RejectError(RejectReason.NOT_ALLOWED_ACTION, `runner version ${r.runnerVersion} is not installed under ${this.opts.runnerDistPath}`, {
-        details: { laneId: r.laneId },
-      });
-    }
     const dirs = this.opts.dirs;
-    await dirs.copyRunner(r.laneId, dist, this.opts.user.uid, this.opts.user.gid);
+    await this.withRunnerDist(r.laneId, r.runnerVersion, lane.runnerDownload, (dist) => dirs.copyRunner(r.laneId, dist, this.opts.user.uid, this.opts.user.gid));
     await dirs.writeEnv(r.laneId, {});
     await dirs.touchLog(r.laneId);
     const text = renderLaneUnit({
@@ -252,6 +251,34 @@ export class SystemdRuntime implements LaneRuntime {
     }
     await writeFileAtomic(this.unitPath(r.laneId), text, 0o644);
     await this.systemctl(["daemon-reload"], "daemon-reload");
+  }
+
+  /** Run `fn` with the unpacked tree of `version` (verified download or operator-staged), kept from pruning meanwhile. */
+  private async withRunnerDist(laneId: string, version: string, download: RunnerDownload | undefined, fn: (dist: string) => Promise<void>): Promise<void> {
+    if (this.opts.runnerDist !== undefined) {
+      const rd = this.opts.runnerDist;
+      const dist = await rd.resolve(version, download);
+      await rd.using(dist, () => fn(dist));
+      return;
+    }
+    if (download !== undefined) {
+      throw new RejectError(RejectReason.NOT_ALLOWED_ACTION, "this agent has no runner download cache configured", { details: { laneId } });
+    }
+    const dist = join(this.opts.runnerDistPath, version);
+    const distStat = await stat(join(dist, "run.sh")).catch(() => undefined);
+    if (!distStat?.isFile()) {
+      throw new RejectError(RejectReason.NOT_ALLOWED_ACTION, `runner version ${version} is not installed under ${this.opts.runnerDistPath}`, {
+        details: { laneId },
+      });
+    }
+    await fn(dist);
+  }
+
+  async swapRunner(lane: RuntimeLane, runnerVersion: string, download: RunnerDownload | undefined): Promise<void> {
+    const r = lane.record;
+    await this.opts.dirs.read(r.laneId, { backend: "systemd", runtimeName: this.runtimeName(r.laneId) });
+    if ((await this.checkOwnership(r.laneId)) !== "owned") throw new RejectError(RejectReason.LANE_NOT_FOUND, `unit of lane ${r.laneId} does not exist`);
+    await this.withRunnerDist(r.laneId, runnerVersion, download, (dist) => this.opts.dirs.swapRunner(r.laneId, dist, this.opts.user.uid, this.opts.user.gid));
   }
 
   private runnerEnv(extra: Record<string, string>): Record<string, string> {
