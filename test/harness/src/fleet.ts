@@ -236,6 +236,8 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
           if (spec.runtime === "container" && podman) setIn(doc, ["containerSocket"], podman.socketPath);
           // The emulator is a plain-http loopback origin: allowed only through the explicit, warned-about option.
           setIn(doc, ["github"], { allowInsecureHttpOrigins: [new URL(github.url).origin] });
+          // Runner archives come from the emulator too (checksums still verified).
+          setIn(doc, ["runnerDownloads"], { allowInsecureHttpOrigins: [new URL(github.url).origin] });
           setIn(doc, ["control"], control);
           for (const [k, v] of Object.entries(spec.config ?? {})) setIn(doc, [k], v);
         });

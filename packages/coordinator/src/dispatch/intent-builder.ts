@@ -12,6 +12,7 @@ import {
   type IntentAction as WireAction,
   type IntentPayload,
   type LaneSpec,
+  type RunnerDownload,
   type SealPurpose,
   type SigningKey,
 } from "@lanekeeper/shared";
@@ -32,7 +33,16 @@ export type DispatchAction =
   | { readonly kind: "remove"; readonly laneId: string; readonly force?: boolean; readonly removeToken?: Uint8Array }
   | { readonly kind: "hold"; readonly laneId: string; readonly reason: string }
   | { readonly kind: "release"; readonly laneId: string }
-  | { readonly kind: "arm"; readonly laneId: string; readonly jitConfig: Uint8Array };
+  | { readonly kind: "arm"; readonly laneId: string; readonly jitConfig: Uint8Array }
+  | {
+      readonly kind: "upgrade";
+      readonly laneId: string;
+      /** systemd lanes: the version to run, and where the agent fetches it (checked against its allowlist). */
+      readonly runnerVersion: string;
+      readonly runnerDownload?: RunnerDownload | undefined;
+      /** container lanes: the image, pinned by digest. */
+      readonly image: string;
+    };
 
 /** The lane a dispatch action targets. */
 export function dispatchLaneId(a: DispatchAction): string {
@@ -146,5 +156,7 @@ function toWireAction(a: DispatchAction, seal: Sealer): WireAction {
       return { $case: "hold", value: { laneId: a.laneId, reason: a.reason } };
     case "release":
       return { $case: "release", value: { laneId: a.laneId } };
+    case "upgrade":
+      return { $case: "upgrade", value: { laneId: a.laneId, runnerVersion: a.runnerVersion, runnerDownload: a.runnerDownload, image: a.image } };
   }
 }

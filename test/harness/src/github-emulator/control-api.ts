@@ -180,6 +180,38 @@ export function controlRouter(core: EmulatorCore): Router {
     return { status: 204 };
   });
 
+  r.add("GET", "/runner-releases", (): Reply => ({ status: 200, body: { latest: core.releases.latest(), releases: core.releases.views() } }));
+  r.add("POST", "/runner-releases", async (x): Promise<Reply> => {
+    const body = await objectBody(x);
+    if (typeof body.version !== "string") throw plainError(400, "version must be a string such as 2.337.0");
+    try {
+      core.releases.publish(body.version);
+    } catch (err) {
+      throw plainError(400, (err as Error).message);
+    }
+    return { status: 201, body: { latest: core.releases.latest(), releases: core.releases.views() } };
+  });
+  r.add("POST", "/runner-releases/faults", async (x): Promise<Reply> => {
+    const body = await objectBody(x);
+    const f: { wrongChecksum?: boolean; truncate?: { count: number; afterBytes: number } } = {};
+    if (body.wrongChecksum !== undefined) {
+      if (typeof body.wrongChecksum !== "boolean") throw plainError(400, "wrongChecksum must be a boolean");
+      f.wrongChecksum = body.wrongChecksum;
+    }
+    if (body.truncate !== undefined) {
+      const t = body.truncate as Record<string, unknown>;
+      if (typeof t !== "object" || t === null || !Number.isInteger(t.count) || !Number.isInteger(t.afterBytes)) {
+        throw plainError(400, "truncate must be {count, afterBytes} (integers)");
+      }
+      f.truncate = { count: t.count as number, afterBytes: t.afterBytes as number };
+    }
+    return { status: 200, body: core.releases.setFaults(f) };
+  });
+  r.add("DELETE", "/runner-releases/faults", (): Reply => {
+    core.releases.clearFaults();
+    return { status: 204 };
+  });
+
   r.add("GET", "/stats", (): Reply => ({ status: 200, body: core.stats.snapshot() }));
   r.add("POST", "/reset", (): Reply => {
     core.reset();

@@ -91,6 +91,21 @@ export class EmulatorControl {
     return this.call("GET", "/faults");
   }
 
+  /** Publish a runner version (its archive is the runner emulator reporting that version); returns the newest. */
+  async publishRunnerVersion(version: string): Promise<{ latest: string; releases: { version: string; files: { filename: string; sha256: string; size: number }[] }[] }> {
+    return this.call("POST", "/runner-releases", { version });
+  }
+
+  /** Published runner versions, newest first, with their archives' checksums. */
+  async runnerReleases(): Promise<{ latest: string; releases: { version: string; files: { filename: string; sha256: string; size: number }[] }[] }> {
+    return this.call("GET", "/runner-releases");
+  }
+
+  /** Download faults: a wrong advertised checksum; the next `count` archive responses cut after `afterBytes`. */
+  async setRunnerReleaseFaults(f: { wrongChecksum?: boolean; truncate?: { count: number; afterBytes: number } }): Promise<void> {
+    await this.call("POST", "/runner-releases/faults", f);
+  }
+
   /** Removes every fault and gives every token a fresh rate-limit window. */
   async clearFaults(): Promise<void> {
     await this.call("DELETE", "/faults");

@@ -2,6 +2,7 @@
  * The emulator's core: state, registry, job broker, faults, rate limiter, stats, webhooks and tokens,
  * wired together. The three HTTP faces (`rest-api.ts`, `runner-protocol.ts`, `control-api.ts`) share it.
  */
+import { RunnerReleases } from "./runner-releases.js";
 import { randomBytes } from "node:crypto";
 import { FaultState } from "./faults.js";
 import { JobBroker, type JobAction } from "./job-broker.js";
@@ -36,6 +37,8 @@ export class EmulatorCore {
   readonly workflows = new WorkflowRegistry();
   /** Job traces replayed through the control API. */
   readonly traces: TraceRunner;
+  /** Runner versions `downloads` lists, with real archives of the runner emulator. */
+  readonly releases = new RunnerReleases();
   /** Filled in once the server listens. */
   urls: Urls = { web: "http://127.0.0.1", api: "http://127.0.0.1/api/v3" };
   /** Creation time of the emulated repositories. */
@@ -143,6 +146,7 @@ export class EmulatorCore {
     this.state.clearActivity();
     this.faults.clear();
     this.setRealism(this.options.realism);
+    this.releases.clearFaults();
     this.limiter.reset();
     this.stats.reset();
     this.persist();

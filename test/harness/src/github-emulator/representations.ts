@@ -218,8 +218,11 @@ export function tokenJson(token: string, expiresAt: number): Record<string, unkn
   return { token, expires_at: iso(expiresAt) };
 }
 
-/** The bare array of `runner-application` that `downloads` returns. */
-export function downloadsJson(): Record<string, unknown>[] {
+/**
+ * The bare array of `runner-application` that `downloads` returns: the published linux archives (`linux`, with
+ * `sha256_checksum`, served by the emulator itself) and the other platforms of the advertised version.
+ */
+export function downloadsJson(linux: readonly Record<string, unknown>[] = []): Record<string, unknown>[] {
   const v = ADVERTISED_RUNNER_VERSION;
   const entries: [string, string, string][] = [
     ["osx", "x64", "osx-x64"],
@@ -230,10 +233,13 @@ export function downloadsJson(): Record<string, unknown>[] {
     ["win", "x64", "win-x64"],
     ["win", "arm64", "win-arm64"],
   ];
-  return entries.map(([os, architecture, slug]) => {
-    const filename = `actions-runner-${slug}-${v}.${os === "win" ? "zip" : "tar.gz"}`;
-    return { os, architecture, download_url: `https://github.com/actions/runner/releases/download/v${v}/${filename}`, filename };
-  });
+  const others = entries
+    .filter(([os, architecture]) => !(linux.length > 0 && os === "linux" && (architecture === "x64" || architecture === "arm64")))
+    .map(([os, architecture, slug]) => {
+      const filename = `actions-runner-${slug}-${v}.${os === "win" ? "zip" : "tar.gz"}`;
+      return { os, architecture, download_url: `https://github.com/actions/runner/releases/download/v${v}/${filename}`, filename };
+    });
+  return [...linux, ...others];
 }
 
 /** A workflow run's status and conclusion, derived from its jobs as GitHub rolls them up. */

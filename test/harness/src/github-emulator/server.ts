@@ -69,6 +69,7 @@ export async function startGitHubEmulator(options: GitHubEmulatorOptions = {}): 
       return serveSimple(runnerRouter, req, res, url, path.slice("/_runner".length), (route) => core.stats.runnerCall(`${req.method} /_runner${route}`), true);
     }
     if (path.startsWith("/_emulator/")) return serveSimple(control, req, res, url, path.slice("/_emulator".length));
+    if (path.startsWith("/_downloads/") && core.releases.serve(req, res, path)) return;
     return serveWebPage(req, res, path);
   }
 
