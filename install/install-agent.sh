@@ -49,7 +49,7 @@ Options:
   --state-dir DIR         keys, replay state, journal, audit log; mode 0700 (default /var/lib/lanekeeper)
   --lane-root DIR         lane directories (default <state-dir>-lanes; never inside the 0700 state dir)
   --unit-dir DIR          where lane units and the agent unit go (default /etc/systemd/system)
-  --runner-dist DIR       runner distributions, one directory per version: DIR/2.330.0/run.sh
+  --runner-dist DIR       unpacked runner versions the agent fetches and verifies itself, nothing to stage
                           (default $DEFAULT_RUNNER_DIST, the agent's default)
   --run-as-user USER      user the lanes run as; created if missing (default $DEFAULT_RUN_AS_USER, the agent's default)
   --status-socket PATH    the agent's read-only status socket (default: the agent's, /run/lanekeeper/<host-id>/agent.sock)
@@ -238,6 +238,8 @@ Next steps:
        install -m 0640 -g lanekeeper trust.json $config_dir/trust.json  (and set trustFile in $config)
   3. Here, allow what lanekeeper may do, in $config under 'control':
        enabled: true, scopes, pools, backends, actions, images (by digest), maxLanes
+     Runner versions are downloaded and checksum-verified by the agent; a host without access to
+     GitHub's release hosts sets runnerDownloads.mirrorDir or mirrorUrlPrefix (docs/agent.md)
      then: systemctl restart lanekeeper-agent
   4. Check: $status_cmd
   5. Keep the clock synced (chrony): intents expire within two minutes.

@@ -1,4 +1,5 @@
 import {
+  Backend,
   carriesLaneIdentity,
   drainingLabels,
   identityLabels,
@@ -7,6 +8,7 @@ import {
   parseDrainingLabels,
   parseScope,
   type ActionKind as IntentActionKind,
+  type LaneSpec,
 } from "@lanekeeper/shared";
 import type { DispatchAction } from "../dispatch/intent-builder.js";
 import { isAnswered, jobRunning, removeDone, type AnsweredOutcome, type IntentOutcome } from "../dispatch/intent-outcome.js";
@@ -21,6 +23,7 @@ import type { ObservedAfterFailure } from "./recovery-note.js";
 import { agentReasonCode, StepFailure } from "./apply-errors.js";
 import type { ApplyRunOptions, ResolvedApplyOptions } from "./apply-options.js";
 import { FreshView, isReadFailure } from "./fresh-view.js";
+import { runnerDownloadFor } from "./runner-download.js";
 import { pickRunnerGroup } from "./runner-group.js";
 
 function customLabels(r: GitHubRunner): string[] {
@@ -44,6 +47,23 @@ export class ActionSteps {
   /** A view over fresh reads: GitHub, the lane store and the newest verified inventories. */
   view(): FreshView {
     return new FreshView({ github: this.o.github, store: this.o.store, inventory: this.o.inventory, clock: this.o.clock, inventoryMaxAgeMs: this.o.inventoryMaxAgeMs });
+  }
+
+  /**
+   * A systemd create's spec with the archive URL and SHA-256 of its runner version from the scope's downloads
+   * endpoint. Without an entry (or when GitHub cannot be read) the spec goes as is and the agent falls back to
+   * an operator-staged version; the create then fails there, not here, if none is staged.
+   */
+  private async withRunnerDownload(spec: LaneSpec, scope: string, hostId: string): Promise<LaneSpec> {
+    if (spec.backend !== Backend.BACKEND_SYSTEMD || spec.runnerDownload !== undefined) return spec;
+    try {
+      const apps = await this.o.github.listRunnerDownloads(scope);
+      const arch = (await this.view().host(hostId))?.snapshot.capabilities?.arch;
+      const runnerDownload = runnerDownloadFor(spec, apps, arch);
+      return runnerDownload === undefined ? spec : { ...spec, runnerDownload };
+    } catch {
+      return spec;
+    }
   }
 
   /** Carry out one step; `back-to-wait` when the agent refused to stop the lane because a job started. */
@@ -97,7 +117,8 @@ export class ActionSteps {
         const secret = st.secret;
         if (secret === undefined) throw new StepFailure("INTERNAL", "no registration was minted");
         st.maybeCreated = true;
-        const out = await this.send(st, { kind: "create", spec: a.spec, registration: secret }, opts);
+        const spec = await this.withRunnerDownload(a.spec, a.scope, a.hostId);
+        const out = await this.send(st, { kind: "create", spec, registration: secret }, opts);
         secret.fill(0);
         st.secret = undefined;
         // A refused or failed create may be the shared token's fault (revoked): the next create asks for a new one.

@@ -5,6 +5,7 @@ import type {
   GitHubRunnerLabel,
   JitConfig,
   JitConfigRequest,
+  RunnerApplication,
   RunnerGroup,
   RunnerList,
   RunnerToken,
@@ -49,6 +50,11 @@ export interface GitHubClient {
   removeLabel(scope: string, runnerId: number, label: string): Promise<readonly GitHubRunnerLabel[]>;
   /** The runner groups of an organization (`org` without the `org:` prefix), all pages. */
   listRunnerGroups(org: string): Promise<readonly RunnerGroup[]>;
+  /**
+   * The scope's runner downloads (`runner-application`: file name, URL, SHA-256), a conditional request with
+   * the cached ETag.
+   */
+  listRunnerDownloads(scope: string): Promise<readonly RunnerApplication[]>;
   /** The rate limit as last reported by GitHub, with the reserve state. */
   rateLimit(): RateLimitState;
   /** Call, 304, points-spent and retry counters. */

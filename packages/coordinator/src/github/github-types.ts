@@ -70,5 +70,15 @@ export interface RunnerGroup {
   readonly default: boolean;
 }
 
+/** One entry of a scope's runner downloads (`runner-application`). */
+export interface RunnerApplication {
+  readonly os: string;
+  readonly architecture: string;
+  readonly filename: string;
+  readonly downloadUrl: string;
+  /** Lower-case hex SHA-256, when GitHub lists one. */
+  readonly sha256?: string | undefined;
+}
+
 /** Outcome of a runner deletion. `not-found` means the registration was already gone. */
 export type DeleteRunnerOutcome = "deleted" | "not-found";

@@ -41,6 +41,7 @@ import type {
   GitHubRunnerLabel,
   JitConfig,
   JitConfigRequest,
+  RunnerApplication,
   RunnerGroup,
   RunnerList,
   RunnerToken,
@@ -54,6 +55,7 @@ import {
   parseJitConfig,
   parseLabelList,
   parseRunner,
+  parseRunnerApplications,
   parseRunnerGroupPage,
   parseRunnerPage,
   parseToken,
@@ -202,6 +204,7 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows, GitHu
   private readonly etags = new EtagCache<CachedPage>(MAX_ETAG_CACHE_ENTRIES);
   /** Conditional reads of the demand reconciliation (runs, jobs, repositories), by URL. */
   private readonly readEtags = new EtagCache<{ readonly data: unknown; readonly hasNext: boolean }>(MAX_ETAG_CACHE_ENTRIES);
+  private readonly downloadEtags = new EtagCache<RunnerApplication[]>(MAX_ETAG_CACHE_ENTRIES);
   private readonly clock: Clock;
   private readonly perPage: number;
   private readonly log: Logger | undefined;
@@ -420,6 +423,25 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows, GitHu
       if (!hasNextPage(headerString(res.headers.link))) return groups;
     }
     throw new GitHubApiError({ operation: op, scope }, `more than ${MAX_RUNNER_PAGES} pages of runner groups`);
+  }
+
+  async listRunnerDownloads(scope: string): Promise<readonly RunnerApplication[]> {
+    const op = "listRunnerDownloads";
+    const route = scopeRoute(scope);
+    this.admit(op, "observe");
+    const cached = this.downloadEtags.get(scope);
+    try {
+      const res = await this.send(op, scope, `GET ${route.prefix}/actions/runners/downloads`, route.params, {
+        headers: cached === undefined ? {} : { "if-none-match": cached.etag },
+      });
+      const apps = parseRunnerApplications(res.data, op);
+      const etag = headerString(res.headers.etag);
+      if (etag !== undefined) this.downloadEtags.set(scope, etag, apps);
+      return apps;
+    } catch (err) {
+      if (cached !== undefined && err instanceof NotModified) return cached.value;
+      throw err;
+    }
   }
 
   async dispatchWorkflow(repo: string, workflow: string, ref: string, inputs: Readonly<Record<string, string>>): Promise<void> {

@@ -1,5 +1,5 @@
 import { GitHubApiError } from "./github-errors.js";
-import type { GitHubRunner, GitHubRunnerLabel, RunnerGroup } from "./github-types.js";
+import type { GitHubRunner, GitHubRunnerLabel, RunnerApplication, RunnerGroup } from "./github-types.js";
 
 type Obj = Record<string, unknown>;
 
@@ -94,4 +94,16 @@ export function parseJitConfig(raw: unknown, operation: string): { runner: GitHu
 /** Whether a `Link` header has a `rel="next"` entry. */
 export function hasNextPage(link: string | undefined): boolean {
   return link !== undefined && /<[^>]*>;\s*rel="next"/.test(link);
+}
+
+/** Parse the bare `runner-application` array of the downloads endpoint. */
+export function parseRunnerApplications(raw: unknown, operation: string): RunnerApplication[] {
+  if (!Array.isArray(raw)) throw malformed(operation, "expected an array of runner applications");
+  return raw.map((a): RunnerApplication => {
+    if (!isObj(a) || typeof a.os !== "string" || typeof a.architecture !== "string" || typeof a.filename !== "string" || typeof a.download_url !== "string") {
+      throw malformed(operation, "runner application");
+    }
+    const sha = typeof a.sha256_checksum === "string" ? a.sha256_checksum.toLowerCase() : undefined;
+    return { os: a.os, architecture: a.architecture, filename: a.filename, downloadUrl: a.download_url, sha256: sha };
+  });
 }
