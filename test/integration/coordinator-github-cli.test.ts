@@ -114,7 +114,8 @@ describe("lanekeeper plan", () => {
     expect(j.actions.some((a) => a.runnerId === handMade)).toBe(false);
     expect(j.observation.scopesObserved).toEqual(["acme/api"]);
     expect(j.observation.hostsUnknown).toEqual(["build01", "build02"]);
-    expect(j.githubCalls.requests).toBe(1);
+    // One runner listing, and GitHub's runner downloads (the current release, for runnerVersion checks).
+    expect(j.githubCalls.requests).toBe(2);
     expect(r.out).not.toContain(emu.token);
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "./errors.js";
 import { generateSealingKey, generateSigningKey, publicKeyToPem } from "./keys.js";
-import { parsePolicy } from "./policy.js";
+import { parsePolicy, resolvePoolUpgrade } from "./policy.js";
 
 const id1 = generateSigningKey().publicKey.toString("base64");
 const id2 = publicKeyToPem(generateSigningKey().publicKey, "ed25519");
@@ -140,11 +140,25 @@ describe("parsePolicy", () => {
 
   it("enforces backend-specific pool fields", () => {
     const p = policy().replace("    runnerVersion: 2.330.0\n", "");
-    expect(issuesOf(p)).toEqual([{ path: "pools.linux.runnerVersion", message: "systemd pools need a runnerVersion, e.g. 2.330.0" }]);
+    expect(issuesOf(p)).toEqual([{ path: "pools.linux.runnerVersion", message: "systemd pools need a runnerVersion, e.g. 2.330.0 or latest" }]);
     const q = policy().replace(`    image: ghcr.io/acme/runner@sha256:${digest}\n`, "");
     expect(issuesOf(q)[0]!.path).toBe("pools.box.image");
     const r = policy().replace(`image: ghcr.io/acme/runner@sha256:${digest}`, "image: ghcr.io/acme/runner:latest");
     expect(issuesOf(r)[0]).toMatchObject({ path: "pools.box.image", message: expect.stringContaining("pinned by digest") });
+  });
+
+  it("takes runnerVersion latest and upgrade settings, with their defaults compiled by resolvePoolUpgrade", () => {
+    const p = parsePolicy(policy().replace("runnerVersion: 2.330.0", "runnerVersion: latest\n    upgrade: { maxUnavailable: 3 }"));
+    expect(p.pools.linux!.runnerVersion).toBe("latest");
+    expect(resolvePoolUpgrade(p.pools.linux!)).toEqual({ maxUnavailable: 3, maxVersionLag: 1 });
+    expect(resolvePoolUpgrade(p.pools.box!)).toEqual({ maxUnavailable: 1, maxVersionLag: 1 });
+    expect(issuesOf(policy().replace("runnerVersion: 2.330.0", "runnerVersion: newest")).map((i) => i.path)).toEqual(["pools.linux.runnerVersion"]);
+    expect(issuesOf(policy().replace("runnerVersion: 2.330.0", "runnerVersion: 2.330.0\n    upgrade: { maxUnavailable: 0 }")).map((i) => i.path)).toEqual([
+      "pools.linux.upgrade.maxUnavailable",
+    ]);
+    expect(issuesOf(policy().replace("runnerVersion: 2.330.0", "runnerVersion: 2.330.0\n    upgrade: { window: always }")).map((i) => i.path)).toEqual([
+      "pools.linux.upgrade.window",
+    ]);
   });
 
   it("refuses reserved labels in pools", () => {

@@ -155,6 +155,37 @@ export interface PoolLimits {
   memoryBytes?: number | undefined;
 }
 
+/** The word `runnerVersion` takes to follow GitHub's current runner release. */
+export const LATEST_RUNNER_VERSION = "latest";
+
+/**
+ * How a pool's lanes move to a new runner version or image (docs/runner-versions.md). Every field has a default,
+ * compiled by {@link resolvePoolUpgrade}.
+ */
+export interface PoolUpgradePolicy {
+  /**
+   * Lanes of one group (scope, pool) that may be out of service for an upgrade at once; lanes already out of
+   * service (draining, stopped, needs-attention) count against it. @default 1
+   */
+  maxUnavailable?: number | undefined;
+  /**
+   * `plan` warns when a pinned `runnerVersion` is more than this many minor releases behind GitHub's current
+   * release (GitHub stops sending jobs to runners that fall too far behind). @default 1
+   */
+  maxVersionLag?: number | undefined;
+}
+
+/** {@link PoolUpgradePolicy} with its defaults filled in. */
+export interface ResolvedPoolUpgrade {
+  readonly maxUnavailable: number;
+  readonly maxVersionLag: number;
+}
+
+/** A pool's upgrade settings with the defaults filled in (pure; the planner and `plan` use it). */
+export function resolvePoolUpgrade(pool: Pick<PoolPolicy, "upgrade">): ResolvedPoolUpgrade {
+  return { maxUnavailable: pool.upgrade?.maxUnavailable ?? 1, maxVersionLag: pool.upgrade?.maxVersionLag ?? 1 };
+}
+
 /** A class of lanes. */
 export interface PoolPolicy {
   /** Capability labels (the `lk-` prefix is reserved). @default [] */
@@ -162,11 +193,16 @@ export interface PoolPolicy {
   backend: BackendName;
   /** @default "persistent" */
   mode: "persistent" | "ephemeral";
-  /** Runner version (systemd pools, required there). */
+  /**
+   * Runner version (systemd pools, required there): `x.y.z` pins it, `latest` follows GitHub's current release.
+   * A change rolls across the pool's lanes (docs/runner-versions.md).
+   */
   runnerVersion?: string | undefined;
   /** Image pinned by digest (container pools, required there). */
   image?: string | undefined;
   limits?: PoolLimits | undefined;
+  /** Rolling upgrades of the pool's lanes to a new runner version or image. */
+  upgrade?: PoolUpgradePolicy | undefined;
 }
 
 /**
@@ -320,12 +356,21 @@ const poolSchema = z.strictObject({
   labels: uniqueList(labelField, "label").max(MAX_LABELS - 4).default([]),
   backend: z.enum(["systemd", "container"]),
   mode: z.enum(["persistent", "ephemeral"]).default("persistent"),
-  runnerVersion: runnerVersionField.optional(),
+  runnerVersion: z
+    .union([runnerVersionField, z.literal(LATEST_RUNNER_VERSION)])
+    .optional()
+    .meta({ description: "Runner version: x.y.z pins it, latest follows GitHub's current release." }),
   image: imageField.optional(),
   limits: z
     .strictObject({
       cpuMillis: z.number().int().min(1).max(1_024_000).optional(),
       memoryBytes: z.number().int().min(4 * 1024 * 1024).max(Number.MAX_SAFE_INTEGER).optional(),
+    })
+    .optional(),
+  upgrade: z
+    .strictObject({
+      maxUnavailable: z.number().int().min(1).max(1000).optional().meta({ description: "Lanes of a group out of service for an upgrade at once. Default 1." }),
+      maxVersionLag: z.number().int().min(0).max(1000).optional().meta({ description: "Minor releases a pinned runnerVersion may lag GitHub's current release before plan warns. Default 1." }),
     })
     .optional(),
 });
@@ -417,7 +462,7 @@ function crossCheck(p: Policy): ConfigIssue[] {
   for (const [name, pool] of Object.entries(p.pools)) {
     if (pool.backend === "systemd") {
       if (pool.runnerVersion === undefined) {
-        issues.push({ path: at("pools", name, "runnerVersion"), message: "systemd pools need a runnerVersion, e.g. 2.330.0" });
+        issues.push({ path: at("pools", name, "runnerVersion"), message: "systemd pools need a runnerVersion, e.g. 2.330.0 or latest" });
       }
       if (pool.image !== undefined) issues.push({ path: at("pools", name, "image"), message: "image applies to container pools only" });
     } else {

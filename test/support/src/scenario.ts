@@ -17,6 +17,7 @@ import type {
   InventoryView,
   LaneRecord,
   ObservedState,
+  RunnerReleaseObservation,
   ScopeObservation,
   StoredLaneRecord,
 } from "@lanekeeper/coordinator";
@@ -221,6 +222,8 @@ export interface FleetExtras {
   readonly inventory?: Readonly<Record<string, Partial<HostInventory>>>;
   /** Per-scope observation overrides (unavailable, incomplete). */
   readonly scopes?: Readonly<Record<string, ScopeObservation>>;
+  /** GitHub's current runner release (what `runnerVersion: latest` resolves to). */
+  readonly runnerReleases?: RunnerReleaseObservation;
 }
 
 /**
@@ -277,5 +280,6 @@ export function buildInputs(policy: Policy, lanes: readonly LaneFixture[], extra
   const inventory: InventoryView = {
     hosts: new Map(known.map((h) => [h, hostInventory(h, nowMs - 1000, hostLanes.get(h) ?? [], extras.inventory?.[h] ?? {})])),
   };
-  return { policy, observed: { scopes, inventory }, records: storedRecords(records), nowMs };
+  const observed: ObservedState = { scopes, inventory, ...(extras.runnerReleases === undefined ? {} : { runnerReleases: extras.runnerReleases }) };
+  return { policy, observed, records: storedRecords(records), nowMs };
 }

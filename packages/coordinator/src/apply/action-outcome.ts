@@ -9,6 +9,7 @@ import type { ActionOutcome, ActionStatus } from "./apply-events.js";
 import type { ApplyRunOptions } from "./apply-options.js";
 import { MAX_OUTCOME_MESSAGE_CHARS } from "./limits.js";
 import { recoveryNote, type ObservedAfterFailure, type SafeState } from "./recovery-note.js";
+import { upgradeRecoveryNote, type RollbackResult } from "./upgrade-recovery-note.js";
 
 /** A message cut to {@link MAX_OUTCOME_MESSAGE_CHARS}, for outcomes and audit records. */
 export function cut(s: string): string {
@@ -125,13 +126,18 @@ export class ActionEndings {
     });
   }
 
-  /** A step failed: the lane is left in a safe state, with a recovery note on its record and in the audit. */
-  async failed(st: ActionState, step: PlanStep, err: unknown, opts: ApplyRunOptions): Promise<ActionOutcome> {
+  /**
+   * A step failed: the lane is left in a safe state, with a recovery note on its record and in the audit. An
+   * upgrade that got as far as its intent ends with `upgrade` (how its rollback went): the lane's record becomes
+   * needs-attention with code `UPGRADE_ROLLED_BACK` or `UPGRADE_ROLLBACK_FAILED`, which halts the rollout.
+   */
+  async failed(st: ActionState, step: PlanStep, err: unknown, opts: ApplyRunOptions, extra: { upgrade?: RollbackResult } = {}): Promise<ActionOutcome> {
     const a = st.action;
     const code = errCode(err);
     const message = errMessage(err);
-    const deadline = code === "DRAIN_DEADLINE";
-    let safeState = safeStateOf(st);
+    const rb = extra.upgrade;
+    const deadline = code === "DRAIN_DEADLINE" || rb !== undefined;
+    let safeState = rb?.ok === true ? "untouched" : safeStateOf(st);
     if (a.kind === "create" && st.maybeCreated && err instanceof StepFailure && err.details?.rejected === true && st.runnerId === undefined) {
       // The agent refused before any runtime call (REJECTED): nothing exists on the host.
       safeState = "untouched";
@@ -151,7 +157,10 @@ export class ActionEndings {
     const undone = operatorOp !== undefined && safeState === "untouched" && (await this.undoRecordWrite(st));
     const observed = safeState === "created-unverified" ? await this.d.observe?.(a).catch(() => undefined) : undefined;
     const recordState = await this.recordStateNow(st);
-    const note = recoveryNote({
+    const note =
+      rb !== undefined && a.kind === "upgrade"
+        ? upgradeRecoveryNote({ laneId: a.laneId, hostId: a.hostId, scope: a.scope, pool: a.pool, from: a.from, to: a.to, step, code, cause: message, rollback: rb })
+        : recoveryNote({
       laneId: a.laneId,
       hostId: a.hostId,
       kind: a.kind,
@@ -164,8 +173,9 @@ export class ActionEndings {
       uncertain: st.labelsUncertain,
       observed,
     });
+    const attentionCode = rb === undefined ? code : rb.ok ? "UPGRADE_ROLLED_BACK" : "UPGRADE_ROLLBACK_FAILED";
     // An undone operator command leaves no note on the record: the lane is as it was (the note is in the report and the audit).
-    if (!undone) await this.noteOnRecord(st, code, note, deadline);
+    if (!undone) await this.noteOnRecord(st, attentionCode, note, deadline);
     await this.d.audit.append({
       action: a.kind,
       phase: "failed",
@@ -175,7 +185,15 @@ export class ActionEndings {
       reasonCode: code,
       message: cut(`${step}: ${message}`),
       ...(st.intentIds.length > 0 ? { intentId: st.intentIds.at(-1) } : {}),
-      details: { failedStep: step, stepsDone: [...st.stepsDone], intentIds: [...st.intentIds], safeState, recovery: note, needsAttention: deadline },
+      details: {
+        failedStep: step,
+        stepsDone: [...st.stepsDone],
+        intentIds: [...st.intentIds],
+        safeState,
+        recovery: note,
+        needsAttention: deadline,
+        ...(rb === undefined ? {} : { rollback: rb.ok ? "succeeded" : `failed at ${rb.step}: ${rb.code}`, attentionCode }),
+      },
     });
     this.d.log?.warn({ laneId: a.laneId, action: a.kind, step, code }, "action failed");
     return actionOutcome(a, {

@@ -28,6 +28,10 @@ export interface ActionState {
   stopped: boolean;
   maybeCreated: boolean;
   forced: boolean;
+  /** An `UpgradeLane` intent went out: a failure from here on rolls the lane back to its old version. */
+  upgradeSent: boolean;
+  /** Agent clock: the upgrade result's `finishedAtMs`; host snapshots before it do not show the new version. */
+  upgradedSince: number | undefined;
   readonly intentIds: string[];
   readonly stepsDone: PlanStep[];
 }
@@ -54,6 +58,8 @@ export function newActionState(action: Action, operationId: string, startedAtMs:
     stopped: false,
     maybeCreated: false,
     forced: false,
+    upgradeSent: false,
+    upgradedSince: undefined,
     intentIds: [],
     stepsDone: [],
   };

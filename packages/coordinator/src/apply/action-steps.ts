@@ -25,6 +25,7 @@ import type { ApplyRunOptions, ResolvedApplyOptions } from "./apply-options.js";
 import { FreshView, isReadFailure } from "./fresh-view.js";
 import { runnerDownloadFor } from "./runner-download.js";
 import { pickRunnerGroup } from "./runner-group.js";
+import { UpgradeSteps } from "./upgrade-steps.js";
 
 function customLabels(r: GitHubRunner): string[] {
   return r.labels.filter((l) => l.type !== "read-only").map((l) => l.name);
@@ -42,7 +43,17 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
  * and throws a {@link StepFailure} (or the GitHub or store error) when it cannot be done.
  */
 export class ActionSteps {
-  constructor(private readonly o: ResolvedApplyOptions) {}
+  /** The steps only an upgrade has, and its rollback. */
+  readonly upgrades: UpgradeSteps;
+
+  constructor(private readonly o: ResolvedApplyOptions) {
+    this.upgrades = new UpgradeSteps(o, {
+      send: (st, action, opts) => this.send(st, action, opts),
+      expectOk: (out, what) => this.expectOk(out, what),
+      currentRegistration: (st) => this.currentRegistration(st),
+      restoreLabels: (st, opts) => this.restoreLabels(st, opts),
+    });
+  }
 
   /** A view over fresh reads: GitHub, the lane store and the newest verified inventories. */
   view(): FreshView {
@@ -82,16 +93,9 @@ export class ActionSteps {
       case "set-draining-labels":
         await this.setLabels(st, drainingLabels({ laneId: a.laneId }), true);
         return "ok";
-      case "restore-labels": {
-        const labels = a.kind === "undrain" || a.kind === "restart" ? a.labels : this.canonical(st);
-        await this.setLabels(st, labels, false);
-        if (a.kind === "restart" && st.agentDrained) {
-          // The restart drained the agent too; clear its mark, or the next plan would see a leftover drain.
-          await this.send(st, { kind: "undrain", laneId: a.laneId }, opts);
-          st.agentDrained = false;
-        }
+      case "restore-labels":
+        await this.restoreLabels(st, opts);
         return "ok";
-      }
       case "set-labels":
         if (a.kind !== "relabel") return "ok";
         await this.setLabels(st, a.to, false);
@@ -188,6 +192,26 @@ export class ActionSteps {
       case "verify-gone":
         await this.verifyGone(st);
         return "ok";
+      case "send-upgrade":
+        if (a.kind !== "upgrade") return "ok";
+        return this.upgrades.sendUpgrade(st, a.to, opts);
+      case "verify-upgraded":
+        if (a.kind !== "upgrade") return "ok";
+        await this.upgrades.verifyUpgraded(st, a.to);
+        return "ok";
+    }
+  }
+
+  /** `restore-labels`: the canonical labels back on GitHub, and (restart, upgrade) the agent's drain mark lifted. */
+  private async restoreLabels(st: ActionState, opts: ApplyRunOptions): Promise<void> {
+    const a = st.action;
+    const labels = a.kind === "undrain" || a.kind === "restart" || a.kind === "upgrade" ? a.labels : this.canonical(st);
+    await this.setLabels(st, labels, false);
+    if ((a.kind === "restart" || a.kind === "upgrade") && st.agentDrained) {
+      // The action drained the agent too; clear its mark, or the next plan would see a leftover drain.
+      const out = await this.send(st, { kind: "undrain", laneId: a.laneId }, opts);
+      if (a.kind === "upgrade") this.expectOk(out, "undrain");
+      st.agentDrained = false;
     }
   }
 
@@ -371,7 +395,7 @@ export class ActionSteps {
   }
 
   /** Fail the step unless the agent carried the action out; the code is the agent's (or `AGENT_REJECTED` / `AGENT_FAILED`). */
-  private expectOk(out: AnsweredOutcome, what: IntentActionKind): asserts out is Extract<AnsweredOutcome, { kind: "succeeded" }> {
+  expectOk(out: AnsweredOutcome, what: IntentActionKind): asserts out is Extract<AnsweredOutcome, { kind: "succeeded" }> {
     if (out.kind === "succeeded") return;
     const refused = out.kind === "refused";
     const code = out.code === "" ? (refused ? "AGENT_REJECTED" : "AGENT_FAILED") : agentReasonCode(out.code);

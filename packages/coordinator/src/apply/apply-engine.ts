@@ -3,7 +3,7 @@ import pLimit from "p-limit";
 import { KeyedMutex } from "@lanekeeper/shared";
 import type { Action, PlanStep } from "../plan/action.js";
 import { describeGuard } from "../plan/guard.js";
-import { actionOutcome, ActionEndings, cut } from "./action-outcome.js";
+import { actionOutcome, ActionEndings, cut, errCode, errMessage } from "./action-outcome.js";
 import { newActionState, type ActionState } from "./action-state.js";
 import { ActionSteps } from "./action-steps.js";
 import { StepFailure } from "./apply-errors.js";
@@ -177,17 +177,32 @@ export class ApplyEngine {
           continue;
         }
         st.stepsDone.push(step);
+        if (a.kind === "upgrade") await this.steps.upgrades.audit(st, step, "succeeded", `${step} done`);
       }
       failedStep = undefined;
       await this.steps.afterSuccess(st, opts);
       return await this.endings.succeeded(st, opts);
     } catch (err) {
+      if (a.kind === "upgrade") return await this.upgradeFailed(st, failedStep ?? "write-record", err, opts);
       return await this.endings.failed(st, failedStep ?? "write-record", err, opts);
     } finally {
       st.secret?.fill(0);
       st.removeToken?.fill(0);
       await this.o.leases?.release(operationId).catch(() => undefined);
     }
+  }
+
+  /**
+   * An upgrade failed at `step`. Once the upgrade intent went out, the lane is rolled back to its old version and
+   * returned to service, and its record marked needs-attention (`UPGRADE_ROLLED_BACK`, or `UPGRADE_ROLLBACK_FAILED`
+   * with the lane left drained), which halts the group's rollout; before that, it ends like any drain (still drained
+   * with a note, or untouched).
+   */
+  private async upgradeFailed(st: ActionState, step: PlanStep, err: unknown, opts: ApplyRunOptions): Promise<ActionOutcome> {
+    await this.steps.upgrades.audit(st, step, "failed", errMessage(err), errCode(err));
+    if (!st.upgradeSent) return this.endings.failed(st, step, err, opts);
+    const rb = await this.steps.upgrades.rollback(st, opts);
+    return this.endings.failed(st, step, err, opts, { upgrade: rb });
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Policy } from "@lanekeeper/shared";
 import { CoordinatorKeyError, NatsUnavailableError } from "../context/coordinator-context.js";
 import { createGitHubClient } from "../github/github-client-from-policy.js";
 import { observeScopes } from "../observe/github-observer.js";
+import { observeRunnerReleases } from "../observe/runner-releases.js";
 import { emptyInventory } from "../observe/inventory-view.js";
 import { MemoryLaneStore } from "../observe/memory-lane-store.js";
 import { coordinatorKeyGap, natsUnreachableGap, recordsFileGap, viewGaps, type ViewGap } from "../observe/view-gaps.js";
@@ -129,8 +130,9 @@ async function runOfflinePlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCom
   ]);
   const observedScopes = await observeScopes(client, [...scopes], { clock: { now: () => io.now() } });
   const inventory = emptyInventory();
+  const runnerReleases = await observeRunnerReleases(client, policy);
   const nowMs = io.now();
-  const p = plan(policy, { scopes: observedScopes, inventory }, stored, {
+  const p = plan(policy, { scopes: observedScopes, inventory, ...(runnerReleases === undefined ? {} : { runnerReleases }) }, stored, {
     nowMs,
     ...(opts.maxRemovals === undefined ? {} : { maxRemovals: opts.maxRemovals }),
     ...(opts.maxCreates === undefined ? {} : { maxCreates: opts.maxCreates }),

@@ -43,3 +43,22 @@ describe("a plan from a degraded view", () => {
     expect(planToJson(p, { notes: [] })).toMatchObject({ degraded: false, gaps: [] });
   });
 });
+
+describe("a plan with runner version drift", () => {
+  it("lists the lanes that run another version than their pool's, and the lag warning", () => {
+    const pinned = makePolicy({ ...policy, pools: { "linux-x64": { ...policy.pools["linux-x64"]!, runnerVersion: "2.331.0" } } });
+    const lanes = ["l1", "l2"].map((l) => ({ laneId: `linux-x64-${l}`, scope: "acme/api", pool: "linux-x64", hostId: "h1" }));
+    const two = makePolicy({ ...pinned, lanes: [{ scope: "acme/api", pool: "linux-x64", count: 2, hosts: ["h1"] }] });
+    const i = buildInputs(two, lanes, {
+      nowMs: NOW,
+      runnerReleases: { status: "ok", latest: "2.334.0", downloads: [] },
+    });
+    const p = plan(two, i.observed, i.records, { nowMs: NOW });
+    const text = planToText(p, { notes: [] });
+    expect(text).toMatch(/^Runner versions: 2 lane\(s\) differ from their pool's$/m);
+    expect(text).toMatch(/^linux-x64-l1 +h1 +acme\/api linux-x64 +2\.330\.0 +2\.331\.0 +upgrade$/m);
+    expect(text).toMatch(/^linux-x64-l2 +h1 +acme\/api linux-x64 +2\.330\.0 +2\.331\.0 +waiting$/m);
+    expect(text).toMatch(/RUNNER_VERSION_LAG: pool linux-x64 pins runner 2\.331\.0, 3 minor releases behind GitHub's current 2\.334\.0/);
+    expect(planToJson(p, { notes: [] })).toMatchObject({ versionDrift: [{ laneId: "linux-x64-l1", status: "upgrade" }, { laneId: "linux-x64-l2", status: "waiting" }] });
+  });
+});

@@ -48,6 +48,7 @@ export function planToJson(plan: Plan, ctx: PlanContext): Record<string, unknown
     actions: plan.actions,
     warnings: plan.warnings,
     groups: plan.groups,
+    versionDrift: plan.versionDrift,
     counts: plan.counts,
     observation: plan.observation,
     classification: {
@@ -102,6 +103,8 @@ export function planToText(plan: Plan, ctx: PlanContext): string {
   out.push("");
   if (plan.actions.length === 0 && gaps.length > 0) {
     out.push("No actions planned from what could be observed; the view is DEGRADED (see above), so this does NOT mean the fleet matches the policy.");
+  } else if (plan.actions.length === 0 && plan.versionDrift.length > 0) {
+    out.push(`No actions this time; ${plan.versionDrift.length} lane(s) run another version than their pool wants (below).`);
   } else if (plan.actions.length === 0) {
     out.push("No actions: the fleet matches the policy as far as it could be observed.");
   } else {
@@ -126,6 +129,16 @@ export function planToText(plan: Plan, ctx: PlanContext): string {
     out.push("");
     out.push("Queue-driven pools (docs/scaling.md):");
     out.push(scalingTable.trimEnd());
+  }
+  if (plan.versionDrift.length > 0) {
+    out.push("");
+    out.push(`Runner versions: ${plan.versionDrift.length} lane(s) differ from their pool's`);
+    out.push(
+      renderTable(
+        ["LANE", "HOST", "SCOPE/POOL", "RUNS", "WANTED", "NOW"],
+        plan.versionDrift.map((d) => [d.laneId, d.hostId, `${d.scope} ${d.pool}`, d.have, d.want, d.status]),
+      ).trimEnd(),
+    );
   }
   if (plan.warnings.length > 0) {
     out.push("");

@@ -15,6 +15,7 @@ import type { Action } from "../plan/action.js";
 import { demandScopes, policyUsesScaling } from "../demand/demand-scopes.js";
 import { readDemandSnapshot } from "../demand/demand-snapshot.js";
 import type { JobStore } from "../demand/job-store.js";
+import { observeRunnerReleases } from "../observe/runner-releases.js";
 
 
 /** Every scope the coordinator must look at: the policy's scopes and lanes, and those of its lane records. */
@@ -52,6 +53,7 @@ export async function observeWorld(deps: {
   // Read after the records: a lease that is gone now was gone when the record was read, or its action ended.
   const liveOperations = deps.leases === undefined ? undefined : await deps.leases.live(inFlightOperationIds(records));
   const scopes = await observeScopes(deps.github, scopesToObserve(deps.policy, records), { clock });
+  const runnerReleases = await observeRunnerReleases(deps.github, deps.policy);
   const hosts: HostInventory[] = [];
   for (const hostId of hostsToObserve(deps.policy, records)) {
     const s = await deps.inventory.latest(hostId);
@@ -59,7 +61,12 @@ export async function observeWorld(deps: {
   }
   const demand = deps.jobs !== undefined && policyUsesScaling(deps.policy) ? await readDemandSnapshot(deps.jobs, demandScopes(deps.policy)) : undefined;
   return {
-    observed: { scopes, inventory: inventoryView(hosts), ...(demand === undefined ? {} : { demand }) },
+    observed: {
+      scopes,
+      inventory: inventoryView(hosts),
+      ...(demand === undefined ? {} : { demand }),
+      ...(runnerReleases === undefined ? {} : { runnerReleases }),
+    },
     records,
     retiredLaneIds,
     observedAtMs: clock.now(),

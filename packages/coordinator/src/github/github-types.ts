@@ -20,6 +20,11 @@ export interface GitHubRunner {
   readonly labels: readonly GitHubRunnerLabel[];
   readonly ephemeral: boolean | undefined;
   readonly runnerGroupId: number | undefined;
+  /**
+   * The runner version GitHub last saw (`version`, "only set if the runner has connected to the service at least
+   * once"); absent before the first connection. Upgrades compare it when present.
+   */
+  readonly version?: string | undefined;
 }
 
 /** The runners of one scope, from a (possibly conditional) paginated listing. */
@@ -35,6 +40,19 @@ export interface RunnerList {
   readonly complete: boolean;
   /** HTTP requests this listing made (one per page). */
   readonly requests: number;
+}
+
+/** One runner release archive of GitHub's downloads endpoint (`runner-application`). */
+export interface RunnerApplication {
+  /** `linux`, `osx`, `win`. */
+  readonly os: string;
+  /** `x64`, `arm`, `arm64`. */
+  readonly architecture: string;
+  readonly downloadUrl: string;
+  /** `actions-runner-linux-x64-2.336.0.tar.gz`: the only place the version is named. */
+  readonly filename: string;
+  /** Lower-case hex, when GitHub sends `sha256_checksum`. */
+  readonly sha256: string | undefined;
 }
 
 /** A registration or remove token. Both expire after one hour. */

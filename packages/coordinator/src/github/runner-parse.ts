@@ -41,6 +41,7 @@ export function parseRunner(raw: unknown, operation: string): GitHubRunner {
     labels: parseLabels(raw.labels, operation),
     ephemeral: typeof raw.ephemeral === "boolean" ? raw.ephemeral : undefined,
     runnerGroupId: typeof raw.runner_group_id === "number" ? raw.runner_group_id : undefined,
+    ...(typeof raw.version === "string" && raw.version !== "" ? { version: raw.version } : {}),
   };
 }
 

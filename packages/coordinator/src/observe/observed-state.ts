@@ -1,5 +1,6 @@
 import type { DemandSnapshot } from "./demand.js";
 import type { InventoryView } from "./inventory-view.js";
+import type { RunnerReleaseObservation } from "./runner-releases.js";
 import type { ScopeObservation } from "./scope-observation.js";
 
 /** Everything observed for one plan: GitHub per scope, and the agents' inventories. */
@@ -9,4 +10,6 @@ export interface ObservedState {
   readonly inventory: InventoryView;
   /** Workflow jobs in the managed scopes; absent when nothing reads demand (fixed `count` pools need none). */
   readonly demand?: DemandSnapshot | undefined;
+  /** GitHub's current runner release (downloads endpoint); absent when no pool needed it. */
+  readonly runnerReleases?: RunnerReleaseObservation | undefined;
 }

@@ -11,6 +11,7 @@ export type PlanActionKind =
   | "arm"
   | "create"
   | "restart"
+  | "upgrade"
   | "relabel"
   | "drain"
   | "remove"
@@ -49,7 +50,9 @@ export type ReasonCode =
   | "CREATE_FAILED"
   | "CREATE_INTERRUPTED"
   | "SMOKE"
-  | "SMOKE_EXPIRED";
+  | "SMOKE_EXPIRED"
+  | "VERSION_DRIFT"
+  | "IMAGE_DRIFT";
 
 /** Why an action is in the plan. */
 export interface ActionReason {
@@ -125,6 +128,28 @@ export interface RemoveAction extends ActionBase {
   readonly runnerId: number | undefined;
 }
 
+/** What a lane runs: a runner version (systemd) or an image pinned by digest (container); the other is `""`. */
+export interface LaneRunner {
+  readonly runnerVersion: string;
+  readonly image: string;
+}
+
+/**
+ * Move a lane to the pool's wanted runner version or image (plan/version-upgrades.ts): drain it (persistent
+ * lanes: labels swapped for `lk-draining`, wait for the running job), send `UpgradeLane`, verify it comes back
+ * with the new version (agent inventory, and GitHub online), restore its labels. A failure rolls it back to
+ * `from` and leaves it `needs-attention` (apply/upgrade-steps.ts).
+ */
+export interface UpgradeAction extends ActionBase {
+  readonly kind: "upgrade";
+  readonly runnerId: number | undefined;
+  /** The canonical label set to restore. */
+  readonly labels: readonly string[];
+  /** What the host reported the lane runs (the rollback target). */
+  readonly from: LaneRunner;
+  readonly to: LaneRunner;
+}
+
 /** Set a managed runner's custom labels back to its canonical set. */
 export interface RelabelAction extends ActionBase {
   readonly kind: "relabel";
@@ -173,6 +198,7 @@ export type Action =
   | UndrainAction
   | ArmAction
   | RestartAction
+  | UpgradeAction
   | RemoveAction
   | RelabelAction
   | MarkOrphanAction

@@ -174,7 +174,7 @@ function group(
       current++;
     }
     const poolPolicy = ctx.pool(pool);
-    if (poolPolicy !== undefined) {
+    if (poolPolicy !== undefined && ctx.canCreate(pool)) {
       while (current < target) {
         if (ctx.createBudget <= 0) {
           ctx.warn("CREATE_BUDGET", `${target - current} more lane(s) of ${scope}/${pool} wait for a later plan (create limit per plan)`, {

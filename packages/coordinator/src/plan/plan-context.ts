@@ -9,6 +9,7 @@ import { laneEvidence } from "./evidence-of.js";
 import type { Guard } from "./guard.js";
 import type { GroupSummary, PlanOptions, PlanWarning, PlanWarningCode } from "./plan-types.js";
 import { agentPermits, type HostStatus } from "./placement.js";
+import { wantedRunner, type WantedRunner } from "./runner-version.js";
 import { cleanupSteps, STEPS } from "./steps.js";
 
 /** Code-unit order of strings, so plans do not depend on the locale. */
@@ -46,6 +47,7 @@ export class PlanContext {
   orphanBudget: number;
   private removalBudget: number;
   private readonly warnings = new Map<string, PlanWarning>();
+  private readonly wantedByPool = new Map<string, WantedRunner>();
 
   constructor(
     readonly policy: Policy,
@@ -89,9 +91,35 @@ export class PlanContext {
     return [...this.warnings.values()];
   }
 
-  /** The pool's policy, when the pool is declared. */
+  /**
+   * The pool's policy, when the pool is declared, with `runnerVersion: latest` resolved to GitHub's current
+   * release (so creates name a concrete version). Unresolved, it keeps `latest`: see {@link canCreate}.
+   */
   pool(name: string): PoolPolicy | undefined {
-    return Object.hasOwn(this.policy.pools, name) ? this.policy.pools[name] : undefined;
+    const p = Object.hasOwn(this.policy.pools, name) ? this.policy.pools[name] : undefined;
+    if (p === undefined) return undefined;
+    const w = this.wanted(name);
+    return w?.kind === "runner" && w.version !== p.runnerVersion ? { ...p, runnerVersion: w.version } : p;
+  }
+
+  /** What the pool's lanes should run (memoized per plan); undefined for an undeclared pool. */
+  wanted(name: string): WantedRunner | undefined {
+    const p = Object.hasOwn(this.policy.pools, name) ? this.policy.pools[name] : undefined;
+    if (p === undefined) return undefined;
+    let w = this.wantedByPool.get(name);
+    if (w === undefined) {
+      w = wantedRunner(p, this.observed.runnerReleases);
+      this.wantedByPool.set(name, w);
+    }
+    return w;
+  }
+
+  /** Whether lanes of the pool can be created now: false (after a warning) while `latest` is unresolved. */
+  canCreate(pool: string): boolean {
+    const w = this.wanted(pool);
+    if (w?.kind !== "unresolved") return true;
+    this.warn("RUNNER_VERSION_UNRESOLVED", `pool ${pool} wants the latest runner, but ${w.why}: no lane of it is created or upgraded this time`, { pool });
+    return false;
   }
 
   /** Raise a warning once per (code, subject). */

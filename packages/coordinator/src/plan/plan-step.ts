@@ -17,6 +17,9 @@
  * - `delete-registration`: `deleteRunner` (runner id from the guard).
  * - `verify-online`: GitHub shows the registration online with the canonical labels.
  * - `verify-gone`: neither GitHub nor the host shows the lane any more.
+ * - `send-upgrade`: an `UpgradeLane` intent (new runner version and its download, or image) to a drained lane.
+ * - `verify-upgraded`: the host's inventory, taken after the upgrade, reports the lane running the new version,
+ *   and GitHub shows its registration online (with that version when GitHub reports one).
  */
 export type PlanStep =
   | "write-record"
@@ -32,8 +35,10 @@ export type PlanStep =
   | "send-arm"
   | "send-restart"
   | "send-remove"
+  | "send-upgrade"
   | "wait-idle"
   | "delete-registration"
   | "verify-online"
   | "verify-gone"
+  | "verify-upgraded"
   | "verify-labels";

@@ -33,7 +33,11 @@ export type PlanWarningCode =
   | "FOREIGN_RUNNERS"
   | "INVALID_LANE"
   | "SMOKE_LANE"
-  | "SMOKE_LANE_LEFT";
+  | "SMOKE_LANE_LEFT"
+  | "RUNNER_VERSION_UNRESOLVED"
+  | "RUNNER_VERSION_LAG"
+  | "UPGRADE_HALTED"
+  | "UPGRADE_WAITING";
 
 /** Something the operator should know; never an action. */
 export interface PlanWarning {
@@ -130,6 +134,21 @@ export interface PlanObservationSummary {
   readonly hostsStale: readonly string[];
 }
 
+/** A lane that runs something other than what its pool wants, as `plan` shows it. */
+export interface VersionDrift {
+  readonly laneId: string;
+  readonly scope: string;
+  readonly pool: string;
+  readonly hostId: string;
+  /** `runner` (systemd: versions) or `image` (container: digests). */
+  readonly what: "runner" | "image";
+  /** What the host reports the lane runs. */
+  readonly have: string;
+  readonly want: string;
+  /** `upgrade` when this plan upgrades it; otherwise why it waits. */
+  readonly status: "upgrade" | "waiting" | "halted" | "busy-elsewhere" | "not-allowed";
+}
+
 /** The output of `plan()`: ordered actions, warnings, and what they were made from. */
 export interface Plan {
   readonly planId: string;
@@ -141,4 +160,6 @@ export interface Plan {
   readonly counts: Readonly<Record<PlanActionKind, number>>;
   readonly observation: PlanObservationSummary;
   readonly classification: Classification;
+  /** Lanes whose runner version or image differs from what their pool wants (upgraded or not in this plan). */
+  readonly versionDrift: readonly VersionDrift[];
 }

@@ -5,7 +5,8 @@ import type { PlanActionKind } from "./action.js";
 import { groupPass } from "./group-scaling.js";
 import { laneMaintenance, laneRepairs } from "./lane-repairs.js";
 import { cmp, PlanContext, type GroupLane } from "./plan-context.js";
-import type { Plan, PlanOptions } from "./plan-types.js";
+import type { Plan, PlanOptions, VersionDrift } from "./plan-types.js";
+import { upgradePass } from "./version-upgrades.js";
 
 export { isIdle } from "./group-scaling.js";
 
@@ -17,6 +18,7 @@ const KIND_ORDER: readonly PlanActionKind[] = [
   "create",
   "restart",
   "relabel",
+  "upgrade",
   "drain",
   "remove",
   "mark-orphan",
@@ -29,7 +31,9 @@ const KIND_ORDER: readonly PlanActionKind[] = [
  * Reads no clock, no file, no network; the same inputs give the same plan.
  *
  * The passes, in order: the per-lane pass (`lane-repairs.ts`: record fixes, orphans via `orphans.ts`, removals
- * under way), the group pass (`group-scaling.ts`), then the repairs of active lanes the group pass left alone.
+ * under way), the group pass (`group-scaling.ts`), the upgrade pass (`version-upgrades.ts`: lanes whose runner
+ * version or image differs from their pool's, within `upgrade.maxUnavailable`), then the repairs of active lanes
+ * the earlier passes left alone.
  *
  * Rules (docs/coordinator.md has the long form):
  * - No action ever targets an unmanaged or foreign runner; only lanes classified from our own markers.
@@ -46,14 +50,16 @@ export function plan(policy: Policy, observed: ObservedState, records: readonly 
   const byGroup = new Map<string, GroupLane[]>();
   for (const v of ctx.cls.lanes) laneMaintenance(ctx, v, byGroup);
   groupPass(ctx, byGroup);
+  // Upgrades after scaling (never a lane it removes or drains), before repairs (which skip what they target).
+  const versionDrift = upgradePass(ctx, byGroup);
   // Repairs last, so they never collide with a lane the group pass chose to drain or remove.
   for (const list of [...byGroup.values()]) for (const { view, record } of list) laneRepairs(ctx, view, record);
   foreignWarning(ctx);
-  return assemble(ctx);
+  return assemble(ctx, versionDrift);
 }
 
 /** The plan from what the passes built: actions in execution order, counts, and what was observed. */
-function assemble(ctx: PlanContext): Plan {
+function assemble(ctx: PlanContext, versionDrift: readonly VersionDrift[]): Plan {
   const order = new Map(KIND_ORDER.map((k, i) => [k, i]));
   const actions = [...ctx.actions].sort(
     (a, b) =>
@@ -87,6 +93,7 @@ function assemble(ctx: PlanContext): Plan {
       hostsStale: [...ctx.cls.staleHosts],
     },
     classification: ctx.cls,
+    versionDrift,
   };
 }
 

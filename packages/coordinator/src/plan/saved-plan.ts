@@ -36,11 +36,13 @@ const planStepSchema = z.enum([
   "send-arm",
   "send-restart",
   "send-remove",
+  "send-upgrade",
   "wait-idle",
   "delete-registration",
   "verify-online",
   "verify-gone",
   "verify-labels",
+  "verify-upgraded",
 ]);
 const orphanKindSchema = z.enum(["registration-without-lane", "lane-without-registration", "record-without-lane"]);
 const recordStateSchema = z.enum(["creating", "active", "draining", "removing", "needs-attention", "orphaned"]);
@@ -166,6 +168,8 @@ const reasonCodeSchema = z.enum([
   "CREATE_INTERRUPTED",
   "SMOKE",
   "SMOKE_EXPIRED",
+  "VERSION_DRIFT",
+  "IMAGE_DRIFT",
 ]);
 
 const base = {
@@ -196,6 +200,8 @@ const laneSpecSchema = z.strictObject({
   limits: z.strictObject({ cpuMillis: ms, memoryBytes: ms }).optional(),
 });
 
+const laneRunnerSchema = z.strictObject({ runnerVersion: z.string().max(64), image: z.string().max(512) });
+
 const actionSchema = z.discriminatedUnion("kind", [
   z.strictObject({
     ...base,
@@ -208,6 +214,7 @@ const actionSchema = z.discriminatedUnion("kind", [
   z.strictObject({ ...base, kind: z.literal("arm"), runnerName: z.string().min(1).max(256), labels }),
   z.strictObject({ ...base, kind: z.literal("restart"), runnerId, labels }),
   z.strictObject({ ...base, kind: z.literal("remove"), runnerId }),
+  z.strictObject({ ...base, kind: z.literal("upgrade"), runnerId, labels, from: laneRunnerSchema, to: laneRunnerSchema }),
   z.strictObject({ ...base, kind: z.literal("relabel"), runnerId: ms, from: labels, to: labels }),
   z.strictObject({
     ...base,
