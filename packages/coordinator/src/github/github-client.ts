@@ -7,7 +7,6 @@ import type {
   JitConfigRequest,
   RunnerApplication,
   RunnerGroup,
-  RunnerApplication,
   RunnerList,
   RunnerToken,
 } from "./github-types.js";
@@ -49,11 +48,6 @@ export interface GitHubClient {
   addLabels(scope: string, runnerId: number, labels: readonly string[]): Promise<readonly GitHubRunnerLabel[]>;
   /** Remove one custom label; 404 (`GitHubNotFoundError`) when the runner or the label is not there. */
   removeLabel(scope: string, runnerId: number, label: string): Promise<readonly GitHubRunnerLabel[]>;
-  /**
-   * The runner release archives GitHub offers the scope (`GET {scope}/actions/runners/downloads`): one entry per OS
-   * and architecture, all of GitHub's current runner release. An observation read (held back under the reserve).
-   */
-  listRunnerDownloads(scope: string): Promise<readonly RunnerApplication[]>;
   /** The runner groups of an organization (`org` without the `org:` prefix), all pages. */
   listRunnerGroups(org: string): Promise<readonly RunnerGroup[]>;
   /**

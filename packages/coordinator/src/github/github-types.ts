@@ -42,19 +42,6 @@ export interface RunnerList {
   readonly requests: number;
 }
 
-/** One runner release archive of GitHub's downloads endpoint (`runner-application`). */
-export interface RunnerApplication {
-  /** `linux`, `osx`, `win`. */
-  readonly os: string;
-  /** `x64`, `arm`, `arm64`. */
-  readonly architecture: string;
-  readonly downloadUrl: string;
-  /** `actions-runner-linux-x64-2.336.0.tar.gz`: the only place the version is named. */
-  readonly filename: string;
-  /** Lower-case hex, when GitHub sends `sha256_checksum`. */
-  readonly sha256: string | undefined;
-}
-
 /** A registration or remove token. Both expire after one hour. */
 export interface RunnerToken {
   readonly token: RedactedSecret;

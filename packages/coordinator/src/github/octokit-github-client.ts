@@ -59,7 +59,6 @@ import {
   parseRunnerGroupPage,
   parseRunnerPage,
   parseToken,
-  parseRunnerApplications,
 } from "./runner-parse.js";
 import { scopeRoute } from "./scope-route.js";
 
@@ -407,14 +406,6 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows, GitHu
       name: label,
     });
     return parseLabelList(res.data, op);
-  }
-
-  async listRunnerDownloads(scope: string): Promise<readonly RunnerApplication[]> {
-    const op = "listRunnerDownloads";
-    this.admit(op, "observe");
-    const route = scopeRoute(scope);
-    const res = await this.send(op, scope, `GET ${route.prefix}/actions/runners/downloads`, route.params);
-    return parseRunnerApplications(res.data, op);
   }
 
   async listRunnerGroups(org: string): Promise<readonly RunnerGroup[]> {
