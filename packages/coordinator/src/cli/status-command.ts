@@ -1,6 +1,8 @@
 import { healthToJSON, laneStateToJSON } from "@lanekeeper/shared";
 import type { CoordinatorContext } from "../context/coordinator-context.js";
 import { observeWorld, planFromWorld } from "../context/observe-world.js";
+import { policyUsesScaling } from "../demand/demand-scopes.js";
+import { KvJobStore } from "../demand/kv-job-store.js";
 import { classify, type LaneView } from "../observe/classify.js";
 import type { CliIo } from "./cli-io.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
@@ -94,7 +96,17 @@ export async function runStatus(opts: StatusCommandOptions, io: CliIo, deps: Coo
  */
 export async function statusRound(ctx: CoordinatorContext, opts: StatusCommandOptions, io: CliIo, compactJson = false): Promise<ExitCode> {
   await ctx.waitForInventories(opts.inventoryWait ?? 6_000);
-  const world = await observeWorld({ policy: ctx.policy, github: ctx.github, store: ctx.store, inventory: ctx.inventory, clock: ctx.clock, leases: ctx.leases });
+  // Queue-driven pools are shown from the shared job store (read only: no REST pass, which `plan` may make).
+  const jobs = ctx.js !== undefined && policyUsesScaling(ctx.policy) ? await KvJobStore.open(ctx.js, { replicas: ctx.policy.coordinator.jetstreamReplicas }) : undefined;
+  const world = await observeWorld({
+    policy: ctx.policy,
+    github: ctx.github,
+    store: ctx.store,
+    inventory: ctx.inventory,
+    clock: ctx.clock,
+    leases: ctx.leases,
+    ...(jobs === undefined ? {} : { jobs }),
+  });
   const now = world.observedAtMs;
   const cls = classify(ctx.policy, world.observed, world.records, { nowMs: now });
   const lanes = laneStatuses(cls.lanes);
@@ -118,7 +130,7 @@ export async function statusRound(ctx: CoordinatorContext, opts: StatusCommandOp
   const rateLimit = ctx.github.rateLimit();
   // Per queue-driven pool: queued, running, idle, wanted and why, from the same pure rule `plan` uses (nothing is
   // applied). Fixed `count` pools have no such figures, and without any scaling pool nothing is planned here.
-  const pools = ctx.policy.lanes.some((l) => l.scaling !== undefined)
+  const pools = policyUsesScaling(ctx.policy)
     ? planFromWorld(ctx.policy, world).groups.filter((g) => g.scaling !== undefined)
     : [];
   if (opts.json === true) {
