@@ -53,6 +53,7 @@ import { KvLaneStore } from "../../packages/coordinator/src/lane-store-kv/kv-lan
 import { startNatsServer, type NatsServerHandle } from "../harness/src/nats-server.js";
 import type { NatsAgentUser, NatsCoordinatorUser } from "../harness/src/nats-permissions.js";
 import { startSystemdSandbox, type SystemdSandbox } from "../harness/src/systemd-sandbox.js";
+import { RunnerDist } from "../../packages/agent/src/runner-dist/runner-dist.js";
 import { agentParts, HOST, installRunnerDist, laneManager, POOL, RUNNER_VERSION, sandboxRunner, SCOPE, type AgentParts } from "./agent-fixture.js";
 
 export { HOST, POOL, SCOPE, RUNNER_VERSION };
@@ -167,6 +168,14 @@ export async function startApplyWorld(opts: ApplyWorldOptions = {}): Promise<App
       signer: parts.signer,
       dirs: parts.dirs,
       runnerDistPath: dist,
+      // Verified downloads from the emulator's runner releases, as agent.yaml's runnerDownloads gives the daemon.
+      runnerDist: new RunnerDist({
+        distPath: dist,
+        cacheDir: join(agentRoot, "runner-cache"),
+        origins: [new URL(gh.url).origin],
+        maxArchiveBytes: 256 * 1024 * 1024,
+        maxUnpackedBytes: 1024 * 1024 * 1024,
+      }),
       user: { name: "root", uid: 0, gid: 0, home: "/root" },
       systemctl: sandboxRunner((cmd, args, o) => sd.exec(cmd, args, o)),
       cgroupRoots: [sd.cgroupPath],

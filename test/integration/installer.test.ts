@@ -196,7 +196,7 @@ describe("install-agent.sh from the release artifacts, in a real systemd", () =>
       expect(text).not.toMatch(/^(statusSocket|runnerDistPath|runAsUser):/m);
       const config = parseAgentConfig(text);
       expect(config.hostId).toBe(HOST);
-      expect(config.nats).toEqual({ url: nats.url, user: `agent-${HOST}`, password: natsPassword });
+      expect(config.nats).toEqual({ url: nats.url, servers: [nats.url], user: `agent-${HOST}`, password: natsPassword });
       expect(config.statusSocket).toBe(SOCKET);
       expect(config.trustFile).toBe("/etc/lanekeeper/trust.json");
       expect(config.laneRoot).toBe("/var/lib/lanekeeper-lanes");
