@@ -36,7 +36,7 @@ import { intakeAuditRecord } from "../../packages/agent/src/intake/intake-audit.
 import type { IntakeControl } from "../../packages/agent/src/intake/intake-policy.js";
 import { RecordingExecutor } from "@lanekeeper/testing";
 import { ReplayStore } from "../../packages/agent/src/intake/replay-store.js";
-import { FileStateStore } from "../../packages/agent/src/intake/state-store.js";
+import { FileStateStore, type StateStore } from "../../packages/agent/src/intake/state-store.js";
 
 export const HOST = "build01";
 export const OTHER_HOST = "build02";
@@ -118,6 +118,12 @@ export interface IntakeFixture {
   send(bytes: Uint8Array, subject?: string): Promise<Answer>;
   /** Close the intake and the replay store and open new ones on the same state dir (an agent restart). */
   restart(): Promise<void>;
+  /**
+   * An agent killed without a clean shutdown: the current intake and replay store are dropped without a flush
+   * (whatever they still had pending never reaches the disk), `afterDeath` may change the state dir (what a
+   * power cut leaves), then new ones open on the same directory.
+   */
+  crashAndRestart(afterDeath?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -128,6 +134,11 @@ export interface FixtureOptions {
   noInit?: boolean;
   /** Use this directory (for restarts across fixtures). */
   dir?: string;
+  /**
+   * Wrap the replay state store of each (re)start, for fault injection (a crash between write and fsync).
+   * @default the real FileStateStore on the fixture's directory
+   */
+  stateStore?: (file: FileStateStore) => StateStore;
 }
 
 export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixture> {
@@ -169,7 +180,8 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
   let audit = await AuditLog.open(auditPath, { clock, mode: 0o600 });
   let pendingAudit: Promise<unknown> = Promise.resolve();
   const open = async (): Promise<{ replay: ReplayStore; intake: Intake; trust: AgentTrust }> => {
-    const replay = await ReplayStore.open(new FileStateStore(dir, HOST), { hostId: HOST, clock });
+    const file = new FileStateStore(dir, HOST);
+    const replay = await ReplayStore.open(opts.stateStore?.(file) ?? file, { hostId: HOST, clock });
     const trust = await AgentTrust.load({ trustFile, stateDir: dir, recordedVersion: replay.keysetVersion, clock });
     await replay.setKeysetVersion(trust.version);
     const intake = new Intake({
@@ -239,6 +251,14 @@ export async function makeIntake(opts: FixtureOptions = {}): Promise<IntakeFixtu
       await pendingAudit;
       await audit.close();
       audit = await AuditLog.open(auditPath, { clock, mode: 0o600 });
+      const next = await open();
+      fx.replay = next.replay;
+      fx.intake = next.intake;
+      fx.trust = next.trust;
+    },
+    async crashAndRestart(afterDeath) {
+      await pendingAudit;
+      await afterDeath?.();
       const next = await open();
       fx.replay = next.replay;
       fx.intake = next.intake;
