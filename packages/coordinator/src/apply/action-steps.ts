@@ -427,7 +427,12 @@ export class ActionSteps {
         github: this.o.github,
         inventory: this.o.inventory,
         clock: this.o.clock,
-        sleep: this.o.sleep,
+        // A drain whose lease lapsed (this process was frozen or cut off) may already be resumed by another
+        // coordinator: stop waiting at once (OPERATION_LEASE_LOST) instead of racing it to the stop.
+        sleep: async (ms) => {
+          await this.o.sleep(ms);
+          this.o.leases?.assertHeld(st.operationId);
+        },
         inventoryMaxAgeMs: this.o.inventoryMaxAgeMs,
         ...(opts.onEvent === undefined ? {} : { onProgress: opts.onEvent }),
       },

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { MemoryAuditTrail } from "../audit/coordinator-audit.js";
 import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
 import { MemoryLaneStore } from "../observe/memory-lane-store.js";
-import type { UndrainAction, UpdateRecordAction } from "../plan/action.js";
+import type { RemoveAction, UndrainAction, UpdateRecordAction } from "../plan/action.js";
 import { laneRecord, makePolicy } from "@lanekeeper/testing";
 import { STEPS } from "../plan/steps.js";
 import { ApplyEngine, type ApplyEngineOptions } from "./apply-engine.js";
@@ -72,6 +72,31 @@ describe("operation leases in the apply engine", () => {
     };
     const report = await engine(store, leases).run({ planId: "p", actions: [action] });
     expect(report.outcomes[0]).toMatchObject({ status: "failed", code: "OPERATION_LEASE_LOST", failedStep: "send-undrain" });
+  });
+
+  it("a drain wait stops as soon as its lease is lost (another coordinator may resume it): nothing is sent after it", async () => {
+    const store = new HookStore([laneRecord("a", { state: "removing" })]);
+    const leases = new MemoryOperationLeases();
+    let polls = 0;
+    // The job keeps running (no inventory newer than the drain, so never idle); the process is frozen past its
+    // lease during the first pause of the wait.
+    const github = { listRunners: () => Promise.resolve({ runners: [], complete: true }), getRunner: () => Promise.resolve(undefined) };
+    const inventory = {
+      latest: () => {
+        polls++;
+        return Promise.resolve(undefined);
+      },
+    };
+    const sleep = async (): Promise<void> => {
+      for (const id of heldIds(leases)) leases.expire(id);
+      await new Promise((r) => setTimeout(r, 5));
+    };
+    const o = { policy: makePolicy(), github, store, dispatcher: untouchable, inventory, audit: new MemoryAuditTrail(), leases, sleep, drain: { settleMs: 1000, pollMs: 10, deadlineMs: 500 } };
+    const action: RemoveAction = { ...base, id: "remove:a", kind: "remove", laneId: "a", runnerId: undefined, reason: { code: "RESUME_REMOVE", message: "t" }, steps: ["wait-idle", "send-remove"] };
+    const report = await new ApplyEngine(o as unknown as ApplyEngineOptions).run({ planId: "p", actions: [action] });
+    expect(report.outcomes[0]).toMatchObject({ status: "failed", code: "OPERATION_LEASE_LOST", failedStep: "wait-idle" });
+    // One look, one pause, then it stopped: it did not wait out the deadline (DRAIN_DEADLINE).
+    expect(polls).toBe(1);
   });
 });
 

@@ -49,6 +49,7 @@ export type ReasonCode =
   | "OPERATOR"
   | "CREATE_FAILED"
   | "CREATE_INTERRUPTED"
+  | "DRAIN_INTERRUPTED"
   | "SMOKE"
   | "SMOKE_EXPIRED"
   | "VERSION_DRIFT"
@@ -94,7 +95,8 @@ export interface CreateAction extends ActionBase {
 export interface DrainAction extends ActionBase {
   readonly kind: "drain";
   readonly runnerId: number | undefined;
-  readonly drainReason: "scale-down" | "move";
+  /** Why, as written to the record (`operator` only on a resumed operator drain). */
+  readonly drainReason: "scale-down" | "move" | "operator";
 }
 
 /** Undo a drain: restore the canonical labels and let the host re-arm it. */

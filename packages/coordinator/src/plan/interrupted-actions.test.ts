@@ -121,3 +121,122 @@ describe("interrupted creates (a coordinator killed mid-apply)", () => {
     expect(p.warnings.map((w) => w.code)).toContain("OPERATION_IN_FLIGHT");
   });
 });
+
+/** A lane whose drain a coordinator started 20 s ago: busy with a job, the record says draining. */
+function draining(n: number, hostId: string, p: Partial<LaneFixture> = {}): LaneFixture {
+  return {
+    laneId: `${P}-l${n}`,
+    scope: S,
+    pool: P,
+    hostId,
+    record: { state: "draining", drainReason: "scale-down", updatedAtMs: NOW - 20_000, operationId: `${OP}${n}` },
+    registration: { busy: true },
+    hostLane: { jobRunning: true, draining: false },
+    ...p,
+  };
+}
+
+const drainedLabels = (n: number): string[] => [`lk-lane-${P}-l${n}`, "lk-draining"];
+
+describe("interrupted drains (the record says draining, the drain's coordinator is gone)", () => {
+  it("a drain that died after writing the record is resumed with the label swap and the agent's drain: the lane takes no new job", () => {
+    const p = run(policy(1), [draining(1, "h1"), { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }], []);
+    expect(summary(p)).toEqual([`drain:${P}-l1:DRAIN_INTERRUPTED`]);
+    const d = p.actions[0];
+    if (d?.kind !== "drain") throw new Error("expected a drain");
+    expect(d.steps).toEqual(["write-record", "set-draining-labels", "send-drain"]);
+    expect(d.drainReason).toBe("scale-down");
+    // Claimed by compare-and-set on the record as read: two coordinators never both resume it.
+    expect(d.guards[0]).toEqual({ kind: "record-revision", laneId: `${P}-l1`, revision: 1 });
+    expect(d.guards.map((g) => g.kind)).toEqual(expect.arrayContaining(["lane-marker-valid", "lane-not-held", "runner-id-matches", "runner-identity-labels"]));
+    expect(d.evidence).toContainEqual({ source: "operation", operationId: `${OP}1`, lease: "gone" });
+    // Nothing waits for or stops the job: a resumed drain only takes new work away.
+    expect(d.steps).not.toContain("wait-idle");
+    expect(p.warnings.find((w) => w.code === "DRAIN_INTERRUPTED")?.message).toMatch(/still carries linux,x64.*not told/);
+  });
+
+  it("a step that took effect is not repeated: labels swapped, only the agent is told", () => {
+    const p = run(policy(1), [draining(1, "h1", { registration: { busy: true, labels: drainedLabels(1) } }), { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }], []);
+    const d = p.actions.find((a) => a.kind === "drain");
+    expect(d?.steps).toEqual(["write-record", "send-drain"]);
+    const agentDone = run(policy(1), [draining(1, "h1", { hostLane: { jobRunning: true, draining: true } }), { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }], []);
+    expect(agentDone.actions.find((a) => a.kind === "drain")?.steps).toEqual(["write-record", "set-draining-labels"]);
+  });
+
+  it("a drain that finished (labels swapped, agent draining) gets nothing: no action, no warning, the lane waits for its job", () => {
+    const done = draining(1, "h1", { registration: { busy: true, labels: drainedLabels(1) }, hostLane: { jobRunning: true, draining: true } });
+    const p = run(policy(1), [done, { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }], []);
+    expect(p.actions).toEqual([]);
+    expect(p.warnings.map((w) => w.code)).not.toContain("DRAIN_INTERRUPTED");
+  });
+
+  it("a drain still running in another coordinator is left to it, with an OPERATION_IN_FLIGHT warning", () => {
+    const p = run(policy(1), [draining(1, "h1"), { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }], [`${OP}1`]);
+    expect(p.actions).toEqual([]);
+    expect(p.warnings.find((w) => w.code === "OPERATION_IN_FLIGHT")?.message).toMatch(/its drain .* is running in another coordinator/);
+  });
+
+  it("without lease information nothing is concluded about a drain", () => {
+    const p = run(policy(1), [draining(1, "h1"), { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }], undefined);
+    expect(p.actions).toEqual([]);
+  });
+
+  it("an idle half-drained lane is removed by the group pass (whose removal swaps the labels itself), not drained again", () => {
+    const idle = draining(1, "h1", { registration: { busy: false }, hostLane: { jobRunning: false, draining: false } });
+    const p = run(policy(1), [idle, { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }], []);
+    expect(summary(p)).toEqual([`remove:${P}-l1:SCALE_DOWN`]);
+  });
+
+  it("an operator's drain is resumed as the operator's (the group pass leaves it alone afterwards)", () => {
+    const op = draining(1, "h1", { record: { state: "draining", drainReason: "operator", updatedAtMs: NOW - 20_000, operationId: `${OP}1` } });
+    const p = run(policy(2), [op, { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }], []);
+    const d = p.actions.find((a) => a.kind === "drain");
+    if (d?.kind !== "drain") throw new Error("expected a drain");
+    expect(d.drainReason).toBe("operator");
+  });
+
+  it("an inventory from before the record was written proves nothing about the agent: only GitHub's side is resumed", () => {
+    const p = run(policy(1), [draining(1, "h1"), { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }], [], { inventory: { h1: { receivedAtMs: NOW - 30_000 } } });
+    expect(p.actions.find((a) => a.kind === "drain")?.steps).toEqual(["write-record", "set-draining-labels"]);
+    const unknown = run(
+      policy(1),
+      [draining(1, "h1", { registration: { busy: true, labels: drainedLabels(1) } }), { laneId: `${P}-l2`, scope: S, pool: P, hostId: "h2" }],
+      [],
+      { inventory: { h1: { receivedAtMs: NOW - 30_000 } } },
+    );
+    expect(unknown.actions).toEqual([]);
+    expect(unknown.warnings.find((w) => w.code === "DRAIN_INTERRUPTED")?.message).toMatch(/waiting for a fresh inventory from h1/);
+  });
+});
+
+describe("interrupted removals", () => {
+  const removing = (p: Partial<LaneFixture> = {}): LaneFixture => ({
+    laneId: `${P}-l1`,
+    scope: S,
+    pool: P,
+    hostId: "h1",
+    record: { state: "removing", operationId: `${OP}1`, updatedAtMs: NOW - 20_000 },
+    registration: { labels: drainedLabels(1), status: "offline" },
+    ...p,
+  });
+
+  it("the host removed the lane before the coordinator died: the remove intent is not sent again, only GitHub's side and the record", () => {
+    const p = run(policy(0), [removing({ hostLane: false })], []);
+    expect(summary(p)).toEqual([`remove:${P}-l1:RESUME_REMOVE`]);
+    const r = p.actions[0];
+    expect(r?.steps).toEqual(["write-record", "delete-registration", "verify-gone", "delete-record"]);
+    expect(r?.steps).not.toContain("send-remove");
+    expect(r?.guards.map((g) => g.kind)).toEqual(expect.arrayContaining(["record-revision", "lane-absent-on-host", "runner-id-matches", "runner-not-busy"]));
+  });
+
+  it("the lane still on its host: the removal resumes from the drain (each step idempotent), never from a blind delete", () => {
+    const p = run(policy(0), [removing()], []);
+    expect(p.actions[0]?.steps).toEqual(["write-record", "set-draining-labels", "send-drain", "wait-idle", "mint-remove-token", "send-remove", "delete-registration", "verify-gone", "delete-record"]);
+  });
+
+  it("with the host unknown nothing is concluded from the lane's absence there", () => {
+    const p = run(policy(0), [removing({ hostLane: false })], [], { knownHosts: ["h2"] });
+    expect(p.actions.filter((a) => a.kind === "remove" && !a.steps.includes("send-remove"))).toEqual([]);
+    expect(summary(p)).toEqual([`remove:${P}-l1:RESUME_REMOVE`]);
+  });
+});

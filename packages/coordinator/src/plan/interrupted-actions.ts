@@ -2,23 +2,30 @@ import { canonicalLabels, LANE_LABEL_PREFIX, LanekeeperError, type Policy } from
 import { DEFAULT_INVENTORY_MAX_AGE_MS, DEFAULT_REGISTRATION_GRACE_MS, FAILED_CREATE_SETTLE_MS } from "../limits.js";
 import type { StoredLaneRecord } from "../observe/lane-record.js";
 import type { WorldObservation } from "../observe/world-observation.js";
-import type { CleanupOrphanAction, CreateAction, ForgetRecordAction } from "./action.js";
+import type { CleanupOrphanAction, CreateAction, DrainAction, ForgetRecordAction } from "./action.js";
 import type { Evidence } from "./evidence.js";
 import { githubEvidence, recordEvidence } from "./evidence-of.js";
+import { interruptedDrain } from "./interrupted-drains.js";
 import { laneSpecFor } from "./lane-spec.js";
 import type { PlanWarning } from "./plan-types.js";
 import { STEPS } from "./steps.js";
 
-/** Record states whose `operationId` names an action that may still be running. */
-const IN_FLIGHT_STATES = new Set(["creating", "removing"]);
+/**
+ * Record states whose `operationId` names an action that may still be running: a create, a removal, and a drain
+ * (whose action writes the record first, then swaps the labels and tells the agent).
+ */
+const IN_FLIGHT_STATES = new Set(["creating", "draining", "removing"]);
 
 /** The steps of a resumed create: claim the record (new operation id), then the create's own steps. */
 export const RESUME_CREATE_STEPS = STEPS.create;
 
 /** What {@link interruptedActions} found: actions to run, and what to tell the operator. */
 export interface InterruptedActions {
-  /** Creates re-sent under the same lane id (the record is kept and counts toward its group). */
-  readonly resumes: readonly CreateAction[];
+  /**
+   * Creates re-sent under the same lane id (the record is kept and counts toward its group), and drains resumed
+   * with only the steps that did not take effect.
+   */
+  readonly resumes: readonly (CreateAction | DrainAction)[];
   /** Records (and a JIT registration nobody will use) to roll back; planned as if already gone. */
   readonly rollBacks: readonly (ForgetRecordAction | CleanupOrphanAction)[];
   /** One per interrupted action: what was seen, what happens. */
@@ -45,13 +52,15 @@ export function inFlightOperationIds(records: readonly StoredLaneRecord[]): stri
  *   instead (the planner creates a replacement at once).
  * - GitHub has an offline, idle registration for it (an ephemeral lane's JIT config was minted) but the host has
  *   no lane: that registration is rolled back with the record, and the planner creates a replacement.
- * `removing` records are resumed by the planner (RESUME_REMOVE); here only the ones whose removal is still running
- * elsewhere are named (`inFlight`), so no second coordinator doubles it.
+ * A `draining` record whose drain left a step undone (labels not swapped, agent not told) is resumed with only those
+ * steps (`interrupted-drains.ts`, DRAIN_INTERRUPTED), so no lane stays half-drained.
+ * `removing` records are resumed by the planner (RESUME_REMOVE, from the first step that did not take effect); here
+ * only the ones whose action is still running elsewhere are named (`inFlight`), so no second coordinator doubles it.
  *
  * Without lease information (`world.liveOperations` undefined) nothing is concluded.
  */
 export function interruptedActions(policy: Policy, world: WorldObservation, opts: { readonly registrationGraceMs?: number } = {}): InterruptedActions {
-  const resumes: CreateAction[] = [];
+  const resumes: (CreateAction | DrainAction)[] = [];
   const rollBacks: (ForgetRecordAction | CleanupOrphanAction)[] = [];
   const warnings: PlanWarning[] = [];
   const inFlight = new Set<string>();
@@ -62,14 +71,20 @@ export function interruptedActions(policy: Policy, world: WorldObservation, opts
     if (!IN_FLIGHT_STATES.has(r.state) || r.operationId === undefined || r.attention !== undefined) continue;
     if (live.has(r.operationId)) {
       inFlight.add(r.laneId);
-      if (r.state === "removing") {
+      if (r.state !== "creating") {
         warnings.push({
           code: "OPERATION_IN_FLIGHT",
-          message: `lane ${r.laneId}: its removal (${r.operationId}) is running in another coordinator; left to it`,
+          message: `lane ${r.laneId}: its ${r.state === "removing" ? "removal" : "drain"} (${r.operationId}) is running in another coordinator; left to it`,
           laneId: r.laneId,
           hostId: r.hostId,
         });
       }
+      continue;
+    }
+    if (r.state === "draining") {
+      const d = interruptedDrain(policy, world, r);
+      if (d.kind !== "complete") warnings.push(d.warning);
+      if (d.kind === "resume") resumes.push(d.action);
       continue;
     }
     if (r.state !== "creating" || r.smoke !== undefined) continue;

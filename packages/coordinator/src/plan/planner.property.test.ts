@@ -298,7 +298,11 @@ function check(w: World, p: Plan): void {
     }
 
     // 3. Scale-down never picks a busy lane or one with job evidence.
-    if (a.kind === "remove") {
+    // A resumed removal whose host already removed the lane stops nothing: it must then prove the lane is gone there.
+    if (a.kind === "remove" && !a.steps.includes("send-remove")) {
+      expect(a.reason.code, ctx).toBe("RESUME_REMOVE");
+      expect(a.guards.some((g) => g.kind === "lane-absent-on-host"), ctx).toBe(true);
+    } else if (a.kind === "remove") {
       expect(a.steps.indexOf("wait-idle"), ctx).toBeLessThan(a.steps.indexOf("send-remove"));
       expect(a.guards.some((g) => g.kind === "no-job-evidence" && g.at === "send-remove"), ctx).toBe(true);
       if (a.reason.code !== "RESUME_REMOVE") {
