@@ -31,7 +31,7 @@ class ProbeReconciler extends Reconciler {
   maxRunning = 0;
   private releases: (() => void)[] = [];
 
-  override cycle(): Promise<CycleReport> {
+  protected override backgroundCycle(): Promise<CycleReport> {
     this.started++;
     this.now++;
     this.maxRunning = Math.max(this.maxRunning, this.now);

@@ -1,4 +1,7 @@
 import { Health, LaneMode, LaneState, systemClock, type Clock, type CoordinatorPolicy, type Logger } from "@lanekeeper/shared";
+import { DEFAULT_MAX_REMOVALS_PER_PLAN } from "../limits.js";
+import type { Action } from "../plan/action.js";
+import { actionUnits, InFlightActions, selectUnits, type InFlightLimits } from "./in-flight-actions.js";
 import type { ApplyEngine } from "../apply/apply-engine.js";
 import type { AuditTrail } from "../audit/coordinator-audit.js";
 import type { ActionOutcome, ApplyEvent, ApplyReport } from "../apply/apply-events.js";
@@ -43,6 +46,11 @@ export interface ReconcilerOptions {
    */
   readonly fence?: Pick<LaneFence, "lead">;
   readonly metrics?: CoordinatorMetrics;
+  /**
+   * Actions running at once, across cycles (a cycle does not wait for its actions).
+   * @default policy `coordinator.applyConcurrency`, read at each cycle
+   */
+  readonly concurrency?: number;
   /** Between cycles. @default policy `coordinator.reconcileIntervalMs` */
   readonly intervalMs?: number;
   /**
@@ -94,38 +102,70 @@ export function resolveReconcilerOptions(
 /** What one cycle did. */
 export interface CycleReport {
   readonly leader: boolean;
+  /** The outcomes of the plan's actions this cycle started (all of them once it waited for them, see {@link Reconciler.cycle}). */
   readonly report?: ApplyReport;
   /** Health-driven restarts of this cycle. */
   readonly healthRestarts: readonly (ActionOutcome & { readonly why: "offline" | "crash-loop" })[];
   /** Lanes left to an operator this cycle because they hit the restart cap. */
   readonly capped: readonly string[];
+  /** Planned actions not started, because an action on their lane was still running: later plans decide again. */
+  readonly deferred?: number;
+  readonly error?: string;
+}
+
+type HealthOutcome = ActionOutcome & { readonly why: "offline" | "crash-loop" };
+
+/** A unit of a plan started in the background: its lanes stay in flight until `done` settles. */
+interface Started {
+  /** The unit wrote the record its first step writes (so the next observation counts the lane), or ended. */
+  readonly claimed: Promise<void>;
+  readonly done: Promise<{ readonly outcomes: readonly ActionOutcome[]; readonly error?: string }>;
+}
+
+/** What a cycle started, before any of it ended. */
+interface CycleStart {
+  readonly leader: boolean;
+  readonly planId?: string;
+  readonly units: readonly Started[];
+  readonly health: readonly Promise<HealthOutcome[]>[];
+  readonly capped: readonly string[];
+  readonly deferred: number;
   readonly error?: string;
 }
 
 /**
- * The `serve` loop: every interval, if this process holds the leader lock, observe → plan → apply (the same
- * engine, guards, drain protocol and audit as `lanekeeper apply`), then health-driven restarts the planner does
- * not do: a registration offline on GitHub for a while although its host reports the runner running (a runner
- * that lost its connection), and a lane the agent reports in a crash loop (the agent stopped restarting it). Each
- * lane gets at most `maxRestarts` health restarts per window, then its record goes to `needs-attention` with a
- * recovery note. Followers only keep collecting inventories.
+ * The `serve` loop: every interval (or at once when {@link poke}d), if this process holds the leader lock,
+ * observe → plan → start the plan's actions through the same engine, guards, drain protocol and audit as
+ * `lanekeeper apply`, then health-driven restarts the planner does not do: a registration offline on GitHub for a
+ * while although its host reports the runner running (a runner that lost its connection), and a lane the agent
+ * reports in a crash loop (the agent stopped restarting it). Each lane gets at most `maxRestarts` health restarts
+ * per window, then its record goes to `needs-attention` with a recovery note. Followers only keep collecting
+ * inventories.
+ *
+ * Cycles do not wait for their actions: each action runs in the background and holds its lane in flight until it
+ * ends, so a slow drain or a create waiting for GitHub never holds back the next plan. The next cycle plans from
+ * a fresh observation (a create's or removal's record is written before the cycle that started it ends, so the
+ * lane counts as starting, or no longer counts, and nothing is created twice), never starts a second action on a
+ * lane with one in flight, and starts no more than `applyConcurrency` actions at once (`maxRemovals` removals and
+ * drains at once). An action that ends pokes the loop, so its freed slot is used at once.
  */
 export class Reconciler {
   private readonly o: ResolvedReconcilerOptions;
   private readonly offlineSince = new Map<string, number>();
+  private readonly flight = new InFlightActions();
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<CycleReport> | undefined;
+  private running: Promise<unknown> | undefined;
   private stopped = true;
   /** The hold of the leader lock the fence was last moved for. */
   private ledHold: number | undefined;
-  /** A cycle of the loop is running. */
+  /** A cycle of the loop is planning. */
   private inFlight = false;
   /** A poke arrived during the running cycle. */
   private pending = false;
   private lastEndMs = Number.NEGATIVE_INFINITY;
   /** When the scheduled cycle starts, while one is scheduled. */
   private dueAtMs: number | undefined;
-  /** Serializes {@link cycle}: the loop and a direct caller never run two at once. */
+  /** Serializes the planning of cycles: the loop and a direct caller never plan at once. */
   private serial: Promise<unknown> = Promise.resolve();
 
   /** Options are resolved by {@link resolveReconcilerOptions}. */
@@ -142,8 +182,9 @@ export class Reconciler {
 
   /**
    * Start a cycle now instead of at the next interval: a new queued job, a completed one (an ephemeral lane to
-   * re-arm), an ephemeral runner that exited. Pokes coalesce: during a cycle they ask for one more right after it
-   * (at least `pokeGapMs` after its end), and never two cycles run at once. Ignored unless {@link start}ed.
+   * re-arm), an ephemeral runner that exited, an action that ended. Pokes coalesce: during a cycle they ask for one
+   * more right after it (at least `pokeGapMs` after its end), and never two cycles plan at once. Ignored unless
+   * {@link start}ed.
    */
   poke(reason: string): void {
     if (this.stopped) return;
@@ -158,12 +199,18 @@ export class Reconciler {
     this.schedule(wait);
   }
 
-  /** Stop after the current cycle (a drain in progress is finished, never cut short). */
+  /** Stop cycling, then wait for every action in flight (a drain in progress is finished, never cut short). */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     this.dueAtMs = undefined;
     await this.running?.catch(() => undefined);
+    await this.flight.idle();
+  }
+
+  /** Lanes with an action in flight now (started by this process), for status and tests. */
+  lanesInFlight(): ReadonlySet<string> {
+    return this.flight.state().lanes;
   }
 
   private schedule(ms: number): void {
@@ -177,29 +224,68 @@ export class Reconciler {
     if (this.stopped || this.inFlight) return;
     this.inFlight = true;
     this.pending = false;
-    this.running = this.cycle();
-    void this.running.finally(() => {
-      this.inFlight = false;
-      this.lastEndMs = this.o.clock.now();
-      if (!this.stopped) this.schedule(this.pending ? this.o.pokeGapMs : this.o.intervalMs);
-    });
+    this.running = this.backgroundCycle();
+    void this.running
+      .catch(() => undefined)
+      .finally(() => {
+        this.inFlight = false;
+        this.lastEndMs = this.o.clock.now();
+        if (!this.stopped) this.schedule(this.pending ? this.o.pokeGapMs : this.o.intervalMs);
+      });
   }
 
-  /** One cycle (after any cycle already running). Never throws: an error is logged, counted and reported. */
-  cycle(): Promise<CycleReport> {
-    const run = this.serial.then(() => this.cycleNow());
+  /**
+   * One cycle of the loop: observe, plan and start what fits, without waiting for the actions to end (they poke
+   * the loop when they do). Resolves once the started actions hold their lanes (their first record written).
+   */
+  protected backgroundCycle(): Promise<unknown> {
+    const run = this.serial.then(() => this.startCycle(false));
     this.serial = run.catch(() => undefined);
     return run;
   }
 
-  private async cycleNow(): Promise<CycleReport> {
+  /**
+   * One cycle (after any cycle already planning) that waits for what it starts: every planned action whose lane
+   * has none in flight runs (those beyond the concurrency wait for a slot), and the report has their outcomes.
+   * `serve --once` and tests use it. Never throws: an error is logged, counted and reported.
+   */
+  async cycle(): Promise<CycleReport> {
+    const run = this.serial.then(() => this.startCycle(true));
+    this.serial = run.catch(() => undefined);
+    const s = await run;
+    const ends = await Promise.all(s.units.map((u) => u.done));
+    const healthRestarts = (await Promise.all(s.health)).flat();
+    const outcomes = ends.flatMap((e) => e.outcomes);
+    const error = s.error ?? ends.find((e) => e.error !== undefined)?.error;
+    return {
+      leader: s.leader,
+      ...(s.planId === undefined ? {} : { report: { planId: s.planId, dryRun: false, outcomes, ok: outcomes.every((x) => x.status === "succeeded") } }),
+      healthRestarts,
+      capped: s.capped,
+      ...(s.deferred === 0 ? {} : { deferred: s.deferred }),
+      ...(error === undefined ? {} : { error }),
+    };
+  }
+
+  /** What may run at once: the policy's `applyConcurrency` actions, of which at most `maxRemovals` removals. */
+  private limits(): InFlightLimits {
+    return { concurrency: this.o.concurrency ?? this.o.ctx.policy.coordinator.applyConcurrency, maxRemovals: this.o.planOptions?.maxRemovals ?? DEFAULT_MAX_REMOVALS_PER_PLAN };
+  }
+
+  /**
+   * Observe, plan and start. With `wait`, every unit of the plan starts (waiting for a slot when needed) unless
+   * its lane has an action in flight; without, only what fits now. Resolves once every started unit has claimed
+   * its lanes.
+   */
+  private async startCycle(wait: boolean): Promise<CycleStart> {
     const t0 = this.o.clock.now();
     const m = this.o.metrics;
+    const none = { units: [], health: [], capped: [], deferred: 0 };
     const leader = this.o.lock === undefined ? true : (await this.o.lock.ensure()) && (await this.fenceForEpoch());
     m?.setLeader(leader);
     if (!leader) {
       m?.cycle("follower", 0);
-      return { leader: false, healthRestarts: [], capped: [] };
+      return { leader: false, ...none };
     }
     try {
       const ctx = this.o.ctx;
@@ -220,20 +306,83 @@ export class Reconciler {
         this.o.onEvent?.(e);
       };
       const engine = ctx.engine();
-      const report = await engine.run(p, { onEvent });
-      m?.report(report);
-      const targeted = new Set(p.actions.map((a) => a.laneId));
-      const { restarts, capped } = await this.healthRestarts(p.classification.lanes, targeted, engine, onEvent);
+      const units: Started[] = [];
+      let deferred = 0;
+      let pending: readonly (readonly Action[])[] = actionUnits(p.actions);
+      for (;;) {
+        const pick = selectUnits(pending, this.flight.state(), this.limits());
+        for (const unit of pick.start) units.push(this.launch(unit, p.planId, engine, onEvent));
+        // Waiting for a slot makes sense; waiting for a lane's action to end does not (the plan may be stale by then).
+        const waiting = wait ? pick.deferred.filter((d) => d.why !== "lane-in-flight") : [];
+        deferred += pick.deferred.length - waiting.length;
+        if (waiting.length === 0) break;
+        pending = waiting.map((d) => d.unit);
+        await this.flight.nextEnd();
+      }
+      if (deferred > 0) this.o.log?.debug({ deferred, inFlight: this.flight.state().running }, "reconcile: actions left for a later cycle");
+      // A lane the plan acts on, or with an action in flight, is not restarted for its health on top.
+      const targeted = new Set([...p.actions.map((a) => a.laneId), ...this.flight.state().lanes]);
+      const { health, capped } = await this.healthRestarts(p.classification.lanes, targeted, engine, onEvent, wait);
+      await Promise.all(units.map((u) => u.claimed));
       m?.cycle("ok", (this.o.clock.now() - t0) / 1000);
-      const failed = report.outcomes.filter((x) => x.status !== "succeeded");
-      if (failed.length > 0) this.o.log?.warn({ failed: failed.map((x) => `${x.kind}:${x.laneId}:${x.code ?? ""}`) }, "reconcile: some actions did not succeed");
-      return { leader: true, report, healthRestarts: restarts, capped };
+      return { leader: true, planId: p.planId, units, health, capped, deferred };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.o.log?.error({ err: message }, "reconcile cycle failed");
       m?.cycle("failed", (this.o.clock.now() - t0) / 1000);
-      return { leader: true, healthRestarts: [], capped: [], error: message };
+      return { leader: true, ...none, error: message };
     }
+  }
+
+  /**
+   * Start one unit of a plan in the background, its lanes in flight until it ends. It has claimed its lanes once
+   * every action that writes the lane record first (create: `creating`; remove and drain: their new state) has done
+   * so, or ended: from then on an observation counts the lane as the action left it, so the next plan neither
+   * creates it twice nor removes it twice. Its end pokes the loop.
+   */
+  private launch(unit: readonly Action[], planId: string, engine: ApplyEngine, onEvent: (e: ApplyEvent) => void): Started {
+    const unclaimed = new Set(unit.filter((a) => a.dependsOn.length === 0 && a.steps[0] === "write-record").map((a) => a.id));
+    const steps = new Map<string, number>();
+    let claim = (): void => undefined;
+    const claimed = new Promise<void>((resolve) => {
+      claim = resolve;
+    });
+    const settle = (): void => {
+      if (unclaimed.size === 0) claim();
+    };
+    const events = (e: ApplyEvent): void => {
+      if (e.type === "step") {
+        const n = (steps.get(e.actionId) ?? 0) + 1;
+        steps.set(e.actionId, n);
+        // The second step begins only after the first (the record write) is done.
+        if (n >= 2) unclaimed.delete(e.actionId);
+      } else if (e.type === "action-end") {
+        unclaimed.delete(e.outcome.actionId);
+      }
+      settle();
+      onEvent(e);
+    };
+    settle();
+    const run = this.flight.track(unit, engine.run({ planId, actions: unit }, { onEvent: events }));
+    const done = run.then(
+      (report) => {
+        this.o.metrics?.report(report);
+        const failed = report.outcomes.filter((x) => x.status !== "succeeded");
+        if (failed.length > 0) this.o.log?.warn({ failed: failed.map((x) => `${x.kind}:${x.laneId}:${x.code ?? ""}`) }, "reconcile: some actions did not succeed");
+        return { outcomes: report.outcomes };
+      },
+      (err: unknown) => {
+        // A store or audit failure: the engine's own endings did what they could; the next plan observes afresh.
+        const error = err instanceof Error ? err.message : String(err);
+        this.o.log?.error({ err: error, actions: unit.map((a) => a.id) }, "reconcile: an action run failed");
+        return { outcomes: [], error };
+      },
+    );
+    void done.finally(() => {
+      claim();
+      this.poke(`${unit.map((a) => `${a.kind} ${a.laneId}`).join(", ")} ended`);
+    });
+    return { claimed, done };
   }
 
   /**
@@ -283,19 +432,24 @@ export class Reconciler {
     return out;
   }
 
+  /**
+   * Start the health restarts due now, each like a unit of the plan (in flight until it ends, within the
+   * concurrency; with `wait`, waiting for a slot, else only while one is free).
+   */
   private async healthRestarts(
     views: readonly LaneView[],
     targeted: ReadonlySet<string>,
     engine: ApplyEngine,
     onEvent: (e: ApplyEvent) => void,
-  ): Promise<{ restarts: (ActionOutcome & { why: "offline" | "crash-loop" })[]; capped: string[] }> {
+    wait: boolean,
+  ): Promise<{ health: Promise<HealthOutcome[]>[]; capped: string[] }> {
     const now = this.o.clock.now();
     const max = this.o.health.maxRestarts;
     const windowMs = this.o.health.windowMs;
-    const restarts: (ActionOutcome & { why: "offline" | "crash-loop" })[] = [];
+    const health: Promise<HealthOutcome[]>[] = [];
     const capped: string[] = [];
     for (const { view, why } of this.unhealthy(views, targeted)) {
-      if (restarts.length >= MAX_HEALTH_RESTARTS_PER_CYCLE) break;
+      if (health.length >= MAX_HEALTH_RESTARTS_PER_CYCLE) break;
       const record = view.record;
       if (record === undefined) continue; // unhealthy() only returns lanes with an active record
       const recent = (record.healthRestartsAtMs ?? []).filter((t) => now - t < windowMs);
@@ -304,6 +458,13 @@ export class Reconciler {
         capped.push(view.laneId);
         continue;
       }
+      const probe = { ...operatorAction("restart", view, this.o.ctx.policy, { force: false }), id: `health-restart:${view.laneId}` };
+      let room = selectUnits([[probe]], this.flight.state(), this.limits()).start.length > 0;
+      while (!room && wait) {
+        await this.flight.nextEnd();
+        room = selectUnits([[probe]], this.flight.state(), this.limits()).start.length > 0;
+      }
+      if (!room) break; // every slot is taken: a later cycle restarts it
       // The restart is counted on the record before it is sent (compare-and-set), so neither a crash nor a new
       // leader can make the cap forget it. A conflict means someone else changed the lane: next cycle decides.
       let counted: StoredLaneRecord;
@@ -315,14 +476,18 @@ export class Reconciler {
       }
       const action = { ...operatorAction("restart", { ...view, record: counted }, this.o.ctx.policy, { force: false }), id: `health-restart:${view.laneId}` };
       const planId = `health-${why}-${view.laneId}-${now}`;
-      const report = await engine.run({ planId, actions: [action] }, { onEvent });
-      for (const outcome of report.outcomes) {
-        this.o.metrics?.restart(why, outcome.status);
-        restarts.push({ ...outcome, why });
-      }
+      const started = this.launch([action], planId, engine, onEvent);
+      health.push(
+        started.done.then(({ outcomes }) =>
+          outcomes.map((outcome) => {
+            this.o.metrics?.restart(why, outcome.status);
+            return { ...outcome, why };
+          }),
+        ),
+      );
       this.offlineSince.delete(view.laneId);
     }
-    return { restarts, capped };
+    return { health, capped };
   }
 
   /** The lane hit the restart cap: leave it to an operator, with a recovery note on the record and in the audit. */
