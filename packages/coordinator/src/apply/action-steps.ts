@@ -408,6 +408,9 @@ export class ActionSteps {
     const a = st.action;
     const now = this.o.clock.now();
     st.drainStartedAtMs ??= now;
+    // A resumed removal whose drain took effect before (no send-drain of its own): the host was seen draining, so
+    // any snapshot counts, and a job that starts before the stop sends it back to this wait like any drain.
+    st.drainSince ??= 0;
     // `--force` comes with an explicit deadline (the CLI and runLaneCommand insist): never "kill now" by default.
     const deadlineMs = opts.operator?.deadlineMs ?? this.o.deadlineMs;
     st.drainDeadlineAtMs ??= st.drainStartedAtMs + deadlineMs;

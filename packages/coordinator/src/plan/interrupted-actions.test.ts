@@ -229,9 +229,19 @@ describe("interrupted removals", () => {
     expect(r?.guards.map((g) => g.kind)).toEqual(expect.arrayContaining(["record-revision", "lane-absent-on-host", "runner-id-matches", "runner-not-busy"]));
   });
 
-  it("the lane still on its host: the removal resumes from the drain (each step idempotent), never from a blind delete", () => {
-    const p = run(policy(0), [removing()], []);
-    expect(p.actions[0]?.steps).toEqual(["write-record", "set-draining-labels", "send-drain", "wait-idle", "mint-remove-token", "send-remove", "delete-registration", "verify-gone", "delete-record"]);
+  it("the lane still on its host: the removal resumes with the drain steps that did not take effect, then waits for idle before any stop", () => {
+    const fresh = run(policy(0), [removing({ registration: { status: "online" } })], []);
+    expect(fresh.actions[0]?.steps).toEqual(["write-record", "set-draining-labels", "send-drain", "wait-idle", "mint-remove-token", "send-remove", "delete-registration", "verify-gone", "delete-record"]);
+    // Labels swapped before the crash: not swapped again; the agent was not told yet.
+    const labels = run(policy(0), [removing()], []);
+    expect(labels.actions[0]?.steps).toEqual(["write-record", "send-drain", "wait-idle", "mint-remove-token", "send-remove", "delete-registration", "verify-gone", "delete-record"]);
+    // Both took effect (the crash came during the wait for idle): the drain is not repeated at all.
+    const both = run(policy(0), [removing({ hostLane: { draining: true } })], []);
+    const r = both.actions[0];
+    expect(r?.steps).toEqual(["write-record", "wait-idle", "mint-remove-token", "send-remove", "delete-registration", "verify-gone", "delete-record"]);
+    expect(r?.reason.message).toMatch(/labels swapped, h1 draining: not done again/);
+    expect(r?.guards.map((g) => g.kind)).toEqual(expect.arrayContaining(["record-revision", "no-job-evidence", "runner-not-busy"]));
+    expect(r?.guards.filter((g) => g.kind === "record-revision")).toHaveLength(1);
   });
 
   it("with the host unknown nothing is concluded from the lane's absence there", () => {

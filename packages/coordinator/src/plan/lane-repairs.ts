@@ -2,8 +2,8 @@ import { DRAINING_LABEL, Health, LaneState } from "@lanekeeper/shared";
 import { DEFAULT_CREATE_TIMEOUT_MS } from "../limits.js";
 import type { LaneView } from "../observe/classify.js";
 import type { StoredLaneRecord } from "../observe/lane-record.js";
-import { laneEvidence } from "./evidence-of.js";
-import { allowsGuard, hostGuards, removalGuards } from "./lane-guards.js";
+import { allowsGuard, hostGuards } from "./lane-guards.js";
+import { resumeRemoval } from "./interrupted-removals.js";
 import { markedOrphan, newOrphan } from "./orphans.js";
 import { cmp, type GroupLane, type PlanContext } from "./plan-context.js";
 import { smokeLane } from "./smoke-lanes.js";
@@ -157,56 +157,6 @@ export function laneRepairs(ctx: PlanContext, v: LaneView, r: StoredLaneRecord):
     }
   }
 }
-
-/** A lane whose record says `removing`: forget it once both halves are gone, else resume the removal. */
-function resumeRemoval(ctx: PlanContext, v: LaneView, r: StoredLaneRecord): void {
-  if (v.registration === undefined && v.hostLane === undefined && v.certainty === "verified") {
-    ctx.push(v, "forget-record", { code: "REMOVED", message: "the lane and its registration are gone: the removal finished" }, {});
-    return;
-  }
-  if (ctx.blocked(v.scope, v.hostId) !== undefined) return;
-  if (!ctx.permits(v, ["drain", "remove"])) return;
-  if (v.hostLane?.held === true) {
-    ctx.warn("LANE_HELD", `lane ${v.laneId} is held on ${v.hostId}: its removal waits`, { laneId: v.laneId, hostId: v.hostId });
-    return;
-  }
-  const g = v.registration;
-  if (g !== undefined && v.hostLane === undefined && v.hostKnown) {
-    // The host already removed the lane (its fresh inventory no longer has it): the remove intent took effect and is
-    // not sent again; only what is left of the removal runs: the registration, the verification, the record.
-    const id = `remove:${v.laneId}`;
-    if (ctx.actionIds.has(id)) return;
-    ctx.actionIds.add(id);
-    ctx.targeted.add(v.laneId);
-    ctx.actions.push({
-      id,
-      kind: "remove",
-      laneId: v.laneId,
-      scope: v.scope,
-      pool: v.pool,
-      hostId: v.hostId,
-      runnerId: g.id,
-      reason: { code: "RESUME_REMOVE", message: `resume the removal started at ${new Date(r.updatedAtMs).toISOString()}: ${v.hostId} has removed the lane, its registration ${g.id} is left` },
-      guards: [
-        { kind: "record-revision", laneId: v.laneId, revision: r.revision },
-        { kind: "lane-absent-on-host", hostId: v.hostId, laneId: v.laneId },
-        { kind: "runner-id-matches", scope: v.scope, laneId: v.laneId, runnerId: g.id },
-        { kind: "runner-identity-labels", scope: v.scope, runnerId: g.id, laneId: v.laneId, hostId: v.hostId, pool: v.pool },
-        { kind: "runner-not-busy", scope: v.scope, runnerId: g.id, at: "delete-registration" },
-      ],
-      evidence: laneEvidence(v),
-      steps: RESUME_REMOVE_AFTER_HOST_STEPS,
-      dependsOn: [],
-    });
-    return;
-  }
-  ctx.push(v, "remove", { code: "RESUME_REMOVE", message: `resume the removal started at ${new Date(r.updatedAtMs).toISOString()}` }, {
-    runnerId: g?.id,
-  }, removalGuards(ctx.policy, v));
-}
-
-/** The steps left of a removal whose host already removed the lane: claim the record, then the GitHub side. */
-export const RESUME_REMOVE_AFTER_HOST_STEPS = Object.freeze(["write-record", "delete-registration", "verify-gone", "delete-record"] as const);
 
 /**
  * The runner name of a re-armed ephemeral lane: the lane id, unless a registration of that name still
