@@ -337,6 +337,7 @@ export class ContainerRuntime implements LaneRuntime {
   }
 
   private async readHomeFile(id: string, file: string): Promise<Buffer | undefined> {
+    let archive: Buffer;
     try {
       const stream = await this.docker.getContainer(id).getArchive({ path: `${this.home}/${file}` });
       const chunks: Buffer[] = [];
@@ -346,11 +347,17 @@ export class ContainerRuntime implements LaneRuntime {
         total += c.length;
         if (total > MAX_RUNNER_FILE_BYTES + 4096) break;
       }
-      return firstTarFile(Buffer.concat(chunks), MAX_RUNNER_FILE_BYTES);
+      archive = Buffer.concat(chunks);
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw new RuntimeError(`reading ${file} from container ${id.slice(0, 12)} failed`, { cause: err });
     }
+    // Only a 404 says the file is absent. While the engine tears a container down after its process died it can
+    // answer 200 with an empty or cut archive; reading that as "no .runner" would mark a healthy lane
+    // NOT_CONFIGURED, so it is an error the caller retries on its next pass.
+    const content = firstTarFile(archive, MAX_RUNNER_FILE_BYTES);
+    if (!content) throw new RuntimeError(`container ${id.slice(0, 12)} answered without a complete ${file}; read it again later`);
+    return content;
   }
 
   private async logsOf(id: string): Promise<string> {
@@ -367,7 +374,8 @@ export class ContainerRuntime implements LaneRuntime {
     await this.startId(id);
     const deadline = Date.now() + CONTAINER_CONFIGURE_TIMEOUT_MS;
     for (;;) {
-      if (await this.readHomeFile(id, ".runner")) return;
+      // While the runner starts, an unreadable answer is just "not yet".
+      if (await this.readHomeFile(id, ".runner").catch(() => undefined)) return;
       const st = (await this.docker.getContainer(id).inspect()).State;
       if (!st.Running) {
         if (await this.readHomeFile(id, ".runner")) return;
