@@ -116,32 +116,32 @@ describe("verified runner downloads through a real agent (systemd sandbox) and t
   });
 
   it("refuses an archive whose checksum is not the advertised one, and leaves no lane behind", async () => {
-    await fleet.github.control.publishRunnerVersion("2.339.0");
+    await fleet.github.control.publishRunnerVersion("2.338.0");
     await fleet.github.control.setRunnerReleaseFaults({ wrongChecksum: true });
-    const d = await download("2.339.0");
+    const d = await download("2.338.0");
     await fleet.github.control.setRunnerReleaseFaults({ wrongChecksum: false });
-    const create = await dispatcher.dispatch({ hostId: HOST, action: { kind: "create", spec: spec("dl-bad", "2.339.0", d), registration: await registration() } });
+    const create = await dispatcher.dispatch({ hostId: HOST, action: { kind: "create", spec: spec("dl-bad", "2.338.0", d), registration: await registration() } });
     expect(create.result).toMatchObject({ status: ResultStatus.RESULT_STATUS_FAILED, reasonCode: "RUNNER_CHECKSUM_MISMATCH" });
     expect(await readdir(fleet.agent(HOST).laneRoot)).not.toContain("dl-bad");
-    expect((await readdir(runnerDist())).some((n) => n.startsWith("2.339.0"))).toBe(false);
+    expect((await readdir(runnerDist())).some((n) => n.startsWith("2.338.0"))).toBe(false);
   });
 
   it("a lane that is not drained is refused (LANE_BUSY); a drained one is upgraded in place over a resumed download, registration kept", async () => {
-    await fleet.github.control.publishRunnerVersion("2.338.0");
+    await fleet.github.control.publishRunnerVersion("2.339.0");
     const before = await runnerOnline("dl-1", "2.337.0");
-    const d = await download("2.338.0");
-    const busy = await dispatcher.dispatch({ hostId: HOST, action: { kind: "upgrade", laneId: "dl-1", runnerVersion: "2.338.0", runnerDownload: d, image: "" } });
+    const d = await download("2.339.0");
+    const busy = await dispatcher.dispatch({ hostId: HOST, action: { kind: "upgrade", laneId: "dl-1", runnerVersion: "2.339.0", runnerDownload: d, image: "" } });
     expect(busy.result).toMatchObject({ status: ResultStatus.RESULT_STATUS_REJECTED, reasonCode: RejectReason.LANE_BUSY });
 
     expect((await dispatcher.dispatch({ hostId: HOST, action: { kind: "drain", laneId: "dl-1" } })).result.status).toBe(ResultStatus.RESULT_STATUS_OK);
     // The first archive response is cut after 2000 bytes: the agent resumes it with a Range request.
     await fleet.github.control.setRunnerReleaseFaults({ truncate: { count: 1, afterBytes: 2000 } });
-    const up = await dispatcher.dispatch({ hostId: HOST, action: { kind: "upgrade", laneId: "dl-1", runnerVersion: "2.338.0", runnerDownload: d, image: "" } });
+    const up = await dispatcher.dispatch({ hostId: HOST, action: { kind: "upgrade", laneId: "dl-1", runnerVersion: "2.339.0", runnerDownload: d, image: "" } });
     expect(up.result).toMatchObject({ status: ResultStatus.RESULT_STATUS_OK, reasonCode: "" });
-    expect(up.result.observed?.runnerVersion).toBe("2.338.0");
-    const after = await runnerOnline("dl-1", "2.338.0");
+    expect(up.result.observed?.runnerVersion).toBe("2.339.0");
+    const after = await runnerOnline("dl-1", "2.339.0");
     expect(after.id).toBe(before.id);
     // 2.337.0 is no longer used by any lane: pruned. The staged version is the operator's and stays.
-    expect((await readdir(runnerDist())).sort()).toEqual([FLEET_RUNNER_VERSION, `2.338.0-${d.sha256.slice(0, 12)}`].sort());
+    expect((await readdir(runnerDist())).sort()).toEqual([FLEET_RUNNER_VERSION, `2.339.0-${d.sha256.slice(0, 12)}`].sort());
   });
 });

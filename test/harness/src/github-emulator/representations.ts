@@ -220,10 +220,11 @@ export function tokenJson(token: string, expiresAt: number): Record<string, unkn
 
 /**
  * The bare array of `runner-application` that `downloads` returns: the published linux archives (`linux`, with
- * `sha256_checksum`, served by the emulator itself) and the other platforms of the advertised version.
+ * `sha256_checksum`, served by the emulator itself) and the other platforms of the same release (`version`, the
+ * newest published), so every entry names one version as GitHub's do.
  */
-export function downloadsJson(linux: readonly Record<string, unknown>[] = []): Record<string, unknown>[] {
-  const v = ADVERTISED_RUNNER_VERSION;
+export function downloadsJson(linux: readonly Record<string, unknown>[] = [], version: string = ADVERTISED_RUNNER_VERSION): Record<string, unknown>[] {
+  const v = version;
   const entries: [string, string, string][] = [
     ["osx", "x64", "osx-x64"],
     ["osx", "arm64", "osx-arm64"],

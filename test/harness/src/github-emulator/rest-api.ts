@@ -246,7 +246,7 @@ export class RestApi {
       const runners = core.registry.runnersIn(scope.key).filter((rr) => name === null || rr.name.toLowerCase() === name.toLowerCase());
       return this.runnerList(x, scope, runners);
     });
-    both("GET", "/actions/runners/downloads", () => ({ status: 200, body: downloadsJson(core.releases.downloadEntries(core.urls.web)) }));
+    both("GET", "/actions/runners/downloads", () => ({ status: 200, body: downloadsJson(core.releases.downloadEntries(core.urls.web), core.releases.latest()) }));
     both("POST", "/actions/runners/registration-token", (_x, scope) => {
       const t = core.registry.issueToken("registration", scope);
       return { status: 201, body: tokenJson(t.token, t.expiresAt) };

@@ -1,6 +1,6 @@
 /**
- * The emulator's runner releases: what `GET {scope}/actions/runners/downloads` lists and the archives it points
- * to. Each published version is a REAL tarball of the runner emulator (test/harness/runner-emulator) whose
+ * The emulator's runner releases: what `GET {scope}/actions/runners/downloads` lists (the newest published
+ * version, as GitHub lists only its current release) and the archives it points to. Each published version is a REAL tarball of the runner emulator (test/harness/runner-emulator) whose
  * `RUNNER_VERSION` is that version, so a lane unpacked from it reports the version to the emulator when it
  * connects. Archives are built on first use, served under `/_downloads/v<version>/<filename>` with `Range`
  * support, and two faults serve the agent's tests: a wrong advertised checksum, and responses cut short after
@@ -145,12 +145,13 @@ export class RunnerReleases {
   }
 
   /**
-   * The linux `runner-application` entries of every published version, newest first, with `sha256_checksum`
-   * (wrong on purpose under the `wrongChecksum` fault).
+   * The linux `runner-application` entries of the newest published version only, as GitHub lists its current
+   * release and nothing older, with `sha256_checksum` (wrong on purpose under the `wrongChecksum` fault). Older
+   * versions' archives stay downloadable at their URLs, as GitHub's release assets do.
    */
   downloadEntries(webUrl: string): Record<string, unknown>[] {
     const out: Record<string, unknown>[] = [];
-    for (const version of this.versions) {
+    for (const version of this.versions.slice(0, 1)) {
       const a = this.archive(version);
       for (const arch of RELEASE_ARCHES) {
         const filename = RunnerReleases.filename(arch, version);
