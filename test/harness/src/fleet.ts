@@ -85,7 +85,6 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
       ? Object.fromEntries(Object.entries(template.pools).map(([k, v]) => [k, { backend: v.backend, labels: v.labels ?? [] }]))
       : DEFAULT_POOLS);
   const firstScope = Object.keys(scopes)[0] ?? repos[0] ?? "acme/api";
-  const wantSystemd = specs.some((s) => s.runtime === "systemd");
   const wantContainer = specs.some((s) => s.runtime === "container");
 
   const baseDir = resolve(opts.baseDir ?? defaultFleetBaseDir());
@@ -152,7 +151,6 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
     // --- Real systemd (one sandbox per systemd host: each host has its own PID 1, units and /proc) and
     // podman, started side by side.
     const sandboxes: Record<string, SystemdSandbox> = {};
-    const runnerDist = join(dir, "runner-dist");
     let podman: PodmanService | undefined;
     let image: RunnerImage | undefined;
     const systemdHosts = specs.filter((s) => s.runtime === "systemd").map((s) => s.hostId);
@@ -164,11 +162,6 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
         sandboxes[hostId] = sd;
         cleanups.push({ what: `systemd sandbox of ${hostId}`, fn: () => sd.stop() });
       }),
-      (async () => {
-        if (!wantSystemd) return;
-        await mkdir(runnerDist, { recursive: true });
-        await cp(runnerEmulatorDir, join(runnerDist, FLEET_RUNNER_VERSION), { recursive: true });
-      })(),
       (async () => {
         if (!wantContainer) return;
         image = await buildRunnerImage();
@@ -216,6 +209,15 @@ export async function startFleet(opts: FleetOptions = {}): Promise<Fleet> {
           maxLanes: 50,
           ...spec.control,
         };
+        // Each host has its own runner distribution directory, as real hosts do: an agent prunes the versions
+        // its own lanes no longer use, so a directory shared by two agents loses versions the other still needs.
+        // The fleet's version is also staged there by hand (the layout before verified downloads), for intents
+        // that name no download.
+        const runnerDist = join(hostDir, "runner-dist");
+        if (sandbox) {
+          await mkdir(runnerDist, { recursive: true });
+          await cp(runnerEmulatorDir, join(runnerDist, FLEET_RUNNER_VERSION), { recursive: true });
+        }
         const handmadeRoot = join(hostDir, "handmade");
         await mkdir(handmadeRoot, { recursive: true });
         const statusSocket = join(hostDir, "agent.sock");
