@@ -268,6 +268,19 @@ describe("verified runner downloads", () => {
     expect(await distEntries()).toEqual(["2.329.0"]);
   });
 
+  it("without a download, the tree verified earlier is used (a rollback to a release GitHub no longer lists)", async () => {
+    const rd = dist();
+    const a = publish("/r/a.tar.gz", tgz(RUNNER));
+    const tree = await rd.resolve("2.330.0", a);
+    files.clear();
+    expect(await rd.resolve("2.330.0", undefined)).toBe(tree);
+    expect(requests).toHaveLength(1);
+    // Two different verified archives of one version: no way to choose without the intent's checksum.
+    const b = publish("/r/b.tar.gz", tgz([...RUNNER, { name: "other", body: "b" }]));
+    await rd.resolve("2.330.0", b);
+    expect(await code(rd.resolve("2.330.0", undefined))).toBe(RejectReason.NOT_ALLOWED_ACTION);
+  });
+
   it("prunes versions no lane uses, with their cached archives", async () => {
     const rd = dist();
     const a = publish("/r/a.tar.gz", tgz(RUNNER));

@@ -39,8 +39,8 @@ export class RunnerDist {
   constructor(readonly opts: RunnerDistOptions) {}
 
   /**
-   * The unpacked tree of `version`: from `download` (verified, unpacked once, shared) or, without one, the
-   * operator-staged `<distPath>/<version>/`. Throws `RejectError(NOT_ALLOWED_ACTION)` when neither is there,
+   * The unpacked tree of `version`: from `download` (verified, unpacked once, shared) or, without one, the tree
+   * verified earlier or the operator-staged `<distPath>/<version>/`. Throws `RejectError(NOT_ALLOWED_ACTION)` when neither is there,
    * {@link RunnerDistError} when the download or the archive fails a check.
    */
   async resolve(version: string, download: RunnerDownload | undefined): Promise<string> {
@@ -85,12 +85,26 @@ export class RunnerDist {
     }
   }
 
+  /**
+   * `version` without a download: the tree this host verified when it last fetched that version, else an
+   * operator-staged `<version>/`. GitHub lists only its current release, so an intent for an older version (a
+   * rollback after a failed upgrade, a pin below the current release) carries no checksum; the copy verified
+   * earlier is the trustworthy one. Two verified trees of one version (two different archives) are ambiguous:
+   * the staged tree, else a refusal.
+   */
   private async staged(version: string): Promise<string> {
+    const verified = (await readdir(this.opts.distPath).catch(() => [] as string[])).filter((n) => VERIFIED_DIR.exec(n)?.[1] === version);
+    if (verified.length === 1) {
+      const dir = join(this.opts.distPath, verified[0]!);
+      if (await isRunnerTree(dir)) return dir;
+    }
     const dir = join(this.opts.distPath, version);
     if (!(await isRunnerTree(dir))) {
       throw new RejectError(
         RejectReason.NOT_ALLOWED_ACTION,
-        `runner version ${version} is not installed under ${this.opts.distPath} and the intent names no download`,
+        verified.length > 1
+          ? `runner version ${version} has ${verified.length} verified archives under ${this.opts.distPath} and the intent names no download to choose`
+          : `runner version ${version} is not installed under ${this.opts.distPath} and the intent names no download`,
       );
     }
     return dir;

@@ -3,7 +3,8 @@
  * read with its ETag) give the archive's URL and SHA-256 for the pinned version and the host's architecture,
  * and both go into the signed create intent. The agent fetches only from its own allowed origins (or its
  * mirror) and verifies the checksum before unpacking. A version GitHub does not list (it lists its current
- * release) is sent without a download: the agent then needs an operator-staged `<runnerDistPath>/<version>/`.
+ * release) is sent without a download: the agent then uses the copy it verified when it last fetched that version,
+ * or an operator-staged `<runnerDistPath>/<version>/`.
  */
 import { Backend, isSha256Hex, runnerArchiveFilename, runnerArchOf, type LaneSpec, type RunnerDownload } from "@lanekeeper/shared";
 import type { RunnerApplication } from "../github/github-types.js";
