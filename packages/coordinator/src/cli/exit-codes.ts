@@ -25,7 +25,7 @@ export enum ExitCode {
   INPUT = 6,
   /** `apply` / `lanes`: an action failed or was skipped; each lane is in a safe state with a recovery note. */
   ACTION_FAILED = 7,
-  /** `apply` / `lanes`: a drain hit its deadline; the lane is `needs-attention` (nothing was killed). */
+  /** `apply` / `lanes`: a lane was left `needs-attention` (a drain deadline, a rolled-back upgrade); nothing was killed. */
   NEEDS_ATTENTION = 8,
   /** NATS or JetStream (lane store, sequences, audit stream) could not be reached. */
   NATS_UNAVAILABLE = 9,
