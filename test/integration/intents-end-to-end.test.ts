@@ -205,6 +205,11 @@ describe("inventory over NATS", () => {
       return s !== undefined && Buffer.from(s.envelope).equals(Buffer.from(newer)) ? true : undefined;
     }, { timeoutMs: 10_000, what: "newest snapshot stored" });
     await expect(world.collector.ingest(`lk.v1.inventory.${B}`, older)).rejects.toMatchObject({ reason: RejectReason.SEQUENCE_TOO_LOW });
+    // The very snapshot stored (a second collector got it too) is no conflict; another body under its number is.
+    expect((await world.collector.ingest(`lk.v1.inventory.${B}`, newer)).snapshot.snapshotSeq).toBeGreaterThan(0);
+    const stored = await world.collector.latest(B);
+    const sameSeq = signInventory(InventorySnapshot.fromPartial({ ...stored?.snapshot, takenAtMs: Date.now() + 1 }), agent.identityKey);
+    await expect(world.collector.ingest(`lk.v1.inventory.${B}`, sameSeq)).rejects.toMatchObject({ reason: RejectReason.SEQUENCE_TOO_LOW });
     const stale = signInventory(
       InventorySnapshot.fromPartial({ hostId: B, snapshotSeq: Date.now() * 2, takenAtMs: Date.now() - 10 * 60_000 }),
       agent.identityKey,

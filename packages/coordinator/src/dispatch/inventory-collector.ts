@@ -171,6 +171,12 @@ export class InventoryCollector {
       const exists = e !== null && e.operation === "PUT";
       if (exists) {
         const stored = this.verify(e.value, this.clock.now());
+        if (snapshot.snapshotSeq === stored.snapshotSeq && Buffer.from(e.value).equals(Buffer.from(envelope))) {
+          // Another collector (serve beside a CLI `status`, a second coordinator) stored this very snapshot first.
+          const s = { snapshot: stored, envelope: e.value };
+          this.opts.onSnapshot?.(s);
+          return s;
+        }
         if (!(snapshot.snapshotSeq > stored.snapshotSeq)) {
           throw new InventoryRejectedError(
             RejectReason.SEQUENCE_TOO_LOW,

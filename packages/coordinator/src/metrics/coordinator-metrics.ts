@@ -4,6 +4,7 @@ import type { ApplyEvent, ApplyReport } from "../apply/apply-events.js";
 import type { GitHubClient } from "../github/github-client.js";
 import type { LaneView } from "../observe/classify.js";
 import type { DemandJob, DemandSnapshot } from "../observe/demand.js";
+import type { GroupSummary } from "../plan/plan-types.js";
 import type { DeliveryRejection, DeliveryResult, WebhookObserver } from "../demand/webhook-receiver.js";
 
 /** Buckets of the intent latency histogram, in seconds. */
@@ -34,6 +35,8 @@ export class CoordinatorMetrics implements WebhookObserver {
   private readonly demandPasses: Counter<"result">;
   private readonly demandReconciledAge: Gauge<"scope">;
   private readonly pokes: Counter;
+  private readonly poolLanes: Gauge<"scope" | "pool" | "kind">;
+  private readonly poolQueued: Gauge<"scope" | "pool">;
   private readonly lanes: Gauge<"state">;
   private readonly lanesByClass: Gauge<"class">;
   private readonly drains: Counter<"result">;
@@ -82,6 +85,13 @@ export class CoordinatorMetrics implements WebhookObserver {
     this.demandRestCalls = new Counter({ name: "lanekeeper_demand_rest_calls_total", help: "GitHub REST calls of the demand reconciliation, by operation", labelNames: ["operation"], registers });
     this.demandPasses = new Counter({ name: "lanekeeper_demand_reconcile_passes_total", help: "REST reconciliation passes per scope, by result (ok, failed, deferred)", labelNames: ["result"], registers });
     this.demandReconciledAge = new Gauge({ name: "lanekeeper_demand_reconciled_age_seconds", help: "Per scope, seconds since the REST reconciliation last confirmed its jobs", labelNames: ["scope"], registers });
+    this.poolLanes = new Gauge({
+      name: "lanekeeper_pool_lanes",
+      help: "Queue-driven pools, as of the last plan: lanes wanted, and lanes busy, idle or starting",
+      labelNames: ["scope", "pool", "kind"],
+      registers,
+    });
+    this.poolQueued = new Gauge({ name: "lanekeeper_pool_queued_jobs", help: "Queue-driven pools, as of the last plan: queued jobs no lane has taken", labelNames: ["scope", "pool"], registers });
     this.pokes = new Counter({ name: "lanekeeper_reconcile_pokes_total", help: "Reconcile cycles asked for by an event (webhook, runner exit) instead of the interval", registers });
     this.githubRequests = new Counter({ name: "lanekeeper_github_requests_total", help: "HTTP requests sent to GitHub", registers });
     this.githubNotModified = new Counter({ name: "lanekeeper_github_not_modified_total", help: "GitHub responses 304 (free: no rate limit spent)", registers });
@@ -199,6 +209,19 @@ export class CoordinatorMetrics implements WebhookObserver {
       this.runningJobs.set({ scope: s }, running.get(s) ?? 0);
       const at = d.reconciledAtMs[s];
       if (at !== undefined) this.demandReconciledAge.set({ scope: s }, Math.max(0, (nowMs - at) / 1000));
+    }
+  }
+
+  /** Wanted, busy, idle and starting lanes and untaken queued jobs of each queue-driven pool a cycle planned. */
+  poolsPlanned(groups: readonly GroupSummary[]): void {
+    this.poolLanes.reset();
+    this.poolQueued.reset();
+    for (const g of groups) {
+      const s = g.scaling;
+      if (s === undefined) continue;
+      const at = { scope: g.scope, pool: g.pool };
+      this.poolQueued.set(at, s.queued);
+      for (const [kind, n] of [["wanted", s.wanted], ["busy", s.running], ["idle", s.idle], ["starting", s.starting]] as const) this.poolLanes.set({ ...at, kind }, n);
     }
   }
 

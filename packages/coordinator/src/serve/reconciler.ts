@@ -301,6 +301,7 @@ export class Reconciler {
       if (world.observed.demand !== undefined) m?.demandObserved(world.observed.demand, world.observedAtMs);
       const p = planFromWorld(ctx.policy, world, this.o.planOptions);
       m?.lanesObserved(p.classification.lanes);
+      m?.poolsPlanned(p.groups);
       const onEvent = (e: ApplyEvent): void => {
         m?.onEvent(e);
         this.o.onEvent?.(e);
