@@ -173,17 +173,38 @@ export interface PoolUpgradePolicy {
    * release (GitHub stops sending jobs to runners that fall too far behind). @default 1
    */
   maxVersionLag?: number | undefined;
+  /**
+   * When upgrades may start: outside it the planner starts no new upgrade of the pool's lanes (one already under
+   * way finishes). @default none (upgrades may start at any time)
+   */
+  window?: UpgradeWindow | undefined;
+}
+
+/**
+ * A recurring maintenance window for upgrades: from each time `cron` fires (in `timezone`), for `duration`.
+ */
+export interface UpgradeWindow {
+  /** Shown by `plan` while lanes wait for the window ("waiting for upgrade window <name>, opens <time>"). */
+  name: string;
+  /** When the window opens: a 5-field cron expression, e.g. `"0 22 * * 1-5"` (22:00 Monday to Friday). */
+  cron: string;
+  /** How long it stays open from each start, e.g. `"4h"` (elapsed time, so a DST change does not shift the end). */
+  duration: string;
+  /** IANA time zone the cron expression is read in. @default "UTC" */
+  timezone: string;
 }
 
 /** {@link PoolUpgradePolicy} with its defaults filled in. */
 export interface ResolvedPoolUpgrade {
   readonly maxUnavailable: number;
   readonly maxVersionLag: number;
+  /** `undefined`: no window, upgrades may start at any time. */
+  readonly window: UpgradeWindow | undefined;
 }
 
 /** A pool's upgrade settings with the defaults filled in (pure; the planner and `plan` use it). */
 export function resolvePoolUpgrade(pool: Pick<PoolPolicy, "upgrade">): ResolvedPoolUpgrade {
-  return { maxUnavailable: pool.upgrade?.maxUnavailable ?? 1, maxVersionLag: pool.upgrade?.maxVersionLag ?? 1 };
+  return { maxUnavailable: pool.upgrade?.maxUnavailable ?? 1, maxVersionLag: pool.upgrade?.maxVersionLag ?? 1, window: pool.upgrade?.window };
 }
 
 /** A class of lanes. */
@@ -352,6 +373,9 @@ const scopeSchema = z.strictObject({
   runnerGroup: runnerGroupField.optional(),
 });
 
+/** The name of a schedule or upgrade window (shown by `plan` and `status`). */
+const windowNameField = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, "must be 1-63 letters, digits, spaces, '.', '_' or '-'");
+
 const poolSchema = z.strictObject({
   labels: uniqueList(labelField, "label").max(MAX_LABELS - 4).default([]),
   backend: z.enum(["systemd", "container"]),
@@ -371,6 +395,15 @@ const poolSchema = z.strictObject({
     .strictObject({
       maxUnavailable: z.number().int().min(1).max(1000).optional().meta({ description: "Lanes of a group out of service for an upgrade at once. Default 1." }),
       maxVersionLag: z.number().int().min(0).max(1000).optional().meta({ description: "Minor releases a pinned runnerVersion may lag GitHub's current release before plan warns. Default 1." }),
+      window: z
+        .strictObject({
+          name: windowNameField,
+          cron: cronField,
+          duration: durationField,
+          timezone: timeZoneField.default("UTC"),
+        })
+        .optional()
+        .meta({ description: "When upgrades may start (cron start, duration, time zone); outside it no new upgrade starts. Default: any time." }),
     })
     .optional(),
 });
@@ -378,7 +411,7 @@ const poolSchema = z.strictObject({
 const laneCount = z.number().int().min(0).max(10_000);
 
 const scheduleSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, "must be 1-63 letters, digits, spaces, '.', '_' or '-'"),
+  name: windowNameField,
   cron: cronField,
   duration: durationField,
   timezone: timeZoneField.default("UTC"),
@@ -472,6 +505,10 @@ function crossCheck(p: Policy): ConfigIssue[] {
       if (pool.runnerVersion !== undefined) {
         issues.push({ path: at("pools", name, "runnerVersion"), message: "runnerVersion applies to systemd pools only (the image pins the runner)" });
       }
+    }
+    const window = pool.upgrade?.window;
+    if (window !== undefined && parseDurationString(window.duration) === 0) {
+      issues.push({ path: at("pools", name, "upgrade", "window", "duration"), message: "must be longer than 0" });
     }
   }
 

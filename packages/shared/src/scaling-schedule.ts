@@ -69,3 +69,56 @@ export function lastCronStartMs(cron: string, timezone: string, nowMs: number): 
   const t = prev.getTime();
   return t <= nowMs ? t : undefined;
 }
+
+/**
+ * The first instant strictly after `afterMs` at which `cron` fires in `timezone` (ms since the epoch), or
+ * `undefined` when it never fires again. With {@link lastCronStartMs} this says when a closed window opens next.
+ */
+export function nextCronStartMs(cron: string, timezone: string, afterMs: number): number | undefined {
+  const next = cronOf(cron, timezone).nextRun(new Date(afterMs));
+  return next === null ? undefined : next.getTime();
+}
+
+/** A recurring window: from each time `cron` fires in `timezone`, for `duration` (elapsed time). */
+export interface CronWindow {
+  readonly cron: string;
+  readonly duration: string;
+  readonly timezone: string;
+}
+
+/** Where `nowMs` stands against a {@link CronWindow}: inside the start in force, or outside until the next start. */
+export type CronWindowState =
+  | { readonly open: true; readonly startMs: number; readonly endMs: number }
+  | { readonly open: false; readonly opensAtMs: number | undefined };
+
+/**
+ * Whether `w` is open at `nowMs`: `[start, start + duration)` for the latest start at or before `nowMs` (the end
+ * instant is outside); when closed, the next start after `nowMs`. Pure: the caller passes the instant.
+ */
+export function cronWindowAt(w: CronWindow, nowMs: number): CronWindowState {
+  const startMs = lastCronStartMs(w.cron, w.timezone, nowMs);
+  if (startMs !== undefined) {
+    const endMs = startMs + parseDurationString(w.duration);
+    if (nowMs < endMs) return { open: true, startMs, endMs };
+  }
+  return { open: false, opensAtMs: nextCronStartMs(w.cron, w.timezone, nowMs) };
+}
+
+/**
+ * An instant as an operator of `timezone` reads it, with the UTC instant for logs:
+ * `2026-12-05 22:00 Europe/Berlin (2026-12-05T21:00:00Z)`.
+ */
+export function formatInTimeZone(ms: number, timezone: string): string {
+  const parts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: timezone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(new Date(ms));
+  const p = (t: Intl.DateTimeFormatPartTypes): string => parts.find((x) => x.type === t)?.value ?? "";
+  const utc = new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+  return `${p("year")}-${p("month")}-${p("day")} ${p("hour")}:${p("minute")} ${timezone} (${utc})`;
+}

@@ -40,3 +40,26 @@ describe("checkGuard runner-identity-labels", () => {
     expect((await checkGuard(guard, viewWith(undefined), policy, { scope: S })).ok).toBe(false);
   });
 });
+
+describe("checkGuard upgrade-window-open", () => {
+  const windowGuard: Guard = { kind: "upgrade-window-open", pool: "p", window: "nightly" };
+  const withWindow = (timezone: string): typeof policy =>
+    ({ ...policy, pools: { p: { ...policy.pools.p!, upgrade: { window: { name: "nightly", cron: "0 22 * * *", duration: "4h", timezone } } } } });
+  const viewAt = (iso: string): FreshView => ({ nowMs: Date.parse(iso) }) as unknown as FreshView;
+
+  it("passes while the window of the policy apply runs with is open, fails once it has closed", async () => {
+    expect((await checkGuard(windowGuard, viewAt("2026-12-05T23:00:00Z"), withWindow("UTC"), { scope: S })).ok).toBe(true);
+    const closed = await checkGuard(windowGuard, viewAt("2026-12-06T02:00:00Z"), withWindow("UTC"), { scope: S });
+    expect(closed).toMatchObject({ ok: false });
+    expect(closed.ok ? "" : closed.why).toBe(
+      "upgrade window nightly of pool p open (or removed from the policy): closed, opens 2026-12-06 22:00 UTC (2026-12-06T22:00:00Z)",
+    );
+    // The same instant is 03:00 in Berlin: closed there too; 21:30 UTC is 22:30 in Berlin: open.
+    expect((await checkGuard(windowGuard, viewAt("2026-12-05T21:30:00Z"), withWindow("Europe/Berlin"), { scope: S })).ok).toBe(true);
+    expect((await checkGuard(windowGuard, viewAt("2026-12-05T21:30:00Z"), withWindow("UTC"), { scope: S })).ok).toBe(false);
+  });
+
+  it("passes when the policy no longer has a window for the pool", async () => {
+    expect((await checkGuard(windowGuard, viewAt("2026-12-06T02:00:00Z"), policy, { scope: S })).ok).toBe(true);
+  });
+});

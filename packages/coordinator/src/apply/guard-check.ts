@@ -3,6 +3,7 @@ import { describeGuard, type Guard } from "../plan/guard.js";
 import { agentPermits } from "../plan/placement.js";
 import { isReadFailure, type FreshView } from "./fresh-view.js";
 import { toHostInventory } from "../observe/inventory-source.js";
+import { opensText, upgradeWindowEvidence } from "../plan/upgrade-window.js";
 
 /** The outcome of one guard check. */
 export type GuardVerdict = { readonly ok: true } | { readonly ok: false; readonly guard: Guard; readonly why: string };
@@ -126,6 +127,13 @@ export async function checkGuard(g: Guard, view: FreshView, policy: Policy, ctx:
       if (m.kind !== g.orphanKind || m.markedAtMs !== g.markedAtMs) return fail(g, "the mark changed");
       if (g.runnerId !== undefined && m.runnerId !== g.runnerId) return fail(g, "the mark names another runner");
       return view.nowMs >= g.notBeforeMs ? pass : fail(g, "the grace period has not passed");
+    }
+    case "upgrade-window-open": {
+      // The policy apply runs with decides: a window removed (or widened) since the plan lets the upgrade start.
+      const w = Object.hasOwn(policy.pools, g.pool) ? policy.pools[g.pool]?.upgrade?.window : undefined;
+      if (w === undefined) return pass;
+      const e = upgradeWindowEvidence(g.pool, w, view.nowMs);
+      return e.open ? pass : fail(g, `closed, ${opensText(e)}`);
     }
   }
 }

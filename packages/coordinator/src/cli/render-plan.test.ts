@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { buildInputs, hostPolicy, makePolicy } from "@lanekeeper/testing";
 import { describe, expect, it } from "vitest";
 import { emptyInventory } from "../observe/inventory-view.js";
@@ -60,5 +61,60 @@ describe("a plan with runner version drift", () => {
     expect(text).toMatch(/^linux-x64-l2 +h1 +acme\/api linux-x64 +2\.330\.0 +2\.331\.0 +waiting$/m);
     expect(text).toMatch(/RUNNER_VERSION_LAG: pool linux-x64 pins runner 2\.331\.0, 3 minor releases behind GitHub's current 2\.334\.0/);
     expect(planToJson(p, { notes: [] })).toMatchObject({ versionDrift: [{ laneId: "linux-x64-l1", status: "upgrade" }, { laneId: "linux-x64-l2", status: "waiting" }] });
+  });
+});
+
+/** The fenced block after `<!-- docs-example: <name> -->` in docs/runner-versions.md. */
+function docsExample(name: string): string {
+  const doc = readFileSync(new URL("../../../../docs/runner-versions.md", import.meta.url), "utf8");
+  const m = new RegExp(`<!-- docs-example: ${name} -->\\n\`\`\`[a-z]*\\n([\\s\\S]*?)\`\`\`\\n`).exec(doc);
+  if (m?.[1] === undefined) throw new Error(`docs/runner-versions.md has no example ${name}`);
+  return m[1];
+}
+
+describe("a plan whose pool's upgrade window is closed (the worked example of docs/runner-versions.md)", () => {
+  const lanes = [
+    ["4f12a8", "build01"],
+    ["9c03d1", "build02"],
+    ["77e0b2", "build03"],
+  ].map(([id, hostId]) => ({ laneId: `linux-x64-${id}`, scope: "acme/api", pool: "linux-x64", hostId: hostId!, hostLane: { runnerVersion: "2.335.0" } }));
+  const pol = makePolicy({
+    hosts: { build01: hostPolicy(1, true, 4), build02: hostPolicy(2, true, 4), build03: hostPolicy(3, true, 4) },
+    scopes: { "acme/api": { optIn: true } },
+    pools: {
+      "linux-x64": {
+        labels: ["linux", "x64"],
+        backend: "systemd",
+        mode: "persistent",
+        runnerVersion: "2.336.0",
+        upgrade: { maxUnavailable: 1, maxVersionLag: 1, window: { name: "nightly", cron: "0 22 * * 1-5", duration: "4h", timezone: "Europe/Berlin" } },
+      },
+    },
+    lanes: [{ scope: "acme/api", pool: "linux-x64", count: 3, hosts: ["build01", "build02", "build03"] }],
+  });
+  const planAt = (iso: string): ReturnType<typeof plan> => {
+    const nowMs = Date.parse(iso);
+    const i = buildInputs(pol, lanes, { nowMs });
+    return plan(pol, i.observed, i.records, { nowMs });
+  };
+  const squash = (t: string): string[] => t.split("\n").map((l) => l.replace(/ +/g, " ").trim()).filter((l) => l !== "");
+
+  it("prints the lines the docs show, text and --json", () => {
+    const p = planAt("2026-12-04T14:00:00Z");
+    expect(p.actions).toEqual([]);
+    const text = squash(planToText(p, { notes: [] }));
+    for (const line of squash(docsExample("upgrade-window-text"))) expect(text).toContain(line);
+    const json = planToJson(p, { notes: [] }) as { versionDrift: unknown[] };
+    expect(json.versionDrift[0]).toEqual(JSON.parse(docsExample("upgrade-window-json")));
+  });
+
+  it("upgrades inside the window, and after it closes on Friday names Monday's opening", () => {
+    const open = planAt("2026-12-04T21:10:00Z");
+    expect(open.versionDrift.map((d) => [d.laneId, d.status])).toEqual([
+      ["linux-x64-4f12a8", "upgrade"],
+      ["linux-x64-77e0b2", "waiting"],
+      ["linux-x64-9c03d1", "waiting"],
+    ]);
+    expect(planAt("2026-12-05T01:00:00Z").versionDrift[0]?.note).toBe("waiting for upgrade window nightly, opens 2026-12-07 22:00 Europe/Berlin (2026-12-07T21:00:00Z)");
   });
 });

@@ -136,7 +136,7 @@ export function planToText(plan: Plan, ctx: PlanContext): string {
     out.push(
       renderTable(
         ["LANE", "HOST", "SCOPE/POOL", "RUNS", "WANTED", "NOW"],
-        plan.versionDrift.map((d) => [d.laneId, d.hostId, `${d.scope} ${d.pool}`, d.have, d.want, d.status]),
+        plan.versionDrift.map((d) => [d.laneId, d.hostId, `${d.scope} ${d.pool}`, d.have, d.want, d.note ?? d.status]),
       ).trimEnd(),
     );
   }

@@ -95,6 +95,25 @@ export type Evidence =
       readonly endMs: number;
     }
   | {
+      /**
+       * A pool's upgrade window (`pools.<pool>.upgrade.window`) at the plan's instant: open (an upgrade may start) or
+       * closed until `opensAtMs`.
+       */
+      readonly source: "upgrade-window";
+      readonly pool: string;
+      readonly name: string;
+      readonly cron: string;
+      readonly duration: string;
+      readonly timezone: string;
+      readonly open: boolean;
+      /** While open: this opening's start and (exclusive) end. */
+      readonly startMs: number | null;
+      readonly endMs: number | null;
+      /** While closed: the next opening (null when the cron fires no more), and that instant in the window's zone. */
+      readonly opensAtMs: number | null;
+      readonly opensAt: string | null;
+    }
+  | {
       /** How long a lane has been idle, against the group's `scaleDownAfter`. */
       readonly source: "idle";
       readonly laneId: string;

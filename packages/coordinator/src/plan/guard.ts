@@ -64,6 +64,11 @@ export type Guard =
   | (GuardBase & { readonly kind: "runner-not-busy"; readonly scope: string; readonly runnerId: number })
   /** The scope's complete runner list has no registration for the lane (nor the given runner id). */
   | (GuardBase & { readonly kind: "registration-absent"; readonly scope: string; readonly laneId: string; readonly runnerId?: number })
+  /**
+   * The pool's upgrade window (`pools.<pool>.upgrade.window` of the policy apply runs with) is open now, or the
+   * pool has none any more: a plan made inside the window, applied after it closed, starts no upgrade.
+   */
+  | (GuardBase & { readonly kind: "upgrade-window-open"; readonly pool: string; readonly window: string })
   /** The orphan mark is still there, of this kind, at least as old as the grace period. */
   | (GuardBase & {
       readonly kind: "orphan-still-marked";
@@ -109,6 +114,8 @@ export function describeGuard(g: Guard): string {
       return `runner ${g.runnerId} not busy on GitHub${at}`;
     case "registration-absent":
       return `no registration for ${g.laneId} in ${g.scope}${g.runnerId === undefined ? "" : ` (nor runner ${g.runnerId})`}${at}`;
+    case "upgrade-window-open":
+      return `upgrade window ${g.window} of pool ${g.pool} open (or removed from the policy)${at}`;
     case "orphan-still-marked":
       return `orphan mark of ${g.laneId} (${g.orphanKind}) unchanged and older than ${new Date(g.notBeforeMs).toISOString()}${at}`;
   }

@@ -1,5 +1,6 @@
 import type { Classification } from "../observe/classify.js";
 import type { Action, PlanActionKind } from "./action.js";
+import type { Evidence } from "./evidence.js";
 
 /** Stable warning codes. */
 export type PlanWarningCode =
@@ -38,7 +39,8 @@ export type PlanWarningCode =
   | "RUNNER_VERSION_UNRESOLVED"
   | "RUNNER_VERSION_LAG"
   | "UPGRADE_HALTED"
-  | "UPGRADE_WAITING";
+  | "UPGRADE_WAITING"
+  | "UPGRADE_WINDOW_CLOSED";
 
 /** Something the operator should know; never an action. */
 export interface PlanWarning {
@@ -146,8 +148,14 @@ export interface VersionDrift {
   /** What the host reports the lane runs. */
   readonly have: string;
   readonly want: string;
-  /** `upgrade` when this plan upgrades it; otherwise why it waits. */
-  readonly status: "upgrade" | "waiting" | "halted" | "busy-elsewhere" | "not-allowed";
+  /**
+   * `upgrade` when this plan upgrades it; otherwise why it waits (`window`: the pool's upgrade window is closed).
+   */
+  readonly status: "upgrade" | "waiting" | "window" | "halted" | "busy-elsewhere" | "not-allowed";
+  /** With `window`: "waiting for upgrade window <name>, opens <time>". */
+  readonly note?: string;
+  /** With `window`: the window's state at the plan's instant. */
+  readonly evidence?: readonly Evidence[];
 }
 
 /** The output of `plan()`: ordered actions, warnings, and what they were made from. */

@@ -43,6 +43,14 @@ function samplePlans(): { policy: Policy; actions: ReturnType<typeof plan>["acti
   const shrink = policy(0);
   const j = buildInputs(shrink, [lane(4, "h1"), lane(5, "h2")], { nowMs: NOW });
   out.push({ policy: shrink, actions: plan(j.policy, j.observed, j.records, { nowMs: NOW }).actions });
+  // An upgrade inside its pool's window: the window's guard and evidence.
+  const base = policy(1);
+  const windowed = makePolicy({
+    ...base,
+    pools: { [P]: { ...base.pools[P]!, upgrade: { window: { name: "hourly", cron: "0 * * * *", duration: "2h", timezone: "Europe/Berlin" } } } },
+  });
+  const k = buildInputs(windowed, [lane(6, "h1", { hostLane: { runnerVersion: "2.329.0" } })], { nowMs: NOW });
+  out.push({ policy: windowed, actions: plan(k.policy, k.observed, k.records, { nowMs: NOW }).actions });
   return out;
 }
 
@@ -59,7 +67,7 @@ describe("saved plans: (de)serialisation", () => {
       for (const a of s.actions) kinds.add(a.kind);
       for (const a of back.actions) expect(a.guards.length + a.evidence.length).toBeGreaterThan(0);
     }
-    expect([...kinds].sort()).toEqual(expect.arrayContaining(["create", "mark-orphan", "relabel", "remove"]));
+    expect([...kinds].sort()).toEqual(expect.arrayContaining(["create", "mark-orphan", "relabel", "remove", "upgrade"]));
   });
 
   it("refuses what is not a saved plan, another version, unknown keys, a bad guard and duplicate actions (PLAN_INVALID)", () => {

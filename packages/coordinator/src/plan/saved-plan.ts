@@ -72,6 +72,7 @@ const guardSchema = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("runner-identity-labels"), scope: id, runnerId: ms, laneId: id, hostId: id, pool: id, ...at }),
   z.strictObject({ kind: z.literal("runner-not-busy"), scope: id, runnerId: ms, ...at }),
   z.strictObject({ kind: z.literal("registration-absent"), scope: id, laneId: id, runnerId: ms.optional(), ...at }),
+  z.strictObject({ kind: z.literal("upgrade-window-open"), pool: id, window: z.string().max(256), ...at }),
   z.strictObject({
     kind: z.literal("orphan-still-marked"),
     laneId: id,
@@ -139,6 +140,19 @@ const evidenceSchema = z.discriminatedUnion("source", [
     idle: ms.nullable(),
     startMs: ms,
     endMs: ms,
+  }),
+  z.strictObject({
+    source: z.literal("upgrade-window"),
+    pool: id,
+    name: z.string().max(256),
+    cron: z.string().max(256),
+    duration: z.string().max(64),
+    timezone: z.string().max(256),
+    open: z.boolean(),
+    startMs: ms.nullable(),
+    endMs: ms.nullable(),
+    opensAtMs: ms.nullable(),
+    opensAt: z.string().max(256).nullable(),
   }),
   z.strictObject({ source: z.literal("idle"), laneId: id, idleSinceMs: z.number().int(), idleForMs: z.number().int(), scaleDownAfterMs: ms }),
 ]);

@@ -10,6 +10,7 @@ import type { VersionDrift } from "./plan-types.js";
 import { minorLag, wantedString, type WantedRunner } from "./runner-version.js";
 import { isIdle } from "./group-scaling.js";
 import { STEPS, UPGRADE_EPHEMERAL_STEPS } from "./steps.js";
+import { upgradeWindowEvidence, waitingForWindow, type UpgradeWindowEvidence } from "./upgrade-window.js";
 
 /** Record attention codes an upgrade leaves: while a lane of a group carries one, the group's rollout stops. */
 export const UPGRADE_ATTENTION_CODES: ReadonlySet<string> = new Set(["UPGRADE_ROLLED_BACK", "UPGRADE_ROLLBACK_FAILED"]);
@@ -23,6 +24,7 @@ export const UPGRADE_ATTENTION_CODES: ReadonlySet<string> = new Set(["UPGRADE_RO
  * asked to swap a lane with a job (a guard, and the agent's own check at that instant). Ephemeral lanes are
  * upgraded only while they wait unarmed between jobs, and are armed on the new version by the next plan.
  * A lane left needs-attention by a failed upgrade stops the group's rollout until an operator releases it.
+ * Outside the pool's `upgrade.window` no upgrade starts; the drifted lanes are shown waiting for it.
  */
 export function upgradePass(ctx: PlanContext, byGroup: ReadonlyMap<string, readonly GroupLane[]>): VersionDrift[] {
   versionLagWarnings(ctx);
@@ -45,7 +47,9 @@ export function upgradePass(ctx: PlanContext, byGroup: ReadonlyMap<string, reado
 function upgradeGroup(ctx: PlanContext, scope: string, poolName: string, pool: PoolPolicy, wanted: Exclude<WantedRunner, { kind: "unresolved" }>, lanes: readonly GroupLane[]): VersionDrift[] {
   const want = wantedString(wanted);
   const what = wanted.kind === "image" ? "image" : "runner";
-  const { maxUnavailable } = resolvePoolUpgrade(pool);
+  const { maxUnavailable, window } = resolvePoolUpgrade(pool);
+  // The window gates starts only: a lane whose upgrade is under way is another action's (busy-elsewhere) and ends.
+  const win = window === undefined ? undefined : upgradeWindowEvidence(poolName, window, ctx.now);
   const counted = lanes.filter((gl) => gl.view.class !== "orphaned");
   const unavailable = counted.filter((gl) => !available(ctx, gl, pool)).length;
   const halted = counted.find((gl) => gl.record.state === "needs-attention" && UPGRADE_ATTENTION_CODES.has(gl.record.attention?.code ?? ""));
@@ -66,6 +70,7 @@ function upgradeGroup(ctx: PlanContext, scope: string, poolName: string, pool: P
   const order = [...drifting].sort((a, b) => Number(isIdle(b.gl.view)) - Number(isIdle(a.gl.view)) || cmp(a.gl.view.laneId, b.gl.view.laneId));
   const out: VersionDrift[] = [];
   let waiting = 0;
+  let waitingWindow = 0;
   for (const { gl, have } of order) {
     const v = gl.view;
     const base = { laneId: v.laneId, scope, pool: poolName, hostId: v.hostId, what, have, want } as const;
@@ -75,6 +80,11 @@ function upgradeGroup(ctx: PlanContext, scope: string, poolName: string, pool: P
     }
     if (ctx.targeted.has(v.laneId) || !available(ctx, gl, pool)) {
       out.push({ ...base, status: "busy-elsewhere" });
+      continue;
+    }
+    if (win !== undefined && !win.open) {
+      out.push({ ...base, status: "window", note: waitingForWindow(win), evidence: [win] });
+      waitingWindow++;
       continue;
     }
     if (pool.mode === "ephemeral" && v.hostLane?.state !== LaneState.LANE_STATE_IDLE_UNARMED) {
@@ -93,9 +103,16 @@ function upgradeGroup(ctx: PlanContext, scope: string, poolName: string, pool: P
     }
     const labels = ctx.canonical(v, pool);
     if (labels === undefined) continue;
-    pushUpgrade(ctx, v, pool, wanted, labels, { runnerVersion: what === "runner" ? have : "", image: what === "image" ? have : "" });
+    pushUpgrade(ctx, v, pool, wanted, labels, { runnerVersion: what === "runner" ? have : "", image: what === "image" ? have : "" }, win);
     out.push({ ...base, status: "upgrade" });
     budget--;
+  }
+  if (waitingWindow > 0 && win !== undefined) {
+    ctx.warn(
+      "UPGRADE_WINDOW_CLOSED",
+      `${waitingWindow} lane(s) of ${scope}/${poolName} wait for their upgrade to ${want}: ${waitingForWindow(win)} (pools.${poolName}.upgrade.window)`,
+      { scope, pool: poolName },
+    );
   }
   if (waiting > 0) {
     ctx.warn(
@@ -125,7 +142,15 @@ function available(ctx: PlanContext, gl: GroupLane, pool: PoolPolicy): boolean {
   return hl.state === LaneState.LANE_STATE_RUNNING && v.registration?.status === "online";
 }
 
-function pushUpgrade(ctx: PlanContext, v: LaneView, pool: PoolPolicy, wanted: Exclude<WantedRunner, { kind: "unresolved" }>, labels: string[], from: LaneRunner): void {
+function pushUpgrade(
+  ctx: PlanContext,
+  v: LaneView,
+  pool: PoolPolicy,
+  wanted: Exclude<WantedRunner, { kind: "unresolved" }>,
+  labels: string[],
+  from: LaneRunner,
+  win: UpgradeWindowEvidence | undefined,
+): void {
   const id = `upgrade:${v.laneId}`;
   if (ctx.actionIds.has(id)) return;
   const to: LaneRunner = wanted.kind === "image" ? { runnerVersion: "", image: wanted.image } : { runnerVersion: wanted.version, image: "" };
@@ -136,11 +161,15 @@ function pushUpgrade(ctx: PlanContext, v: LaneView, pool: PoolPolicy, wanted: Ex
     allowsGuard(ctx.policy, v, "undrain"),
     // The agent checks again at the instant it swaps; this one sends the engine back to waiting instead.
     { kind: "no-job-evidence", hostId: v.hostId, laneId: v.laneId, at: "send-upgrade" },
+    // Checked before the first step only: a saved plan applied after the window closed starts nothing, and an
+    // upgrade that started inside the window runs to its end (stopping between drain and swap helps no one).
+    ...(win === undefined ? [] : [{ kind: "upgrade-window-open", pool: v.pool, window: win.name } as const]),
   ];
   const path = wanted.kind === "image" ? `pools.${v.pool}.image` : `pools.${v.pool}.runnerVersion`;
   const evidence: Evidence[] = [
     ...laneEvidence(v),
     { source: "policy", path, value: wanted.kind === "runner" && wanted.source === "latest" ? `latest = ${wanted.version}` : wantedString(wanted) },
+    ...(win === undefined ? [] : [win]),
   ];
   const what = wanted.kind === "image" ? `image ${from.image} → ${to.image}` : `runner ${from.runnerVersion} → ${to.runnerVersion}`;
   const action: UpgradeAction = {
