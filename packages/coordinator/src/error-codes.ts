@@ -10,6 +10,9 @@ export const COORDINATOR_OWN_ERROR_CODES = Object.freeze([
   // Policy, input files and arguments (cli/)
   "POLICY_UNREADABLE",
   "POLICY_WRITE_FAILED",
+  // serve's policy reload (serve/policy-reload.ts): the running policy was kept
+  "POLICY_RELOAD_INVALID",
+  "POLICY_RESTART_NEEDED",
   "RECORDS_INVALID",
   "HOST_EXISTS",
   "HOST_NOT_FOUND",

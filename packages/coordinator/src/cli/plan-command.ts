@@ -14,6 +14,7 @@ import type { CliIo } from "./cli-io.js";
 import { cliLogger } from "./cli-logger.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { planExitCode } from "./exit-codes.js";
+import { policyRevisionView, readLeaderRecord } from "../serve/policy-revision.js";
 import { parseLaneRecordsJson } from "./lane-records-file.js";
 import { livePlan } from "./live-plan.js";
 import { policyPath, readPolicyFile, readSmallText, writeTextAtomic } from "./policy-file.js";
@@ -52,7 +53,8 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCom
     try {
       return await withCoordinator(opts, io, deps, async (ctx) => {
         const { plan: p, planCtx } = await livePlan(ctx, opts);
-        return finishPlan(p, planCtx, { policy: ctx.policy, path: policyPath(opts.policy, io.env, io.cwd) }, opts, io);
+        const policy = policyRevisionView(ctx.policy, await readLeaderRecord(ctx.js));
+        return finishPlan(p, { ...planCtx, policy }, { policy: ctx.policy, path: policyPath(opts.policy, io.env, io.cwd) }, opts, io);
       });
     } catch (err) {
       // `plan` signs nothing, so a machine without the coordinator's key or NATS can still show a GitHub-only plan,

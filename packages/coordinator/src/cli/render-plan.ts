@@ -6,6 +6,7 @@ import type { Action } from "../plan/action.js";
 import type { Plan } from "../plan/plan-types.js";
 import { renderScalingTable } from "./render-scaling.js";
 import { renderTable } from "./render-table.js";
+import { policyRevisionLines, type PolicyRevisionView } from "../serve/policy-revision.js";
 
 /** Context printed with a plan. */
 export interface PlanContext {
@@ -17,6 +18,8 @@ export interface PlanContext {
   readonly applying?: boolean;
   /** What the view could not see (`observe/view-gaps.ts`); any gap makes the plan degraded. @default none */
   readonly gaps?: readonly ViewGap[];
+  /** Which policy the leading coordinator runs, against this command's file (`serve/policy-revision.ts`). */
+  readonly policy?: PolicyRevisionView;
 }
 
 /**
@@ -62,6 +65,7 @@ export function planToJson(plan: Plan, ctx: PlanContext): Record<string, unknown
     },
     ...(ctx.rateLimit === undefined ? {} : { rateLimit: ctx.rateLimit }),
     ...(ctx.metrics === undefined ? {} : { githubCalls: ctx.metrics }),
+    ...(ctx.policy === undefined ? {} : { policy: ctx.policy }),
   };
 }
 
@@ -81,6 +85,7 @@ export function planToText(plan: Plan, ctx: PlanContext): string {
       (obs.hostsStale.length > 0 ? `, stale: ${obs.hostsStale.join(", ")}` : ""),
   );
   for (const n of ctx.notes) out.push(`Note: ${n}`);
+  if (ctx.policy !== undefined) out.push(...policyRevisionLines(ctx.policy));
   const gaps = ctx.gaps ?? [];
   if (gaps.length > 0) {
     out.push("");

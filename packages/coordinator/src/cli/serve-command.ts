@@ -1,13 +1,19 @@
 import { instanceName } from "../audit/coordinator-audit.js";
+import { enrolledHostsFromPolicy } from "../context/coordinator-context.js";
+import { demandScopes } from "../demand/demand-scopes.js";
+import { hasJobReads } from "../github/github-jobs.js";
 import { CoordinatorMetrics, startMetricsServer } from "../metrics/coordinator-metrics.js";
 import { LeaderLock } from "../serve/leader-lock.js";
 import { DEFAULT_LEADER_TTL_MS } from "../serve/limits.js";
 import { Reconciler } from "../serve/reconciler.js";
 import { startDemandService, type DemandService } from "../serve/demand-service.js";
 import { EphemeralExitWatch } from "../serve/ephemeral-exit-watch.js";
+import { PolicyReloader } from "../serve/policy-reload.js";
+import { shortDigest } from "../serve/policy-revision.js";
 import type { CliIo } from "./cli-io.js";
 import { withCoordinator, type CoordinatorCliDeps } from "./coordinator-session.js";
 import { ExitCode } from "./exit-codes.js";
+import { policyPath } from "./policy-file.js";
 import { progressPrinter } from "./progress-printer.js";
 import { exitCodeForReport, reportToText } from "./render-report.js";
 
@@ -60,6 +66,36 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
   return withCoordinator({ ...opts, logStyle: "json" }, io, deps, async (ctx, log) => {
     const instance = instanceName(io.env.LANEKEEPER_INSTANCE);
     const metrics = new CoordinatorMetrics(ctx.github);
+    // The reconciler is built after the demand sources (it plans from their store); pokes before that are dropped.
+    const built: { reconciler?: Reconciler; lock?: LeaderLock; demand?: DemandService } = {};
+    const poke = (reason: string): void => built.reconciler?.poke(reason);
+    // The running policy: reloaded on SIGHUP and when the file changes (docs/cluster.md, "Policy reload").
+    const reloader = new PolicyReloader({
+      path: policyPath(opts.policy, io.env, io.cwd),
+      initial: ctx.policy,
+      registry: metrics.registry,
+      clock: ctx.clock,
+      log,
+      // Hosts enrolled or removed by the new policy: intents and inventories are verified against it from now on.
+      apply: (next) => ctx.hosts.replace(enrolledHostsFromPolicy(next)),
+      restartNeeded: (next) =>
+        built.demand !== undefined && built.demand.sync === undefined && demandScopes(next).length > 0 && hasJobReads(ctx.github)
+          ? "lanes[].scaling (the first queue-driven lane entry: the demand REST reconciliation starts with serve)"
+          : undefined,
+      onPublished: (_revision, reloaded) => {
+        // Publish at once rather than at the next renewal, and act on a new policy without waiting an interval.
+        if (built.lock?.isLeader === true) void built.lock.ensure();
+        if (reloaded) poke("policy reloaded");
+      },
+      // What an operator who saved the file or sent SIGHUP looks for, at the default log level (a refusal is a
+      // warning log line with every problem).
+      onResult: (r, trigger) => {
+        const who = `lanekeeper serve (${instance})`;
+        if (r.status === "reloaded") io.err(`${who}: policy reloaded (${trigger}): now running ${shortDigest(r.revision.digest)}\n`);
+        else if (r.status === "refused") io.err(`${who}: policy reload failed (${trigger}): ${r.error.message}; still running ${shortDigest(r.revision.digest)}\n`);
+        else if (trigger === "SIGHUP") io.err(`${who}: policy reload (SIGHUP): unchanged, running ${shortDigest(r.revision.digest)}\n`);
+      },
+    });
     const lock = await LeaderLock.open(ctx.js, {
       ttlMs: opts.lockTtl ?? DEFAULT_LEADER_TTL_MS,
       replicas: ctx.policy.coordinator.jetstreamReplicas,
@@ -67,16 +103,18 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
       log,
       clock: ctx.clock,
       onChange: (leader) => metrics.setLeader(leader),
+      policy: () => reloader.published(),
     });
+    built.lock = lock;
     const server = opts.metricsPort === undefined ? undefined : await startMetricsServer(metrics, opts.metricsPort, opts.metricsHost);
     const progress = progressPrinter(io, { json: opts.json === true, quiet: false });
-    // The reconciler is built after the demand sources (it plans from their store); pokes before that are dropped.
-    const built: { reconciler?: Reconciler } = {};
-    const poke = (reason: string): void => built.reconciler?.poke(reason);
     let demand: DemandService | undefined;
     try {
       demand = await startDemandService({
-        policy: ctx.policy,
+        // Read at each use: scopes to reconcile and accept webhooks for follow the reloaded policy.
+        get policy() {
+          return reloader.current;
+        },
         js: ctx.js,
         github: ctx.github,
         env: io.env,
@@ -89,12 +127,14 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
       await server?.close();
       throw err;
     }
+    built.demand = demand;
     const exits = new EphemeralExitWatch();
     const unsubscribe = ctx.inventory.subscribe((s) => {
       for (const laneId of exits.exits(s.snapshot)) poke(`ephemeral lane ${laneId} idle (runner exited)`);
     });
     const reconciler = new Reconciler({
       ctx,
+      policy: () => reloader.current,
       lock,
       fence: ctx.fence,
       metrics,
@@ -109,6 +149,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
       jobs: demand.jobs,
     });
     built.reconciler = reconciler;
+    let stopHup = (): void => undefined;
     try {
       if (server !== undefined) log.info({ port: server.port }, "metrics on /metrics");
       // A daemon outlives NATS trouble (a cluster electing leaders, an outage): the cycles report and retry it.
@@ -129,6 +170,13 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
         io.out(opts.json === true ? `${JSON.stringify({ ...report, capped: r.capped }, null, 2)}\n` : reportToText(report));
         return exitCodeForReport(report);
       }
+      const hup = (): void => void reloader.reload("SIGHUP");
+      process.on("SIGHUP", hup);
+      stopHup = () => process.off("SIGHUP", hup);
+      reloader.watch();
+      // A change between reading the policy at start and watching it is not missed.
+      await reloader.reload("start");
+      io.err(`lanekeeper serve (${instance}): running policy ${shortDigest(reloader.published().digest)} from ${policyPath(opts.policy, io.env, io.cwd)}; it is reloaded when the file changes and on SIGHUP\n`);
       lock.start();
       reconciler.start();
       io.err(`lanekeeper serve (${instance}): reconciling every ${opts.interval ?? ctx.policy.coordinator.reconcileIntervalMs} ms while leader\n`);
@@ -136,6 +184,8 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
       await untilStopped(deps.signal);
       return ExitCode.OK;
     } finally {
+      stopHup();
+      await reloader.close();
       unsubscribe();
       await reconciler.stop();
       await demand.stop();

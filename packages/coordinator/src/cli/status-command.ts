@@ -10,6 +10,7 @@ import { formatDuration } from "./duration.js";
 import { ExitCode, exitCodeForObservedCode } from "./exit-codes.js";
 import { renderScalingTable } from "./render-scaling.js";
 import { renderTable } from "./render-table.js";
+import { policyRevisionLines, policyRevisionView, readLeaderRecord } from "../serve/policy-revision.js";
 import { runStatusWatch } from "./status-watch.js";
 
 /** Options of `lanekeeper status`. */
@@ -128,6 +129,8 @@ export async function statusRound(ctx: CoordinatorContext, opts: StatusCommandOp
     });
   const unavailable = [...world.observed.scopes.values()].flatMap((s) => (s.status === "ok" ? [] : [s]));
   const rateLimit = ctx.github.rateLimit();
+  // Which policy the leading `serve` runs, and whether this file is the same (docs/cluster.md, "Policy reload").
+  const policy = ctx.js === undefined ? undefined : policyRevisionView(ctx.policy, await readLeaderRecord(ctx.js));
   // Per queue-driven pool: queued, running, idle, wanted and why, from the same pure rule `plan` uses (nothing is
   // applied). Fixed `count` pools have no such figures, and without any scaling pool nothing is planned here.
   const pools = policyUsesScaling(ctx.policy)
@@ -147,6 +150,7 @@ export async function statusRound(ctx: CoordinatorContext, opts: StatusCommandOp
           scopesUnavailable: unavailable.map((s) => ({ scope: s.scope, code: s.code, message: s.message })),
           pools: pools.map((g) => ({ scope: g.scope, pool: g.pool, current: g.current, ...g.scaling })),
           rateLimit,
+          ...(policy === undefined ? {} : { policy }),
         },
         null,
         compactJson ? undefined : 2,
@@ -201,6 +205,7 @@ export async function statusRound(ctx: CoordinatorContext, opts: StatusCommandOp
     if (rateLimit.remaining !== undefined) {
       out.push(`GitHub rate limit: ${rateLimit.remaining}/${rateLimit.limit ?? "?"} left${rateLimit.reserveActive ? " (reserve active: only removals go out)" : ""}\n`);
     }
+    for (const line of policy === undefined ? [] : policyRevisionLines(policy)) out.push(`${line}\n`);
     io.out(out.join(""));
   }
   const first = unavailable[0];

@@ -92,12 +92,17 @@ export interface CoordinatorContext {
 }
 
 /** The enrolled hosts of the policy, keys decoded (a bad key is a config error that names the host). */
-export function hostRegistryFromPolicy(policy: Policy): StaticHostRegistry {
+export function enrolledHostsFromPolicy(policy: Policy): EnrolledHost[] {
   const hosts: EnrolledHost[] = [];
   for (const [hostId, h] of Object.entries(policy.hosts)) {
     hosts.push({ hostId, identityKey: parseSigningPublicKey(h.enrolled.identityKey), sealingKey: parseSealingPublicKey(h.enrolled.sealingKey) });
   }
-  return new StaticHostRegistry(hosts);
+  return hosts;
+}
+
+/** A host registry over the policy's enrolled hosts ({@link enrolledHostsFromPolicy}). */
+export function hostRegistryFromPolicy(policy: Policy): StaticHostRegistry {
+  return new StaticHostRegistry(enrolledHostsFromPolicy(policy));
 }
 
 /** NATS connection options from the policy: URL, user and password from the named env var, or a creds file. */

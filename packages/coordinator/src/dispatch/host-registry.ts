@@ -22,28 +22,41 @@ export interface HostRegistry {
 
 /** A {@link HostRegistry} over a fixed list (built from the policy, or by tests). */
 export class StaticHostRegistry implements HostRegistry {
-  private readonly byHost = new Map<string, EnrolledHost>();
-  private readonly byKey = new Map<string, EnrolledHost>();
+  private byHost = new Map<string, EnrolledHost>();
+  private byKey = new Map<string, EnrolledHost>();
 
   /** @throws Error when a host id is invalid, a key is not 32 bytes, or a host or key appears twice */
   constructor(hosts: Iterable<EnrolledHost>) {
+    this.replace(hosts);
+  }
+
+  /**
+   * Switch to another list of hosts at once (`serve`'s policy reload enrolls and removes hosts); on a throw the
+   * registry is unchanged.
+   * @throws Error as the constructor
+   */
+  replace(hosts: Iterable<EnrolledHost>): void {
+    const byHost = new Map<string, EnrolledHost>();
+    const byKey = new Map<string, EnrolledHost>();
     for (const h of hosts) {
       validateHostId(h.hostId);
       if (h.identityKey.length !== RAW_PUBLIC_KEY_BYTES || h.sealingKey.length !== RAW_PUBLIC_KEY_BYTES) {
         throw new Error(`host ${h.hostId}: keys must be ${RAW_PUBLIC_KEY_BYTES} raw bytes`);
       }
       const keyId = keyIdOf(h.identityKey);
-      if (this.byHost.has(h.hostId)) throw new Error(`host ${h.hostId} is enrolled twice`);
+      if (byHost.has(h.hostId)) throw new Error(`host ${h.hostId} is enrolled twice`);
       // One key must never speak for two hosts, or host A could report as host B.
-      if (this.byKey.has(keyId)) throw new Error(`host ${h.hostId} reuses the identity key of another host`);
+      if (byKey.has(keyId)) throw new Error(`host ${h.hostId} reuses the identity key of another host`);
       const frozen = Object.freeze({
         hostId: h.hostId,
         identityKey: Buffer.from(h.identityKey),
         sealingKey: Buffer.from(h.sealingKey),
       });
-      this.byHost.set(h.hostId, frozen);
-      this.byKey.set(keyId, frozen);
+      byHost.set(h.hostId, frozen);
+      byKey.set(keyId, frozen);
     }
+    this.byHost = byHost;
+    this.byKey = byKey;
   }
 
   host(hostId: string): EnrolledHost | undefined {

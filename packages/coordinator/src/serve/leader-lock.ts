@@ -3,6 +3,7 @@ import { systemClock, type Clock, type Logger } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
 import type { LeaderHold } from "../lane-store-kv/lane-fence.js";
 import { LEADER_BUCKET, LEADER_KEY } from "./limits.js";
+import type { PublishedPolicy } from "./policy-revision.js";
 
 /** Options of {@link LeaderLock.open}. */
 export interface LeaderLockOptions {
@@ -18,6 +19,8 @@ export interface LeaderLockOptions {
   readonly log?: Logger;
   /** Called when leadership is gained (true) or lost (false). */
   readonly onChange?: (leader: boolean) => void;
+  /** The policy revision this process runs, written into the record at every acquire and renewal. */
+  readonly policy?: () => PublishedPolicy | undefined;
 }
 
 /** Who holds the lock, as stored. */
@@ -27,6 +30,8 @@ export interface LeaderInfo {
   readonly sinceMs: number;
   /** The lock entry's revision when this holder took it (written from its first renewal on). */
   readonly takenAtRevision?: number;
+  /** The policy revision the holder runs (`serve/policy-revision.ts`). */
+  readonly policy?: PublishedPolicy;
 }
 
 const enc = new TextEncoder();
@@ -130,7 +135,14 @@ export class LeaderLock {
   private async once(): Promise<boolean> {
     const now = this.clock.now();
     if (this.revision === undefined) this.sinceMs = now;
-    const info: LeaderInfo = { holder: this.holder, instance: this.opts.instance, sinceMs: this.sinceMs, ...(this.revision === undefined ? {} : { takenAtRevision: this.epochValue }) };
+    const policy = this.opts.policy?.();
+    const info: LeaderInfo = {
+      holder: this.holder,
+      instance: this.opts.instance,
+      sinceMs: this.sinceMs,
+      ...(this.revision === undefined ? {} : { takenAtRevision: this.epochValue }),
+      ...(policy === undefined ? {} : { policy }),
+    };
     const value = enc.encode(JSON.stringify(info));
     try {
       if (this.revision === undefined) {

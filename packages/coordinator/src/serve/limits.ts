@@ -16,3 +16,5 @@ export const DEFAULT_HEALTH_WINDOW_MS = 3_600_000;
 export const MAX_HEALTH_RESTARTS_PER_CYCLE = 2;
 /** Least time between the end of a reconcile cycle and a cycle a poke (webhook, runner exit) asked for. */
 export const DEFAULT_POKE_GAP_MS = 1000;
+/** Quiet time after the last change event of the policy file before `serve` reloads it. */
+export const DEFAULT_POLICY_RELOAD_DEBOUNCE_MS = 300;

@@ -1,4 +1,4 @@
-import { Health, LaneMode, LaneState, systemClock, type Clock, type CoordinatorPolicy, type Logger } from "@lanekeeper/shared";
+import { Health, LaneMode, LaneState, systemClock, type Clock, type CoordinatorPolicy, type Logger, type Policy } from "@lanekeeper/shared";
 import { DEFAULT_MAX_REMOVALS_PER_PLAN } from "../limits.js";
 import type { Action } from "../plan/action.js";
 import { actionUnits, InFlightActions, selectUnits, type InFlightLimits } from "./in-flight-actions.js";
@@ -38,6 +38,11 @@ export interface HealthRestartOptions {
 export interface ReconcilerOptions {
   /** The reconciler only appends to the audit, so any {@link AuditTrail} will do. */
   readonly ctx: Pick<CoordinatorContext, "policy" | "github" | "store" | "inventory" | "engine"> & { readonly audit: AuditTrail; readonly leases?: OperationLeases };
+  /**
+   * The policy to plan with, read once at the start of each cycle (`serve`'s policy reload); a reload during a
+   * cycle applies from the next one. @default the policy of `ctx`
+   */
+  readonly policy?: () => Policy;
   /** Without a lock this process always acts (a single coordinator). */
   readonly lock?: LeaderLock;
   /**
@@ -269,7 +274,7 @@ export class Reconciler {
 
   /** What may run at once: the policy's `applyConcurrency` actions, of which at most `maxRemovals` removals. */
   private limits(): InFlightLimits {
-    return { concurrency: this.o.concurrency ?? this.o.ctx.policy.coordinator.applyConcurrency, maxRemovals: this.o.planOptions?.maxRemovals ?? DEFAULT_MAX_REMOVALS_PER_PLAN };
+    return { concurrency: this.o.concurrency ?? (this.o.policy?.() ?? this.o.ctx.policy).coordinator.applyConcurrency, maxRemovals: this.o.planOptions?.maxRemovals ?? DEFAULT_MAX_REMOVALS_PER_PLAN };
   }
 
   /**
@@ -288,7 +293,9 @@ export class Reconciler {
       return { leader: false, ...none };
     }
     try {
-      const ctx = this.o.ctx;
+      // One policy for the whole cycle: observe, plan, apply and health restarts agree on it.
+      const policy = this.o.policy?.() ?? this.o.ctx.policy;
+      const ctx = { ...this.o.ctx, policy, engine: (over: Parameters<CoordinatorContext["engine"]>[0] = {}) => this.o.ctx.engine({ policy, ...over }) };
       const world = await observeWorld({
         policy: ctx.policy,
         github: ctx.github,
@@ -323,7 +330,7 @@ export class Reconciler {
       if (deferred > 0) this.o.log?.debug({ deferred, inFlight: this.flight.state().running }, "reconcile: actions left for a later cycle");
       // A lane the plan acts on, or with an action in flight, is not restarted for its health on top.
       const targeted = new Set([...p.actions.map((a) => a.laneId), ...this.flight.state().lanes]);
-      const { health, capped } = await this.healthRestarts(p.classification.lanes, targeted, engine, onEvent, wait);
+      const { health, capped } = await this.healthRestarts(p.classification.lanes, targeted, engine, onEvent, wait, policy);
       await Promise.all(units.map((u) => u.claimed));
       m?.cycle("ok", (this.o.clock.now() - t0) / 1000);
       return { leader: true, planId: p.planId, units, health, capped, deferred };
@@ -443,6 +450,7 @@ export class Reconciler {
     engine: ApplyEngine,
     onEvent: (e: ApplyEvent) => void,
     wait: boolean,
+    policy: Policy,
   ): Promise<{ health: Promise<HealthOutcome[]>[]; capped: string[] }> {
     const now = this.o.clock.now();
     const max = this.o.health.maxRestarts;
@@ -459,7 +467,7 @@ export class Reconciler {
         capped.push(view.laneId);
         continue;
       }
-      const probe = { ...operatorAction("restart", view, this.o.ctx.policy, { force: false }), id: `health-restart:${view.laneId}` };
+      const probe = { ...operatorAction("restart", view, policy, { force: false }), id: `health-restart:${view.laneId}` };
       let room = selectUnits([[probe]], this.flight.state(), this.limits()).start.length > 0;
       while (!room && wait) {
         await this.flight.nextEnd();
@@ -475,7 +483,7 @@ export class Reconciler {
         this.o.log?.warn({ laneId: view.laneId, err: err instanceof Error ? err.message : String(err) }, "health restart not counted; left to the next cycle");
         continue;
       }
-      const action = { ...operatorAction("restart", { ...view, record: counted }, this.o.ctx.policy, { force: false }), id: `health-restart:${view.laneId}` };
+      const action = { ...operatorAction("restart", { ...view, record: counted }, policy, { force: false }), id: `health-restart:${view.laneId}` };
       const planId = `health-${why}-${view.laneId}-${now}`;
       const started = this.launch([action], planId, engine, onEvent);
       health.push(
