@@ -4,6 +4,7 @@
  * downloadable at their URLs.
  */
 import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGitHubEmulator, type GitHubEmulator } from "../src/index.js";
 
@@ -42,5 +43,14 @@ describe("runner releases", () => {
     const res = await fetch(old.download_url);
     expect(res.status).toBe(200);
     expect(createHash("sha256").update(Buffer.from(await res.arrayBuffer())).digest("hex")).toBe(old.sha256_checksum);
+  });
+
+  it("a broken release is a real archive whose listener exits 1 at once", async () => {
+    await emu.control.publishRunnerVersion("3.0.0", { broken: true });
+    const d = (await downloads()).find((x) => x.filename === "actions-runner-linux-x64-3.0.0.tar.gz")!;
+    const tar = gunzipSync(Buffer.from(await (await fetch(d.download_url)).arrayBuffer())).toString("latin1");
+    expect(tar).toContain("./bin/Runner.Listener");
+    expect(tar).toContain("Runner.Listener: broken release' >&2\nexit 1");
+    expect(tar).toContain('RUNNER_VERSION = "3.0.0"');
   });
 });

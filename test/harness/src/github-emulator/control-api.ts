@@ -184,8 +184,9 @@ export function controlRouter(core: EmulatorCore): Router {
   r.add("POST", "/runner-releases", async (x): Promise<Reply> => {
     const body = await objectBody(x);
     if (typeof body.version !== "string") throw plainError(400, "version must be a string such as 2.337.0");
+    if (body.broken !== undefined && typeof body.broken !== "boolean") throw plainError(400, "broken must be a boolean");
     try {
-      core.releases.publish(body.version);
+      core.releases.publish(body.version, { broken: body.broken === true });
     } catch (err) {
       throw plainError(400, (err as Error).message);
     }

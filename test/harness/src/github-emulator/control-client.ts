@@ -91,9 +91,15 @@ export class EmulatorControl {
     return this.call("GET", "/faults");
   }
 
-  /** Publish a runner version (its archive is the runner emulator reporting that version); returns the newest. */
-  async publishRunnerVersion(version: string): Promise<{ latest: string; releases: { version: string; files: { filename: string; sha256: string; size: number }[] }[] }> {
-    return this.call("POST", "/runner-releases", { version });
+  /**
+   * Publish a runner version (its archive is the runner emulator reporting that version; `broken`: one whose
+   * listener exits 1 at once); returns the newest.
+   */
+  async publishRunnerVersion(
+    version: string,
+    opts: { broken?: boolean } = {},
+  ): Promise<{ latest: string; releases: { version: string; files: { filename: string; sha256: string; size: number }[] }[] }> {
+    return this.call("POST", "/runner-releases", { version, ...opts });
   }
 
   /** Published runner versions, newest first, with their archives' checksums. */

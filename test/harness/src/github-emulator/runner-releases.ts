@@ -60,8 +60,14 @@ function tarHeader(name: string, size: number, mode: number, type: "0" | "5"): B
   return h;
 }
 
-/** A gzip'd tar of the runner emulator reporting `version`, with entries under `./` like GitHub's archives. */
-export function buildRunnerArchive(version: string, dir = runnerEmulatorDir): Buffer {
+/** A listener that cannot start: what a broken release looks like to the host (it exits 1 at once, every time). */
+const BROKEN_LISTENER = "#!/bin/sh\necho 'Runner.Listener: broken release' >&2\nexit 1\n";
+
+/**
+ * A gzip'd tar of the runner emulator reporting `version`, with entries under `./` like GitHub's archives; with
+ * `broken`, its `bin/Runner.Listener` exits 1 at once (a release that does not start).
+ */
+export function buildRunnerArchive(version: string, dir = runnerEmulatorDir, broken = false): Buffer {
   const parts: Buffer[] = [];
   const walk = (rel: string): void => {
     for (const name of readdirSync(join(dir, rel)).sort()) {
@@ -75,6 +81,7 @@ export function buildRunnerArchive(version: string, dir = runnerEmulatorDir): Bu
         if (r === "lib/constants.mjs") {
           body = Buffer.from(body.toString("utf8").replace(/export const RUNNER_VERSION = "[^"]*";/, `export const RUNNER_VERSION = "${version}";`));
         }
+        if (broken && r === "bin/Runner.Listener") body = Buffer.from(BROKEN_LISTENER);
         parts.push(tarHeader(`./${r}`, body.length, st.mode & 0o111 ? 0o755 : 0o644, "0"), body, Buffer.alloc((512 - (body.length % 512)) % 512));
       }
     }
@@ -89,15 +96,20 @@ export function buildRunnerArchive(version: string, dir = runnerEmulatorDir): Bu
 export class RunnerReleases {
   private readonly versions: string[] = [];
   private readonly archives = new Map<string, Archive>();
+  private readonly broken = new Set<string>();
   private faults: ReleaseFaults = {};
 
   constructor(initial: readonly string[] = [ADVERTISED_RUNNER_VERSION]) {
     for (const v of initial) this.publish(v);
   }
 
-  /** Publish `version` (idempotent). The newest comes first in `downloads`. */
-  publish(version: string): void {
+  /**
+   * Publish `version` (idempotent). The newest comes first in `downloads`. A `broken` release's listener exits 1
+   * at once, for tests of upgrades that do not start (fixed at first publication).
+   */
+  publish(version: string, opts: { broken?: boolean } = {}): void {
     if (!/^\d{1,6}\.\d{1,6}\.\d{1,6}$/.test(version)) throw new Error(`runner version ${JSON.stringify(version)} must look like 2.330.0`);
+    if (opts.broken === true && !this.versions.includes(version)) this.broken.add(version);
     if (!this.versions.includes(version)) this.versions.push(version);
     this.versions.sort((a, b) => compareVersions(b, a));
   }
@@ -124,7 +136,7 @@ export class RunnerReleases {
   private archive(version: string): Archive {
     let a = this.archives.get(version);
     if (a === undefined) {
-      const bytes = buildRunnerArchive(version);
+      const bytes = buildRunnerArchive(version, runnerEmulatorDir, this.broken.has(version));
       a = { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
       this.archives.set(version, a);
     }
