@@ -7,7 +7,7 @@
 //   upgrade_s                          from the policy change until every lane's host reports the new version
 //   jobs                               jobs queued while the upgrade ran
 //   jobs_cancelled                     of those, jobs cancelled, failed or lost (target: 0)
-//   queue_wait_s_p95_during_upgrade    p95 of (started − queued) over those jobs
+//   queue_wait_s_p95_during_upgrade    p95 of (started − queued) over those jobs (GitHub's timestamps, 1 s resolution)
 //
 // Progress goes to stderr; stdout gets a table, then exactly one JSON line at the end:
 //   {"lanes": 12, "upgrade_s": …, "jobs": …, "jobs_cancelled": …, "queue_wait_s_p95_during_upgrade": …}

@@ -3,7 +3,7 @@
 // cancelled, at most `upgrade.maxUnavailable` lane out of service at a time; `runnerVersion: latest` follows a version
 // the emulator publishes; an upgrade that fails (the archive does not match GitHub's checksum) is rolled back and
 // the lane marked needs-attention, halting the rollout; the runbook's "roll back a runner version by hand" runs as
-// written and brings the pool back. Nothing is staged by hand: every version is a real tarball of the runner
+// written and brings the pool back; a release that does not start is rolled back from the copy the host verified. Nothing is staged by hand: every version is a real tarball of the runner
 // emulator that the emulator publishes and the agents fetch and verify from the signed intents.
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -31,6 +31,8 @@ const LABEL = "lanes-systemd";
 const LANES = 4;
 const NEW_VERSION = "2.337.0";
 const BAD_VERSION = "2.338.0";
+/** A release whose listener exits 1 at once: it unpacks and verifies, but the lane does not come back. */
+const BROKEN_VERSION = "2.339.0";
 const JOB_MS = 6000;
 
 let fleet: Fleet;
@@ -221,5 +223,27 @@ describe("rolling runner upgrade", () => {
     expect((list.json as { lanes: unknown[] }).lanes).toEqual([]);
     expect([...(await hostVersions()).values()]).toEqual(Array(LANES).fill(NEW_VERSION));
     await waitManagedOnline(fleet, LANES);
+  });
+
+  it("a version that does not start is rolled back to the old one, from the copy the host verified, with jobs running", async () => {
+    await fleet.github.control.publishRunnerVersion(BROKEN_VERSION, { broken: true });
+    await setPoolVersion(BROKEN_VERSION);
+    const stream = jobStream(2);
+    const { cli, report } = await apply(fleet);
+    const jobIds = await stream.stop();
+    expect(cli.code, `${cli.stderr}\n${cli.stdout.slice(-4000)}`).toBe(8);
+    const failed = report!.outcomes.find((o) => o.kind === "upgrade")!;
+    expect(failed.status).toBe("needs-attention");
+    expect(failed.failedStep).toBe("verify-upgraded");
+    expect(failed.recovery).toContain(`rolled back to runner ${NEW_VERSION}, verified, and put back in service`);
+
+    expect([...(await hostVersions()).values()]).toEqual(Array(LANES).fill(NEW_VERSION));
+    const runners = await waitManagedOnline(fleet, LANES);
+    expect(runners.map((r) => (r as { version?: string | null }).version)).toEqual(Array(LANES).fill(NEW_VERSION));
+    const status = await fleet.lanekeeper(["lanes", "show", failed.laneId, "--json"]);
+    expect(JSON.stringify(status.json)).toContain("UPGRADE_ROLLED_BACK");
+    await expectJobsSucceeded(fleet, jobIds);
+    expectCompleteOperations(await auditChain(fleet.auditPath));
+    await expectUnmanagedUntouched(fleet);
   });
 });
