@@ -51,6 +51,10 @@ Options:
   --unit-dir DIR          where lane units and the agent unit go (default /etc/systemd/system)
   --runner-dist DIR       unpacked runner versions the agent fetches and verifies itself, nothing to stage
                           (default $DEFAULT_RUNNER_DIST, the agent's default)
+  --runner-mirror-dir DIR   air-gapped hosts: a directory of actions-runner-linux-<arch>-<version>.tar.gz files
+                          the agent takes archives from (runnerDownloads.mirrorDir; checksums still verified)
+  --runner-mirror-url URL   air-gapped hosts: an internal prefix ending in /, e.g. https://mirror.example/runners/,
+                          the agent fetches <URL><archive> from (runnerDownloads.mirrorUrlPrefix)
   --run-as-user USER      user the lanes run as; created if missing (default $DEFAULT_RUN_AS_USER, the agent's default)
   --status-socket PATH    the agent's read-only status socket (default: the agent's, /run/lanekeeper/<host-id>/agent.sock)
   --no-start              install and enable, but do not start the agent
@@ -59,7 +63,7 @@ USAGE
 
 from="" host_id="" nats_url="nats://127.0.0.1:4222" nats_creds="" nats_user="" nats_password_file="" trust_file="" root_public_key=""
 prefix=/opt/lanekeeper bin_dir=/usr/local/bin config_dir=/etc/lanekeeper state_dir=/var/lib/lanekeeper lane_root="" unit_dir=/etc/systemd/system
-runner_dist="" run_as_user="" status_socket="" start=1
+runner_dist="" runner_mirror_dir="" runner_mirror_url="" run_as_user="" status_socket="" start=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -82,6 +86,8 @@ while [ $# -gt 0 ]; do
     --lane-root) lane_root=$2; shift 2 ;;
     --unit-dir) unit_dir=$2; shift 2 ;;
     --runner-dist) runner_dist=$2; shift 2 ;;
+    --runner-mirror-dir) runner_mirror_dir=$2; shift 2 ;;
+    --runner-mirror-url) runner_mirror_url=$2; shift 2 ;;
     --run-as-user) run_as_user=$2; shift 2 ;;
     --status-socket) status_socket=$2; shift 2 ;;
     *) echo "install-agent: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -103,7 +109,7 @@ if [ -f "$config" ]; then
 fi
 [[ "$host_id" =~ ^[a-z0-9][a-z0-9-]{0,62}$ ]] || fail "--host-id must match [a-z0-9][a-z0-9-]{0,62}, got '${host_id}'"
 [[ "${run_as_user:-$DEFAULT_RUN_AS_USER}" =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || fail "--run-as-user must be a system user name, got '${run_as_user}'"
-for d in "$prefix" "$bin_dir" "$config_dir" "$state_dir" "$lane_root" "$unit_dir" "${runner_dist:-/}" "${status_socket:-/}"; do
+for d in "$prefix" "$bin_dir" "$config_dir" "$state_dir" "$lane_root" "$unit_dir" "${runner_dist:-/}" "${runner_mirror_dir:-/}" "${status_socket:-/}"; do
   [[ "$d" = /* ]] || fail "paths must be absolute, got '$d'"
 done
 case "$lane_root/" in "$state_dir"/*) fail "--lane-root must not be inside --state-dir (mode 0700: the runner user could not reach its lane)";; esac
@@ -189,6 +195,11 @@ else
   if [ -n "$status_socket" ]; then set_key "$work" statusSocket " $(yaml_string "$status_socket")"; fi
   if [ -n "$runner_dist" ]; then set_key "$work" runnerDistPath " $(yaml_string "$runner_dist")"; fi
   if [ -n "$run_as_user" ]; then set_key "$work" runAsUser " $(yaml_string "$run_as_user")"; fi
+  # Runner versions are fetched and checksum-verified by the agent; a mirror only changes where from.
+  mirror=""
+  if [ -n "$runner_mirror_dir" ]; then mirror+="$(printf '\n  mirrorDir: %s' "$(yaml_string "$runner_mirror_dir")")"; fi
+  if [ -n "$runner_mirror_url" ]; then mirror+="$(printf '\n  mirrorUrlPrefix: %s' "$(yaml_string "$runner_mirror_url")")"; fi
+  if [ -n "$mirror" ]; then set_key "$work" runnerDownloads "$mirror"; fi
   # A password in the file makes it owner-only; otherwise the lanekeeper group may read it.
   if [ -z "$nats_user" ]; then chmod 0640 "$work"; chgrp lanekeeper "$work"; fi
   mv -f "$work" "$config"
@@ -238,8 +249,9 @@ Next steps:
        install -m 0640 -g lanekeeper trust.json $config_dir/trust.json  (and set trustFile in $config)
   3. Here, allow what lanekeeper may do, in $config under 'control':
        enabled: true, scopes, pools, backends, actions, images (by digest), maxLanes
-     Runner versions are downloaded and checksum-verified by the agent; a host without access to
-     GitHub's release hosts sets runnerDownloads.mirrorDir or mirrorUrlPrefix (docs/agent.md)
+     Runner versions are downloaded and checksum-verified by the agent: nothing to unpack by hand. A host
+     without access to GitHub's release hosts uses a mirror: --runner-mirror-dir or --runner-mirror-url
+     here, or runnerDownloads.mirrorDir / mirrorUrlPrefix in $config (docs/agent.md)
      then: systemctl restart lanekeeper-agent
   4. Check: $status_cmd
   5. Keep the clock synced (chrony): intents expire within two minutes.

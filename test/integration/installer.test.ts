@@ -49,8 +49,13 @@ function installArgs(from: string): string[] {
     paths.trustFile,
     "--root-public-key",
     paths.rootPublicKey,
+    // An air-gapped host's mirror (docs/agent.md section 4a): the installer writes it into agent.yaml.
+    "--runner-mirror-url",
+    MIRROR_URL,
   ];
 }
+
+const MIRROR_URL = "https://mirror.example/runners/";
 
 /** `lanekeeper-agent …` by its bare name, as an operator's root shell runs it. */
 function agentCli(...args: string[]) {
@@ -201,6 +206,11 @@ describe("install-agent.sh from the release artifacts, in a real systemd", () =>
       expect(config.trustFile).toBe("/etc/lanekeeper/trust.json");
       expect(config.laneRoot).toBe("/var/lib/lanekeeper-lanes");
       expect(config.control.enabled).toBe(false);
+      // Runner versions: nothing to stage by hand; the agent fetches and verifies them, here from the mirror.
+      expect(config.runnerDownloads.mirrorUrlPrefix).toBe(MIRROR_URL);
+      expect(config.runnerDownloads.mirrorDir).toBeUndefined();
+      expect(r.stdout).toContain("Runner versions are downloaded and checksum-verified by the agent: nothing to unpack by hand.");
+      expect(r.stdout).not.toMatch(/unpack .*into|stage .*runner|runnerDistPath\/</i);
       expect(await statInside(sd, config.runnerDistPath)).toMatchObject({ mode: "755", user: "root", type: "directory" });
       expect((await statInside(sd, "/etc/lanekeeper/agent.yaml"))?.mode).toBe("600");
       expect((await statInside(sd, "/var/lib/lanekeeper"))?.mode).toBe("700");
