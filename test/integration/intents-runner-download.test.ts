@@ -141,7 +141,17 @@ describe("verified runner downloads through a real agent (systemd sandbox) and t
     expect(up.result.observed?.runnerVersion).toBe("2.339.0");
     const after = await runnerOnline("dl-1", "2.339.0");
     expect(after.id).toBe(before.id);
-    // 2.337.0 is no longer used by any lane: pruned. The staged version is the operator's and stays.
-    expect((await readdir(runnerDist())).sort()).toEqual([FLEET_RUNNER_VERSION, `2.339.0-${d.sha256.slice(0, 12)}`].sort());
+    // 2.337.0 is no lane's any more but the upgraded lane's rollback target: kept. The staged version is the operator's.
+    const old = (await readdir(runnerDist())).find((n) => n.startsWith("2.337.0-"));
+    expect((await readdir(runnerDist())).sort()).toEqual([FLEET_RUNNER_VERSION, old, `2.339.0-${d.sha256.slice(0, 12)}`].sort());
+  });
+
+  it("a rollback to the version GitHub no longer lists (no download) uses the copy the host verified, and keeps the one it left", async () => {
+    const back = await dispatcher.dispatch({ hostId: HOST, action: { kind: "upgrade", laneId: "dl-1", runnerVersion: "2.337.0", image: "" } });
+    expect(back.result).toMatchObject({ status: ResultStatus.RESULT_STATUS_OK, reasonCode: "" });
+    expect(back.result.observed?.runnerVersion).toBe("2.337.0");
+    await runnerOnline("dl-1", "2.337.0");
+    // 2.339.0 is now the rollback target; nothing else is left.
+    expect((await readdir(runnerDist())).map((n) => n.replace(/-[0-9a-f]{12}$/, "")).sort()).toEqual([FLEET_RUNNER_VERSION, "2.337.0", "2.339.0"].sort());
   });
 });

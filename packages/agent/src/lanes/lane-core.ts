@@ -204,14 +204,14 @@ export class LaneCore {
   }
 
   /**
-   * Delete runner versions no lane's record names any more (and their cached archives). Never fails the
-   * operation that triggered it: a prune that fails is logged and tried again next time.
+   * Delete runner versions no lane's record names any more (and their cached archives), except `keep`. Never
+   * fails the operation that triggered it: a prune that fails is logged and tried again next time.
    */
-  async pruneRunners(): Promise<void> {
+  async pruneRunners(keep: readonly string[] = []): Promise<void> {
     const rd = this.opts.runnerDist;
     if (rd === undefined) return;
     try {
-      const versions = new Set<string>();
+      const versions = new Set<string>(keep);
       for (const id of await this.opts.dirs.listIds()) {
         const r = await this.opts.dirs.read(id).catch(() => undefined);
         if (r !== undefined && r.runnerVersion !== "") versions.add(r.runnerVersion);

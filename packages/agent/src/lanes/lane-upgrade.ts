@@ -95,7 +95,9 @@ export class LaneUpgrader {
         throw err;
       }
       await this.core.finalAudit("succeeded", action, req, laneId, { details });
-      await this.core.pruneRunners();
+      // The version the lane came from is its rollback target, and GitHub no longer lists it (the rollback intent
+      // names no download): keep it until the next prune, however many lanes still run it.
+      await this.core.pruneRunners(from === "" ? [] : [from]);
       return this.observer.observe(laneId, { evidence: false });
     });
   }
