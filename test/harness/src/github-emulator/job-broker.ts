@@ -56,6 +56,11 @@ export class JobBroker {
   private listeners: Listener[] = [];
   private readonly inFlight = new Map<string, number>();
   private readonly watchers = new Set<() => void>();
+  /**
+   * Sessions by runner id, rebuilt after a change: `isOnline` runs for every runner of a listing and of each
+   * sweep, and a scan of every session each time made that quadratic (a 20,000-runner fleet simulation).
+   */
+  private byRunner: Map<number, SessionRecord[]> | undefined;
 
   constructor(
     private readonly state: EmulatorState,
@@ -74,20 +79,38 @@ export class JobBroker {
 
   /** True when the runner has a live session (GitHub's `status: online`). */
   isOnline(runner: RunnerRecord): boolean {
-    for (const s of this.state.sessions.values()) if (s.runnerId === runner.id && this.sessionAlive(s)) return true;
+    for (const s of this.sessionsOf(runner.id)) if (this.sessionAlive(s)) return true;
     return false;
   }
 
+  private sessionsOf(runnerId: number): readonly SessionRecord[] {
+    let index = this.byRunner;
+    // The state may also be replaced wholesale (restore at start): a size that disagrees means rebuild.
+    if (index === undefined || this.indexedSize !== this.state.sessions.size) {
+      index = new Map();
+      for (const s of this.state.sessions.values()) {
+        const list = index.get(s.runnerId);
+        if (list) list.push(s);
+        else index.set(s.runnerId, [s]);
+      }
+      this.byRunner = index;
+      this.indexedSize = this.state.sessions.size;
+    }
+    return index.get(runnerId) ?? [];
+  }
+
+  private indexedSize = -1;
+
   /** Opens a session: the runner goes online. 409 while another live session exists. */
   openSession(runner: RunnerRecord, version: string, os: string): SessionRecord {
-    for (const s of [...this.state.sessions.values()]) {
-      if (s.runnerId !== runner.id) continue;
+    for (const s of [...this.sessionsOf(runner.id)]) {
       if (this.sessionAlive(s)) throw plainError(409, "A session for this runner already exists.");
       this.closeSession(s, "expired");
     }
     const now = this.clock.now();
     const session: SessionRecord = { id: randomUUID(), runnerId: runner.id, createdAt: now, lastPollAt: now };
     this.state.sessions.set(session.id, session);
+    this.byRunner = undefined;
     runner.sessionLostAt = null;
     runner.version = version;
     runner.os = os;
@@ -148,6 +171,7 @@ export class JobBroker {
   /** Ends a session and settles its job per the rules in this file's header. */
   closeSession(session: SessionRecord, why: SessionEnd): void {
     if (!this.state.sessions.delete(session.id)) return;
+    this.byRunner = undefined;
     for (const l of this.listeners.filter((x) => x.sessionId === session.id)) {
       l.settle(why === "deleted" ? { kind: "none" } : { kind: "gone" });
     }
@@ -168,9 +192,7 @@ export class JobBroker {
 
   /** Ends every session of a deleted or replaced registration. */
   onRunnerGone(runner: RunnerRecord, why: "deleted" | "replaced"): void {
-    for (const s of [...this.state.sessions.values()]) {
-      if (s.runnerId === runner.id) this.closeSession(s, why === "deleted" ? "runner-deleted" : "replaced");
-    }
+    for (const s of [...this.sessionsOf(runner.id)]) this.closeSession(s, why === "deleted" ? "runner-deleted" : "replaced");
   }
 
   /**
