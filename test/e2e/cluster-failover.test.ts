@@ -1,13 +1,22 @@
 // Acceptance (issue 17): lanekeeper on a 3-node NATS JetStream cluster, with two `lanekeeper serve` processes
-// sharing it and a real fleet running jobs. One shared fleet and cluster for the file, a 3 s leader lease:
+// sharing it and a real fleet running jobs. One shared fleet and cluster for the file, a 3 s leader lease, scenarios
+// in order (each starts from the fleet the previous one left):
 // 1. kill -9 the leading serve while an apply creates, drains and removes lanes (a move to another host, one lane
 //    busy with a job): the other serve leads within the lease and finishes the move;
-// 2. freeze the leader (SIGSTOP) past its lease while it drains a busy lane; the other takes over; SIGCONT the old
-//    leader: it does not act (its writes and intents are refused with FENCING_TOKEN_STALE, in its audit chain);
+// 2. kill -9 a CLI `lanekeeper apply` in the middle of a move back (creates carried out by the host but not yet
+//    online, the busy lane drained, the idle lane's removal waiting for the creates): meanwhile `lanes remove` of a
+//    lane being created is refused (OPERATION_IN_FLIGHT, nothing changed); the next `plan` shows the interrupted
+//    creates within one operation-lease TTL and creates nothing twice, and the next `apply` finishes them;
+// 3. a CLI `lanes remove` of the busy drained lane is killed -9 in its wait for the job; the leading serve resumes the
+//    removal and waits for the job inside the drain protocol; it is frozen there (SIGSTOP) past its lease, the other
+//    takes the lock and the fence and resumes the removal; SIGCONT: the old leader's action stops at once, refused
+//    (OPERATION_LEASE_LOST or FENCING_TOKEN_STALE), nothing it attempts after waking takes effect (its audit chain,
+//    the agents' audit chains, the lane records' fencing tokens), and the new leader finishes the drain with the
+//    job run to its end.
 // (Losing NATS nodes is covered by test/integration/nats-cluster.test.ts; with nats-server 2.9 a coordinator opening
 // while a node is down can time out, so the fleet-level node-loss scenarios are not here yet.)
-// After each: the fleet converges to the policy, no job was cancelled, no lane is duplicated or orphaned, no intent
-// ran twice (the agents' audit chains), and `lanekeeper audit verify --stream` passes.
+// After each: no lane is duplicated or orphaned, no intent ran twice (the agents' audit chains), and
+// `lanekeeper audit verify --stream` passes; after 1 and 3 the fleet converges to the policy with no job cancelled.
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
@@ -17,16 +26,22 @@ import type { AuditRecord } from "@lanekeeper/shared";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
+import { DEFAULT_OPERATION_LEASE_TTL_MS, OPERATIONS_BUCKET } from "../../packages/coordinator/src/apply/limits.js";
 import { KvLaneStore } from "../../packages/coordinator/src/lane-store-kv/kv-lane-store.js";
+import { FENCE_KEY } from "../../packages/coordinator/src/lane-store-kv/lane-fence.js";
 import type { StoredLaneRecord } from "../../packages/coordinator/src/observe/lane-record.js";
 import { LeaderLock } from "../../packages/coordinator/src/serve/leader-lock.js";
-import { auditChain, describeCli, e2eFleet, eventually, managedRunners, pendingActions, planJson } from "./e2e-fixture.js";
+import { apply, auditChain, describeCli, e2eFleet, eventually, managedRunners, pendingActions, planJson } from "./e2e-fixture.js";
 
 const SCOPE = "acme/api";
 const POOL = "linux-x64";
 const LABELS = ["linux", "lanes-cluster"];
 const LOCK_TTL = "3s";
 const JOB_MS = 15_000;
+/** The job that keeps a lane busy through scenarios 2 and 3 (both must happen while it runs). */
+const LONG_JOB_MS = 150_000;
+/** Refusals a superseded coordinator's attempts end with. */
+const SUPERSEDED = ["OPERATION_LEASE_LOST", "FENCING_TOKEN_STALE"];
 
 let fleet: Fleet;
 let nc: NatsConnection;
@@ -87,6 +102,64 @@ async function stopServes(): Promise<void> {
 /** The instance holding the leader lock now, if any. */
 async function leader(): Promise<string | undefined> {
   return (await lock.holderInfo())?.instance;
+}
+
+/** The fence (`fence.epoch` in the lane-record bucket): the newest leader epoch and the instance that took it. */
+async function fence(): Promise<{ epoch: number; instance?: string } | undefined> {
+  const e = await (await nc.jetstream().views.kv("lk_lanes")).get(FENCE_KEY);
+  return e === null || e.operation !== "PUT" ? undefined : (JSON.parse(new TextDecoder().decode(e.value)) as { epoch: number; instance?: string });
+}
+
+/** The live operation leases (`lk_operations`): one per running action, its key the operation id. */
+async function operations(): Promise<{ key: string; laneId: string; kind: string; instance: string }[]> {
+  const kv = await nc.jetstream().views.kv(OPERATIONS_BUCKET);
+  const out: { key: string; laneId: string; kind: string; instance: string }[] = [];
+  for await (const key of await kv.keys()) {
+    const e = await kv.get(key);
+    if (e === null || e.operation !== "PUT") continue;
+    out.push({ key, ...(JSON.parse(new TextDecoder().decode(e.value)) as { laneId: string; kind: string; instance: string }) });
+  }
+  return out;
+}
+
+/** What the host's agent carried out (its audit chain): `action:laneId` with the coordinator's operation id. */
+async function agentDone(hostId: string): Promise<{ what: string; operationId: string; at: number }[]> {
+  const a = fleet.agents.find((x) => x.hostId === hostId);
+  if (a === undefined) throw new Error(`no agent ${hostId}`);
+  return (await auditChain(join(a.stateDir, "audit.log")))
+    .filter((r) => r.phase === "succeeded" && r.intentId !== undefined)
+    .map((r) => ({ what: `${r.action}:${r.laneId ?? ""}`, operationId: r.operationId ?? "", at: r.at }));
+}
+
+/** A one-shot `lanekeeper <args>` child process (the one killed with -9), as `instance`, its output in a log file. */
+function spawnCli(args: string[], instance: string): ChildProcess {
+  const fd = openSync(join(fleet.dir, `${instance}.log`), "a");
+  const proc = spawn(process.execPath, [COORDINATOR_BIN, ...args], {
+    cwd: fleet.dir,
+    env: { ...process.env, ...fleet.coordinatorEnv, LANEKEEPER_INSTANCE: instance },
+    stdio: ["ignore", fd, fd],
+  });
+  closeSync(fd);
+  return proc;
+}
+
+async function kill9(proc: ChildProcess): Promise<void> {
+  proc.kill("SIGKILL");
+  await exited(proc);
+}
+
+/** No lane duplicated or orphaned, no intent twice, the audit stream verifies (the fleet need not have converged). */
+async function expectSafe(): Promise<void> {
+  const plan = await planJson(fleet);
+  expect(plan.classification.lanes.orphaned ?? 0).toBe(0);
+  expect(plan.classification.foreign).toEqual([]);
+  const recs = await records();
+  const runners = await managedRunners(fleet);
+  expect(new Set(runners.map((r) => r.name)).size).toBe(runners.length);
+  for (const r of runners) expect(recs.map((x) => x.laneId)).toContain(r.name);
+  await expectNoIntentTwice();
+  const verify = await fleet.lanekeeper(["audit", "verify", "--stream", "--json"]);
+  expect(verify.code, describeCli(verify)).toBe(0);
 }
 
 async function setLanes(count: number, hosts: string[]): Promise<void> {
@@ -185,7 +258,8 @@ beforeAll(async () => {
     pools: { [POOL]: { backend: "systemd", labels: LABELS } },
     lanes: [{ scope: SCOPE, pool: POOL, count: 2, hosts: ["build01"] }],
     handmade: { container: false },
-    drain: { settleMs: 1000, pollMs: 300, deadlineMs: 60_000 },
+    // Long enough for scenario 3's resumed removal to wait for its job (a deadline turns into needs-attention).
+    drain: { settleMs: 1000, pollMs: 300, deadlineMs: 300_000 },
   });
   const policy = parse(await readFile(fleet.policyPath, "utf8")) as { coordinator: { natsUser: string } };
   nc = await connect({ servers: fleet.natsCluster!.urls, user: policy.coordinator.natsUser, pass: fleet.coordinatorEnv[FLEET_NATS_PASSWORD_ENV]! });
@@ -232,6 +306,191 @@ describe("a 3-node NATS cluster and two coordinators", () => {
     // Within the lease (3 s) plus a renewal round.
     expect(Date.now() - t0).toBeLessThan(3_000 + 5_000);
     await expectConverged(2, ["build02"]);
+    await stopServes();
+  }, 600_000);
+
+  // Shared by scenarios 2 and 3: the move's hosts, the busy lane (drained by the killed apply) and its job.
+  let from = "";
+  let to = "";
+  let busyLane = "";
+  let longJob = 0;
+
+  /** Records, leases and what the agents did: what a timed-out wait was looking at. */
+  async function state(): Promise<string> {
+    const recs = (await records()).map((r) => `${r.laneId}@${r.hostId}:${r.state}:${r.operationId ?? ""}`);
+    const ops = (await operations()).map((o) => `${o.key}:${o.kind}:${o.laneId}:${o.instance}`);
+    const done = [...(await agentDone("build01")), ...(await agentDone("build02"))].map((d) => `${d.what}:${d.operationId}`);
+    return JSON.stringify({ recs, ops, done, runners: (await managedRunners(fleet)).map((r) => `${r.name}:${r.status}:${r.busy}`) });
+  }
+
+  async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs: number, stepMs = 300): Promise<T> {
+    try {
+      return await eventually(probe, what, timeoutMs, stepMs);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${await state()}`);
+    }
+  }
+
+  it("kill -9 of a CLI apply in the middle of a move: lanes remove of a create in flight is refused; the next plan shows the interrupted actions at once, the next apply finishes them", async () => {
+    const before = await records();
+    from = before[0]?.hostId ?? "";
+    to = from === "build01" ? "build02" : "build01";
+    expect(before.map((r) => r.hostId)).toEqual([from, from]);
+    longJob = await queueJob(LONG_JOB_MS);
+    const busyRunner = await runningOn(longJob);
+    busyLane = before.find((r) => r.runnerId === busyRunner)?.laneId ?? "";
+    const idleLane = before.find((r) => r.laneId !== busyLane)?.laneId ?? "";
+    expect(busyLane).not.toBe("");
+    // New runners cannot reach GitHub: the creates are carried out on the host, then wait to come online.
+    await fleet.github.control.setFaults({ refuseSessions: true });
+    await setLanes(2, [to]);
+    const cli = spawnCli(["apply", "--yes", "--json", "--inventory-wait", "3s"], "cli-apply");
+    let created: string[] = [];
+    try {
+      // In the middle: both creates reached the new host and their actions still run, the busy lane is drained (labels
+      // and agent), the idle lane's removal waits for the creates.
+      created = await waitFor(
+        async () => {
+          const recs = await records();
+          const creating = recs.filter((r) => r.hostId === to && r.state === "creating");
+          const live = new Set((await operations()).map((o) => o.key));
+          // At least one create still runs (its lease live) for the refusal below.
+          if (creating.length !== 2 || !creating.some((r) => r.operationId !== undefined && live.has(r.operationId))) return undefined;
+          const onTo = (await agentDone(to)).map((d) => d.what);
+          const onFrom = (await agentDone(from)).map((d) => d.what);
+          const drained = recs.find((r) => r.laneId === busyLane)?.state === "draining" && onFrom.includes(`drain:${busyLane}`);
+          return drained && creating.every((r) => onTo.includes(`create:${r.laneId}`)) ? creating.map((r) => r.laneId).sort() : undefined;
+        },
+        `the creates carried out on ${to} and the busy lane drained`,
+        120_000,
+      );
+      // `lanes remove` of a lane whose create runs in another coordinator: refused, nothing changed.
+      const live = new Set((await operations()).map((o) => o.key));
+      const target = (await records()).find((r) => created.includes(r.laneId) && r.operationId !== undefined && live.has(r.operationId))?.laneId ?? "";
+      expect(target, await state()).not.toBe("");
+      const rev = (await store.get(target))?.revision;
+      const refused = await fleet.lanekeeper(["lanes", "remove", target, "--json"]);
+      expect(refused.code, describeCli(refused)).toBe(13);
+      expect(refused.stdout + refused.stderr).toMatch(/OPERATION_IN_FLIGHT/);
+      expect((await store.get(target))?.revision).toBe(rev);
+      expect(cli.exitCode).toBeNull();
+    } finally {
+      await kill9(cli);
+      await fleet.github.control.clearFaults();
+    }
+    const killedAt = Date.now();
+    // The next CLI run sees the interrupted creates at once (one operation-lease TTL): they took effect on the host,
+    // so nothing is created again; each completes once its runner is online.
+    const plan = await eventually(
+      async () => {
+        const p = await planJson(fleet);
+        const seen = new Set([...p.warnings.filter((w) => w.code === "CREATE_INTERRUPTED").map((w) => w.laneId), ...p.actions.filter((a) => a.reason.code === "CREATE_COMPLETED").map((a) => a.laneId)]);
+        return created.every((id) => seen.has(id)) ? p : undefined;
+      },
+      "plan showing the interrupted creates",
+      DEFAULT_OPERATION_LEASE_TTL_MS + 20_000,
+      1000,
+    );
+    expect(Date.now() - killedAt).toBeLessThan(DEFAULT_OPERATION_LEASE_TTL_MS + 20_000);
+    expect(plan.actions.filter((a) => a.kind === "create")).toEqual([]);
+    expect(plan.actions.filter((a) => a.laneId === busyLane)).toEqual([]);
+    expect(plan.actions.find((a) => a.laneId === idleLane)?.kind).toBe("remove");
+    // The next apply finishes the move, except the busy lane, which waits for its job.
+    await waitFor(async () => (await managedRunners(fleet)).filter((r) => created.includes(r.name) && r.status === "online").length === 2, "the new runners online", 120_000, 1000);
+    const next = await apply(fleet, ["--inventory-wait", "3s"]);
+    expect(next.cli.code, describeCli(next.cli)).toBe(0);
+    const after = await records();
+    expect(after.map((r) => `${r.laneId}:${r.state}`).sort()).toEqual([...created.map((id) => `${id}:active`), `${busyLane}:draining`].sort());
+    expect((await fleet.github.control.getJob(longJob)).status).toBe("in_progress");
+    await expectSafe();
+  }, 600_000);
+
+  it("a leader frozen past its lease in the middle of a drain cannot act when it resumes; the new leader finishes the drain, the job runs to its end", async () => {
+    // A `lanes remove` of the busy lane, killed in its wait for the job: a removal in flight, its lease aging out.
+    const rm = spawnCli(["lanes", "remove", busyLane, "--json", "--inventory-wait", "3s"], "cli-remove");
+    try {
+      await waitFor(
+        async () => {
+          const r = await store.get(busyLane);
+          return r?.state === "removing" && (await operations()).some((o) => o.key === r.operationId && o.instance === "cli-remove");
+        },
+        "the CLI's removal waiting for the job",
+        60_000,
+        300,
+      );
+    } finally {
+      await kill9(rm);
+    }
+    const a = await startServe("serve-c");
+    const b = await startServe("serve-d");
+    const first = await waitFor(leader, "a leader", 60_000, 200);
+    const frozen = first === a.instance ? a : b;
+    const next = frozen === a ? b : a;
+    // The leader resumes the removal once the CLI's lease aged out: it claimed the record and waits for the job
+    // inside the drain protocol (labels and agent were drained before: not done again).
+    const opOld = await waitFor(
+      async () => {
+        const r = await store.get(busyLane);
+        const op = (await operations()).find((o) => o.laneId === busyLane && o.instance === frozen.instance);
+        return op !== undefined && r?.state === "removing" && r.operationId === op.key ? op.key : undefined;
+      },
+      "the leader's resumed removal waiting for the job",
+      120_000,
+      200,
+    );
+    const epochOld = (await fence())?.epoch ?? 0;
+    expect((await fence())?.instance).toBe(frozen.instance);
+    frozen.proc.kill("SIGSTOP");
+    const frozenAt = Date.now();
+    try {
+      // The other takes the lock and moves the fence, then (its lease gone) resumes the removal itself.
+      await waitFor(async () => (await leader()) === next.instance, "the other to lead", 30_000, 200);
+      await waitFor(async () => (await fence())?.instance === next.instance, "the new leader's fence", 30_000, 200);
+      await waitFor(
+        async () => {
+          const r = await store.get(busyLane);
+          if (r === undefined) return true;
+          return (await operations()).some((o) => o.laneId === busyLane && o.instance === next.instance && r.operationId === o.key);
+        },
+        "the new leader's resumed removal",
+        DEFAULT_OPERATION_LEASE_TTL_MS + 60_000,
+        200,
+      );
+    } finally {
+      frozen.proc.kill("SIGCONT");
+    }
+    const resumedAt = Date.now();
+    // The old leader's action stops as soon as it wakes: refused, in its own audit chain.
+    const stopped = await waitFor(
+      async () => (await auditChain(frozen.auditPath)).find((r) => r.operationId === opOld && r.phase === "failed"),
+      "the old leader's refused removal",
+      60_000,
+      300,
+    );
+    expect(SUPERSEDED).toContain(stopped.reasonCode);
+    await expectConverged(2, [to]);
+
+    // Nothing the old leader attempted after it woke took effect: every terminal record is a refusal ...
+    const oldChain = await auditChain(frozen.auditPath);
+    const woke = oldChain.filter((r) => r.at >= resumedAt);
+    expect(woke.filter((r) => r.phase === "succeeded")).toEqual([]);
+    for (const r of woke.filter((x) => x.phase === "failed")) expect(SUPERSEDED, JSON.stringify(r)).toContain(r.reasonCode);
+    // ... no agent carried out an intent of its operations after the takeover ...
+    const oldOps = new Set(oldChain.map((r) => r.operationId).filter((x): x is string => x !== undefined && x !== ""));
+    for (const host of ["build01", "build02"]) {
+      const late = (await agentDone(host)).filter((d) => oldOps.has(d.operationId) && d.at >= frozenAt);
+      expect(late, `${host}: intents of the superseded leader carried out`).toEqual([]);
+    }
+    // ... and no lane record was written under its epoch since.
+    for (const r of await records()) expect(r.fencingToken === epochOld && r.updatedAtMs >= frozenAt, r.laneId).toBe(false);
+    // The new leader finished the drain: the busy lane was removed once, after its job, by the new leader.
+    const newOps = new Set((await auditChain(next.auditPath)).map((r) => r.operationId));
+    const removed = (await agentDone(from)).filter((d) => d.what === `remove:${busyLane}`);
+    expect(removed).toHaveLength(1);
+    expect(newOps.has(removed[0]?.operationId)).toBe(true);
+    const job = await fleet.github.control.getJob(longJob);
+    expect(job.conclusion).toBe("success");
+    expect(removed[0]?.at ?? 0).toBeGreaterThanOrEqual(Date.parse(job.completedAt ?? "") || 0);
     await stopServes();
   }, 600_000);
 });
