@@ -18,6 +18,8 @@ import { runCli } from "../../packages/coordinator/src/cli/program.js";
 import { openCoordinator } from "../../packages/coordinator/src/context/coordinator-context.js";
 import { COORDINATOR_STREAMS, JetStreamReplicasError } from "../../packages/coordinator/src/context/jetstream-replicas.js";
 import { LeaderLock } from "../../packages/coordinator/src/serve/leader-lock.js";
+import { KvJobStore } from "../../packages/coordinator/src/demand/kv-job-store.js";
+import { KvDeliveryLedger } from "../../packages/coordinator/src/demand/delivery-ledger.js";
 
 const COORDINATOR = { user: "coordinator", password: randomBytes(12).toString("hex") };
 const AGENT = { hostId: "build01", user: "agent-build01", password: randomBytes(12).toString("hex") };
@@ -74,10 +76,16 @@ describe("a 3-node JetStream cluster", () => {
   it("the coordinator creates every KV bucket and the audit stream with coordinator.jetstreamReplicas replicas", async () => {
     const ctx = await openCoordinator(policy(3), { env, instance: "r3" });
     try {
-      // The leader lock's bucket is opened by `serve`.
+      // The leader lock's bucket and the demand sources' buckets (job store, webhook deliveries) are opened by `serve`.
       const lock = await LeaderLock.open(ctx.js, { ttlMs: 2_000, instance: "r3", replicas: 3 });
       expect(await lock.ensure()).toBe(true);
       await lock.stop();
+      await KvJobStore.open(ctx.js, { replicas: 3 });
+      await KvDeliveryLedger.open(ctx.js, { replicas: 3 });
+      // Every stream a coordinator creates is one the replica check covers, and the other way round.
+      const onServer: string[] = [];
+      for await (const info of ctx.jsm.streams.list()) onServer.push(info.config.name);
+      expect(onServer.sort()).toEqual([...COORDINATOR_STREAMS].sort());
       for (const stream of COORDINATOR_STREAMS) {
         const info = await ctx.jsm.streams.info(stream);
         expect(info.config.num_replicas, stream).toBe(3);

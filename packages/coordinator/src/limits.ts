@@ -55,3 +55,18 @@ export const MAX_LANE_ID_ATTEMPTS = 1000;
 
 /** A failed create's record is forgotten only on an inventory received at least this long after the failure. */
 export const FAILED_CREATE_SETTLE_MS = 2_000;
+
+/**
+ * How long opening the coordinator retries NATS (connect, JetStream, every bucket) through a node loss or a
+ * cluster restart before it fails with NATS_UNAVAILABLE. A node's death leaves JetStream requests unanswered for
+ * about 10 s while its streams elect new leaders. CLI commands bound it further by their `--timeout`.
+ */
+export const DEFAULT_NATS_OPEN_WAIT_MS = 45_000;
+/** First pause between attempts while opening NATS; it doubles up to {@link NATS_OPEN_BACKOFF_MAX_MS}. */
+export const NATS_OPEN_BACKOFF_MIN_MS = 250;
+/** Longest pause between attempts while opening NATS. */
+export const NATS_OPEN_BACKOFF_MAX_MS = 4_000;
+/** How long `lanekeeper cluster replicas` retries NATS (a node just lost, its streams electing new leaders). */
+export const CLUSTER_COMMAND_NATS_WAIT_MS = 30_000;
+/** How long `lanekeeper plan` retries NATS before it plans from GitHub alone (DEGRADED). */
+export const PLAN_NATS_WAIT_MS = 3_000;

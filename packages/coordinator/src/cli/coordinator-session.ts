@@ -6,6 +6,7 @@ import { CommandTimeoutError } from "./cli-errors.js";
 import { cliLogger, type CliLogStyle } from "./cli-logger.js";
 import { formatDuration } from "./duration.js";
 import { policyPath, readPolicyFile } from "./policy-file.js";
+import { DEFAULT_NATS_OPEN_WAIT_MS } from "../limits.js";
 
 /** What the coordinator commands let a test inject. */
 export interface CoordinatorCliDeps {
@@ -52,6 +53,8 @@ export interface SessionOptions {
   readonly logStyle?: CliLogStyle;
   /** With `timeout` 0: the opening's deadline in ms (default {@link READ_TIMEOUT_MS}). */
   readonly openTimeout?: number | undefined;
+  /** How long opening retries NATS that does not answer (default: three quarters of the opening's deadline, at most 45 s). */
+  readonly natsWait?: number | undefined;
 }
 
 /**
@@ -79,6 +82,8 @@ export async function withCoordinator<T>(
   const wholeMs = opts.timeout ?? defaultTimeoutMs;
   // `serve` runs until stopped: only its opening is bounded (by the read default).
   const openMs = wholeMs === 0 ? (opts.openTimeout ?? READ_TIMEOUT_MS) : wholeMs;
+  // NATS retries stop well inside the deadline, so the error says why NATS did not answer (NATS_UNAVAILABLE).
+  const natsWaitMs = opts.natsWait ?? Math.min(DEFAULT_NATS_OPEN_WAIT_MS, Math.floor(openMs * 0.75));
   const nats = file.policy.coordinator.natsUrl;
   const gh = file.policy.github.apiUrl;
   const started = Date.now();
@@ -89,7 +94,7 @@ export async function withCoordinator<T>(
         reject(new CommandTimeoutError(`no answer within ${formatDuration(ms)} while ${what}`, { hint: "check that NATS and the GitHub API answer from this machine, or raise --timeout" }));
       }, Math.max(0, ms - (Date.now() - started)));
     });
-  const opening = (deps.open ?? openCoordinator)(file.policy, sources);
+  const opening = (deps.open ?? openCoordinator)(file.policy, { ...sources, natsWaitMs });
   let ctx: CoordinatorContext;
   try {
     ctx = await Promise.race([opening, deadline(openMs, `connecting to NATS at ${nats} (and GitHub at ${gh})`)]);

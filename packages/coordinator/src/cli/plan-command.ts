@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import type { Policy } from "@lanekeeper/shared";
 import { CoordinatorKeyError, NatsUnavailableError } from "../context/coordinator-context.js";
+import { PLAN_NATS_WAIT_MS } from "../limits.js";
 import { createGitHubClient } from "../github/github-client-from-policy.js";
 import { observeScopes } from "../observe/github-observer.js";
 import { observeRunnerReleases } from "../observe/runner-releases.js";
@@ -51,7 +52,8 @@ export type PlanCommandDeps = Pick<CoordinatorCliDeps, "fetch" | "open">;
 export async function runPlan(opts: PlanCommandOptions, io: CliIo, deps: PlanCommandDeps = {}): Promise<number> {
   if (opts.records === undefined) {
     try {
-      return await withCoordinator(opts, io, deps, async (ctx) => {
+      // Plan has a fallback (a GitHub-only plan, marked DEGRADED): it waits out a short NATS blip, not an outage.
+      return await withCoordinator({ ...opts, natsWait: PLAN_NATS_WAIT_MS }, io, deps, async (ctx) => {
         const { plan: p, planCtx } = await livePlan(ctx, opts);
         const policy = policyRevisionView(ctx.policy, await readLeaderRecord(ctx.js));
         return finishPlan(p, { ...planCtx, policy }, { policy: ctx.policy, path: policyPath(opts.policy, io.env, io.cwd) }, opts, io);

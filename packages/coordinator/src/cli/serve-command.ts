@@ -16,6 +16,10 @@ import { ExitCode } from "./exit-codes.js";
 import { policyPath } from "./policy-file.js";
 import { progressPrinter } from "./progress-printer.js";
 import { exitCodeForReport, reportToText } from "./render-report.js";
+import { freshViewGate, NatsLink } from "../context/nats-link.js";
+import { NatsOpening } from "../context/nats-opening.js";
+import { DEFAULT_NATS_OPEN_WAIT_MS } from "../limits.js";
+import { DEFAULT_INVENTORY_WAIT_MS } from "../apply/limits.js";
 
 /** Options of `lanekeeper serve`. */
 export interface ServeCommandOptions {
@@ -96,21 +100,27 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
         else if (trigger === "SIGHUP") io.err(`${who}: policy reload (SIGHUP): unchanged, running ${shortDigest(r.revision.digest)}\n`);
       },
     });
-    const lock = await LeaderLock.open(ctx.js, {
-      ttlMs: opts.lockTtl ?? DEFAULT_LEADER_TTL_MS,
-      replicas: ctx.policy.coordinator.jetstreamReplicas,
-      instance,
-      log,
-      clock: ctx.clock,
-      onChange: (leader) => metrics.setLeader(leader),
-      policy: () => reloader.published(),
-    });
+    // NATS trouble (a lost connection, an unanswered lock renewal) keeps serve from acting until its view is fresh.
+    const link = new NatsLink(ctx.nc, { clock: ctx.clock, log });
+    const opening = new NatsOpening({ servers: ctx.policy.coordinator.natsServers, waitMs: DEFAULT_NATS_OPEN_WAIT_MS, clock: ctx.clock, log });
+    const lock = await opening.run("open the leader lock", () =>
+      LeaderLock.open(ctx.js, {
+        ttlMs: opts.lockTtl ?? DEFAULT_LEADER_TTL_MS,
+        replicas: ctx.policy.coordinator.jetstreamReplicas,
+        instance,
+        log,
+        clock: ctx.clock,
+        onChange: (leader) => metrics.setLeader(leader),
+        onUnavailable: (err) => link.trouble(`leader lock: ${err instanceof Error ? err.message : String(err)}`),
+        policy: () => reloader.published(),
+      }),
+    );
     built.lock = lock;
     const server = opts.metricsPort === undefined ? undefined : await startMetricsServer(metrics, opts.metricsPort, opts.metricsHost);
     const progress = progressPrinter(io, { json: opts.json === true, quiet: false });
     let demand: DemandService | undefined;
     try {
-      demand = await startDemandService({
+      demand = await opening.run("open the demand sources", () => startDemandService({
         // Read at each use: scopes to reconcile and accept webhooks for follow the reloaded policy.
         get policy() {
           return reloader.current;
@@ -122,7 +132,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
         isLeader: () => lock.isLeader,
         metrics,
         log,
-      });
+      }));
     } catch (err) {
       await server?.close();
       throw err;
@@ -147,6 +157,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIo, deps: Coord
       },
       onEvent: progress,
       jobs: demand.jobs,
+      ready: freshViewGate({ link, inventory: ctx.inventory, policy: { get hosts() { return reloader.current.hosts; } }, waitMs: opts.inventoryWait ?? DEFAULT_INVENTORY_WAIT_MS, clock: ctx.clock, log }),
     });
     built.reconciler = reconciler;
     let stopHup = (): void => undefined;

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { connect, credsAuthenticator, type ConnectionOptions, type JetStreamClient, type JetStreamManager, type NatsConnection } from "nats";
+import { credsAuthenticator, type ConnectionOptions, type JetStreamClient, type JetStreamManager, type NatsConnection } from "nats";
 import {
   LanekeeperError,
   parseSealingPublicKey,
@@ -29,13 +29,10 @@ import { DEFAULT_INVENTORY_WAIT_MS } from "../apply/limits.js";
 import { hostsToObserve } from "./observe-world.js";
 import { checkJetStreamReplicas } from "./jetstream-replicas.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
+import { DEFAULT_NATS_OPEN_WAIT_MS } from "../limits.js";
+import { NatsOpening, NatsUnavailableError } from "./nats-opening.js";
 
-/** NATS could not be reached, or JetStream refused to open a bucket or stream. */
-export class NatsUnavailableError extends LanekeeperError<CoordinatorErrorCode> {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super("NATS_UNAVAILABLE", message, options);
-  }
-}
+export { NatsUnavailableError };
 
 /** The coordinator's signing key file could not be read or parsed. */
 export class CoordinatorKeyError extends LanekeeperError<CoordinatorErrorCode> {
@@ -56,6 +53,11 @@ export interface ContextSources {
   readonly rateLimitReserve?: number;
   /** fetch for the GitHub client (tests). */
   readonly fetch?: typeof fetch;
+  /**
+   * How long opening retries NATS (every server, then again with backoff) while it does not answer: a node just
+   * died and its streams are electing new leaders, or the cluster is restarting. @default DEFAULT_NATS_OPEN_WAIT_MS
+   */
+  readonly natsWaitMs?: number;
 }
 
 /** Everything a running coordinator uses, opened from the policy. */
@@ -163,57 +165,55 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     ...(sources.rateLimitReserve === undefined ? {} : { rateLimitReserve: sources.rateLimitReserve }),
     ...(sources.fetch === undefined ? {} : { fetch: sources.fetch }),
   });
-  let nc: NatsConnection;
-  try {
-    nc = await connect(await natsOptionsFromPolicy(policy, env));
-  } catch (err) {
-    if (err instanceof LanekeeperError) throw err;
-    throw new NatsUnavailableError(`cannot connect to NATS at ${policy.coordinator.natsServers.join(", ")}: ${(err as Error).message}`, { cause: err });
-  }
+  const servers = policy.coordinator.natsServers;
+  const opening = new NatsOpening({
+    servers,
+    waitMs: sources.natsWaitMs ?? DEFAULT_NATS_OPEN_WAIT_MS,
+    clock,
+    ...(sources.log === undefined ? {} : { log: sources.log }),
+  });
+  // Each step is retried on its own (they are idempotent: buckets are created or bound), all within one deadline.
+  const step = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await opening.run(what, fn);
+    } catch (err) {
+      if (err instanceof LanekeeperError) throw err;
+      throw new NatsUnavailableError(`cannot ${what} at ${servers.join(", ")}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const nc = await step("connect to NATS", async () => opening.connect(await natsOptionsFromPolicy(policy, env)));
   const closers: (() => Promise<unknown>)[] = [() => nc.drain().catch(() => nc.close())];
   try {
     const js = nc.jetstream();
-    let jsm: JetStreamManager;
-    let store: KvLaneStore;
-    let fence: LaneFence;
-    let sequences: KvSequenceAllocator;
-    let leases: KvOperationLeases;
     const inventory = new CollectorInventorySource(clock);
-    let collector: InventoryCollector;
-    try {
-      jsm = await nc.jetstreamManager();
-    } catch (err) {
-      throw new NatsUnavailableError(`JetStream is not available at ${policy.coordinator.natsUrl}: ${(err as Error).message}`, { cause: err });
-    }
+    const jsm = await step("open JetStream", () => nc.jetstreamManager());
     const replicas = policy.coordinator.jetstreamReplicas;
-    try {
-      await checkJetStreamReplicas(jsm, replicas);
-    } catch (err) {
-      if (err instanceof LanekeeperError) throw err;
-      throw new NatsUnavailableError(`cannot read the JetStream streams at ${policy.coordinator.natsUrl}: ${(err as Error).message}`, { cause: err });
-    }
-    try {
-      store = await KvLaneStore.open(js, { replicas });
-      fence = await LaneFence.open(js, LANES_BUCKET);
-      store.attachFence(fence);
-      await fence.follow();
-      sequences = await KvSequenceAllocator.open(js, { replicas });
-      leases = await KvOperationLeases.open(js, {
+    await step("read the JetStream streams' replica counts", () => checkJetStreamReplicas(jsm, replicas));
+    const store = await step(`open the KV bucket ${LANES_BUCKET}`, () => KvLaneStore.open(js, { replicas }));
+    const fence = await step("read the fence", async () => {
+      const f = await LaneFence.open(js, LANES_BUCKET);
+      store.attachFence(f);
+      await f.follow();
+      return f;
+    });
+    const sequences = await step("open the sequence bucket", () => KvSequenceAllocator.open(js, { replicas }));
+    const leases = await step("open the operation leases", () =>
+      KvOperationLeases.open(js, {
         replicas,
         instance: instanceName(sources.instance),
         clock,
         ...(sources.log === undefined ? {} : { log: sources.log }),
-      });
-      collector = await InventoryCollector.open(js, {
+      }),
+    );
+    const collector = await step("open the inventory bucket", () =>
+      InventoryCollector.open(js, {
         hosts,
         clock,
         replicas,
         onSnapshot: inventory.onSnapshot,
         ...(sources.log === undefined ? {} : { log: sources.log }),
-      });
-    } catch (err) {
-      throw new NatsUnavailableError(`JetStream is not available at ${policy.coordinator.natsUrl}: ${(err as Error).message}`, { cause: err });
-    }
+      }),
+    );
     closers.unshift(() => leases.close());
     inventory.attach(collector);
     collector.start(nc);
@@ -233,6 +233,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
         policy.coordinator,
       ),
     );
+    // Not retried: it opens the local chain file, and keeps records local while the audit stream does not answer.
     const audit = await CoordinatorAudit.open({
       path: policy.coordinator.auditFile,
       js,
@@ -243,7 +244,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
       ...(sources.log === undefined ? {} : { log: sources.log }),
     });
     closers.unshift(() => audit.close());
-    await nc.flush();
+    await step("flush the connection", () => nc.flush());
     // One per process: every engine of a `serve` (each cycle's) reuses the tokens of earlier cycles.
     const registrationTokens = new RegistrationTokenCache(clock);
     const ctx: CoordinatorContext = {

@@ -7,10 +7,13 @@ import type { CoordinatorErrorCode } from "../error-codes.js";
 import { LANES_BUCKET } from "../lane-store-kv/kv-lane-store.js";
 import { LEADER_BUCKET } from "../serve/limits.js";
 import { OPERATIONS_BUCKET } from "../apply/limits.js";
+import { DELIVERIES_BUCKET, JOBS_BUCKET } from "../demand/limits.js";
 
 /**
  * Every JetStream stream the coordinator creates: its KV buckets (a bucket `b` is the stream `KV_b`) and the audit
- * stream. All of them get the policy's `coordinator.jetstreamReplicas`.
+ * stream. All of them get the policy's `coordinator.jetstreamReplicas`. A new bucket must be listed here, or the
+ * start-time check and `lanekeeper cluster replicas` miss it (test/integration/nats-cluster.test.ts lists every
+ * stream a coordinator leaves on the server and compares).
  */
 export const COORDINATOR_STREAMS: readonly string[] = Object.freeze([
   `KV_${LANES_BUCKET}`,
@@ -19,6 +22,8 @@ export const COORDINATOR_STREAMS: readonly string[] = Object.freeze([
   `KV_${INVENTORY_BUCKET}`,
   `KV_${AUDIT_ANCHOR_BUCKET}`,
   `KV_${OPERATIONS_BUCKET}`,
+  `KV_${JOBS_BUCKET}`,
+  `KV_${DELIVERIES_BUCKET}`,
   AUDIT_STREAM,
 ]);
 

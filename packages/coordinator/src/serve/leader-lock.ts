@@ -21,6 +21,8 @@ export interface LeaderLockOptions {
   readonly onChange?: (leader: boolean) => void;
   /** The policy revision this process runs, written into the record at every acquire and renewal. */
   readonly policy?: () => PublishedPolicy | undefined;
+  /** Called when taking or renewing the lock failed for want of an answer (not because another holds it). */
+  readonly onUnavailable?: (err: unknown) => void;
 }
 
 /** Who holds the lock, as stored. */
@@ -153,7 +155,10 @@ export class LeaderLock {
     } catch (err) {
       const e = err as { api_error?: { err_code?: number }; message?: string };
       const conflict = e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
-      if (!conflict) this.opts.log?.warn({ err: e.message ?? String(err) }, "leader lock unavailable");
+      if (!conflict) {
+        this.opts.log?.warn({ err: e.message ?? String(err) }, "leader lock unavailable");
+        this.opts.onUnavailable?.(err);
+      }
       this.set(undefined);
     }
     return this.revision !== undefined;

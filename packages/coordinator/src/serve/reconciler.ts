@@ -72,6 +72,8 @@ export interface ReconcilerOptions {
   readonly health?: HealthRestartOptions;
   readonly planOptions?: Omit<PlanOptions, "nowMs">;
   readonly onEvent?: (e: ApplyEvent) => void;
+  /** Whether this process may act now (`context/nats-link.ts`: not with NATS down or a view from before it). */
+  readonly ready?: () => Promise<boolean>;
 }
 
 /** {@link ReconcilerOptions} with every default filled in: what a {@link Reconciler} runs with. */
@@ -152,8 +154,7 @@ interface CycleStart {
  * a fresh observation (a create's or removal's record is written before the cycle that started it ends, so the
  * lane counts as starting, or no longer counts, and nothing is created twice), never starts a second action on a
  * lane with one in flight, and starts no more than `applyConcurrency` actions at once (`maxRemovals` removals and
- * drains at once). While planned actions wait for a slot or a lane, an action that ends pokes the loop, so they
- * start at once.
+ * drains at once). An action that ends pokes the loop, so its freed slot is used at once.
  */
 export class Reconciler {
   private readonly o: ResolvedReconcilerOptions;
@@ -171,12 +172,6 @@ export class Reconciler {
   private lastEndMs = Number.NEGATIVE_INFINITY;
   /** When the scheduled cycle starts, while one is scheduled. */
   private dueAtMs: number | undefined;
-  /**
-   * The last cycle left planned actions unstarted (no slot, or their lane busy): an action that ends then pokes the
-   * loop so they start at once. Otherwise an ending action changes nothing a plan would count (a create was counted
-   * as starting, a removal as gone), and a cycle would only spend GitHub budget on observing.
-   */
-  private waiting = false;
   /** Serializes the planning of cycles: the loop and a direct caller never plan at once. */
   private serial: Promise<unknown> = Promise.resolve();
 
@@ -293,7 +288,7 @@ export class Reconciler {
     const t0 = this.o.clock.now();
     const m = this.o.metrics;
     const none = { units: [], health: [], capped: [], deferred: 0 };
-    const leader = this.o.lock === undefined ? true : (await this.o.lock.ensure()) && (await this.fenceForEpoch());
+    const leader = (this.o.lock === undefined ? true : (await this.o.lock.ensure()) && (await this.fenceForEpoch())) && (await (this.o.ready?.() ?? true));
     m?.setLeader(leader);
     if (!leader) {
       m?.cycle("follower", 0);
@@ -303,7 +298,6 @@ export class Reconciler {
       // One policy for the whole cycle: observe, plan, apply and health restarts agree on it.
       const policy = this.o.policy?.() ?? this.o.ctx.policy;
       const ctx = { ...this.o.ctx, policy, engine: (over: Parameters<CoordinatorContext["engine"]>[0] = {}) => this.o.ctx.engine({ policy, ...over }) };
-      const observedFrom = this.o.clock.now();
       const world = await observeWorld({
         policy: ctx.policy,
         github: ctx.github,
@@ -315,8 +309,6 @@ export class Reconciler {
       });
       if (world.observed.demand !== undefined) m?.demandObserved(world.observed.demand, world.observedAtMs);
       const p = planFromWorld(ctx.policy, world, this.o.planOptions);
-      // Observe plus plan is the part of a cycle that grows with the fleet even when nothing changes.
-      const observePlanMs = this.o.clock.now() - observedFrom;
       m?.lanesObserved(p.classification.lanes);
       m?.poolsPlanned(p.groups);
       const onEvent = (e: ApplyEvent): void => {
@@ -337,14 +329,12 @@ export class Reconciler {
         pending = waiting.map((d) => d.unit);
         await this.flight.nextEnd();
       }
-      this.waiting = deferred > 0;
       if (deferred > 0) this.o.log?.debug({ deferred, inFlight: this.flight.state().running }, "reconcile: actions left for a later cycle");
       // A lane the plan acts on, or with an action in flight, is not restarted for its health on top.
       const targeted = new Set([...p.actions.map((a) => a.laneId), ...this.flight.state().lanes]);
       const { health, capped } = await this.healthRestarts(p.classification.lanes, targeted, engine, onEvent, wait, policy);
       await Promise.all(units.map((u) => u.claimed));
       m?.cycle("ok", (this.o.clock.now() - t0) / 1000);
-      this.o.log?.info({ observePlanMs, cycleMs: this.o.clock.now() - t0, actions: p.actions.length, started: units.length, deferred }, "reconcile cycle");
       return { leader: true, planId: p.planId, units, health, capped, deferred };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -400,7 +390,7 @@ export class Reconciler {
     );
     void done.finally(() => {
       claim();
-      if (this.waiting) this.poke(`${unit.map((a) => `${a.kind} ${a.laneId}`).join(", ")} ended; planned actions wait for it`);
+      this.poke(`${unit.map((a) => `${a.kind} ${a.laneId}`).join(", ")} ended`);
     });
     return { claimed, done };
   }
