@@ -46,6 +46,22 @@ describe("KvSequenceAllocator", () => {
     expect(await c.next("build02")).toBe(2);
   });
 
+  it("nextMany: a batch is ascending, above everything before, and costs one compare-and-set", async () => {
+    const a = await allocator(4);
+    expect(await a.next("build04")).toBe(1); // leases 1..4
+    const kv = await conns.at(-1)!.jetstream().views.kv("lk_sequences", { bindOnly: true });
+    const rev = (await kv.get("build04"))!.revision;
+    // 3 from the lease, 97 from one new lease of 97.
+    const batch = await a.nextMany("build04", 100);
+    expect(batch).toEqual(Array.from({ length: 100 }, (_, i) => i + 2));
+    expect((await kv.get("build04"))!.revision).toBe(rev + 1);
+    expect(await a.current("build04")).toBe(101);
+    // A second allocator racing with batches never overlaps.
+    const b = await allocator(1);
+    const got = (await Promise.all([a.nextMany("build04", 10), b.nextMany("build04", 10), a.nextMany("build04", 5), b.next("build04")])).flat();
+    expect(new Set([...batch, ...got]).size).toBe(batch.length + got.length);
+  });
+
   it("advanceTo only moves up", async () => {
     const a = await allocator(1);
     await a.advanceTo("build03", 500);

@@ -3,7 +3,6 @@ import type { Logger } from "pino";
 import {
   DEFAULT_INTENT_TTL_MS,
   intentSubject,
-  KeyedMutex,
   LanekeeperError,
   RejectReason,
   ResultStatus,
@@ -24,6 +23,7 @@ import {
   DEFAULT_DISPATCH_ATTEMPTS,
   DEFAULT_NOT_BEFORE_SLACK_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  MAX_SEND_BATCH,
 } from "./limits.js";
 import { ResultRejectedError, ResultVerifier } from "./result-verifier.js";
 import type { SequenceAllocator } from "./sequence-allocator.js";
@@ -163,6 +163,23 @@ export interface DispatchRequest {
   beforeSend?: () => void;
 }
 
+/** A published intent: its reply, id and sequence. */
+interface Sent {
+  readonly reply: ReturnType<NatsConnection["request"]>;
+  readonly intentId: string;
+  readonly sequence: number;
+}
+
+/** An intent waiting in its host's send queue. */
+interface PendingSend {
+  readonly req: DispatchRequest;
+  readonly sealingKey: Uint8Array;
+  readonly timeout: number;
+  readonly intentIds: string[];
+  readonly resolve: (s: Sent) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /** A verified answer. */
 export interface DispatchOutcome {
   readonly result: ResultPayload;
@@ -185,12 +202,16 @@ export function isRemoveDone(r: ResultPayload): boolean {
  * bytes are never sent twice, so the agent's replay protection and the at-most-once rule hold even when a
  * reply was lost after the agent acted. Whether a timed-out action is re-issued is the caller's decision
  * (`reissue`, defaulting to {@link REISSUE_SAFE}). Allocation and publication are serialized per host, so
- * intents reach an agent in sequence order and are not refused as out of order.
+ * intents reach an agent in sequence order and are not refused as out of order; intents to one host that are
+ * waiting together are sent as a batch (one fencing check, one sequence allocation), and replies are awaited
+ * outside, so many intents per host are in flight at once.
  */
 export class Dispatcher {
   private readonly opts: ResolvedDispatcherOptions;
-  /** Sequence allocation and send of one host's intents, so they reach the agent in sequence order. */
-  private readonly hostMutex = new KeyedMutex();
+  /** Intents waiting to be sent, per host (see {@link send}). */
+  private readonly sendQueues = new Map<string, PendingSend[]>();
+  /** Hosts whose send pump is running. */
+  private readonly pumping = new Set<string>();
 
   /** Options are resolved by {@link resolveDispatcherOptions}; pass resolved ones to add the policy's. */
   constructor(opts: DispatcherOptions) {
@@ -292,43 +313,93 @@ export class Dispatcher {
   }
 
   /**
-   * Allocate, build, sign and publish one intent while holding the host's lock, so publication order equals
-   * sequence order; the reply is awaited outside the lock.
+   * Queue one intent for `req.hostId` and resolve once it is published. The host's send pump takes every intent
+   * queued meanwhile as one batch: one fencing check and one sequence allocation for the whole batch, then each
+   * intent built, sealed, signed and published in sequence order in one synchronous loop (NATS writes them to
+   * the socket together). An intent waits for the fence and the sequence store, never for another's reply.
    */
-  private send(
-    req: DispatchRequest,
-    sealingKey: Uint8Array,
-    timeout: number,
-    intentIds: string[],
-  ): Promise<{ reply: ReturnType<NatsConnection["request"]>; intentId: string; sequence: number }> {
-    return this.hostMutex.run(req.hostId, async () => {
-      await this.opts.fence?.check(`sending ${req.action.kind} for lane ${dispatchLaneId(req.action)} to ${req.hostId}`);
-      const sequence = await this.opts.sequences.next(req.hostId);
-      const built = buildSignedIntent({
-        hostId: req.hostId,
-        hostSealingKey: sealingKey,
-        sequence,
-        action: req.action,
-        signingKey: this.opts.signingKey,
-        nowMs: this.opts.clock.now(),
-        ttlMs: this.opts.ttlMs,
-        notBeforeSlackMs: this.opts.notBeforeSlackMs,
-        ...(req.operationId === undefined ? {} : { operationId: req.operationId }),
-        ...(req.forcedBy === undefined ? {} : { forcedBy: req.forcedBy }),
-        ...(this.opts.fence === undefined ? {} : { fencingToken: this.opts.fence.token }),
-      });
-      this.opts.verifier.expect({
-        intentId: built.intent.intentId,
-        hostId: req.hostId,
-        sequence,
-        digest: built.digest,
-        expiresAtMs: built.intent.expiresAtMs,
-      });
-      intentIds.push(built.intent.intentId);
-      // request() writes to the connection synchronously, so holding the lock until here fixes the order.
-      const reply = this.opts.nc.request(intentSubject(req.hostId), built.envelope, { timeout });
-      void reply.catch(() => undefined);
-      return { reply, intentId: built.intent.intentId, sequence };
+  private send(req: DispatchRequest, sealingKey: Uint8Array, timeout: number, intentIds: string[]): Promise<Sent> {
+    return new Promise<Sent>((resolve, reject) => {
+      let queue = this.sendQueues.get(req.hostId);
+      if (queue === undefined) {
+        queue = [];
+        this.sendQueues.set(req.hostId, queue);
+      }
+      queue.push({ req, sealingKey, timeout, intentIds, resolve, reject });
+      if (!this.pumping.has(req.hostId)) {
+        this.pumping.add(req.hostId);
+        void this.pump(req.hostId);
+      }
     });
+  }
+
+  /** Drain one host's send queue batch by batch; only one pump per host runs, so sequence order is send order. */
+  private async pump(hostId: string): Promise<void> {
+    try {
+      // Let the sends of this event-loop turn (replies that arrived together, say) join the first batch.
+      await new Promise<void>((r) => setImmediate(r));
+      for (;;) {
+        const queue = this.sendQueues.get(hostId);
+        if (queue === undefined || queue.length === 0) break;
+        const batch = queue.splice(0, MAX_SEND_BATCH);
+        let sequences: number[];
+        try {
+          // Started after every intent of the batch was asked for: as strong as one check per intent.
+          const first = batch[0]!.req;
+          await this.opts.fence?.check(
+            batch.length === 1
+              ? `sending ${first.action.kind} for lane ${dispatchLaneId(first.action)} to ${hostId}`
+              : `sending ${batch.length} intents (the first ${first.action.kind} for lane ${dispatchLaneId(first.action)}) to ${hostId}`,
+          );
+          sequences = await this.opts.sequences.nextMany(hostId, batch.length);
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+          continue;
+        }
+        // No await from here to the end of the loop: publication order is sequence order.
+        const nowMs = this.opts.clock.now();
+        for (const [i, p] of batch.entries()) {
+          try {
+            p.resolve(this.publish(p, sequences[i]!, nowMs));
+          } catch (err) {
+            // An unused sequence is a gap, which the agent accepts.
+            p.reject(err);
+          }
+        }
+      }
+    } finally {
+      this.sendQueues.delete(hostId);
+      this.pumping.delete(hostId);
+    }
+  }
+
+  /** Build, seal, sign and publish one intent with its allocated sequence (synchronous: see {@link pump}). */
+  private publish(p: PendingSend, sequence: number, nowMs: number): Sent {
+    const { req } = p;
+    const built = buildSignedIntent({
+      hostId: req.hostId,
+      hostSealingKey: p.sealingKey,
+      sequence,
+      action: req.action,
+      signingKey: this.opts.signingKey,
+      nowMs,
+      ttlMs: this.opts.ttlMs,
+      notBeforeSlackMs: this.opts.notBeforeSlackMs,
+      ...(req.operationId === undefined ? {} : { operationId: req.operationId }),
+      ...(req.forcedBy === undefined ? {} : { forcedBy: req.forcedBy }),
+      ...(this.opts.fence === undefined ? {} : { fencingToken: this.opts.fence.token }),
+    });
+    this.opts.verifier.expect({
+      intentId: built.intent.intentId,
+      hostId: req.hostId,
+      sequence,
+      digest: built.digest,
+      expiresAtMs: built.intent.expiresAtMs,
+    });
+    p.intentIds.push(built.intent.intentId);
+    // request() writes to the connection synchronously, so the loop's order is the order on the wire.
+    const reply = this.opts.nc.request(intentSubject(req.hostId), built.envelope, { timeout: p.timeout });
+    void reply.catch(() => undefined);
+    return { reply, intentId: built.intent.intentId, sequence };
   }
 }

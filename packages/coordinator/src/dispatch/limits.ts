@@ -14,6 +14,11 @@ export const MAX_SEQUENCE_CAS_ATTEMPTS = 50;
  * for gaps after a coordinator restart (gaps are allowed by the agent).
  */
 export const DEFAULT_SEQUENCE_BLOCK = 1;
+/**
+ * Most intents to one host sent as one batch (one fencing check, one sequence allocation, one synchronous
+ * build-sign-publish loop); bounds how long one batch holds the event loop.
+ */
+export const MAX_SEND_BATCH = 64;
 /** `not_before = now − slack`, so an agent whose clock is slightly behind does not see the intent as early. */
 export const DEFAULT_NOT_BEFORE_SLACK_MS = 5_000;
 /** How long the dispatcher waits for an agent's signed reply before the attempt counts as timed out. */

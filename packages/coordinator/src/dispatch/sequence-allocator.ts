@@ -8,6 +8,12 @@ export interface SequenceAllocator {
   /** The next sequence for `hostId` (strictly above every sequence handed out before). */
   next(hostId: string): Promise<number>;
   /**
+   * `count` sequences for `hostId`, ascending, each strictly above every sequence handed out before: one
+   * allocation for intents that are sent together (the dispatcher's per-host batch), so the durable store is
+   * asked once for the batch instead of once per intent.
+   */
+  nextMany(hostId: string, count: number): Promise<number[]>;
+  /**
    * Make every later sequence for `hostId` greater than `floor` (fast-forward after the agent reported a higher
    * high-water mark, e.g. when this store was restored from an old backup).
    */
@@ -68,14 +74,30 @@ export class KvSequenceAllocator implements SequenceAllocator {
     return new KvSequenceAllocator(kv, block, opts.maxAttempts ?? MAX_SEQUENCE_CAS_ATTEMPTS);
   }
 
-  next(hostId: string): Promise<number> {
+  async next(hostId: string): Promise<number> {
+    return (await this.nextMany(hostId, 1))[0]!;
+  }
+
+  /**
+   * Takes what the current lease still holds, and leases the rest in ONE compare-and-set of
+   * `max(block, still needed)` sequences: a batch of intents costs one KV round trip, not one each.
+   */
+  nextMany(hostId: string, count: number): Promise<number[]> {
     validateHostId(hostId);
+    if (!Number.isSafeInteger(count) || count < 1) throw new SequenceAllocationError("count must be a positive integer");
     return this.hostMutex.run(hostId, async () => {
+      const out: number[] = [];
       const lease = this.leases.get(hostId);
-      if (lease !== undefined && lease.next <= lease.last) return lease.next++;
-      const last = await this.cas(hostId, (cur) => cur + this.block);
-      this.leases.set(hostId, { next: last - this.block + 2, last });
-      return last - this.block + 1;
+      while (lease !== undefined && lease.next <= lease.last && out.length < count) out.push(lease.next++);
+      const need = count - out.length;
+      if (need === 0) return out;
+      const size = Math.max(this.block, need);
+      // The new block lies above the stored value, which is at or above the old lease's end: still ascending.
+      const last = await this.cas(hostId, (cur) => cur + size);
+      const first = last - size + 1;
+      for (let s = first; s < first + need; s++) out.push(s);
+      this.leases.set(hostId, { next: first + need, last });
+      return out;
     });
   }
 
