@@ -146,6 +146,9 @@ export class Intake {
   /** Intents on one lane run one after another (DESIGN section 5: per-lane serialized execution). */
   private readonly laneMutex = new KeyedMutex();
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Results ready to send, flushed together (see {@link respondSoon}). */
+  private replies: { msg: Msg; reply: Uint8Array }[] = [];
+  private repliesScheduled = false;
   private sub: Subscription | undefined;
   private closed = false;
 
@@ -186,7 +189,7 @@ export class Intake {
           this.opts.log?.warn({ subject: msg.subject }, "intent without a reply subject; result not sent");
           return;
         }
-        msg.respond(reply);
+        this.respondSoon(msg, reply);
       },
       (err: unknown) => this.opts.log?.error({ err }, "intent handling failed unexpectedly"),
     );
@@ -194,7 +197,32 @@ export class Intake {
     void tracked.finally(() => this.inflight.delete(tracked));
   }
 
-  /** Stop listening, wait for intents in progress, and flush the replay state. */
+  /**
+   * Send a result at the end of this event-loop turn, with every other result that became ready in it: the
+   * intents of one group commit finish together, and NATS then writes their replies to the socket in one go
+   * instead of one write (and one wake-up of the server) each.
+   */
+  private respondSoon(msg: Msg, reply: Uint8Array): void {
+    this.replies.push({ msg, reply });
+    if (this.repliesScheduled) return;
+    this.repliesScheduled = true;
+    setImmediate(() => this.flushReplies());
+  }
+
+  private flushReplies(): void {
+    const batch = this.replies;
+    this.replies = [];
+    this.repliesScheduled = false;
+    for (const { msg, reply } of batch) {
+      try {
+        msg.respond(reply);
+      } catch (err) {
+        this.opts.log?.error({ err }, "cannot send an intent result");
+      }
+    }
+  }
+
+  /** Stop listening, wait for intents in progress, send their results, and flush the replay state. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.sub !== undefined) {
@@ -202,6 +230,7 @@ export class Intake {
       this.sub = undefined;
     }
     await Promise.allSettled([...this.inflight]);
+    this.flushReplies();
     await this.opts.replay.flush().catch(() => undefined);
   }
 

@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FakeClock, RejectReason } from "@lanekeeper/shared";
@@ -280,5 +281,28 @@ describe("ReplayStore", () => {
     const loaded = await new FileStateStore(dir, HOST).load();
     expect(loaded.kind === "ok" && loaded.state.hwm).toBe(12);
     expect(loaded.kind === "ok" && loaded.state.recent.length).toBe(12);
+  });
+
+  it("journal: appended through a synchronized (O_DSYNC) descriptor, so an append returns only once it is on disk", async () => {
+    const { store, rs } = await openFresh();
+    for (let s = 1; s <= 2; s++) {
+      const c = rs.check(intent(s));
+      if (c.kind !== "fresh") throw new Error("expected fresh");
+      await rs.durable(c.reservation); // the first write is a snapshot, the second a journal append
+    }
+    // Linux shows each open descriptor's flags (octal) in /proc/self/fdinfo.
+    let flags: number | undefined;
+    for (const fd of await readdir("/proc/self/fd")) {
+      const target = await readlink(`/proc/self/fd/${fd}`).catch(() => "");
+      if (target !== store.journalPath) continue;
+      const info = await readFile(`/proc/self/fdinfo/${fd}`, "utf8").catch(() => "");
+      const m = /^flags:\s+([0-7]+)$/m.exec(info);
+      if (m !== null) flags = parseInt(m[1]!, 8);
+    }
+    expect(flags).toBeDefined();
+    expect(flags! & fsConstants.O_DSYNC).toBe(fsConstants.O_DSYNC);
+    expect(flags! & fsConstants.O_APPEND).toBe(fsConstants.O_APPEND);
+    await rs.close();
+    await store.unlock();
   });
 });

@@ -88,7 +88,7 @@ interface Waiter {
  * `check` is synchronous, so deliveries are ordered by arrival and two concurrent deliveries of one intent
  * cannot both be fresh. `durable` resolves once the reservation is on disk; the intake executes only after it
  * (at-most-once). Writes are group-committed: each write covers every change made before it started (journal
- * lines appended with one `fdatasync`, or a full atomic snapshot every few thousand lines), so under load one
+ * lines appended with one synchronized write, or a full atomic snapshot every few thousand lines), so under load one
  * flush covers many intents without weakening the write-before-execute rule.
  */
 export class ReplayStore {
@@ -370,7 +370,7 @@ export class ReplayStore {
   }
 
   /**
-   * Persist the changes in `lines`: appended to the journal with one `fdatasync` when the store has one and
+   * Persist the changes in `lines`: appended to the journal with one synchronized write when the store has one and
    * the journal is short, otherwise as a full snapshot (temp file, fsync, rename, fsync dir) that empties it.
    */
   private async write(lines: string[]): Promise<void> {
