@@ -8,15 +8,18 @@
 // Phases: one agent, then 20 agents (intents spread round-robin). Each phase runs BENCH_CONCURRENCY intents in
 // flight for BENCH_MS (throughput, and the round trip of those intents under that load), then 300 intents one at
 // a time (the unloaded round trip). Prints a table, then exactly one JSON line:
-// {"intents_per_s", "rtt_ms_p50", "rtt_ms_p99", "intents_per_s_20_agents", "rtt_ms_p99_20_agents"}
-// (the rtt figures are those of the loaded run). Env: BENCH_MS (default 5000), BENCH_CONCURRENCY (default 32),
+// {"intents_per_s", "rtt_ms_p50", "rtt_ms_p99", "intents_per_s_20_agents", "rtt_ms_p99_20_agents",
+//  "unloaded_ms_p99", "cpu_us_per_intent", "loadavg_1m"}
+// (the rtt figures are those of the loaded run; unloaded_ms_p99 is one in flight, 1 agent; cpu_us_per_intent is
+// this process's CPU time (coordinator and agent threads, not nats-server) per intent of the loaded 1-agent run,
+// a figure that moves less than throughput on a shared machine; loadavg_1m is the machine's load at the end). Env: BENCH_MS (default 5000), BENCH_CONCURRENCY (default 32),
 // BENCH_SEQ_BLOCK (sequences leased per KV compare-and-set, default 256), BENCH_STATE=memory (no persistence,
 // to see what the fsyncs cost; not a production mode).
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
@@ -177,7 +180,8 @@ async function phase(name, agentCount, mods) {
       worker.once("message", resolve);
       worker.once("error", reject);
     });
-    nc = await nats.connect({ servers: server.url, user: coordinatorUser.user, pass: coordinatorUser.password });
+    // As the coordinator connects (natsOptionsFromPolicy): no per-request stack traces.
+    nc = await nats.connect({ servers: server.url, user: coordinatorUser.user, pass: coordinatorUser.password, noAsyncTraces: true });
     const sequences = await coord.KvSequenceAllocator.open(nc.jetstream(), { block: SEQ_BLOCK });
     const hosts = new coord.StaticHostRegistry(hostKeys.map((h) => ({ hostId: h.hostId, identityKey: h.identity.publicKey, sealingKey: h.sealing.publicKey })));
     const dispatcher = new coord.Dispatcher({ nc, signingKey: coordinatorKey, sequences, hosts, requestTimeoutMs: 10_000 });
@@ -198,6 +202,7 @@ async function phase(name, agentCount, mods) {
     for (let i = 0; i < 200; i++) await one();
     n = 0;
     const rtts = [];
+    const cpu0 = process.cpuUsage();
     const start = performance.now();
     let done = 0;
     const loop = async () => {
@@ -208,6 +213,7 @@ async function phase(name, agentCount, mods) {
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, loop));
     const elapsed = performance.now() - start;
+    const cpu = process.cpuUsage(cpu0);
     // Unloaded round trip, one intent at a time.
     const solo = [];
     for (let i = 0; i < 300; i++) solo.push(await one());
@@ -226,6 +232,7 @@ async function phase(name, agentCount, mods) {
       soloP50: percentile(solo, 50),
       soloP99: percentile(solo, 99),
       persistedHwmSum: hwm,
+      cpuUsPerIntent: (cpu.user + cpu.system) / done,
     };
   } finally {
     await nc?.close().catch(() => undefined);
@@ -254,6 +261,9 @@ async function main() {
       rtt_ms_p99: Number(f(one.p99)),
       intents_per_s_20_agents: twenty.perS,
       rtt_ms_p99_20_agents: Number(f(twenty.p99)),
+      unloaded_ms_p99: Number(f(one.soloP99)),
+      cpu_us_per_intent: Math.round(one.cpuUsPerIntent),
+      loadavg_1m: Number(loadavg()[0].toFixed(2)),
     }),
   );
 }
