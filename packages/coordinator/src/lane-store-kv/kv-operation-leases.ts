@@ -1,5 +1,5 @@
 import { systemClock, type Clock, type Logger } from "@lanekeeper/shared";
-import type { JetStreamClient, KV } from "nats";
+import type { JetStreamClient, KV, KvEntry } from "nats";
 import { OperationLeaseLostError, type OperationLeaseInfo, type OperationLeases } from "../apply/operation-leases.js";
 import { DEFAULT_OPERATION_LEASE_TTL_MS, OPERATIONS_BUCKET } from "../apply/limits.js";
 
@@ -116,18 +116,45 @@ export class KvOperationLeases implements OperationLeases {
 
   private async renewAll(): Promise<void> {
     for (const [id, h] of this.held) {
-      if (h.lost) continue;
-      try {
-        h.revision = await this.kv.update(id, h.value, h.revision);
-        h.okAtMs = this.clock.now();
-      } catch (err) {
-        const e = err as { api_error?: { err_code?: number }; message?: string };
-        const conflict = e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
-        // A conflict means the key expired (or was taken over): the lease is gone for good. Anything else is a
-        // NATS hiccup; the next renewal tries again and assertHeld() judges by age meanwhile.
-        if (conflict) h.lost = true;
-        this.opts.log?.warn({ operationId: id, err: e.message ?? String(err), lost: conflict }, "operation lease not renewed");
-      }
+      if (!h.lost) await this.renew(id, h);
     }
   }
+
+  private async renew(id: string, h: Held, adopted = false): Promise<void> {
+    try {
+      h.revision = await this.kv.update(id, h.value, h.revision);
+      h.okAtMs = this.clock.now();
+      return;
+    } catch (err) {
+      if (!isConflict(err)) {
+        // A NATS hiccup: the next renewal tries again and assertHeld() judges by age meanwhile.
+        this.opts.log?.warn({ operationId: id, err: errorText(err), lost: false }, "operation lease not renewed");
+        return;
+      }
+    }
+    // A conflict: the key expired or was taken over, or an earlier renewal was applied although its reply never
+    // came (a timeout on a busy cluster). Only in the last case does the key still hold this hold's own value.
+    let entry: KvEntry | null;
+    try {
+      entry = await this.kv.get(id);
+    } catch (err) {
+      this.opts.log?.warn({ operationId: id, err: errorText(err), lost: false }, "operation lease not renewed");
+      return;
+    }
+    if (!adopted && entry !== null && entry.operation === "PUT" && Buffer.from(entry.value).equals(Buffer.from(h.value))) {
+      h.revision = entry.revision;
+      return this.renew(id, h, true);
+    }
+    h.lost = true;
+    this.opts.log?.warn({ operationId: id, lost: true }, "operation lease lost: its key expired or was taken over");
+  }
+}
+
+function isConflict(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; message?: string };
+  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
