@@ -348,7 +348,7 @@ export class Reconciler {
    * Start one unit of a plan in the background, its lanes in flight until it ends. It has claimed its lanes once
    * every action that writes the lane record first (create: `creating`; remove and drain: their new state) has done
    * so, or ended: from then on an observation counts the lane as the action left it, so the next plan neither
-   * creates it twice nor removes it twice. Its end pokes the loop.
+   * creates it twice nor removes it twice. Its end pokes the loop while planned actions wait (see {@link waiting}).
    */
   private launch(unit: readonly Action[], planId: string, engine: ApplyEngine, onEvent: (e: ApplyEvent) => void): Started {
     const unclaimed = new Set(unit.filter((a) => a.dependsOn.length === 0 && a.steps[0] === "write-record").map((a) => a.id));
