@@ -137,6 +137,8 @@ describe("lanekeeper serve: policy reload", () => {
       await writeFile(operatorCopy, text(3));
       const plan = await cli(["plan", "--policy", operatorCopy, "--inventory-wait", "2s"]);
       expect(plan.out).toMatch(/^WARNING: this policy file differs from the one the leader runs/m);
+      // The shared GitHub create budget, as every plan shows it (docs/coordinator.md, "Create budget").
+      expect(plan.out).toMatch(/^GitHub create budget: \d+\/80 this minute, \d+\/500 this hour$/m);
       const planJson = await cli(["plan", "--policy", operatorCopy, "--json", "--inventory-wait", "2s"]);
       expect((JSON.parse(planJson.out) as { policy: StatusPolicy }).policy).toMatchObject({ local: digest(text(3)), leader: { digest: digest(text(2)) }, differs: true });
 

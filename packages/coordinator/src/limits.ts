@@ -70,3 +70,7 @@ export const NATS_OPEN_BACKOFF_MAX_MS = 4_000;
 export const CLUSTER_COMMAND_NATS_WAIT_MS = 30_000;
 /** How long `lanekeeper plan` retries NATS before it plans from GitHub alone (DEGRADED). */
 export const PLAN_NATS_WAIT_MS = 3_000;
+/** JetStream KV bucket of the create budget shared by every coordinator (`lane-store-kv/kv-create-budget.ts`). */
+export const CREATE_BUDGET_BUCKET = "lk_github_budget";
+/** Compare-and-set attempts of one take of the create budget before it is refused for this cycle. */
+export const CREATE_BUDGET_CAS_ATTEMPTS = 20;

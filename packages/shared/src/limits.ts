@@ -118,3 +118,16 @@ export const MAX_AUDIT_LINE_BYTES = 64 * 1024;
 export const MAX_NATS_SERVERS = 16;
 /** Most JetStream replicas of the coordinator's KV buckets and audit stream (JetStream's own maximum). */
 export const MAX_JETSTREAM_REPLICAS = 5;
+
+/**
+ * GitHub's documented secondary-limit guidance for content-generating requests: in general no more than 80 a
+ * minute and 500 an hour (docs.github.com, "Rate limits for the REST API", "About secondary rate limits").
+ * The defaults of the policy's `github.createBudget`.
+ */
+export const DEFAULT_CREATES_PER_MINUTE = 80;
+/** See {@link DEFAULT_CREATES_PER_MINUTE}. */
+export const DEFAULT_CREATES_PER_HOUR = 500;
+/** Upper bounds of `github.createBudget` (a GHES instance may allow more than github.com). */
+export const MAX_CREATES_PER_MINUTE = 10_000;
+/** See {@link MAX_CREATES_PER_MINUTE}. */
+export const MAX_CREATES_PER_HOUR = 100_000;

@@ -27,7 +27,7 @@ import {
 import { formatConfigPath, loadYamlConfig } from "./config-loader.js";
 import { type ConfigIssue, LanekeeperError } from "./errors.js";
 import { keyIdOf, parseSealingPublicKey, parseSigningPublicKey } from "./keys.js";
-import { MAX_INTENT_TTL_MS, MAX_JETSTREAM_REPLICAS, MAX_LABELS } from "./limits.js";
+import { DEFAULT_CREATES_PER_HOUR, DEFAULT_CREATES_PER_MINUTE, MAX_CREATES_PER_HOUR, MAX_CREATES_PER_MINUTE, MAX_INTENT_TTL_MS, MAX_JETSTREAM_REPLICAS, MAX_LABELS } from "./limits.js";
 import { parseScope } from "./names.js";
 import { parseDurationString } from "./scaling-schedule.js";
 
@@ -43,6 +43,20 @@ export interface GitHubPolicy {
   /** Web URL runners register against (`config.sh --url`). @default "https://github.com" */
   webUrl: string;
   auth: GitHubAuthPolicy;
+  /**
+   * Content-creating requests (JIT configs, registration tokens) every coordinator sharing this credential may send
+   * together; beyond it creates wait (docs/coordinator.md, "Create budget"). Absent: GitHub's documented
+   * secondary-limit guidance, {@link DEFAULT_CREATES_PER_MINUTE} a minute and {@link DEFAULT_CREATES_PER_HOUR} an hour.
+   */
+  createBudget?: CreateBudgetPolicy | undefined;
+}
+
+/** The create budget (`github.createBudget`); each field defaults to GitHub's guidance. */
+export interface CreateBudgetPolicy {
+  /** @default DEFAULT_CREATES_PER_MINUTE (80) */
+  perMinute?: number | undefined;
+  /** @default DEFAULT_CREATES_PER_HOUR (500) */
+  perHour?: number | undefined;
 }
 
 /** Drain protocol timing. */
@@ -300,6 +314,12 @@ const githubSchema = z.strictObject({
       }),
     }),
   ]),
+  createBudget: z
+    .strictObject({
+      perMinute: z.number().int().min(1).max(MAX_CREATES_PER_MINUTE).optional(),
+      perHour: z.number().int().min(1).max(MAX_CREATES_PER_HOUR).optional(),
+    })
+    .optional(),
 });
 
 const coordinatorSchema = z
@@ -591,4 +611,12 @@ function scalingIssues(s: ScalingPolicy, capacity: number, at: (...path: (string
  */
 export function parsePolicy(yamlText: string, file?: string): Policy {
   return loadYamlConfig(yamlText, policySchema, "policy", crossCheck, file);
+}
+
+/** The create budget with its defaults filled in (GitHub's guidance for what the policy leaves out). Pure. */
+export function resolveCreateBudget(github: Pick<GitHubPolicy, "createBudget">): { readonly perMinute: number; readonly perHour: number } {
+  return {
+    perMinute: github.createBudget?.perMinute ?? DEFAULT_CREATES_PER_MINUTE,
+    perHour: github.createBudget?.perHour ?? DEFAULT_CREATES_PER_HOUR,
+  };
 }

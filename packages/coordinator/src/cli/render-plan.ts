@@ -66,6 +66,7 @@ export function planToJson(plan: Plan, ctx: PlanContext): Record<string, unknown
     ...(ctx.rateLimit === undefined ? {} : { rateLimit: ctx.rateLimit }),
     ...(ctx.metrics === undefined ? {} : { githubCalls: ctx.metrics }),
     ...(ctx.policy === undefined ? {} : { policy: ctx.policy }),
+    ...(plan.createBudget === undefined ? {} : { createBudget: plan.createBudget }),
   };
 }
 
@@ -86,6 +87,13 @@ export function planToText(plan: Plan, ctx: PlanContext): string {
   );
   for (const n of ctx.notes) out.push(`Note: ${n}`);
   if (ctx.policy !== undefined) out.push(...policyRevisionLines(ctx.policy));
+  const b = plan.createBudget;
+  if (b !== undefined) {
+    out.push(
+      `GitHub create budget: ${b.thisMinute}/${b.perMinute} this minute, ${b.thisHour}/${b.perHour} this hour` +
+        (b.deferred > 0 ? `, ${b.deferred} create(s) deferred to a later cycle` : ""),
+    );
+  }
   const gaps = ctx.gaps ?? [];
   if (gaps.length > 0) {
     out.push("");

@@ -8,9 +8,12 @@ import {
   systemClock,
   type Clock,
   type Logger,
+  resolveCreateBudget,
   type Policy,
   type SigningKey,
 } from "@lanekeeper/shared";
+import { withCreateBudget } from "../github/budgeted-github-client.js";
+import { createBudgetKey, KvCreateBudget } from "../lane-store-kv/kv-create-budget.js";
 import { CoordinatorAudit } from "../audit/coordinator-audit.js";
 import { Dispatcher, resolveDispatcherOptions } from "../dispatch/dispatcher.js";
 import { StaticHostRegistry, type EnrolledHost } from "../dispatch/host-registry.js";
@@ -160,7 +163,7 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
   const clock = sources.clock ?? systemClock;
   const hosts = hostRegistryFromPolicy(policy);
   const signingKey = await readSigningKey(policy.coordinator.keyFile);
-  const github = await createGitHubClient(policy.github, {
+  const rawGithub = await createGitHubClient(policy.github, {
     env,
     clock,
     ...(sources.log === undefined ? {} : { log: sources.log }),
@@ -191,6 +194,11 @@ export async function openCoordinator(policy: Policy, sources: ContextSources = 
     const jsm = await step("open JetStream", () => nc.jetstreamManager());
     const replicas = policy.coordinator.jetstreamReplicas;
     await step("read the JetStream streams' replica counts", () => checkJetStreamReplicas(jsm, replicas));
+    // One create budget per GitHub credential, shared by every coordinator process (docs/coordinator.md).
+    const budget = await step("open the create budget", () =>
+      KvCreateBudget.open(js, { key: createBudgetKey(policy.github), limits: () => resolveCreateBudget(policy.github), replicas, clock }),
+    );
+    const github: GitHubClient = withCreateBudget(rawGithub, budget);
     const store = await step(`open the KV bucket ${LANES_BUCKET}`, () => KvLaneStore.open(js, { replicas }));
     const fence = await step("read the fence", async () => {
       const f = await LaneFence.open(js, LANES_BUCKET);

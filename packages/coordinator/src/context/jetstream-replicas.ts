@@ -8,6 +8,7 @@ import { LANES_BUCKET } from "../lane-store-kv/kv-lane-store.js";
 import { LEADER_BUCKET } from "../serve/limits.js";
 import { OPERATIONS_BUCKET } from "../apply/limits.js";
 import { DELIVERIES_BUCKET, JOBS_BUCKET } from "../demand/limits.js";
+import { CREATE_BUDGET_BUCKET } from "../limits.js";
 
 /**
  * Every JetStream stream the coordinator creates: its KV buckets (a bucket `b` is the stream `KV_b`) and the audit
@@ -24,6 +25,7 @@ export const COORDINATOR_STREAMS: readonly string[] = Object.freeze([
   `KV_${OPERATIONS_BUCKET}`,
   `KV_${JOBS_BUCKET}`,
   `KV_${DELIVERIES_BUCKET}`,
+  `KV_${CREATE_BUDGET_BUCKET}`,
   AUDIT_STREAM,
 ]);
 

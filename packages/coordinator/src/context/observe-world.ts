@@ -60,12 +60,14 @@ export async function observeWorld(deps: {
     if (s !== undefined) hosts.push(toHostInventory(s));
   }
   const demand = deps.jobs !== undefined && policyUsesScaling(deps.policy) ? await readDemandSnapshot(deps.jobs, demandScopes(deps.policy)) : undefined;
+  const createBudget = await deps.github.createBudgetUsage?.();
   return {
     observed: {
       scopes,
       inventory: inventoryView(hosts),
       ...(demand === undefined ? {} : { demand }),
       ...(runnerReleases === undefined ? {} : { runnerReleases }),
+      ...(createBudget === undefined ? {} : { createBudget }),
     },
     records,
     retiredLaneIds,

@@ -11,6 +11,7 @@ import type {
   RunnerToken,
 } from "./github-types.js";
 import type { RateLimitState } from "./rate-limit-tracker.js";
+import type { CreateBudgetUsage } from "./create-budget.js";
 
 /**
  * Everything the coordinator asks of GitHub. `scope` is a policy scope: `owner/repo` or `org:<org>`.
@@ -59,4 +60,9 @@ export interface GitHubClient {
   rateLimit(): RateLimitState;
   /** Call, 304, points-spent and retry counters. */
   metrics(): GitHubClientMetrics;
+  /**
+   * The shared create budget now, when this client enforces one (`github/budgeted-github-client.ts`): the planner
+   * defers JIT creates beyond it, and `plan` shows it.
+   */
+  createBudgetUsage?(): Promise<CreateBudgetUsage>;
 }

@@ -1,3 +1,4 @@
+import type { CreateBudgetUsage } from "../github/create-budget.js";
 import type { DemandSnapshot } from "./demand.js";
 import type { InventoryView } from "./inventory-view.js";
 import type { RunnerReleaseObservation } from "./runner-releases.js";
@@ -12,4 +13,6 @@ export interface ObservedState {
   readonly demand?: DemandSnapshot | undefined;
   /** GitHub's current runner release (downloads endpoint); absent when no pool needed it. */
   readonly runnerReleases?: RunnerReleaseObservation | undefined;
+  /** The GitHub create budget shared by the coordinators; absent when the client enforces none. */
+  readonly createBudget?: CreateBudgetUsage | undefined;
 }

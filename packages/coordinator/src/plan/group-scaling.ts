@@ -183,6 +183,8 @@ function group(
           });
           break;
         }
+        // An ephemeral lane's create mints a JIT config: within the shared create budget, the rest wait.
+        if (poolPolicy.mode === "ephemeral" && !ctx.takeJit(scope, pool, target - current)) break;
         const id = create(ctx, scope, pool, poolPolicy, want.hosts, placement, decision === undefined ? undefined : { decision, evidence: scalingEvidence, present: current });
         if (id === undefined) {
           break;

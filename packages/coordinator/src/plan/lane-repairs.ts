@@ -112,6 +112,7 @@ export function laneRepairs(ctx: PlanContext, v: LaneView, r: StoredLaneRecord):
   ) {
     const labels = ctx.canonical(v, pool);
     if (labels === undefined) return;
+    if (!ctx.takeJit(v.scope, v.pool)) return;
     ctx.push(v, "arm", { code: "UNARMED", message: "the ephemeral lane finished its job and waits for a fresh JIT registration" }, {
       runnerName: armRunnerName(ctx, v),
       labels,

@@ -45,6 +45,10 @@ export class PlanContext {
   createBudget: number;
   /** Orphan cleanups this plan may still add. */
   orphanBudget: number;
+  /** JIT mints (ephemeral creates, re-arms) the shared GitHub create budget still allows this plan. */
+  jitAllowance: number;
+  /** JIT mints deferred for the create budget (planned again when it has room: demand is read afresh each plan). */
+  jitDeferred = 0;
   private removalBudget: number;
   private readonly warnings = new Map<string, PlanWarning>();
   private readonly wantedByPool = new Map<string, WantedRunner>();
@@ -60,6 +64,7 @@ export class PlanContext {
     this.removalBudget = opts.maxRemovals ?? DEFAULT_MAX_REMOVALS_PER_PLAN;
     this.orphanBudget = opts.maxOrphanCleanups ?? DEFAULT_MAX_ORPHAN_CLEANUPS_PER_PLAN;
     this.createBudget = opts.maxCreates ?? DEFAULT_MAX_CREATES_PER_PLAN;
+    this.jitAllowance = observed.createBudget?.allowance ?? Number.POSITIVE_INFINITY;
     this.cls = classify(policy, observed, records, {
       nowMs: opts.nowMs,
       ...(opts.inventoryMaxAgeMs === undefined ? {} : { inventoryMaxAgeMs: opts.inventoryMaxAgeMs }),
@@ -84,6 +89,29 @@ export class PlanContext {
         inventory: inv,
       });
     }
+  }
+
+  /**
+   * Whether one more JIT mint fits the create budget: takes it when it does; otherwise counts `n` deferred mints
+   * and warns with the budget's figures (the evidence), once per scope and pool.
+   */
+  takeJit(scope: string, pool: string, n = 1): boolean {
+    if (this.jitAllowance > 0) {
+      this.jitAllowance--;
+      return true;
+    }
+    this.jitDeferred += n;
+    const b = this.observed.createBudget;
+    this.warn(
+      "GITHUB_CREATE_BUDGET",
+      `${n} JIT registration(s) of ${scope}/${pool} deferred: the GitHub create budget is used up` +
+        (b === undefined
+          ? ""
+          : ` (${b.thisMinute}/${b.perMinute} this minute, ${b.thisHour}/${b.perHour} this hour${b.nextFreeAtMs > this.now ? `; room again at ${new Date(b.nextFreeAtMs).toISOString()}` : ""})`) +
+        "; they are planned again when it has room",
+      { scope, pool },
+    );
+    return false;
   }
 
   /** The warnings so far, in the order first raised. */

@@ -1,6 +1,7 @@
 import type { Classification } from "../observe/classify.js";
 import type { Action, PlanActionKind } from "./action.js";
 import type { Evidence } from "./evidence.js";
+import type { CreateBudgetUsage } from "../github/create-budget.js";
 
 /** Stable warning codes. */
 export type PlanWarningCode =
@@ -18,6 +19,7 @@ export type PlanWarningCode =
   | "POOL_NO_LABELS"
   | "NO_CAPACITY"
   | "CREATE_BUDGET"
+  | "GITHUB_CREATE_BUDGET"
   | "REMOVAL_BUDGET"
   | "SCALE_DOWN_WAITING"
   | "DEMAND_UNKNOWN"
@@ -171,4 +173,9 @@ export interface Plan {
   readonly classification: Classification;
   /** Lanes whose runner version or image differs from what their pool wants (upgraded or not in this plan). */
   readonly versionDrift: readonly VersionDrift[];
+  /**
+   * The shared GitHub create budget as observed, and how many JIT mints (ephemeral creates and re-arms) this plan
+   * deferred for it; absent when the observation had no budget (`github/create-budget.ts`).
+   */
+  readonly createBudget?: CreateBudgetUsage & { readonly deferred: number };
 }

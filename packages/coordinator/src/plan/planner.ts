@@ -94,6 +94,7 @@ function assemble(ctx: PlanContext, versionDrift: readonly VersionDrift[]): Plan
     },
     classification: ctx.cls,
     versionDrift,
+    ...(ctx.observed.createBudget === undefined ? {} : { createBudget: { ...ctx.observed.createBudget, deferred: ctx.jitDeferred } }),
   };
 }
 

@@ -35,6 +35,7 @@ export const RESTART_ONLY_SETTINGS: readonly string[] = Object.freeze([
   "github.apiUrl",
   "github.webUrl",
   "github.auth",
+  "github.createBudget",
   "coordinator.keyFile",
   "coordinator.natsServers",
   "coordinator.natsUser",
