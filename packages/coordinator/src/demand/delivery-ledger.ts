@@ -1,6 +1,7 @@
 import type { JetStreamClient, KV } from "nats";
 import { JobStoreUnavailableError } from "./demand-errors.js";
 import { DELIVERIES_BUCKET, DELIVERY_TTL_MS } from "./limits.js";
+import { isKvConflict } from "../lane-store-kv/kv-conflict.js";
 
 /**
  * The webhook deliveries already handled, by `X-GitHub-Delivery`: a delivery is acted on only by the receiver that
@@ -12,11 +13,6 @@ export interface DeliveryLedger {
   claim(deliveryId: string): Promise<boolean>;
   /** Give a claim back after the delivery could not be handled, so a redelivery is not refused. */
   release(deliveryId: string): Promise<void>;
-}
-
-function isConflict(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
 }
 
 /** {@link DeliveryLedger} in a KV bucket whose entries expire after {@link DELIVERY_TTL_MS} (KV `create` claims). */
@@ -38,7 +34,7 @@ export class KvDeliveryLedger implements DeliveryLedger {
       await this.kv.create(deliveryId, new Uint8Array([1]));
       return true;
     } catch (err) {
-      if (isConflict(err)) return false;
+      if (isKvConflict(err)) return false;
       throw new JobStoreUnavailableError(`cannot record webhook delivery ${deliveryId}: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -4,6 +4,7 @@ import { mergeDemandJob } from "./demand-job-merge.js";
 import { JobStoreUnavailableError } from "./demand-errors.js";
 import { completedAtOf, type JobStore, type JobTransition } from "./job-store.js";
 import { JOB_UPDATE_ATTEMPTS, JOBS_BUCKET, MAX_JOB_LABELS } from "./limits.js";
+import { isKvConflict } from "../lane-store-kv/kv-conflict.js";
 
 /** Options of {@link KvJobStore.open}. */
 export interface KvJobStoreOptions {
@@ -18,11 +19,6 @@ const dec = new TextDecoder();
 const JOB_PREFIX = "job.";
 const RECONCILED_KEY = "meta.reconciled";
 const STATUSES = new Set(["queued", "in_progress", "completed"]);
-
-function isConflict(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
-}
 
 const optNum = (v: unknown): boolean => v === undefined || (typeof v === "number" && Number.isFinite(v));
 
@@ -88,7 +84,7 @@ export class KvJobStore implements JobStore {
         else await this.kv.update(key, value, e.revision);
         return { before, after };
       } catch (err) {
-        if (!isConflict(err) || attempt >= JOB_UPDATE_ATTEMPTS) {
+        if (!isKvConflict(err) || attempt >= JOB_UPDATE_ATTEMPTS) {
           throw new JobStoreUnavailableError(`cannot store workflow job ${job.id}: ${(err as Error).message}`, { cause: err });
         }
       }
@@ -135,7 +131,7 @@ export class KvJobStore implements JobStore {
         n++;
       } catch (err) {
         // Someone wrote it meanwhile: the next prune looks again.
-        if (!isConflict(err)) throw new JobStoreUnavailableError(`cannot prune workflow job ${job.id}: ${(err as Error).message}`, { cause: err });
+        if (!isKvConflict(err)) throw new JobStoreUnavailableError(`cannot prune workflow job ${job.id}: ${(err as Error).message}`, { cause: err });
       }
     }
     return n;
@@ -155,7 +151,7 @@ export class KvJobStore implements JobStore {
         else await this.kv.update(RECONCILED_KEY, value, revision);
         return;
       } catch (err) {
-        if (!isConflict(err) || attempt >= JOB_UPDATE_ATTEMPTS) {
+        if (!isKvConflict(err) || attempt >= JOB_UPDATE_ATTEMPTS) {
           throw new JobStoreUnavailableError(`cannot record the reconciliation of ${scope}: ${(err as Error).message}`, { cause: err });
         }
       }

@@ -8,6 +8,7 @@
  */
 import { compareAuditHeads, type AuditAnchor, type HeadComparison, type InventorySnapshot } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
+import { isKvConflict } from "../lane-store-kv/kv-conflict.js";
 
 /** The KV bucket of audit anchors. */
 export const AUDIT_ANCHOR_BUCKET = "lk_audit_anchors";
@@ -74,8 +75,7 @@ export class AuditAnchorStore {
         else await this.kv.create(snapshot.hostId, bytes);
         return;
       } catch (err) {
-        const apiErr = err as { api_error?: { err_code?: number }; message?: string };
-        if (apiErr.api_error?.err_code !== 10071 && !/wrong last sequence|key exists/i.test(apiErr.message ?? "")) throw err;
+        if (!isKvConflict(err)) throw err;
       }
     }
   }

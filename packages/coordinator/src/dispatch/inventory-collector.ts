@@ -21,6 +21,7 @@ import {
 import type { HostRegistry } from "./host-registry.js";
 import { INVENTORY_BUCKET, MAX_INVENTORY_AGE_MS } from "./limits.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
+import { isKvConflict } from "../lane-store-kv/kv-conflict.js";
 
 /** An inventory the coordinator refused. `reason` is a {@link RejectReason}. */
 export class InventoryRejectedError extends LanekeeperError<CoordinatorErrorCode> {
@@ -195,8 +196,7 @@ export class InventoryCollector {
         this.opts.onSnapshot?.(s);
         return s;
       } catch (err) {
-        const apiErr = (err as { api_error?: { err_code?: number }; message?: string });
-        if (apiErr.api_error?.err_code !== 10071 && !/wrong last sequence|key exists/i.test(apiErr.message ?? "")) throw err;
+        if (!isKvConflict(err)) throw err;
       }
     }
     throw new InventoryRejectedError(RejectReason.SEQUENCE_TOO_LOW, `inventory of ${snapshot.hostId} kept losing to concurrent writers`);

@@ -2,6 +2,7 @@ import { KeyedMutex, LanekeeperError, validateHostId } from "@lanekeeper/shared"
 import type { JetStreamClient, KV } from "nats";
 import { DEFAULT_SEQUENCE_BLOCK, MAX_SEQUENCE_CAS_ATTEMPTS, SEQUENCES_BUCKET } from "./limits.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
+import { isKvConflict } from "../lane-store-kv/kv-conflict.js";
 
 /** Hands out per-host intent sequences that never repeat, even across coordinator restarts. */
 export interface SequenceAllocator {
@@ -41,12 +42,6 @@ export interface KvSequenceAllocatorOptions {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** Whether a KV create/update failed because the key's revision moved (someone else wrote first). */
-function isRevisionConflict(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
-}
 
 /**
  * A durable per-host sequence in a JetStream KV bucket (`lk_sequences`, key = host id, value = the highest
@@ -131,7 +126,7 @@ export class KvSequenceAllocator implements SequenceAllocator {
         else await this.kv.create(hostId, enc.encode(String(nextValue)));
         return nextValue;
       } catch (err) {
-        if (!isRevisionConflict(err)) throw new SequenceAllocationError(`cannot update ${hostId}'s sequence`, { cause: err });
+        if (!isKvConflict(err)) throw new SequenceAllocationError(`cannot update ${hostId}'s sequence`, { cause: err });
         lastErr = err;
         // Someone else wrote first: back off a little (jittered) and re-read.
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));

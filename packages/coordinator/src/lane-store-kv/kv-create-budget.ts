@@ -3,6 +3,7 @@ import { systemClock, type Clock, type GitHubPolicy } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
 import { budgetUsage, HOUR_MS, takeMint, type CreateBudget, type CreateBudgetGrant, type CreateBudgetLimits, type CreateBudgetUsage } from "../github/create-budget.js";
 import { CREATE_BUDGET_BUCKET, CREATE_BUDGET_CAS_ATTEMPTS } from "../limits.js";
+import { isKvConflict } from "./kv-conflict.js";
 
 /** Options of {@link KvCreateBudget.open}. */
 export interface KvCreateBudgetOptions {
@@ -73,9 +74,8 @@ export class KvCreateBudget implements CreateBudget {
         else await this.kv.create(this.opts.key, value);
         return { granted: true, usage: r.usage };
       } catch (err) {
-        const m = (err as { message?: string }).message ?? "";
         // Another coordinator took a slot in between: read again.
-        if (!/wrong last sequence|key exists/i.test(m) && (err as { api_error?: { err_code?: number } }).api_error?.err_code !== 10071) throw err;
+        if (!isKvConflict(err)) throw err;
       }
     }
     // Heavy contention: refuse rather than spin; the create is planned again in the next cycle.

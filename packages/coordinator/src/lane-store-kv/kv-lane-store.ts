@@ -4,6 +4,7 @@ import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
 import { LaneStoreConflictError, type LaneStore } from "../observe/lane-store.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
 import { FENCE_KEY, type LaneFence } from "./lane-fence.js";
+import { isKvConflict } from "./kv-conflict.js";
 
 /** JetStream KV bucket holding the coordinator's lane records (key = lane id, value = JSON). */
 export const LANES_BUCKET = "lk_lanes";
@@ -50,12 +51,6 @@ const KEYS_RETRY_PAUSE_MS = 200;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** Whether a KV create/update/delete failed because the key's revision moved (someone else wrote first). */
-function isRevisionConflict(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
-}
 
 /** The fields a record may carry; anything else in the stored JSON is dropped on read. */
 const RECORD_FIELDS = [
@@ -184,7 +179,7 @@ export class KvLaneStore implements LaneStore {
       const revision = await this.kv.create(record.laneId, encodeRecord(record));
       return Object.freeze({ ...record, revision });
     } catch (err) {
-      if (isRevisionConflict(err)) throw new LaneStoreConflictError(record.laneId, "a record already exists");
+      if (isKvConflict(err)) throw new LaneStoreConflictError(record.laneId, "a record already exists");
       throw new LaneStoreUnavailableError(`cannot write lane record ${record.laneId}`, { cause: err });
     }
   }
@@ -196,7 +191,7 @@ export class KvLaneStore implements LaneStore {
       const revision = await this.kv.update(record.laneId, encodeRecord(record), expectedRevision);
       return Object.freeze({ ...record, revision });
     } catch (err) {
-      if (isRevisionConflict(err)) throw new LaneStoreConflictError(record.laneId, `expected revision ${expectedRevision}, the record has moved on`);
+      if (isKvConflict(err)) throw new LaneStoreConflictError(record.laneId, `expected revision ${expectedRevision}, the record has moved on`);
       throw new LaneStoreUnavailableError(`cannot write lane record ${record.laneId}`, { cause: err });
     }
   }
@@ -222,7 +217,7 @@ export class KvLaneStore implements LaneStore {
     try {
       await this.kv.delete(laneId, { previousSeq: expectedRevision });
     } catch (err) {
-      if (isRevisionConflict(err)) throw new LaneStoreConflictError(laneId, `expected revision ${expectedRevision}, the record has moved on`);
+      if (isKvConflict(err)) throw new LaneStoreConflictError(laneId, `expected revision ${expectedRevision}, the record has moved on`);
       throw new LaneStoreUnavailableError(`cannot delete lane record ${laneId}`, { cause: err });
     }
   }

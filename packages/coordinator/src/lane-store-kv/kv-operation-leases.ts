@@ -2,6 +2,7 @@ import { systemClock, type Clock, type Logger } from "@lanekeeper/shared";
 import type { JetStreamClient, KV, KvEntry } from "nats";
 import { OperationLeaseLostError, type OperationLeaseInfo, type OperationLeases } from "../apply/operation-leases.js";
 import { DEFAULT_OPERATION_LEASE_TTL_MS, OPERATIONS_BUCKET } from "../apply/limits.js";
+import { isKvConflict } from "./kv-conflict.js";
 
 /** Options of {@link KvOperationLeases.open}. */
 export interface KvOperationLeasesOptions {
@@ -126,7 +127,7 @@ export class KvOperationLeases implements OperationLeases {
       h.okAtMs = this.clock.now();
       return;
     } catch (err) {
-      if (!isConflict(err)) {
+      if (!isKvConflict(err)) {
         // A NATS hiccup: the next renewal tries again and assertHeld() judges by age meanwhile.
         this.opts.log?.warn({ operationId: id, err: errorText(err), lost: false }, "operation lease not renewed");
         return;
@@ -148,11 +149,6 @@ export class KvOperationLeases implements OperationLeases {
     h.lost = true;
     this.opts.log?.warn({ operationId: id, lost: true }, "operation lease lost: its key expired or was taken over");
   }
-}
-
-function isConflict(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
 }
 
 function errorText(err: unknown): string {

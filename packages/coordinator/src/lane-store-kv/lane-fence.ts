@@ -1,6 +1,7 @@
 import { LanekeeperError } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
 import type { CoordinatorErrorCode } from "../error-codes.js";
+import { isKvConflict } from "./kv-conflict.js";
 
 /**
  * Key of the fence in the lane-record bucket: the highest fencing token (leader epoch) any coordinator has acted
@@ -36,11 +37,6 @@ export class FenceUnavailableError extends LanekeeperError<CoordinatorErrorCode>
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function isRevisionConflict(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
-}
 
 /** A hold of the leader lock: the revision it was taken at, in which incarnation of the lock bucket. */
 export interface LeaderHold {
@@ -131,7 +127,7 @@ export class LaneFence {
         this.tokenValue = epoch;
         return epoch;
       } catch (err) {
-        if (!isRevisionConflict(err)) throw new FenceUnavailableError("cannot move the fence of the lane store", { cause: err });
+        if (!isKvConflict(err)) throw new FenceUnavailableError("cannot move the fence of the lane store", { cause: err });
       }
     }
     throw new FenceUnavailableError(`gave up moving the fence after ${MAX_FENCE_CAS_ATTEMPTS} conflicts`);

@@ -4,6 +4,7 @@ import type { JetStreamClient, KV } from "nats";
 import type { LeaderHold } from "../lane-store-kv/lane-fence.js";
 import { LEADER_BUCKET, LEADER_KEY } from "./limits.js";
 import type { PublishedPolicy } from "./policy-revision.js";
+import { isKvConflict } from "../lane-store-kv/kv-conflict.js";
 
 /** Options of {@link LeaderLock.open}. */
 export interface LeaderLockOptions {
@@ -153,10 +154,8 @@ export class LeaderLock {
         this.set(revision);
       } else this.set(await this.kv.update(LEADER_KEY, value, this.revision));
     } catch (err) {
-      const e = err as { api_error?: { err_code?: number }; message?: string };
-      const conflict = e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? "");
-      if (!conflict) {
-        this.opts.log?.warn({ err: e.message ?? String(err) }, "leader lock unavailable");
+      if (!isKvConflict(err)) {
+        this.opts.log?.warn({ err: (err as { message?: string }).message ?? String(err) }, "leader lock unavailable");
         this.opts.onUnavailable?.(err);
       }
       this.set(undefined);
