@@ -10,6 +10,7 @@
 import { open, readFile, rename } from "node:fs/promises";
 import { AUDIT_GENESIS_HASH, AuditLog, verifyAuditChain, type AuditChainResult, type AuditChainHead, type AuditLogOptions, type AuditRecord } from "./audit.js";
 import { AuditError } from "./errors.js";
+import { isSha256Hex } from "./hex.js";
 
 /**
  * A chain head kept outside the chain: the last record's seq (0: empty) and hash (the genesis hash when empty),
@@ -47,7 +48,6 @@ export interface AnchorCheck {
   readonly message: string;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Whether `a` is a well-formed anchor (for values read from files, the wire or a command line). */
 export function isAuditAnchor(a: unknown): a is AuditAnchor {
@@ -57,9 +57,9 @@ export function isAuditAnchor(a: unknown): a is AuditAnchor {
     Number.isSafeInteger(o.seq) &&
     (o.seq as number) >= 0 &&
     typeof o.hash === "string" &&
-    HEX64.test(o.hash) &&
+    isSha256Hex(o.hash) &&
     typeof o.firstHash === "string" &&
-    (o.firstHash === "" || HEX64.test(o.firstHash))
+    (o.firstHash === "" || isSha256Hex(o.firstHash))
   );
 }
 

@@ -15,6 +15,7 @@ import { open, readFile, type FileHandle } from "node:fs/promises";
 import { canonicalJson } from "./canonical-json.js";
 import { systemClock, type Clock } from "./clock.js";
 import { AuditError } from "./errors.js";
+import { isSha256Hex } from "./hex.js";
 import { SerialQueue } from "./keyed-mutex.js";
 import { MAX_AUDIT_LINE_BYTES, MAX_AUDIT_TAIL } from "./limits.js";
 import { redactSecrets } from "./redact.js";
@@ -77,15 +78,14 @@ export type AuditChainResult =
       };
     };
 
-const HEX64 = /^[0-9a-f]{64}$/;
 
 function recordProblem(r: unknown): string | undefined {
   if (r === null || typeof r !== "object" || Array.isArray(r)) return "not a JSON object";
   const o = r as Record<string, unknown>;
   if (!Number.isSafeInteger(o.seq)) return "seq is not an integer";
   if (typeof o.at !== "number" || !Number.isFinite(o.at)) return "at is not a number";
-  if (typeof o.prevHash !== "string" || !HEX64.test(o.prevHash)) return "prevHash is not a hex SHA-256";
-  if (typeof o.hash !== "string" || !HEX64.test(o.hash)) return "hash is not a hex SHA-256";
+  if (typeof o.prevHash !== "string" || !isSha256Hex(o.prevHash)) return "prevHash is not a hex SHA-256";
+  if (typeof o.hash !== "string" || !isSha256Hex(o.hash)) return "hash is not a hex SHA-256";
   if (typeof o.source !== "string" || typeof o.action !== "string") return "source or action missing";
   if (typeof o.phase !== "string" || !(AUDIT_PHASES as readonly string[]).includes(o.phase)) return "phase is unknown";
   return undefined;

@@ -23,6 +23,7 @@ export * from "./inventory.js";
 export { FORBIDDEN_CONFIG_KEYS, formatConfigPath, deepFreeze, parseYamlDocument } from "./config-loader.js";
 export * from "./github-origin.js";
 export * from "./runner-download.js";
+export * from "./hex.js";
 export * from "./agent-config.js";
 export * from "./policy.js";
 export * from "./scaling-schedule.js";

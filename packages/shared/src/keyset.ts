@@ -8,6 +8,7 @@
 import { sign, verify, type KeyObject } from "node:crypto";
 import type { Clock } from "./clock.js";
 import { RejectError, RejectReason } from "./errors.js";
+import { isSha256Hex } from "./hex.js";
 import { pae } from "./envelope.js";
 import { KeyStatus, SignedKeySet, TrustedKeySet, type TrustedKey } from "./gen/lanekeeper/v1/envelope.js";
 import { keyIdOf, publicKeyFromRaw, type SigningKey } from "./keys.js";
@@ -262,7 +263,7 @@ export function applyKeySetUpdate(current: TrustedKeySet, signed: SignedKeySet, 
     if (s.signature.length !== SIGNATURE_BYTES) {
       throw new RejectError(RejectReason.SIGNATURE_LENGTH, `key set signature by ${s.keyId} is ${s.signature.length} bytes, not ${SIGNATURE_BYTES}`);
     }
-    if (!/^[0-9a-f]{64}$/.test(s.keyId)) throw new RejectError(RejectReason.KEY_ID_INVALID, "key set signature has an invalid key id");
+    if (!isSha256Hex(s.keyId)) throw new RejectError(RejectReason.KEY_ID_INVALID, "key set signature has an invalid key id");
     if (signers.has(s.keyId)) throw new RejectError(RejectReason.ENVELOPE_MALFORMED, `key ${s.keyId} signed twice`);
     signers.add(s.keyId);
   }

@@ -5,6 +5,7 @@
  * (invariant 8: the agent pins where its runners come from, as it pins where they register).
  */
 import { RejectError, RejectReason } from "./errors.js";
+import { isSha256Hex } from "./hex.js";
 import type { RunnerDownload } from "./gen/lanekeeper/v1/lane.js";
 import { MAX_RUNNER_ARCHIVE_BYTES, MAX_URL_CHARS } from "./limits.js";
 
@@ -33,10 +34,6 @@ export function runnerArchiveFilename(arch: RunnerArch, version: string): string
   return `actions-runner-linux-${arch}-${version}.tar.gz`;
 }
 
-/** Whether `s` is a SHA-256 written the one way the wire accepts: 64 lower-case hex characters. */
-export function isSha256Hex(s: string): boolean {
-  return /^[0-9a-f]{64}$/.test(s);
-}
 
 /**
  * Field caps of a `RunnerDownload` in a decoded intent (`PAYLOAD_MALFORMED`): a non-empty URL within
