@@ -9,6 +9,7 @@ import { mkdir, chmod } from "node:fs/promises";
 import {
   type AgentConfig,
   type AgentStatusReport,
+  type Capabilities,
   type IntentOutcome,
   type NatsConnectionStatus,
   type TrustStatus,
@@ -59,6 +60,14 @@ export interface AgentDaemonOptions {
   readonly keysetVersion?: () => number;
   /** The newest intent outcomes, oldest first. */
   readonly recentIntents?: () => readonly IntentOutcome[];
+  /**
+   * Lane runtimes to use instead of the ones built from the config (systemd, container). A fleet simulation runs
+   * many agents in one process on an in-memory runtime this way; everything else (intake, ownership, journal,
+   * inventory, health) is the agent's own. @default built from the config
+   */
+  readonly runtimes?: Partial<Record<BackendName, LaneRuntime>>;
+  /** Capabilities source for the inventory. @default gathered with `systeminformation` (see InventoryBuilder) */
+  readonly capabilities?: () => Promise<Capabilities>;
 }
 
 /** Default container engine sockets, tried in order when the config names none. */
@@ -141,7 +150,7 @@ export class AgentDaemon {
     await mkdir(config.laneRoot, { recursive: true, mode: 0o755 });
     const dirs = new LaneDirectories(config.laneRoot, signer);
     const runnerDist = runnerDistOf(config);
-    const runtimes = await buildRuntimes(config, signer, dirs, runnerDist, opts, log);
+    const runtimes = opts.runtimes ?? (await buildRuntimes(config, signer, dirs, runnerDist, opts, log));
     const manager = new LaneManager({
       runnerDist,
       hostId: config.hostId,
@@ -164,6 +173,7 @@ export class AgentDaemon {
       diskPath: config.laneRoot,
       control: intakeControlOf(config),
       log: childLogger(opts.log, { component: "inventory", hostId: config.hostId }),
+      ...(opts.capabilities ? { capabilities: opts.capabilities } : {}),
     });
     const daemon = new AgentDaemon(config, keys, manager, inventory, audit, lock, undefined, log, opts);
     daemon.server = await StatusServer.start({

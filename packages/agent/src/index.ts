@@ -31,6 +31,7 @@ export * from "./intake/agent-trust.js";
 export * from "./intake/inventory-publisher.js";
 export * as intakeLimits from "./intake/limits.js";
 export { AgentDaemon, type AgentDaemonOptions, DEFAULT_ENGINE_SOCKETS } from "./agent-daemon.js";
+export { startAgentIntake, type AgentIntakeHandle, type StartAgentIntakeOptions } from "./intake/agent-intake.js";
 export { type AgentKeys, initAgent, loadAgentKeys, enrollmentBundle } from "./agent-identity.js";
 export { AGENT_VERSION } from "./agent-version.js";
 export { InventoryBuilder, type InventoryBuilderOptions } from "./status/inventory.js";

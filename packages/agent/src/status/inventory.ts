@@ -29,6 +29,11 @@ export interface InventoryBuilderOptions {
    */
   readonly control?: IntakeControl;
   readonly log?: AgentLog;
+  /**
+   * Where capabilities come from. A simulation of many hosts in one process hands in one shared answer instead of
+   * running `systeminformation` (which spawns commands) once per host. @default {@link gatherCapabilities}
+   */
+  readonly capabilities?: () => Promise<Capabilities>;
 }
 
 /** Builds inventories; keeps the last one for the status socket. */
@@ -51,8 +56,11 @@ export class InventoryBuilder {
   /** Capabilities, refreshed every few minutes. */
   async capabilitiesNow(): Promise<Capabilities> {
     if (!this.capabilities || Date.now() - this.capabilitiesAt > CAPABILITIES_REFRESH_MS) {
-      const engine = await this.detectEngine();
-      this.capabilities = await gatherCapabilities({ containerEngine: engine, ...(this.opts.diskPath ? { diskPath: this.opts.diskPath } : {}) });
+      if (this.opts.capabilities) this.capabilities = await this.opts.capabilities();
+      else {
+        const engine = await this.detectEngine();
+        this.capabilities = await gatherCapabilities({ containerEngine: engine, ...(this.opts.diskPath ? { diskPath: this.opts.diskPath } : {}) });
+      }
       this.capabilitiesAt = Date.now();
     }
     return this.capabilities;

@@ -298,6 +298,7 @@ export class Reconciler {
       // One policy for the whole cycle: observe, plan, apply and health restarts agree on it.
       const policy = this.o.policy?.() ?? this.o.ctx.policy;
       const ctx = { ...this.o.ctx, policy, engine: (over: Parameters<CoordinatorContext["engine"]>[0] = {}) => this.o.ctx.engine({ policy, ...over }) };
+      const observedFrom = this.o.clock.now();
       const world = await observeWorld({
         policy: ctx.policy,
         github: ctx.github,
@@ -309,6 +310,8 @@ export class Reconciler {
       });
       if (world.observed.demand !== undefined) m?.demandObserved(world.observed.demand, world.observedAtMs);
       const p = planFromWorld(ctx.policy, world, this.o.planOptions);
+      // Observe plus plan is the part of a cycle that grows with the fleet even when nothing changes.
+      const observePlanMs = this.o.clock.now() - observedFrom;
       m?.lanesObserved(p.classification.lanes);
       m?.poolsPlanned(p.groups);
       const onEvent = (e: ApplyEvent): void => {
@@ -335,6 +338,7 @@ export class Reconciler {
       const { health, capped } = await this.healthRestarts(p.classification.lanes, targeted, engine, onEvent, wait, policy);
       await Promise.all(units.map((u) => u.claimed));
       m?.cycle("ok", (this.o.clock.now() - t0) / 1000);
+      this.o.log?.info({ observePlanMs, cycleMs: this.o.clock.now() - t0, actions: p.actions.length, started: units.length, deferred }, "reconcile cycle");
       return { leader: true, planId: p.planId, units, health, capped, deferred };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
