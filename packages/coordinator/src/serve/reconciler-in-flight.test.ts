@@ -106,16 +106,25 @@ class TestReconciler extends Reconciler {
   }
 }
 
-function world(count: number, concurrency = 4) {
+/** Counts observations: each cycle lists the lane records once. */
+class CountingStore extends MemoryLaneStore {
+  lists = 0;
+  override list(): ReturnType<MemoryLaneStore["list"]> {
+    this.lists++;
+    return super.list();
+  }
+}
+
+function world(count: number, concurrency = 4, pokeGapMs?: number) {
   const now = (): number => Date.now();
-  const store = new MemoryLaneStore([]);
+  const store = new CountingStore([]);
   const runners: GitHubRunner[] = [];
   const hostLanes: LaneObservation[] = [];
   const engine = new ScriptedEngine(store, now);
   const audit = new MemoryAuditTrail();
   const pol = policy(count, concurrency);
   const ctx = { policy: pol, github: github(runners), store, inventory: inventory(now, hostLanes), audit, engine: () => engine as unknown as ApplyEngine } as unknown as ReconcilerOptions["ctx"];
-  return { store, runners, hostLanes, engine, audit, reconciler: new TestReconciler({ ctx, intervalMs: 3_600_000 }) };
+  return { store, runners, hostLanes, engine, audit, reconciler: new TestReconciler({ ctx, intervalMs: 3_600_000, ...(pokeGapMs === undefined ? {} : { pokeGapMs }) }) };
 }
 
 const kinds = (e: ScriptedEngine): string[] => e.runs.flatMap((r) => r.actions.map((a) => `${a.kind}:${a.laneId}`));
@@ -166,6 +175,30 @@ describe("serve cycles with actions in flight", () => {
     expect((await w.store.list()).length).toBe(5);
     for (let i = 0; i < 5; i++) w.engine.end();
     await w.reconciler.stop();
+  });
+
+  it("an action that ends pokes the loop while planned actions wait for a slot, and only then", async () => {
+    const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 120));
+    const busy = world(6, 4, 0);
+    busy.reconciler.start();
+    await tick();
+    expect(busy.engine.runs.length).toBe(4);
+    busy.engine.end(); // two creates wait for a slot: the end starts a cycle, which takes the freed slot
+    await tick();
+    expect(busy.engine.runs.length).toBe(5);
+    for (let i = 0; i < 5; i++) busy.engine.end();
+    await busy.reconciler.stop();
+
+    const calm = world(2, 4, 0);
+    calm.reconciler.start();
+    await tick();
+    expect(calm.engine.runs.length).toBe(2);
+    const cycles = calm.store.lists;
+    calm.engine.end(); // nothing waits: no cycle just for observing
+    calm.engine.end();
+    await tick();
+    expect(calm.store.lists).toBe(cycles);
+    await calm.reconciler.stop();
   });
 
   it("a failed background action ends in its safe state with planned, started and failed audit records, and frees its lane", async () => {

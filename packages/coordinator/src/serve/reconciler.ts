@@ -154,7 +154,8 @@ interface CycleStart {
  * a fresh observation (a create's or removal's record is written before the cycle that started it ends, so the
  * lane counts as starting, or no longer counts, and nothing is created twice), never starts a second action on a
  * lane with one in flight, and starts no more than `applyConcurrency` actions at once (`maxRemovals` removals and
- * drains at once). An action that ends pokes the loop, so its freed slot is used at once.
+ * drains at once). While planned actions wait for a slot or a lane, an action that ends pokes the loop, so they
+ * start at once.
  */
 export class Reconciler {
   private readonly o: ResolvedReconcilerOptions;
@@ -172,6 +173,12 @@ export class Reconciler {
   private lastEndMs = Number.NEGATIVE_INFINITY;
   /** When the scheduled cycle starts, while one is scheduled. */
   private dueAtMs: number | undefined;
+  /**
+   * The last cycle left planned actions unstarted (no slot, or their lane busy): an action that ends then pokes the
+   * loop so they start at once. Otherwise an ending action changes nothing a plan would count (a create was counted
+   * as starting, a removal as gone), and a cycle would only spend GitHub budget on observing.
+   */
+  private waiting = false;
   /** Serializes the planning of cycles: the loop and a direct caller never plan at once. */
   private serial: Promise<unknown> = Promise.resolve();
 
@@ -332,6 +339,7 @@ export class Reconciler {
         pending = waiting.map((d) => d.unit);
         await this.flight.nextEnd();
       }
+      this.waiting = deferred > 0;
       if (deferred > 0) this.o.log?.debug({ deferred, inFlight: this.flight.state().running }, "reconcile: actions left for a later cycle");
       // A lane the plan acts on, or with an action in flight, is not restarted for its health on top.
       const targeted = new Set([...p.actions.map((a) => a.laneId), ...this.flight.state().lanes]);
@@ -394,7 +402,7 @@ export class Reconciler {
     );
     void done.finally(() => {
       claim();
-      this.poke(`${unit.map((a) => `${a.kind} ${a.laneId}`).join(", ")} ended`);
+      if (this.waiting) this.poke(`${unit.map((a) => `${a.kind} ${a.laneId}`).join(", ")} ended; planned actions wait for it`);
     });
     return { claimed, done };
   }
