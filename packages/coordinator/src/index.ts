@@ -47,7 +47,6 @@ export * from "./context/observe-world.js";
 export * from "./apply/operator-actions.js";
 export * from "./apply/recovery-note.js";
 export * from "./apply/operation-leases.js";
-export * from "./apply/recover-interrupted.js";
 export * from "./lane-store-kv/kv-operation-leases.js";
 export * from "./plan/interrupted-actions.js";
 export * as applyLimits from "./apply/limits.js";
