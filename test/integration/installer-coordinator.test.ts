@@ -146,6 +146,19 @@ describe("install-coordinator.sh from the release artifacts, in a real systemd",
         diagnostics: async () => (await sd.systemctl("status", "--no-pager", "--full", UNIT)).stdout,
       });
 
+      // `systemctl reload` (docs/cluster.md, "Policy reload") sends SIGHUP: the same process re-reads its policy.
+      const unchangedReloads = async (): Promise<number> => Number(/^lanekeeper_policy_reloads_total\{result="unchanged"\} (\d+)$/m.exec((await httpGet(port, "/metrics")).body)?.[1]);
+      const pid = (await sd.unitProperties(UNIT, ["MainPID"])).MainPID;
+      const before = await unchangedReloads();
+      const reload = await sd.systemctl("reload", UNIT);
+      expect(reload.code, reload.stderr).toBe(0);
+      await waitUntil(async () => (await unchangedReloads()) > before, {
+        timeoutMs: 30_000,
+        what: "the installed coordinator to re-read its policy on systemctl reload",
+        diagnostics: async () => (await sd.systemctl("status", "--no-pager", "--full", UNIT)).stdout,
+      });
+      expect((await sd.unitProperties(UNIT, ["MainPID"])).MainPID).toBe(pid);
+
       const version = await sd.exec("lanekeeper", ["--version"], { env: installEnv() });
       expect(version.code, version.stderr).toBe(0);
       expect(version.stdout).toMatch(/^lanekeeper \d+\.\d+\.\d+\S* \(commit [0-9a-f]{7,}\)\n$/);
