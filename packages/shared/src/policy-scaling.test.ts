@@ -1,48 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "./errors.js";
-import { generateSealingKey, generateSigningKey } from "./keys.js";
+import { onePoolPolicyYaml, policyIssues } from "@lanekeeper/testing";
 import { parsePolicy } from "./policy.js";
 import { lastCronStartMs, parseDurationString } from "./scaling-schedule.js";
 
-const id1 = generateSigningKey().publicKey.toString("base64");
-const seal1 = generateSealingKey().publicKey.toString("base64");
-
-/** A policy whose only lanes entry is `lane` (YAML flow or block text, indented under `lanes:`). */
-function policy(lane: string): string {
-  return `
-github:
-  auth: { tokenEnv: GITHUB_TOKEN }
-coordinator:
-  keyFile: /etc/lanekeeper/coordinator.key
-  natsUrl: nats://127.0.0.1:4222
-hosts:
-  build01:
-    enrolled: { identityKey: "${id1}", sealingKey: "${seal1}" }
-    optIn: true
-    capacity: 6
-scopes:
-  acme/api: { optIn: true }
-pools:
-  linux:
-    labels: [linux, x64]
-    backend: systemd
-    runnerVersion: 2.330.0
-lanes:
-  - scope: acme/api
-    pool: linux
-    hosts: [build01]
-${lane}`;
-}
-
-function issuesOf(text: string): string[] {
-  try {
-    parsePolicy(text);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues.map(({ path, message }) => `${path}: ${message}`);
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
+/** A policy whose only lanes entry ends with `lane` (YAML lines indented under the entry). */
+const policy = (lane: string): string => onePoolPolicyYaml({ lane });
+const issuesOf = policyIssues;
 
 describe("scaling policy", () => {
   it("parses scaling with its defaults", () => {

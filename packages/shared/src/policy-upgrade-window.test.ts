@@ -1,47 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "./errors.js";
-import { generateSealingKey, generateSigningKey } from "./keys.js";
+import { onePoolPolicyYaml, policyIssues } from "@lanekeeper/testing";
 import { parsePolicy, resolvePoolUpgrade } from "./policy.js";
 import { cronWindowAt, formatInTimeZone, nextCronStartMs } from "./scaling-schedule.js";
 
-const id1 = generateSigningKey().publicKey.toString("base64");
-const seal1 = generateSealingKey().publicKey.toString("base64");
-
 /** A policy whose one pool has `upgrade` (YAML flow text). */
-function policy(upgrade: string): string {
-  return `
-github:
-  auth: { tokenEnv: GITHUB_TOKEN }
-coordinator:
-  keyFile: /etc/lanekeeper/coordinator.key
-  natsUrl: nats://127.0.0.1:4222
-hosts:
-  build01:
-    enrolled: { identityKey: "${id1}", sealingKey: "${seal1}" }
-    optIn: true
-    capacity: 6
-scopes:
-  acme/api: { optIn: true }
-pools:
-  linux:
-    labels: [linux, x64]
-    backend: systemd
-    runnerVersion: 2.330.0
-    upgrade: ${upgrade}
-lanes:
-  - { scope: acme/api, pool: linux, hosts: [build01], count: 2 }
-`;
-}
-
-function issuesOf(text: string): string[] {
-  try {
-    parsePolicy(text);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues.map(({ path, message }) => `${path}: ${message}`);
-    throw err;
-  }
-  throw new Error("expected a ConfigError");
-}
+const policy = (upgrade: string): string => onePoolPolicyYaml({ pool: `    upgrade: ${upgrade}\n`, lane: "    count: 2\n" });
+const issuesOf = policyIssues;
 
 describe("pools.<p>.upgrade.window", () => {
   it("parses a window with its time zone defaulting to UTC, and resolvePoolUpgrade carries it", () => {

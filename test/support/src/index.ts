@@ -1,6 +1,7 @@
 // Public API of @lanekeeper/testing: test doubles and fleet builders for lanekeeper's own tests and benchmarks.
 // Product code (packages/*/src) must never import this package; scripts/check-imports.mjs enforces it.
 export { reasonOf } from "./reason-of.js";
+export { onePoolPolicyYaml, policyIssues, type OnePoolPolicyParts } from "./policy-yaml.js";
 export { RecordingExecutor, type RecordedCall } from "./recording-executor.js";
 export * from "./scenario.js";
 export { layoutSimFleet, simPolicyText, SIM_POOL, SIM_RUNNER_VERSION, type SimFleetSize, type SimFleetLayout, type SimLaneEntry, type SimPolicyEndpoints } from "./fleet-sim/sim-fleet-layout.js";
