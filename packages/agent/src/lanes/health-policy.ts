@@ -24,6 +24,7 @@ export type AttentionReason =
   | "RUNTIME_MISSING"
   | "CREATE_INCOMPLETE"
   | "REMOVE_INCOMPLETE"
+  | "UPGRADE_INCOMPLETE"
   | "START_FAILED";
 
 /**
@@ -129,6 +130,12 @@ export function recoveryNote(
       return (
         `Removing lane ${ctx.laneId} was interrupted before its runner was deregistered (the remove token is never stored). ` +
         `The lane is stopped. Run \`lanekeeper lanes remove ${ctx.laneId}\` again on the coordinator: it sends a fresh remove token.`
+      );
+    case "UPGRADE_INCOMPLETE":
+      return (
+        `Upgrading the runner of lane ${ctx.laneId} was interrupted and could be neither finished nor undone: its runner files ` +
+        `(runner/ and runner.old/ under ${ctx.laneDir}) are missing or not directories. The lane is stopped. Recreate it: ` +
+        `\`lanekeeper lanes remove ${ctx.laneId}\`, then \`lanekeeper apply\` (apply also deletes the GitHub registration the lane leaves behind).`
       );
     case "START_FAILED":
       return (

@@ -6,12 +6,14 @@
  * - `lane.json` (0644): the signed record (no secret);
  * - `lane.env` (0600, root): the unit's `EnvironmentFile`, holding a JIT config only until the runner used it;
  * - `runner/` (owned by the lane user): the lane's own copy of the runner distribution (systemd lanes);
+ * - `runner.next/`, `runner.old/`: only while a runner upgrade swaps `runner/` (or after a crash interrupted it);
  * - `runner.log` (0640): the runner's console (systemd lanes).
  */
-import { chmod, chown, cp, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, cp, lstat, mkdir, open, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RejectError, RejectReason, validateLaneId } from "@lanekeeper/shared";
 import { fsyncDir, readSmallFile, writeFileAtomic } from "../atomic-file.js";
+import { AgentStateError } from "../errors.js";
 import type { BackendName, LaneRecord, MarkerSigner } from "./lane-marker.js";
 import { MAX_STATE_FILE_BYTES } from "../limits.js";
 import { checkPathUnder, type PathState } from "../safe-path.js";
@@ -130,16 +132,22 @@ export class LaneDirectories {
 
   /**
    * Replace a lane's runner with a copy of `distDir`, moving over what belongs to the lane rather than the
-   * release: its registration files, `.env`/`.path`, work directory and diagnostics. The new tree is built
-   * beside the old one and swapped with two renames, so a failure before the swap leaves the lane as it was.
+   * release: its registration files, `.env`/`.path`, work directory and diagnostics. The new tree is built and
+   * synced beside the old one (`runner.next`), then swapped in with two renames (`runner` → `runner.old`,
+   * `runner.next` → `runner`), each made durable before `onStep` reports it so the caller can journal it. The old
+   * tree stays as `runner.old` until the caller committed the new version to `lane.json` and calls
+   * {@link LaneDirectories.discardSpareRunners}; until then {@link LaneDirectories.rollBackSwap} restores it from any
+   * point a crash can leave.
    */
-  async swapRunner(laneId: string, distDir: string, uid: number, gid: number): Promise<void> {
+  async swapRunner(laneId: string, distDir: string, uid: number, gid: number, onStep: (step: SwapStep) => Promise<void> = () => Promise.resolve()): Promise<void> {
     if ((await checkPathUnder(this.root, join(laneId, LANE_FILES.runner))) !== "directory") {
       throw new RejectError(RejectReason.LANE_NOT_FOUND, `lane ${laneId} has no runner directory`, { details: { laneId } });
     }
+    const dir = this.dir(laneId);
     const cur = this.runnerDir(laneId);
-    const next = join(this.dir(laneId), "runner.next");
-    const old = join(this.dir(laneId), "runner.old");
+    const next = join(dir, SWAP_DIRS.next);
+    const old = join(dir, SWAP_DIRS.old);
+    // Leftovers of a swap that was settled (or of an agent that did not journal swaps) are never the lane's runner.
     await rm(next, { recursive: true, force: true });
     await rm(old, { recursive: true, force: true });
     await cp(distDir, next, { recursive: true, verbatimSymlinks: true, errorOnExist: true, force: false });
@@ -151,10 +159,76 @@ export class LaneDirectories {
       await cp(join(cur, name), join(next, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
     }
     await chownTree(next, uid, gid);
+    // A power cut after the swap must not leave a tree of empty files behind the new name.
+    await syncTree(next);
+    await fsyncDir(dir);
+    await onStep("staged");
     await rename(cur, old);
+    await fsyncDir(dir);
+    await onStep("swapping");
     await rename(next, cur);
-    await fsyncDir(this.dir(laneId));
-    await rm(old, { recursive: true, force: true });
+    await fsyncDir(dir);
+    await onStep("swapped");
+  }
+
+  /** Which of `runner/`, `runner.next/` and `runner.old/` a lane holds (symlinks and other kinds are refused). */
+  async swapState(laneId: string): Promise<RunnerSwapState> {
+    const has = async (name: string): Promise<boolean> => {
+      const st = await checkPathUnder(this.root, join(validateLaneId(laneId), name));
+      if (st === "missing") return false;
+      if (st !== "directory") throw new AgentStateError(`${join(this.dir(laneId), name)} is not a directory; the lane's runner is left alone`);
+      return true;
+    };
+    return { runner: await has(LANE_FILES.runner), next: await has(SWAP_DIRS.next), old: await has(SWAP_DIRS.old) };
+  }
+
+  /**
+   * Keep `runner/` and delete `runner.old/` and `runner.next/`: after the new version was committed to `lane.json`
+   * (also finishing a swap a crash interrupted after the commit), or to clear what a swap left before it moved
+   * anything. Idempotent.
+   */
+  async discardSpareRunners(laneId: string): Promise<void> {
+    const s = await this.swapState(laneId);
+    const dir = this.dir(laneId);
+    if (!s.runner) {
+      // The commit follows the second rename, so this is only reachable if that rename was lost (a power cut).
+      if (!s.next) throw new AgentStateError(`lane ${laneId} has neither runner/ nor runner.next/: its runner files are gone`);
+      await rename(join(dir, SWAP_DIRS.next), this.runnerDir(laneId));
+      await fsyncDir(dir);
+    }
+    await rm(join(dir, SWAP_DIRS.old), { recursive: true, force: true });
+    await rm(join(dir, SWAP_DIRS.next), { recursive: true, force: true });
+    await fsyncDir(dir);
+  }
+
+  /**
+   * Undo an uncommitted swap (`lane.json` still names the old version): put `runner.old` back as `runner/` and
+   * delete the new tree. Every state a crash inside {@link LaneDirectories.swapRunner} or inside this method leaves
+   * is handled, so running it again after a crash is safe:
+   * - `runner` + `runner.next`: nothing was moved yet (`runner/` is the old tree);
+   * - `runner.old` + `runner.next`, no `runner/`: between the two renames;
+   * - `runner` + `runner.old`: swapped (`runner/` is the new tree).
+   */
+  async rollBackSwap(laneId: string): Promise<void> {
+    let s = await this.swapState(laneId);
+    const dir = this.dir(laneId);
+    const cur = this.runnerDir(laneId);
+    const next = join(dir, SWAP_DIRS.next);
+    const old = join(dir, SWAP_DIRS.old);
+    if (s.runner && s.old) {
+      // runner/ holds the new tree: move it aside first, so the old tree never has to share a name.
+      await rm(next, { recursive: true, force: true });
+      await rename(cur, next);
+      await fsyncDir(dir);
+      s = { runner: false, next: true, old: true };
+    }
+    if (!s.runner) {
+      if (!s.old) throw new AgentStateError(`lane ${laneId} has neither runner/ nor runner.old/: its previous runner files are gone`);
+      await rename(old, cur);
+      await fsyncDir(dir);
+    }
+    await rm(next, { recursive: true, force: true });
+    await fsyncDir(dir);
   }
 
   /** Re-sign and rewrite a lane's `lane.json` (after an upgrade changed its runner version or image). */
@@ -222,6 +296,19 @@ export class LaneDirectories {
   }
 }
 
+/** Steps of {@link LaneDirectories.swapRunner}, each reported once it is durable. */
+export type SwapStep = "staged" | "swapping" | "swapped";
+
+/** Which runner trees a lane directory holds during (or after an interrupted) swap. */
+export interface RunnerSwapState {
+  readonly runner: boolean;
+  readonly next: boolean;
+  readonly old: boolean;
+}
+
+/** The two trees beside `runner/` while a swap is in progress. */
+const SWAP_DIRS = Object.freeze({ next: "runner.next", old: "runner.old" });
+
 /** What a runner directory holds for its lane, not from the release: kept across a runner upgrade. */
 const RUNNER_LANE_FILES = Object.freeze([".runner", ".credentials", ".credentials_rsaparams", ".env", ".path", "_work", "_diag"]);
 
@@ -233,6 +320,25 @@ async function makeOwnerWritable(dir: string): Promise<void> {
     if (e.isSymbolicLink()) continue;
     if (e.isDirectory()) await makeOwnerWritable(p);
     else await chmod(p, ((await lstat(p)).mode & 0o777) | 0o200);
+  }
+}
+
+/** fsync every file and directory of a tree (the copy's data and names are on disk before it is renamed in). */
+async function syncTree(dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await syncTree(p);
+    else if (e.isFile()) await syncFile(p);
+  }
+  await fsyncDir(dir);
+}
+
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

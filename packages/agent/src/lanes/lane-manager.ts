@@ -55,7 +55,7 @@ export class LaneManager {
     this.ops = new LaneOperations(this.core, this.observer);
     this.supervisor = new LaneSupervisor(this.core);
     this.recovery = new LaneRecovery(this.core);
-    this.upgrader = new LaneUpgrader(this.core, this.observer);
+    this.upgrader = new LaneUpgrader(this.core, this.observer, this.recovery);
   }
 
   /** The host this manager serves. */

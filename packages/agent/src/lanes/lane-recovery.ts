@@ -1,5 +1,5 @@
 /**
- * Crash recovery: on start the agent finishes or rolls back every multi-step operation (create, remove, arm) that
+ * Crash recovery: on start the agent finishes or rolls back every multi-step operation (create, remove, arm, upgrade) that
  * a crash interrupted, from the journal entry the operation left (see `operation-journal.ts` for the steps). No
  * secret is journaled, so nothing that needs one is retried: such an operation is rolled back, or the lane is kept
  * stopped and marked `needs-attention` with a recovery note.
@@ -7,6 +7,16 @@
 import { errorMessage, type LaneCore } from "./lane-core.js";
 import type { RuntimeLane } from "../runtimes/lane-runtime.js";
 import type { JournalEntry } from "./operation-journal.js";
+import { recoverUpgrade } from "./upgrade-recovery.js";
+
+/** The audit reason code of a recovery that left its lane needing attention. */
+const INCOMPLETE_REASON: Readonly<Record<JournalEntry["op"], string>> = {
+  create: "CREATE_INCOMPLETE",
+  remove: "REMOVE_INCOMPLETE",
+  // Kept as it always was: an arm's recovery never needs attention.
+  arm: "REMOVE_INCOMPLETE",
+  upgrade: "UPGRADE_INCOMPLETE",
+};
 
 /** What recovery did with one interrupted operation. */
 export interface RecoveryAction {
@@ -36,30 +46,48 @@ export class LaneRecovery {
         await this.core.journal.clear(laneId);
         continue;
       }
-      const ctx = { operationId: entry.operationId };
-      await this.core.writeAudit("planned", `recover-${entry.op}`, ctx, laneId, { details: { step: entry.step } });
-      await this.core.writeAudit("started", `recover-${entry.op}`, ctx, laneId);
-      const res = await this.core.mutex.run(laneId, () => this.recoverOne(entry)).catch(
-        (err: unknown): RecoveryAction => ({
-          laneId,
-          op: entry.op,
-          step: entry.step,
-          outcome: "needs-attention",
-          message: `recovery of the interrupted ${entry.op} failed: ${errorMessage(err)}; the journal entry is kept for the next start`,
-        }),
-      );
+      const res = await this.recoverEntry(entry, (fn) => this.core.mutex.run(laneId, fn));
       done.push(res);
-      await this.core.finalAudit(res.outcome === "needs-attention" ? "failed" : "succeeded", `recover-${entry.op}`, ctx, laneId, {
-        reasonCode: res.outcome === "needs-attention" ? (entry.op === "create" ? "CREATE_INCOMPLETE" : "REMOVE_INCOMPLETE") : "",
-        message: res.message,
-        details: { step: entry.step, outcome: res.outcome },
-      });
       this.core.log.warn({ laneId, op: entry.op, step: entry.step, outcome: res.outcome }, "recovered interrupted operation");
     }
     return done;
   }
 
-  private async recoverOne(entry: JournalEntry): Promise<RecoveryAction> {
+  /**
+   * Settle one interrupted operation, audited as `recover-<op>` (planned, started, terminal). `locked` runs the work
+   * under the lane's mutex; a caller that already holds it (an upgrade finding its lane's interrupted upgrade) runs
+   * it directly.
+   */
+  async recoverEntry(entry: JournalEntry, locked: (fn: () => Promise<RecoveryAction>) => Promise<RecoveryAction> = (fn) => fn()): Promise<RecoveryAction> {
+    const laneId = entry.laneId;
+    const ctx = { operationId: entry.operationId };
+    const upgrade = entry.op === "upgrade" ? { from: entry.from, to: entry.to } : {};
+    await this.core.writeAudit("planned", `recover-${entry.op}`, ctx, laneId, { details: { step: entry.step, ...upgrade } });
+    await this.core.writeAudit("started", `recover-${entry.op}`, ctx, laneId);
+    let version: string | undefined;
+    const res = await locked(async () => {
+      if (entry.op !== "upgrade") return this.recoverOne(entry);
+      const r = await recoverUpgrade(this.core, entry);
+      version = r.runnerVersion;
+      return { laneId, op: entry.op, step: entry.step, outcome: r.outcome, message: r.message };
+    }).catch(
+      (err: unknown): RecoveryAction => ({
+        laneId,
+        op: entry.op,
+        step: entry.step,
+        outcome: "needs-attention",
+        message: `recovery of the interrupted ${entry.op} failed: ${errorMessage(err)}; the journal entry is kept for the next start`,
+      }),
+    );
+    await this.core.finalAudit(res.outcome === "needs-attention" ? "failed" : "succeeded", `recover-${entry.op}`, ctx, laneId, {
+      reasonCode: res.outcome === "needs-attention" ? INCOMPLETE_REASON[entry.op] : "",
+      message: res.message,
+      details: { step: entry.step, outcome: res.outcome, ...upgrade, ...(version !== undefined ? { runnerVersion: version } : {}) },
+    });
+    return res;
+  }
+
+  private async recoverOne(entry: Exclude<JournalEntry, { op: "upgrade" }>): Promise<RecoveryAction> {
     const laneId = entry.laneId;
     const runtime = this.core.runtimeFor(entry.backend);
     const act = (outcome: RecoveryAction["outcome"], message: string): RecoveryAction => ({ laneId, op: entry.op, step: entry.step, outcome, message });

@@ -19,6 +19,12 @@ export const CREATE_STEPS = ["begin", "dir", "runtime", "configured", "started"]
 export const REMOVE_STEPS = ["begin", "stopped", "deregistered", "runtime-removed", "dir-removed"] as const;
 /** Steps of arming an ephemeral lane. */
 export const ARM_STEPS = ["begin", "armed", "started"] as const;
+/**
+ * Steps of an in-place runner upgrade: checks passed (`begin`), the lane stopped, the new tree complete and synced
+ * beside the old one (`staged`: `runner.next`), the old tree moved aside (`swapping`: `runner.old`, no `runner/`),
+ * the new tree in place (`swapped`), `lane.json` re-signed with the new version (`recorded`: the commit point).
+ */
+export const UPGRADE_STEPS = ["begin", "stopped", "staged", "swapping", "swapped", "recorded"] as const;
 
 /** A create step. */
 export type CreateStep = (typeof CREATE_STEPS)[number];
@@ -26,12 +32,25 @@ export type CreateStep = (typeof CREATE_STEPS)[number];
 export type RemoveStep = (typeof REMOVE_STEPS)[number];
 /** An arm step. */
 export type ArmStep = (typeof ARM_STEPS)[number];
+/** An upgrade step. */
+export type UpgradeStep = (typeof UPGRADE_STEPS)[number];
+
+/** What recovery needs to settle an interrupted upgrade deterministically. */
+export interface UpgradeJournal {
+  /** The version `lane.json` named before the upgrade. */
+  readonly from: string;
+  /** The version being installed; once `lane.json` names it, the upgrade is committed. */
+  readonly to: string;
+  /** Whether the lane was meant to run before the upgrade stopped it (it is started again either way it ends). */
+  readonly wasRunning: boolean;
+}
 
 /** One interrupted (or running) operation. */
 export type JournalEntry =
   | (JournalBase & { readonly op: "create"; readonly step: CreateStep })
   | (JournalBase & { readonly op: "remove"; readonly step: RemoveStep })
-  | (JournalBase & { readonly op: "arm"; readonly step: ArmStep });
+  | (JournalBase & { readonly op: "arm"; readonly step: ArmStep })
+  | (JournalBase & UpgradeJournal & { readonly op: "upgrade"; readonly step: UpgradeStep });
 
 interface JournalBase {
   readonly laneId: string;
@@ -90,8 +109,10 @@ export class OperationJournal {
     if (!buf) return undefined;
     try {
       const v = JSON.parse(buf.toString("utf8")) as JournalEntry;
-      const steps: readonly string[] = v.op === "create" ? CREATE_STEPS : v.op === "remove" ? REMOVE_STEPS : v.op === "arm" ? ARM_STEPS : [];
+      const steps: readonly string[] =
+        v.op === "create" ? CREATE_STEPS : v.op === "remove" ? REMOVE_STEPS : v.op === "arm" ? ARM_STEPS : v.op === "upgrade" ? UPGRADE_STEPS : [];
       if (v.laneId !== laneId || !steps.includes(v.step)) throw new Error("bad entry");
+      if (v.op === "upgrade" && (typeof v.from !== "string" || typeof v.to !== "string" || typeof v.wasRunning !== "boolean")) throw new Error("bad entry");
       return v;
     } catch (err) {
       throw new AgentStateError(`journal entry ${this.path(laneId)} is unreadable`, { cause: err });

@@ -6,6 +6,7 @@
  * anything it does not own.
  */
 import type { RunnerDownload, UnmanagedRunner } from "@lanekeeper/shared";
+import type { SwapStep } from "../lanes/lane-directory.js";
 import type { BackendName, LaneRecord } from "../lanes/lane-marker.js";
 
 /** What a runtime needs to build a lane. */
@@ -105,9 +106,11 @@ export interface LaneRuntime {
   consoleTail(lane: RuntimeLane): Promise<string>;
   /**
    * Swap a stopped lane's runner for `runnerVersion` (fetched from `download`, or operator-staged), keeping its
-   * registration (`.runner`, `.credentials`, ...) and work directory. Absent on runtimes that cannot.
+   * registration (`.runner`, `.credentials`, ...) and work directory. `onStep` is awaited after each durable step
+   * (see `LaneDirectories.swapRunner`); the old tree is kept as `runner.old` until the caller commits or rolls back.
+   * Absent on runtimes that cannot.
    */
-  swapRunner?(lane: RuntimeLane, runnerVersion: string, download: RunnerDownload | undefined): Promise<void>;
+  swapRunner?(lane: RuntimeLane, runnerVersion: string, download: RunnerDownload | undefined, onStep?: (step: SwapStep) => Promise<void>): Promise<void>;
   /** The container engine behind this runtime (`podman`, `docker`), for capabilities; absent for systemd. */
   engineName?(): Promise<string>;
 }

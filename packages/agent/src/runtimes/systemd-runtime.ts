@@ -10,7 +10,7 @@ import { RejectError, RejectReason, type RunnerDownload, type UnmanagedRunner, u
 import { readSmallFile, unlinkDurable, writeFileAtomic } from "../atomic-file.js";
 import { execFileRunner, type CommandRunner } from "./command-runner.js";
 import { RunnerConfigError, RuntimeError } from "../errors.js";
-import type { LaneDirectories } from "../lanes/lane-directory.js";
+import type { LaneDirectories, SwapStep } from "../lanes/lane-directory.js";
 import type { LaneRecord, MarkerSigner } from "../lanes/lane-marker.js";
 import type {
   DeregisterOutcome,
@@ -274,11 +274,11 @@ export class SystemdRuntime implements LaneRuntime {
     await fn(dist);
   }
 
-  async swapRunner(lane: RuntimeLane, runnerVersion: string, download: RunnerDownload | undefined): Promise<void> {
+  async swapRunner(lane: RuntimeLane, runnerVersion: string, download: RunnerDownload | undefined, onStep?: (step: SwapStep) => Promise<void>): Promise<void> {
     const r = lane.record;
     await this.opts.dirs.read(r.laneId, { backend: "systemd", runtimeName: this.runtimeName(r.laneId) });
     if ((await this.checkOwnership(r.laneId)) !== "owned") throw new RejectError(RejectReason.LANE_NOT_FOUND, `unit of lane ${r.laneId} does not exist`);
-    await this.withRunnerDist(r.laneId, runnerVersion, download, (dist) => this.opts.dirs.swapRunner(r.laneId, dist, this.opts.user.uid, this.opts.user.gid));
+    await this.withRunnerDist(r.laneId, runnerVersion, download, (dist) => this.opts.dirs.swapRunner(r.laneId, dist, this.opts.user.uid, this.opts.user.gid, onStep));
   }
 
   private runnerEnv(extra: Record<string, string>): Record<string, string> {
