@@ -1,6 +1,7 @@
 // Runs one LaneManager operation in its own process, for the crash-recovery suite. With
 // LANEKEEPER_TEST_CRASH_AT=<op>:<step> the agent code SIGKILLs this process right after that step was journaled.
-// Usage: node agent-crash-driver.mjs <params.json> <create|remove|recover> <laneId>   (secret token on stdin)
+// Usage: node agent-crash-driver.mjs <params.json> <create|remove|drain|upgrade|recover> <laneId>   (secret token on stdin;
+// upgrade goes to params.upgradeTo)
 // Uses the built packages (npm run build).
 import { readFileSync } from "node:fs";
 import { AuditLog, signingKeyFromPem } from "@lanekeeper/shared";
@@ -34,6 +35,8 @@ try {
   if (op === "create") await lanes.create({ spec: p.specs[laneId], [p.specs[laneId].mode === 2 ? "jitConfig" : "registrationToken"]: Buffer.from(token), operationId: `crash-${laneId}` });
   else if (op === "recover") process.stdout.write(`${JSON.stringify(await lanes.recover())}\n`);
   else if (op === "remove") await lanes.remove({ laneId, removeToken: token === "" ? undefined : Buffer.from(token), operationId: `crash-${laneId}` });
+  else if (op === "drain") await lanes.drain({ laneId });
+  else if (op === "upgrade") await lanes.upgrade({ laneId, runnerVersion: p.upgradeTo, operationId: `crash-${laneId}` });
   else throw new Error(`unknown op ${op}`);
   if (op !== "recover") process.stdout.write("completed\n");
 } catch (err) {

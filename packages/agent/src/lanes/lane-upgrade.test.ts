@@ -297,6 +297,9 @@ describe("recovery from the on-disk states a crash leaves", () => {
     expect(await manager.inspect("l1")).toMatchObject({ state: LS.LANE_STATE_NEEDS_ATTENTION, attentionReason: "UPGRADE_INCOMPLETE" });
     expect(audit.at(-1)).toMatchObject({ action: "recover-upgrade", phase: "failed", reasonCode: "UPGRADE_INCOMPLETE" });
     expect(await pending()).toEqual([]);
+    // What the note says to run reaches the agent as a remove: nothing blocks it.
+    await expect(manager.remove({ laneId: "l1", removeToken: Buffer.from("AABBCCDDEEFF0011") })).resolves.toMatchObject({ laneId: "l1" });
+    expect(await readdir(join(root, "lanes"))).toEqual([]);
   });
 
   it("an interrupted upgrade still journaled (its recovery failed) is settled before the next upgrade of the lane", async () => {
