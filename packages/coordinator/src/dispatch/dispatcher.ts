@@ -1,4 +1,4 @@
-import type { NatsConnection } from "nats";
+import type { Msg, NatsConnection } from "nats";
 import type { Logger } from "pino";
 import {
   DEFAULT_INTENT_TTL_MS,
@@ -25,6 +25,7 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   MAX_SEND_BATCH,
 } from "./limits.js";
+import { ReplyInbox } from "./reply-inbox.js";
 import { ResultRejectedError, ResultVerifier } from "./result-verifier.js";
 import type { SequenceAllocator } from "./sequence-allocator.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
@@ -165,7 +166,7 @@ export interface DispatchRequest {
 
 /** A published intent: its reply, id and sequence. */
 interface Sent {
-  readonly reply: ReturnType<NatsConnection["request"]>;
+  readonly reply: Promise<Msg>;
   readonly intentId: string;
   readonly sequence: number;
 }
@@ -212,10 +213,13 @@ export class Dispatcher {
   private readonly sendQueues = new Map<string, PendingSend[]>();
   /** Hosts whose send pump is running. */
   private readonly pumping = new Set<string>();
+  /** Where the agents' results arrive (one subscription and one deadline timer for every intent in flight). */
+  private readonly replies: ReplyInbox;
 
   /** Options are resolved by {@link resolveDispatcherOptions}; pass resolved ones to add the policy's. */
   constructor(opts: DispatcherOptions) {
     this.opts = resolveDispatcherOptions(opts);
+    this.replies = new ReplyInbox(this.opts.nc);
   }
 
 
@@ -239,7 +243,7 @@ export class Dispatcher {
         this.opts.verifier.abandon(intentId);
         const code = (err as { code?: string }).code;
         // No responders: nobody received it, so a re-issue is safe whatever the action.
-        const noResponders = code === "503";
+        const noResponders = code === "DISPATCH_NO_RESPONDERS";
         const canRetry = attempt < attempts && (reissue || noResponders);
         this.opts.log?.warn(
           { hostId: req.hostId, intentId, sequence, attempt, noResponders, reissue: canRetry, laneId: dispatchLaneId(req.action) },
@@ -397,8 +401,8 @@ export class Dispatcher {
       expiresAtMs: built.intent.expiresAtMs,
     });
     p.intentIds.push(built.intent.intentId);
-    // request() writes to the connection synchronously, so the loop's order is the order on the wire.
-    const reply = this.opts.nc.request(intentSubject(req.hostId), built.envelope, { timeout: p.timeout });
+    // request() publishes synchronously, so the loop's order is the order on the wire.
+    const reply = this.replies.request(intentSubject(req.hostId), built.envelope, p.timeout);
     void reply.catch(() => undefined);
     return { reply, intentId: built.intent.intentId, sequence };
   }
