@@ -9,14 +9,16 @@
 // flight for BENCH_MS (throughput, and the round trip of those intents under that load), then 300 intents one at
 // a time (the unloaded round trip). Prints a table, then exactly one JSON line:
 // {"intents_per_s", "rtt_ms_p50", "rtt_ms_p99", "intents_per_s_20_agents", "rtt_ms_p99_20_agents",
-//  "unloaded_ms_p99", "cpu_us_per_intent", "loadavg_1m"}
+//  "unloaded_ms_p99", "cpu_us_per_intent", "ed25519_sign_us", "ed25519_verify_us", "loadavg_1m"}
 // (the rtt figures are those of the loaded run; unloaded_ms_p99 is one in flight, 1 agent; cpu_us_per_intent is
 // this process's CPU time (coordinator and agent threads, not nats-server) per intent of the loaded 1-agent run,
-// a figure that moves less than throughput on a shared machine; loadavg_1m is the machine's load at the end). Env: BENCH_MS (default 5000), BENCH_CONCURRENCY (default 32),
+// a figure that moves less than throughput on a shared machine; ed25519_sign_us and ed25519_verify_us are the CPU
+// time of one node:crypto Ed25519 sign and verify of an intent-sized message on this machine: every intent costs
+// two of each, the floor under cpu_us_per_intent; loadavg_1m is the machine's load at the end). Env: BENCH_MS (default 5000), BENCH_CONCURRENCY (default 32),
 // BENCH_SEQ_BLOCK (sequences leased per KV compare-and-set, default 256), BENCH_STATE=memory (no persistence,
 // to see what the fsyncs cost; not a production mode).
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes, sign, verify } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
@@ -241,8 +243,25 @@ async function phase(name, agentCount, mods) {
   }
 }
 
+/** CPU microseconds of one Ed25519 sign and one verify (node:crypto, KeyObjects made once) of a 300-byte message. */
+function ed25519Cost() {
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const msg = randomBytes(300);
+  const sig = sign(null, msg, privateKey);
+  const n = 2000;
+  const time = (f) => {
+    for (let i = 0; i < 200; i++) f();
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < n; i++) f();
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / n;
+  };
+  return { signUs: time(() => sign(null, msg, privateKey)), verifyUs: time(() => verify(null, msg, publicKey, sig)) };
+}
+
 async function main() {
   ensureBuilt();
+  const ed = ed25519Cost();
   const mods = await load();
   const one = await phase("1 agent", 1, mods);
   const twenty = await phase("20 agents", 20, mods);
@@ -263,6 +282,8 @@ async function main() {
       rtt_ms_p99_20_agents: Number(f(twenty.p99)),
       unloaded_ms_p99: Number(f(one.soloP99)),
       cpu_us_per_intent: Math.round(one.cpuUsPerIntent),
+      ed25519_sign_us: Number(ed.signUs.toFixed(1)),
+      ed25519_verify_us: Number(ed.verifyUs.toFixed(1)),
       loadavg_1m: Number(loadavg()[0].toFixed(2)),
     }),
   );

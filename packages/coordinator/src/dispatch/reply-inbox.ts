@@ -50,7 +50,7 @@ export class ReplyInbox {
       try {
         prefix = this.subscribe();
       } catch (err) {
-        reject(err);
+        reject(asError(err));
         return;
       }
       const token = (this.next++).toString(36);
@@ -60,7 +60,7 @@ export class ReplyInbox {
         this.nc.publish(subject, data, { reply: prefix + token });
       } catch (err) {
         this.waiters.delete(token);
-        reject(err);
+        reject(asError(err));
         return;
       }
       if (deadline < this.timerAt) this.arm(deadline);
@@ -122,4 +122,8 @@ export class ReplyInbox {
     this.waiters.clear();
     for (const w of all) w.reject(new ReplyError("DISPATCH_TIMEOUT", why, { cause }));
   }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
