@@ -75,5 +75,9 @@ describe("health policy", () => {
     const start = recoveryNote("START_FAILED", { laneId: "l1", backend: "systemd", laneDir: "/x", runtimeName: "lanekeeper-lane-l1.service" });
     expect(start).toContain("lanekeeper lanes restart l1");
     expect(start).toContain("`lanekeeper lanes remove l1`, then `lanekeeper apply`");
+    // An upgrade whose runner files are gone cannot be restarted, only recreated.
+    const upgrade = recoveryNote("UPGRADE_INCOMPLETE", { laneId: "l1", backend: "systemd", laneDir: "/x/l1", runtimeName: "lanekeeper-lane-l1.service" });
+    expect(upgrade).toContain("runner.old/ under /x/l1");
+    expect(upgrade).toContain("`lanekeeper lanes remove l1`, then `lanekeeper apply`");
   });
 });
