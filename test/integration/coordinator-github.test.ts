@@ -163,6 +163,36 @@ describe("listing runners", () => {
   });
 });
 
+describe("runner downloads listing", () => {
+  it("is read once per TTL for every scope (GitHub's listing is the same everywhere), side-by-side reads share one request", async () => {
+    let now = 1_000_000;
+    const c = client({ clock: { now: () => now }, runnerDownloadsTtlMs: 60_000 });
+    const s0 = await adminStats();
+    const [a, b] = await Promise.all([c.listRunnerDownloads(BIG), c.listRunnerDownloads(SMALL)]);
+    expect(a.length).toBeGreaterThan(0);
+    expect(b).toEqual(a);
+    for (let i = 0; i < 5; i++) expect(await c.listRunnerDownloads(i % 2 === 0 ? SMALL : `org:${ORG}`)).toEqual(a);
+    const s1 = await adminStats();
+    expect(s1.calls - s0.calls).toBe(1);
+    expect(c.metrics().calls.listRunnerDownloads).toBe(1);
+
+    // Past the TTL it asks again (a conditional read with the ETag of the scope read before: 304, no points).
+    now += 60_000;
+    expect(await c.listRunnerDownloads(BIG)).toEqual(a);
+    const s2 = await adminStats();
+    expect(s2.calls - s1.calls).toBe(1);
+    expect(s2.points - s1.points).toBe(0);
+  });
+
+  it("asks every time with a TTL of 0", async () => {
+    const c = client({ runnerDownloadsTtlMs: 0 });
+    const s0 = await adminStats();
+    await c.listRunnerDownloads(SMALL);
+    await c.listRunnerDownloads(SMALL);
+    expect((await adminStats()).calls - s0.calls).toBe(2);
+  });
+});
+
 describe("runner operations", () => {
   it("gets, relabels and deletes a runner; 404s map to undefined, not-found and GitHubNotFoundError", async () => {
     const c = client();

@@ -31,6 +31,11 @@ export const DEFAULT_GITHUB_REQUEST_TIMEOUT_MS = 15_000;
  * more would only make every command wait out the backoff while GitHub is unreachable.
  */
 export const GITHUB_CONNECTION_ATTEMPTS = 2;
+/**
+ * How long one answer of GitHub's runner downloads listing is used before it is read again (for every scope: the
+ * listing is GitHub's, not the scope's). A new runner release is noticed this much later at most.
+ */
+export const DEFAULT_RUNNER_DOWNLOADS_TTL_MS = 10 * 60_000;
 /** Longest GitHub error message kept in an error's details. */
 export const MAX_GITHUB_MESSAGE_CHARS = 300;
 

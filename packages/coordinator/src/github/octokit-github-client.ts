@@ -12,6 +12,7 @@ import {
   DEFAULT_RATE_LIMIT_RESERVE,
   DEFAULT_RATE_LIMIT_RETRIES,
   DEFAULT_RETRY_BASE_MS,
+  DEFAULT_RUNNER_DOWNLOADS_TTL_MS,
   DEFAULT_SECONDARY_RETRY_AFTER_SECONDS,
   GITHUB_CONNECTION_ATTEMPTS,
   GITHUB_PER_PAGE,
@@ -50,6 +51,7 @@ import { parseWorkflowJobs, parseWorkflowRuns, type GitHubWorkflows, type Workfl
 import type { ConditionalList, GitHubJobReads } from "./github-jobs.js";
 import { RateLimitTracker, type CallPurpose, type RateLimitState } from "./rate-limit-tracker.js";
 import { RedactedSecret } from "./redacted-secret.js";
+import { RunnerDownloadsCache } from "./runner-downloads-cache.js";
 import {
   hasNextPage,
   parseJitConfig,
@@ -99,6 +101,11 @@ export interface OctokitGitHubClientOptions {
   readonly requestTimeoutMs?: number;
   /** Runners per page. @default 100 */
   readonly perPage?: number;
+  /**
+   * How long an answer of the runner downloads listing serves every scope before it is read again
+   * ({@link RunnerDownloadsCache}; 0: every call asks). @default DEFAULT_RUNNER_DOWNLOADS_TTL_MS (10 min)
+   */
+  readonly runnerDownloadsTtlMs?: number;
   /** @default systemClock */
   readonly clock?: Clock;
   /** Logger for throttling and retry events. Tokens are never logged. */
@@ -205,6 +212,7 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows, GitHu
   /** Conditional reads of the demand reconciliation (runs, jobs, repositories), by URL. */
   private readonly readEtags = new EtagCache<{ readonly data: unknown; readonly hasNext: boolean }>(MAX_ETAG_CACHE_ENTRIES);
   private readonly downloadEtags = new EtagCache<RunnerApplication[]>(MAX_ETAG_CACHE_ENTRIES);
+  private readonly downloads: RunnerDownloadsCache;
   private readonly clock: Clock;
   private readonly perPage: number;
   private readonly log: Logger | undefined;
@@ -213,6 +221,7 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows, GitHu
 
   constructor(options: OctokitGitHubClientOptions) {
     this.clock = options.clock ?? systemClock;
+    this.downloads = new RunnerDownloadsCache(options.runnerDownloadsTtlMs ?? DEFAULT_RUNNER_DOWNLOADS_TTL_MS, this.clock);
     this.perPage = options.perPage ?? GITHUB_PER_PAGE;
     this.log = options.log;
     this.baseUrl = options.apiUrl.replace(/\/+$/, "");
@@ -425,7 +434,12 @@ export class OctokitGitHubClient implements GitHubClient, GitHubWorkflows, GitHu
     throw new GitHubApiError({ operation: op, scope }, `more than ${MAX_RUNNER_PAGES} pages of runner groups`);
   }
 
-  async listRunnerDownloads(scope: string): Promise<readonly RunnerApplication[]> {
+  listRunnerDownloads(scope: string): Promise<readonly RunnerApplication[]> {
+    return this.downloads.get(() => this.readRunnerDownloads(scope));
+  }
+
+  /** One conditional read of the downloads listing (with the scope's ETag). */
+  private async readRunnerDownloads(scope: string): Promise<readonly RunnerApplication[]> {
     const op = "listRunnerDownloads";
     const route = scopeRoute(scope);
     this.admit(op, "observe");
