@@ -89,4 +89,39 @@ describe("KvLaneStore", () => {
     expect((await KvLaneStore.open(nc.jetstream()).then((t) => t.get("lane-h")))?.healthRestartsAtMs).toEqual([1000, 2000]);
     await s.delete("lane-h", a.revision);
   });
+
+  it("lists from a watched copy: another store's writes and deletes show at once, per host too, and a list reads no record by itself", async () => {
+    const bucket = "lk_lanes_mirror";
+    const reader = await KvLaneStore.open(nc.jetstream(), { bucket });
+    const writer = await KvLaneStore.open(nc.jetstream(), { bucket });
+    expect(await reader.list()).toEqual([]);
+    const written = [];
+    for (let i = 0; i < 120; i++) written.push(await writer.create(rec(`lane-m${String(i).padStart(3, "0")}`, { hostId: i % 2 === 0 ? "host-even" : "host-odd" })));
+    expect((await reader.list()).map((r) => r.laneId)).toEqual(written.map((r) => r.laneId));
+    expect((await reader.listHost("host-odd")).map((r) => r.laneId)).toEqual(written.filter((_, i) => i % 2 === 1).map((r) => r.laneId));
+    const first = written[0]!;
+    const moved = await writer.update({ ...first, state: "active", runnerId: 7 }, first.revision);
+    await writer.delete("lane-m001", written[1]!.revision);
+    const list = await reader.list();
+    expect(list.find((r) => r.laneId === first.laneId)).toEqual(moved);
+    expect(list.map((r) => r.laneId)).not.toContain("lane-m001");
+    expect(await reader.listHost("host-odd")).not.toContainEqual(expect.objectContaining({ laneId: "lane-m001" }));
+    expect(await reader.retiredLaneIds()).toEqual(["lane-m001"]);
+    // A warm list costs a stream-info request, not one request per record (120 here, 20,000 in a fleet).
+    const before = nc.stats().outMsgs;
+    expect(await reader.list()).toHaveLength(119);
+    expect(nc.stats().outMsgs - before).toBeLessThan(5);
+  });
+
+  it("a list with a corrupt entry throws its decode error, as reading the entry does", async () => {
+    const bucket = "lk_lanes_mirror_corrupt";
+    const s = await KvLaneStore.open(nc.jetstream(), { bucket });
+    await s.create(rec("lane-ok"));
+    expect(await s.list()).toHaveLength(1);
+    const kv = await nc.jetstream().views.kv(bucket);
+    await kv.put("lane-bad", new TextEncoder().encode(JSON.stringify({ laneId: "lane-other", state: "active" })));
+    await expect(s.list()).rejects.toBeInstanceOf(LaneStoreCorruptError);
+    await kv.delete("lane-bad");
+    expect((await s.list()).map((r) => r.laneId)).toEqual(["lane-ok"]);
+  });
 });

@@ -5,6 +5,7 @@ import { LaneStoreConflictError, type LaneStore } from "../observe/lane-store.js
 import type { CoordinatorErrorCode } from "../error-codes.js";
 import { FENCE_KEY, type LaneFence } from "./lane-fence.js";
 import { isKvConflict } from "./kv-conflict.js";
+import { LaneRecordMirror, type MirrorKeys } from "./lane-record-mirror.js";
 
 /** JetStream KV bucket holding the coordinator's lane records (key = lane id, value = JSON). */
 export const LANES_BUCKET = "lk_lanes";
@@ -48,6 +49,14 @@ export const RETIRED_KEY_PREFIX = "retired.";
 const MAX_KEYS_ATTEMPTS = 6;
 /** Pause between them. */
 const KEYS_RETRY_PAUSE_MS = 200;
+
+/** Longest wait for the mirror to deliver up to the bucket's last sequence before a list scans instead. */
+const MIRROR_CATCH_UP_TIMEOUT_MS = 10_000;
+
+const MIRROR_KEYS: MirrorKeys = {
+  retired: (key) => (key.startsWith(RETIRED_KEY_PREFIX) ? key.slice(RETIRED_KEY_PREFIX.length) : undefined),
+  isRecord: (key) => !key.startsWith(RETIRED_KEY_PREFIX) && key !== FENCE_KEY,
+};
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -124,6 +133,8 @@ function encodeRecord(record: LaneRecord): Uint8Array {
  */
 export class KvLaneStore implements LaneStore {
   private fence: LaneFence | undefined;
+  /** The bucket in memory (started by the first list, see {@link LaneRecordMirror}); undefined until then or after it failed. */
+  private mirror: Promise<LaneRecordMirror | undefined> | undefined;
 
   private constructor(
     private readonly kv: KV,
@@ -151,6 +162,40 @@ export class KvLaneStore implements LaneStore {
   }
 
   async list(): Promise<readonly StoredLaneRecord[]> {
+    const m = await this.synced();
+    return m === undefined ? this.scan() : m.list();
+  }
+
+  async listHost(hostId: string): Promise<readonly StoredLaneRecord[]> {
+    const m = await this.synced();
+    return m === undefined ? (await this.scan()).filter((r) => r.hostId === hostId) : m.listHost(hostId);
+  }
+
+  /**
+   * The mirror, caught up with everything the bucket held when this was called (its last sequence, from one
+   * stream-info request); undefined when the mirror cannot be used (its watch failed or lagged): the caller scans.
+   */
+  private async synced(): Promise<LaneRecordMirror | undefined> {
+    this.mirror ??= LaneRecordMirror.start(this.kv, decodeRecord, MIRROR_KEYS).catch(() => undefined);
+    const m = await this.mirror;
+    let ok = false;
+    if (m !== undefined && !m.stopped) {
+      try {
+        const lastSeq = (await this.kv.status()).streamInfo.state.last_seq;
+        ok = await m.caughtUp(lastSeq, MIRROR_CATCH_UP_TIMEOUT_MS);
+      } catch {
+        ok = false;
+      }
+    }
+    if (ok) return m;
+    // Start afresh next time; this list scans the bucket as before.
+    m?.stop();
+    this.mirror = undefined;
+    return undefined;
+  }
+
+  /** Every record, read key by key (without the mirror). */
+  private async scan(): Promise<readonly StoredLaneRecord[]> {
     const keys = await this.keys();
     const out: StoredLaneRecord[] = [];
     for (const k of keys.filter((x) => !x.startsWith(RETIRED_KEY_PREFIX) && x !== FENCE_KEY).sort()) {
@@ -197,6 +242,8 @@ export class KvLaneStore implements LaneStore {
   }
 
   async retiredLaneIds(): Promise<readonly string[]> {
+    const m = await this.synced();
+    if (m !== undefined) return m.retired();
     const keys = await this.keys();
     return keys
       .filter((k) => k.startsWith(RETIRED_KEY_PREFIX))

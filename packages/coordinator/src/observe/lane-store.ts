@@ -10,6 +10,8 @@ import type { CoordinatorErrorCode } from "../error-codes.js";
 export interface LaneStore {
   /** Every record, sorted by lane id. */
   list(): Promise<readonly StoredLaneRecord[]>;
+  /** The records of one host, sorted by lane id (as fresh as {@link list}). */
+  listHost(hostId: string): Promise<readonly StoredLaneRecord[]>;
   get(laneId: string): Promise<StoredLaneRecord | undefined>;
   /** Write a new record; fails with a conflict if the lane id exists. */
   create(record: LaneRecord): Promise<StoredLaneRecord>;

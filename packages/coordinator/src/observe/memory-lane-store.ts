@@ -16,6 +16,10 @@ export class MemoryLaneStore implements LaneStore {
     return Promise.resolve([...this.records.values()].sort((a, b) => (a.laneId < b.laneId ? -1 : a.laneId > b.laneId ? 1 : 0)));
   }
 
+  async listHost(hostId: string): Promise<readonly StoredLaneRecord[]> {
+    return (await this.list()).filter((r) => r.hostId === hostId);
+  }
+
   get(laneId: string): Promise<StoredLaneRecord | undefined> {
     return Promise.resolve(this.records.get(laneId));
   }
