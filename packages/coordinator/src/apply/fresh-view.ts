@@ -32,7 +32,7 @@ export class FreshView {
   private readonly runners = new Map<string, Promise<GitHubRunner | undefined | ReadFailure>>();
   private readonly hosts = new Map<string, Promise<HostSnapshot | undefined>>();
   private readonly records = new Map<string, Promise<StoredLaneRecord | undefined | ReadFailure>>();
-  private allRecords: Promise<readonly StoredLaneRecord[] | ReadFailure> | undefined;
+  private readonly hostRecords = new Map<string, Promise<readonly StoredLaneRecord[] | ReadFailure>>();
   readonly nowMs: number;
 
   constructor(
@@ -73,6 +73,19 @@ export class FreshView {
     return list.runners.find((r) => r.labels.some((l) => l.name === `${LANE_LABEL_PREFIX}${laneId}`));
   }
 
+  /**
+   * Of `hostIds`, the hosts that may report `laneId` (the inventory source's index; every host without one): a
+   * guard confirms each with {@link host}.
+   */
+  async hostsMaybeReporting(laneId: string, hostIds: readonly string[]): Promise<readonly string[]> {
+    if (this.deps.inventory.hostsReporting === undefined) return hostIds;
+    try {
+      return await this.deps.inventory.hostsReporting(laneId, hostIds);
+    } catch {
+      return hostIds;
+    }
+  }
+
   /** The host's snapshot when it is fresh (received within the age limit), else undefined. */
   host(hostId: string): Promise<HostSnapshot | undefined> {
     let p = this.hosts.get(hostId);
@@ -95,8 +108,13 @@ export class FreshView {
     return p;
   }
 
-  recordList(): Promise<readonly StoredLaneRecord[] | ReadFailure> {
-    this.allRecords ??= this.deps.store.list().catch(failure);
-    return this.allRecords;
+  /** The records of one host (one read per host and round). */
+  recordsOfHost(hostId: string): Promise<readonly StoredLaneRecord[] | ReadFailure> {
+    let p = this.hostRecords.get(hostId);
+    if (p === undefined) {
+      p = this.deps.store.listHost(hostId).catch(failure);
+      this.hostRecords.set(hostId, p);
+    }
+    return p;
   }
 }

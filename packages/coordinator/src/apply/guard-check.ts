@@ -49,15 +49,18 @@ export async function checkGuard(g: Guard, view: FreshView, policy: Policy, ctx:
     }
     case "host-capacity": {
       const s = await view.host(g.hostId);
-      const records = await view.recordList();
+      // The host's records only: listing every record for each create made a fleet's create quadratic.
+      const records = await view.recordsOfHost(g.hostId);
       if (isReadFailure(records)) return fail(g, `lane store unreadable (${records.code})`);
       const ids = new Set<string>();
       for (const l of s?.snapshot.lanes ?? []) ids.add(l.laneId);
-      for (const r of records) if (r.hostId === g.hostId && r.state !== "orphaned") ids.add(r.laneId);
+      for (const r of records) if (r.state !== "orphaned") ids.add(r.laneId);
       return ids.size < g.maxLanes ? pass : fail(g, `${ids.size} lanes already`);
     }
     case "lane-id-unused": {
-      for (const hostId of Object.keys(policy.hosts)) {
+      // Only the hosts known to report the id are read (one read per enrolled host per create made a fleet's create
+      // quadratic); each is confirmed against its fresh snapshot.
+      for (const hostId of await view.hostsMaybeReporting(g.laneId, Object.keys(policy.hosts))) {
         const s = await view.host(hostId);
         if (s?.snapshot.lanes.some((l) => l.laneId === g.laneId) === true) return fail(g, `host ${hostId} reports it`);
       }

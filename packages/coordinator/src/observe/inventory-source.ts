@@ -15,6 +15,11 @@ export interface HostSnapshot {
 export interface InventorySource {
   /** The last verified snapshot of `hostId`, or undefined when there is none. */
   latest(hostId: string): Promise<HostSnapshot | undefined>;
+  /**
+   * Of `hostIds`, those whose last snapshot known to this process reports `laneId`: the candidates a caller then
+   * reads with {@link latest}. Optional; without it a caller reads every host.
+   */
+  hostsReporting?(laneId: string, hostIds: readonly string[]): Promise<readonly string[]>;
 }
 
 /** A {@link HostSnapshot} as the planner's {@link HostInventory}. */
