@@ -70,6 +70,12 @@ export class InventoryCollector {
   private readonly keyObjects = new Map<string, KeyObject>();
   private sub: Subscription | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
+  /**
+   * The last snapshot {@link latest} verified per host, by KV revision: a revision names one value for good, so
+   * the same revision is not verified again (a fleet's create read each host's inventory for every lane's guards,
+   * and the signature check was most of the coordinator's CPU). The host's enrolled key is still looked up each time.
+   */
+  private readonly verified = new Map<string, { readonly revision: number; readonly keyId: string; readonly stored: StoredInventory }>();
   /** One host's snapshots are stored one at a time, so an older one never overwrites a newer one. */
   private readonly hostMutex = new KeyedMutex();
 
@@ -144,12 +150,21 @@ export class InventoryCollector {
   /** The last verified snapshot of `hostId` (re-verified from the KV bucket), or undefined. */
   async latest(hostId: string): Promise<StoredInventory | undefined> {
     const e = await this.kv.get(hostId);
-    if (e === null || e.operation !== "PUT") return undefined;
-    const snapshot = this.verify(e.value, this.clock.now());
+    if (e === null || e.operation !== "PUT") {
+      this.verified.delete(hostId);
+      return undefined;
+    }
+    const hit = this.verified.get(hostId);
+    // Same value, and the host is still enrolled with the key that signed it.
+    if (hit?.revision === e.revision && this.resolve(hit.keyId)?.hostId === hostId) return hit.stored;
+    const v = this.verifyFull(e.value, this.clock.now());
+    const snapshot = v.snapshot;
     if (snapshot.hostId !== hostId) {
       throw new InventoryRejectedError(RejectReason.ISSUER_MISMATCH, `stored inventory under ${hostId} belongs to ${snapshot.hostId}`);
     }
-    return { snapshot, envelope: e.value };
+    const stored = { snapshot, envelope: e.value };
+    this.verified.set(hostId, { revision: e.revision, keyId: v.keyId, stored });
+    return stored;
   }
 
   /** The intent high-water mark the host last reported (for the dispatcher's sequence fast-forward). */
@@ -158,8 +173,12 @@ export class InventoryCollector {
   }
 
   private verify(envelope: Uint8Array, now: number): InventorySnapshot {
+    return this.verifyFull(envelope, now).snapshot;
+  }
+
+  private verifyFull(envelope: Uint8Array, now: number): { snapshot: InventorySnapshot; keyId: string } {
     try {
-      return verifyInventory(envelope, (keyId) => this.resolve(keyId), { now: () => now }).snapshot;
+      return verifyInventory(envelope, (keyId) => this.resolve(keyId), { now: () => now });
     } catch (err) {
       if (isRejectError(err)) throw new InventoryRejectedError(err.reason, err.message, { cause: err });
       throw err;
