@@ -26,6 +26,8 @@ import { FreshView, isReadFailure } from "./fresh-view.js";
 import { runnerDownloadFor } from "./runner-download.js";
 import { pickRunnerGroup } from "./runner-group.js";
 import { UpgradeSteps } from "./upgrade-steps.js";
+import { LISTING_BATCH_MS } from "./limits.js";
+import { ScopeListings } from "./scope-listings.js";
 
 function customLabels(r: GitHubRunner): string[] {
   return r.labels.filter((l) => l.type !== "read-only").map((l) => l.name);
@@ -45,8 +47,11 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
 export class ActionSteps {
   /** The steps only an upgrade has, and its rollback. */
   readonly upgrades: UpgradeSteps;
+  /** Listings shared by the actions running side by side (guards' views and `verify-online`). */
+  private readonly listings: ScopeListings;
 
   constructor(private readonly o: ResolvedApplyOptions) {
+    this.listings = new ScopeListings(o.github, o.sleep, LISTING_BATCH_MS);
     this.upgrades = new UpgradeSteps(o, {
       send: (st, action, opts) => this.send(st, action, opts),
       expectOk: (out, what) => this.expectOk(out, what),
@@ -57,7 +62,8 @@ export class ActionSteps {
 
   /** A view over fresh reads: GitHub, the lane store and the newest verified inventories. */
   view(): FreshView {
-    return new FreshView({ github: this.o.github, store: this.o.store, inventory: this.o.inventory, clock: this.o.clock, inventoryMaxAgeMs: this.o.inventoryMaxAgeMs });
+    const github = { listRunners: (scope: string) => this.listings.listing(scope), getRunner: (scope: string, id: number) => this.o.github.getRunner(scope, id) };
+    return new FreshView({ github, store: this.o.store, inventory: this.o.inventory, clock: this.o.clock, inventoryMaxAgeMs: this.o.inventoryMaxAgeMs });
   }
 
   /**
@@ -482,7 +488,12 @@ export class ActionSteps {
     let last = "not observed";
     for (;;) {
       try {
-        const r = await this.currentRegistration(st);
+        // From the scope's shared listing (by runner id, else by the lane's label), not a GET per lane.
+        const list = await this.listings.listing(a.scope);
+        const r =
+          (st.runnerId === undefined ? undefined : list.runners.find((x) => x.id === st.runnerId)) ??
+          list.runners.find((x) => x.labels.some((l) => l.name === `${LANE_LABEL_PREFIX}${a.laneId}`));
+        if (r !== undefined) st.runnerId = r.id;
         if (r === undefined) last = "no registration yet";
         else if (r.status !== "online") last = `runner ${r.id} is ${r.status}`;
         else if (want !== undefined && !sameSet(customLabels(r), want)) last = `runner ${r.id} carries ${customLabels(r).join(",")}`;

@@ -31,3 +31,8 @@ export const DEFAULT_OPERATION_LEASE_TTL_MS = 10_000;
  * the intent carrying it lives at most two minutes, and the agent's `config.sh` must still find it valid.
  */
 export const REGISTRATION_TOKEN_SAFETY_MARGIN_MS = 10 * 60_000;
+/**
+ * Reads of one scope's runner listing by the steps and guards of actions running side by side wait this long and
+ * then share one request (see `scope-listings.ts`).
+ */
+export const LISTING_BATCH_MS = 250;
