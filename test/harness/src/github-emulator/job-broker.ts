@@ -12,7 +12,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { basicError, plainError } from "./errors.js";
-import { IDLE_EPHEMERAL_RUNNER_DELETION_MS, IDLE_RUNNER_DELETION_MS } from "./limits.js";
+import { IDLE_EPHEMERAL_RUNNER_DELETION_MS, IDLE_RUNNER_DELETION_MS, SWEEP_EVERY_REQUEST_MAX, SWEEP_MIN_INTERVAL_MS } from "./limits.js";
 import type { Clock } from "./options.js";
 import type { Registry } from "./registry.js";
 import { pickRunner, type WaitingRunner } from "./scheduler.js";
@@ -61,6 +61,8 @@ export class JobBroker {
    * sweep, and a scan of every session each time made that quadratic (a 20,000-runner fleet simulation).
    */
   private byRunner: Map<number, SessionRecord[]> | undefined;
+  /** The emulator clock at the last {@link sweep}. */
+  private lastSweepAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly state: EmulatorState,
@@ -200,6 +202,7 @@ export class JobBroker {
    * ephemeral runners). Cheap; called before every request and on a timer.
    */
   sweep(): void {
+    this.lastSweepAt = this.clock.now();
     for (const s of [...this.state.sessions.values()]) if (!this.sessionAlive(s)) this.closeSession(s, "expired");
     const now = this.clock.now();
     for (const runner of [...this.state.runners.values()]) {
@@ -207,6 +210,13 @@ export class JobBroker {
       const idle = now - (runner.lastSeenAt ?? runner.createdAt);
       if (idle > (runner.ephemeral ? IDLE_EPHEMERAL_RUNNER_DELETION_MS : IDLE_RUNNER_DELETION_MS)) this.registry.deleteRunner(runner);
     }
+  }
+
+  /** {@link sweep} before a request: always in a small emulator, at most every SWEEP_MIN_INTERVAL_MS in a big one. */
+  sweepBeforeRequest(): void {
+    const big = this.state.runners.size + this.state.sessions.size > SWEEP_EVERY_REQUEST_MAX;
+    if (big && this.clock.now() - this.lastSweepAt < SWEEP_MIN_INTERVAL_MS) return;
+    this.sweep();
   }
 
   /** Ends every poll (server shutdown). */

@@ -62,3 +62,12 @@ export const ADVERTISED_RUNNER_VERSION = "2.336.0";
 
 /** Most jobs one trace (`POST /_emulator/traces`) may hold. */
 export const MAX_TRACE_JOBS = 10_000;
+
+/**
+ * Up to this many registrations and sessions, every request sweeps first (expiry exact to the request, as every
+ * test expects); above it (a fleet simulation), a request sweeps only when the last sweep is
+ * {@link SWEEP_MIN_INTERVAL_MS} old, because a sweep visits every session and registration.
+ */
+export const SWEEP_EVERY_REQUEST_MAX = 2_000;
+/** See {@link SWEEP_EVERY_REQUEST_MAX}. */
+export const SWEEP_MIN_INTERVAL_MS = 250;

@@ -88,7 +88,7 @@ export class RestApi {
   /** Serves one request whose path (relative to `/api/v3`) is `path`. */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, path: string): Promise<void> {
     const core = this.core;
-    core.broker.sweep();
+    core.broker.sweepBeforeRequest();
     const method = req.method ?? "GET";
     const match = this.router.match(method, path);
     const routeKey = match.kind === "found" ? `${method} ${match.route.template}` : `${method} (no route)`;

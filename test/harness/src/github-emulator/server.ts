@@ -65,7 +65,7 @@ export async function startGitHubEmulator(options: GitHubEmulatorOptions = {}): 
     const path = url.pathname;
     if (path === "/api/v3" || path.startsWith("/api/v3/")) return rest.handle(req, res, url, path.slice("/api/v3".length) || "/");
     if (path.startsWith("/_runner/")) {
-      core.broker.sweep();
+      core.broker.sweepBeforeRequest();
       return serveSimple(runnerRouter, req, res, url, path.slice("/_runner".length), (route) => core.stats.runnerCall(`${req.method} /_runner${route}`), true);
     }
     if (path.startsWith("/_emulator/")) return serveSimple(control, req, res, url, path.slice("/_emulator".length));
