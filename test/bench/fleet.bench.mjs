@@ -95,6 +95,7 @@ try {
   // ---- 1. create every lane from an empty fleet -------------------------------------------------------------
   const createStart = Date.now();
   const ghBefore = await admin();
+  const routesBefore = (await sim.github.control.stats()).byRoute;
   let applyPeak = 0;
   let rounds = 0;
   for (;;) {
@@ -121,6 +122,13 @@ try {
   result.create_all_s = round(createS, 1);
   result.intents_per_s = round(afterCreate.intents / createS, 1);
   extra.create_api_calls = ghCreate.calls - ghBefore.calls;
+  const routesAfter = (await sim.github.control.stats()).byRoute;
+  extra.create_calls_by_route = Object.fromEntries(
+    Object.entries(routesAfter)
+      .map(([route, c]) => [route, c.calls - (routesBefore[route]?.calls ?? 0)])
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1]),
+  );
   extra.create_rate_points = ghCreate.points - ghBefore.points;
   extra.apply_rounds = rounds;
   extra.apply_peak_rss_mb = round(applyPeak, 0);
@@ -181,6 +189,7 @@ try {
 
   console.log(`\nfleet: ${HOSTS} hosts in ${WORKERS} worker processes, ${LANES} lanes, ${SCOPES} scopes (load average ${loadavg().map((l) => l.toFixed(2)).join(" ")})`);
   console.log(`create: ${result.create_all_s} s for ${LANES} lanes in ${rounds} apply round(s), ${result.intents_per_s} intents/s, ${extra.create_api_calls} API calls, ${extra.create_rate_points} rate-limit points, apply peak RSS ${extra.apply_peak_rss_mb} MB`);
+  console.log(`create API calls by route: ${Object.entries(extra.create_calls_by_route).map(([r, n]) => `${r} ${n}`).join(", ")}`);
   console.log(`simulated hosts: ${extra.worker_rss_mb} MB resident over ${WORKERS} workers (${extra.worker_rss_idle_mb} MB before the create)`);
   console.log("\ncycle  observe+plan ms  cycle ms  actions  API calls  points  304s  NATS msgs");
   steady.forEach((c, i) =>

@@ -35,6 +35,8 @@ describe("fleet simulation", () => {
   });
 
   it("lanekeeper apply creates every lane through the simulated agents, online on GitHub", async () => {
+    const routes = async (): Promise<Record<string, { calls: number }>> => (await (sim.github as GitHubEmulator).control.stats()).byRoute;
+    const before = await routes();
     const r = await sim.cli(["apply", "--yes", "--json"]);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as { outcomes: { kind: string; status: string }[] };
@@ -44,6 +46,12 @@ describe("fleet simulation", () => {
 
     const s = await sim.workers.stats();
     expect(s).toMatchObject({ lanes: SIZE.lanes, online: SIZE.lanes, intents: SIZE.lanes });
+    // Verified online from the scopes' shared listings (no GET of each runner); the runner downloads listing read
+    // once for the plan and every create (not once per create).
+    const after = await routes();
+    const calls = (route: string): number => (after[route]?.calls ?? 0) - (before[route]?.calls ?? 0);
+    expect(calls("GET /repos/{owner}/{repo}/actions/runners/{runner_id}")).toBe(0);
+    expect(calls("GET /repos/{owner}/{repo}/actions/runners/downloads")).toBe(1);
     const runners = await (sim.github as GitHubEmulator).control.listRunners();
     expect(runners).toHaveLength(SIZE.lanes);
     for (const r of runners) {

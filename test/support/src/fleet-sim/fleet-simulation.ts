@@ -130,6 +130,9 @@ async function procStatusMb(pid: number | undefined, key: "VmRSS" | "VmHWM"): Pr
 
 const secret = (): string => randomBytes(24).toString("base64url");
 
+/** Extra node flags for the coordinator CLI, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (node refuses them in NODE_OPTIONS). */
+const coordinatorNodeArgs = (): string[] => (process.env.LK_FLEET_COORDINATOR_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
+
 /** Start the simulation (see the module comment); `stop` undoes everything but the directory. */
 export async function startFleetSimulation(o: FleetSimulationOptions): Promise<FleetSimulation> {
   const log = o.log ?? (() => undefined);
@@ -193,7 +196,7 @@ export async function startFleetSimulation(o: FleetSimulationOptions): Promise<F
 
     const cli = async (args: readonly string[], opts: { timeoutMs?: number; env?: Readonly<Record<string, string>> } = {}): Promise<SimCliResult> => {
       const started = Date.now();
-      const child = spawn(process.execPath, [SIM_COORDINATOR_BIN, ...args], {
+      const child = spawn(process.execPath, [...coordinatorNodeArgs(), SIM_COORDINATOR_BIN, ...args], {
         cwd: o.dir,
         env: { ...process.env, ...env, ...opts.env },
         stdio: ["ignore", "pipe", "pipe"],
@@ -237,7 +240,7 @@ export async function startFleetSimulation(o: FleetSimulationOptions): Promise<F
       env,
       cli,
       serve(args, extraEnv = {}) {
-        const child = spawn(process.execPath, [SIM_COORDINATOR_BIN, "serve", ...args], {
+        const child = spawn(process.execPath, [...coordinatorNodeArgs(), SIM_COORDINATOR_BIN, "serve", ...args], {
           cwd: o.dir,
           env: { ...process.env, ...env, ...extraEnv },
           stdio: ["ignore", "pipe", "pipe"],
