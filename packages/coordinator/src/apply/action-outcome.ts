@@ -1,5 +1,6 @@
 import { LanekeeperError, type Clock, type Logger } from "@lanekeeper/shared";
 import type { AuditTrail } from "../audit/coordinator-audit.js";
+import { isTransientNatsError } from "../context/nats-opening.js";
 import { recordWithout } from "../observe/lane-record.js";
 import type { LaneStore } from "../observe/lane-store.js";
 import type { PlanStep } from "../plan/action.js";
@@ -16,9 +17,14 @@ export function cut(s: string): string {
   return s.length <= MAX_OUTCOME_MESSAGE_CHARS ? s : `${s.slice(0, MAX_OUTCOME_MESSAGE_CHARS - 1)}…`;
 }
 
-/** The stable code of an error (`INTERNAL` for anything that is not a {@link LanekeeperError}). */
+/**
+ * The stable code of an error: a {@link LanekeeperError}'s own; `NATS_UNAVAILABLE` for a raw NATS failure that only
+ * means "no answer now" (a request timed out or got 503 while the cluster was away or electing leaders: what the
+ * operator must look at is NATS, not a lanekeeper bug); `INTERNAL` for anything else.
+ */
 export function errCode(err: unknown): string {
-  return err instanceof LanekeeperError ? err.code : "INTERNAL";
+  if (err instanceof LanekeeperError) return err.code;
+  return isTransientNatsError(err) ? "NATS_UNAVAILABLE" : "INTERNAL";
 }
 
 /** The message of an error, cut. */

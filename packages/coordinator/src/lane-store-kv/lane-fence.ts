@@ -1,7 +1,9 @@
 import { LanekeeperError } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
 import type { CoordinatorErrorCode } from "../error-codes.js";
+import { FENCE_READ_RETRY_MS } from "../limits.js";
 import { isKvConflict } from "./kv-conflict.js";
+import { retryTransient, type TransientRetryOptions } from "./transient-retry.js";
 
 /**
  * Key of the fence in the lane-record bucket: the highest fencing token (leader epoch) any coordinator has acted
@@ -85,11 +87,24 @@ export class LaneFence {
   private constructor(
     private readonly kv: KV,
     private readonly clock: () => number,
+    private readonly retry: TransientRetryOptions,
   ) {}
 
-  /** Open the fence in the lane-record bucket (opened, with its replicas, by the lane store first). */
-  static async open(js: JetStreamClient, bucket: string, opts: { now?: () => number } = {}): Promise<LaneFence> {
-    return new LaneFence(await js.views.kv(bucket, { bindOnly: true }), opts.now ?? Date.now);
+  /**
+   * Open the fence in the lane-record bucket (opened, with its replicas, by the lane store first). `readRetryMs`
+   * bounds how long a read of the fence rides out JetStream not answering. @default FENCE_READ_RETRY_MS
+   */
+  static async open(
+    js: JetStreamClient,
+    bucket: string,
+    opts: { now?: () => number; readRetryMs?: number; sleep?: (ms: number) => Promise<void> } = {},
+  ): Promise<LaneFence> {
+    const now = opts.now ?? Date.now;
+    return new LaneFence(await js.views.kv(bucket, { bindOnly: true }), now, {
+      waitMs: opts.readRetryMs ?? FENCE_READ_RETRY_MS,
+      now,
+      ...(opts.sleep === undefined ? {} : { sleep: opts.sleep }),
+    });
   }
 
   /** The epoch this process acts under (0 until {@link lead} or {@link follow}). */
@@ -144,10 +159,15 @@ export class LaneFence {
     if (fence > this.tokenValue) throw new FencingTokenStaleError(this.tokenValue, fence, what);
   }
 
+  /**
+   * The fence as stored. A read that JetStream does not answer (the lane-record stream electing a leader after a
+   * node died, 503 or a timeout) is retried within `retry.waitMs`: the read changes nothing, and every write and
+   * intent starts with it, so failing it at once would fail whatever action ran during the election.
+   */
   private async read(): Promise<{ fence: StoredFence | undefined; revision: number | undefined }> {
     let e;
     try {
-      e = await this.kv.get(FENCE_KEY);
+      e = await retryTransient(() => this.kv.get(FENCE_KEY), this.retry);
     } catch (err) {
       throw new FenceUnavailableError("cannot read the fence of the lane store", { cause: err });
     }
