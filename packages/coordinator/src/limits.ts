@@ -72,11 +72,12 @@ export const NATS_OPEN_BACKOFF_MIN_MS = 250;
 /** Longest pause between attempts while opening NATS. */
 export const NATS_OPEN_BACKOFF_MAX_MS = 4_000;
 /**
- * How long a read of the fence (before every lane-record write and every intent) is retried while JetStream does
- * not answer (503, timeout): the lane-record stream electing a new leader after its node died takes up to about
- * 10 s. An action waits that out instead of failing in a safe state with a recovery note for a transient blip.
+ * How long a JetStream request that is safe to repeat is retried while JetStream does not answer (503, timeout)
+ * in the middle of an action: the read of the fence before every lane-record write and every intent, and the
+ * allocation of an intent's sequence. A stream electing a new leader after its node died takes up to about 10 s; an
+ * action waits that out instead of failing in a safe state with a recovery note for a transient blip.
  */
-export const FENCE_READ_RETRY_MS = 15_000;
+export const JETSTREAM_RETRY_MS = 15_000;
 /** How long `lanekeeper cluster replicas` retries NATS (a node just lost, its streams electing new leaders). */
 export const CLUSTER_COMMAND_NATS_WAIT_MS = 30_000;
 /** How long `lanekeeper plan` retries NATS before it plans from GitHub alone (DEGRADED). */

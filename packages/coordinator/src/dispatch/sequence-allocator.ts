@@ -3,6 +3,8 @@ import type { JetStreamClient, KV } from "nats";
 import { DEFAULT_SEQUENCE_BLOCK, MAX_SEQUENCE_CAS_ATTEMPTS, SEQUENCES_BUCKET } from "./limits.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
 import { isKvConflict } from "../lane-store-kv/kv-conflict.js";
+import { retryTransient, type TransientRetryOptions } from "../lane-store-kv/transient-retry.js";
+import { JETSTREAM_RETRY_MS } from "../limits.js";
 
 /** Hands out per-host intent sequences that never repeat, even across coordinator restarts. */
 export interface SequenceAllocator {
@@ -38,6 +40,10 @@ export interface KvSequenceAllocatorOptions {
   maxAttempts?: number;
   /** KV replicas when the bucket is created. @default 1 */
   replicas?: number;
+  /** How long an allocation rides out JetStream not answering (503, timeout). @default JETSTREAM_RETRY_MS */
+  retryMs?: number;
+  /** Waits between those attempts (tests). @default setTimeout */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 const enc = new TextEncoder();
@@ -59,6 +65,7 @@ export class KvSequenceAllocator implements SequenceAllocator {
     private readonly kv: KV,
     private readonly block: number,
     private readonly maxAttempts: number,
+    private readonly retry: TransientRetryOptions,
   ) {}
 
   /** Open (creating if needed) the bucket. The coordinator's NATS user needs JetStream rights on it. */
@@ -66,7 +73,8 @@ export class KvSequenceAllocator implements SequenceAllocator {
     const block = opts.block ?? DEFAULT_SEQUENCE_BLOCK;
     if (!Number.isSafeInteger(block) || block < 1) throw new SequenceAllocationError("block must be a positive integer");
     const kv = await js.views.kv(opts.bucket ?? SEQUENCES_BUCKET, { history: 1, replicas: opts.replicas ?? 1 });
-    return new KvSequenceAllocator(kv, block, opts.maxAttempts ?? MAX_SEQUENCE_CAS_ATTEMPTS);
+    const retry = { waitMs: opts.retryMs ?? JETSTREAM_RETRY_MS, ...(opts.sleep === undefined ? {} : { sleep: opts.sleep }) };
+    return new KvSequenceAllocator(kv, block, opts.maxAttempts ?? MAX_SEQUENCE_CAS_ATTEMPTS, retry);
   }
 
   async next(hostId: string): Promise<number> {
@@ -111,11 +119,22 @@ export class KvSequenceAllocator implements SequenceAllocator {
     return e === null || e.operation !== "PUT" ? 0 : parseStored(hostId, e.value);
   }
 
-  /** Compare-and-set loop: read, compute, write with the read revision; retry on conflict. Returns the new value. */
-  private async cas(hostId: string, f: (cur: number) => number): Promise<number> {
+  /**
+   * Compare-and-set loop: read, compute, write with the read revision; retry on conflict. Returns the new value.
+   * While JetStream does not answer (the bucket's stream electing a leader after a node died) the whole loop is
+   * retried within `retry.waitMs`: each round reads afresh, so a write that took effect although its answer was lost
+   * only leaves a gap of one block (allowed), never a sequence handed out twice.
+   */
+  private cas(hostId: string, f: (cur: number) => number): Promise<number> {
+    return retryTransient(() => this.casOnce(hostId, f), this.retry);
+  }
+
+  private async casOnce(hostId: string, f: (cur: number) => number): Promise<number> {
     let lastErr: unknown;
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const e = await this.kv.get(hostId);
+      const e = await this.kv.get(hostId).catch((err: unknown) => {
+        throw new SequenceAllocationError(`cannot read ${hostId}'s sequence`, { cause: err });
+      });
       const exists = e !== null && e.operation === "PUT";
       const cur = exists ? parseStored(hostId, e.value) : 0;
       const nextValue = f(cur);

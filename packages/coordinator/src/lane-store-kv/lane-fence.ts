@@ -1,7 +1,7 @@
 import { LanekeeperError } from "@lanekeeper/shared";
 import type { JetStreamClient, KV } from "nats";
 import type { CoordinatorErrorCode } from "../error-codes.js";
-import { FENCE_READ_RETRY_MS } from "../limits.js";
+import { JETSTREAM_RETRY_MS } from "../limits.js";
 import { isKvConflict } from "./kv-conflict.js";
 import { retryTransient, type TransientRetryOptions } from "./transient-retry.js";
 
@@ -92,7 +92,7 @@ export class LaneFence {
 
   /**
    * Open the fence in the lane-record bucket (opened, with its replicas, by the lane store first). `readRetryMs`
-   * bounds how long a read of the fence rides out JetStream not answering. @default FENCE_READ_RETRY_MS
+   * bounds how long a read of the fence rides out JetStream not answering. @default JETSTREAM_RETRY_MS
    */
   static async open(
     js: JetStreamClient,
@@ -101,7 +101,7 @@ export class LaneFence {
   ): Promise<LaneFence> {
     const now = opts.now ?? Date.now;
     return new LaneFence(await js.views.kv(bucket, { bindOnly: true }), now, {
-      waitMs: opts.readRetryMs ?? FENCE_READ_RETRY_MS,
+      waitMs: opts.readRetryMs ?? JETSTREAM_RETRY_MS,
       now,
       ...(opts.sleep === undefined ? {} : { sleep: opts.sleep }),
     });
