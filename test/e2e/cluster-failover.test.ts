@@ -13,8 +13,8 @@
 //    (OPERATION_LEASE_LOST or FENCING_TOKEN_STALE), nothing it attempts after waking takes effect (its audit chain,
 //    the agents' audit chains, the lane records' fencing tokens), and the new leader finishes the drain with the
 //    job run to its end.
-// (Losing NATS nodes is covered by test/integration/nats-cluster.test.ts; with nats-server 2.9 a coordinator opening
-// while a node is down can time out, so the fleet-level node-loss scenarios are not here yet.)
+// (Losing NATS nodes under a running fleet, a node, the lane records' stream leader and the whole cluster, is
+// test/e2e/cluster-nats-loss.test.ts.)
 // After each: no lane is duplicated or orphaned, no intent ran twice (the agents' audit chains), and
 // `lanekeeper audit verify --stream` passes; after 1 and 3 the fleet converges to the policy with no job cancelled.
 import { spawn, type ChildProcess } from "node:child_process";
