@@ -86,3 +86,5 @@ export const PLAN_NATS_WAIT_MS = 3_000;
 export const CREATE_BUDGET_BUCKET = "lk_github_budget";
 /** Compare-and-set attempts of one take of the create budget before it is refused for this cycle. */
 export const CREATE_BUDGET_CAS_ATTEMPTS = 20;
+/** Host inventories an observation reads at the same time (each one KV read). */
+export const INVENTORY_READ_CONCURRENCY = 16;
