@@ -131,7 +131,7 @@ export class InventoryCollector {
    */
   async ingest(subject: string, envelope: Uint8Array): Promise<StoredInventory> {
     const now = this.clock.now();
-    const snapshot = this.verify(envelope, now);
+    const { snapshot, keyId } = this.verifyFull(envelope, now);
     const subjectHost = subjectToken(INVENTORY_SUBJECT_PREFIX, subject);
     if (subjectHost !== snapshot.hostId) {
       throw new InventoryRejectedError(RejectReason.SUBJECT_MISMATCH, `inventory of ${snapshot.hostId} arrived on ${subject}`);
@@ -144,7 +144,7 @@ export class InventoryCollector {
     if (snapshot.takenAtMs > now + skew) {
       throw new InventoryRejectedError(RejectReason.NOT_YET_VALID, `inventory of ${snapshot.hostId} is dated in the future`);
     }
-    return await this.hostMutex.run(snapshot.hostId, () => this.store(snapshot, envelope));
+    return await this.hostMutex.run(snapshot.hostId, () => this.store(snapshot, envelope, keyId));
   }
 
   /** The last verified snapshot of `hostId` (re-verified from the KV bucket), or undefined. */
@@ -154,16 +154,21 @@ export class InventoryCollector {
       this.verified.delete(hostId);
       return undefined;
     }
+    const stored = this.verifiedEntry(hostId, e.revision, e.value);
+    if (stored.snapshot.hostId !== hostId) {
+      throw new InventoryRejectedError(RejectReason.ISSUER_MISMATCH, `stored inventory under ${hostId} belongs to ${stored.snapshot.hostId}`);
+    }
+    return stored;
+  }
+
+  /** The bucket's value of `hostId` at `revision`, verified (or as verified before at that revision, see `verified`). */
+  private verifiedEntry(hostId: string, revision: number, value: Uint8Array): StoredInventory {
     const hit = this.verified.get(hostId);
     // Same value, and the host is still enrolled with the key that signed it.
-    if (hit?.revision === e.revision && this.resolve(hit.keyId)?.hostId === hostId) return hit.stored;
-    const v = this.verifyFull(e.value, this.clock.now());
-    const snapshot = v.snapshot;
-    if (snapshot.hostId !== hostId) {
-      throw new InventoryRejectedError(RejectReason.ISSUER_MISMATCH, `stored inventory under ${hostId} belongs to ${snapshot.hostId}`);
-    }
-    const stored = { snapshot, envelope: e.value };
-    this.verified.set(hostId, { revision: e.revision, keyId: v.keyId, stored });
+    if (hit?.revision === revision && this.resolve(hit.keyId)?.hostId === hit.stored.snapshot.hostId) return hit.stored;
+    const v = this.verifyFull(value, this.clock.now());
+    const stored = { snapshot: v.snapshot, envelope: value };
+    this.verified.set(hostId, { revision, keyId: v.keyId, stored });
     return stored;
   }
 
@@ -185,12 +190,12 @@ export class InventoryCollector {
     }
   }
 
-  private async store(snapshot: InventorySnapshot, envelope: Uint8Array): Promise<StoredInventory> {
+  private async store(snapshot: InventorySnapshot, envelope: Uint8Array, keyId: string): Promise<StoredInventory> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const e = await this.kv.get(snapshot.hostId);
       const exists = e !== null && e.operation === "PUT";
       if (exists) {
-        const stored = this.verify(e.value, this.clock.now());
+        const stored = this.verifiedEntry(snapshot.hostId, e.revision, e.value).snapshot;
         if (snapshot.snapshotSeq === stored.snapshotSeq && Buffer.from(e.value).equals(Buffer.from(envelope))) {
           // Another collector (serve beside a CLI `status`, a second coordinator) stored this very snapshot first.
           const s = { snapshot: stored, envelope: e.value };
@@ -205,9 +210,10 @@ export class InventoryCollector {
         }
       }
       try {
-        if (exists) await this.kv.update(snapshot.hostId, envelope, e.revision);
-        else await this.kv.create(snapshot.hostId, envelope);
+        const revision = exists ? await this.kv.update(snapshot.hostId, envelope, e.revision) : await this.kv.create(snapshot.hostId, envelope);
         const s = { snapshot, envelope };
+        // Verified on the way in: the next read of this revision need not verify it again.
+        this.verified.set(snapshot.hostId, { revision, keyId, stored: s });
         // The audit anchor never blocks the inventory: a failure here is logged, the next snapshot retries.
         await this.anchors.observe(snapshot, envelope).catch((err: unknown) => {
           this.opts.log?.warn({ hostId: snapshot.hostId, err: err instanceof Error ? err.message : String(err) }, "audit anchor not updated");
