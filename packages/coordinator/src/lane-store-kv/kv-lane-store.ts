@@ -1,11 +1,14 @@
 import { LanekeeperError, validateLaneId } from "@lanekeeper/shared";
-import type { JetStreamClient, KV } from "nats";
+import type { JetStreamClient, KV, KvEntry } from "nats";
 import type { LaneRecord, StoredLaneRecord } from "../observe/lane-record.js";
 import { LaneStoreConflictError, type LaneStore } from "../observe/lane-store.js";
 import type { CoordinatorErrorCode } from "../error-codes.js";
 import { FENCE_KEY, type LaneFence } from "./lane-fence.js";
 import { isKvConflict } from "./kv-conflict.js";
 import { LaneRecordMirror, type MirrorKeys } from "./lane-record-mirror.js";
+import { isTransientNatsError } from "../context/nats-opening.js";
+import { JETSTREAM_RETRY_MS, NATS_OPEN_BACKOFF_MAX_MS, NATS_OPEN_BACKOFF_MIN_MS } from "../limits.js";
+import { retryTransient } from "./transient-retry.js";
 
 /** JetStream KV bucket holding the coordinator's lane records (key = lane id, value = JSON). */
 export const LANES_BUCKET = "lk_lanes";
@@ -21,6 +24,14 @@ export interface KvLaneStoreOptions {
    * this process's token. Opened on the same bucket after it (see {@link KvLaneStore.attachFence}).
    */
   readonly fence?: LaneFence;
+  /**
+   * How long a write JetStream does not answer (503, timeout: a stream leader election) is retried, after reading
+   * back whether it took effect. @default JETSTREAM_RETRY_MS
+   */
+  readonly writeRetryMs?: number;
+  /** Clock and pause of those retries (tests). @default Date.now, setTimeout */
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 /** A lane record in the bucket could not be decoded: someone wrote the bucket by hand, or it is corrupt. */
@@ -139,6 +150,7 @@ export class KvLaneStore implements LaneStore {
   private constructor(
     private readonly kv: KV,
     fence: LaneFence | undefined,
+    private readonly retry: { readonly waitMs: number; readonly now: () => number; readonly sleep: (ms: number) => Promise<void> },
   ) {
     this.fence = fence;
   }
@@ -146,7 +158,11 @@ export class KvLaneStore implements LaneStore {
   /** Open (creating if needed) the bucket. The coordinator's NATS user needs JetStream rights on it. */
   static async open(js: JetStreamClient, opts: KvLaneStoreOptions = {}): Promise<KvLaneStore> {
     const kv = await js.views.kv(opts.bucket ?? LANES_BUCKET, { history: 5, replicas: opts.replicas ?? 1 });
-    return new KvLaneStore(kv, opts.fence);
+    return new KvLaneStore(kv, opts.fence, {
+      waitMs: opts.writeRetryMs ?? JETSTREAM_RETRY_MS,
+      now: opts.now ?? Date.now,
+      sleep: opts.sleep ?? ((ms) => new Promise<void>((r) => setTimeout(r, ms))),
+    });
   }
 
   /** Fence every later write with `fence` (opened on this bucket once it exists). */
@@ -220,24 +236,62 @@ export class KvLaneStore implements LaneStore {
   async create(input: LaneRecord): Promise<StoredLaneRecord> {
     validateLaneId(input.laneId);
     const record = await this.fenced(input);
-    try {
-      const revision = await this.kv.create(record.laneId, encodeRecord(record));
-      return Object.freeze({ ...record, revision });
-    } catch (err) {
-      if (isKvConflict(err)) throw new LaneStoreConflictError(record.laneId, "a record already exists");
-      throw new LaneStoreUnavailableError(`cannot write lane record ${record.laneId}`, { cause: err });
-    }
+    const value = encodeRecord(record);
+    const revision = await this.write(record.laneId, "write", value, () => this.kv.create(record.laneId, value), (e) => e === null || e.operation !== "PUT", "a record already exists");
+    return Object.freeze({ ...record, revision });
   }
 
   async update(input: LaneRecord, expectedRevision: number): Promise<StoredLaneRecord> {
     validateLaneId(input.laneId);
     const record = await this.fenced(input);
-    try {
-      const revision = await this.kv.update(record.laneId, encodeRecord(record), expectedRevision);
-      return Object.freeze({ ...record, revision });
-    } catch (err) {
-      if (isKvConflict(err)) throw new LaneStoreConflictError(record.laneId, `expected revision ${expectedRevision}, the record has moved on`);
-      throw new LaneStoreUnavailableError(`cannot write lane record ${record.laneId}`, { cause: err });
+    const value = encodeRecord(record);
+    const revision = await this.write(
+      record.laneId,
+      "write",
+      value,
+      () => this.kv.update(record.laneId, value, expectedRevision),
+      (e) => e?.revision === expectedRevision,
+      `expected revision ${expectedRevision}, the record has moved on`,
+    );
+    return Object.freeze({ ...record, revision });
+  }
+
+  /**
+   * One compare-and-set write of a lane record (`value`, or a delete when undefined). When JetStream does not answer
+   * (a stream electing a leader after its node died), the answer of a write that took effect may be what was lost:
+   * the entry is read back, and the write counts as done when it holds exactly `value` (or is gone, for a delete),
+   * as refused when it moved on otherwise (`stillExpected` false: another writer), and is tried again when it is
+   * still as the write expected, all within `writeRetryMs`. Never two writes that both take effect.
+   */
+  private async write(
+    laneId: string,
+    verb: "write" | "delete",
+    value: Uint8Array | undefined,
+    attempt: () => Promise<number>,
+    stillExpected: (e: KvEntry | null) => boolean,
+    conflict: string,
+  ): Promise<number> {
+    const { now, sleep } = this.retry;
+    const until = now() + this.retry.waitMs;
+    let delay = NATS_OPEN_BACKOFF_MIN_MS;
+    for (;;) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (isKvConflict(err)) throw new LaneStoreConflictError(laneId, conflict);
+        if (!isTransientNatsError(err) || now() + delay > until) throw new LaneStoreUnavailableError(`cannot ${verb} lane record ${laneId}`, { cause: err });
+        await sleep(delay);
+        delay = Math.min(NATS_OPEN_BACKOFF_MAX_MS, delay * 2);
+        let e: KvEntry | null;
+        try {
+          e = await retryTransient(() => this.kv.get(laneId), { waitMs: Math.max(0, until - now()), now, sleep });
+        } catch (readErr) {
+          throw new LaneStoreUnavailableError(`cannot ${verb} lane record ${laneId} (no answer, and reading it back failed)`, { cause: readErr });
+        }
+        const held = e !== null && e.operation === "PUT" ? e.value : undefined;
+        if (value === undefined ? held === undefined : held !== undefined && Buffer.compare(held, value) === 0) return e?.revision ?? 0;
+        if (!stillExpected(e)) throw new LaneStoreConflictError(laneId, conflict);
+      }
     }
   }
 
@@ -257,16 +311,22 @@ export class KvLaneStore implements LaneStore {
     // Retire the id before the delete: a crash in between leaves a retired id that is still in use (harmless,
     // it is taken anyway), never a deleted record whose id could be handed out again.
     try {
-      await this.kv.put(`${RETIRED_KEY_PREFIX}${laneId}`, enc.encode(JSON.stringify({ laneId, retiredAfterRevision: expectedRevision })));
+      // A put of the same value: repeating it is harmless.
+      await retryTransient(() => this.kv.put(`${RETIRED_KEY_PREFIX}${laneId}`, enc.encode(JSON.stringify({ laneId, retiredAfterRevision: expectedRevision }))), this.retry);
     } catch (err) {
       throw new LaneStoreUnavailableError(`cannot retire lane id ${laneId}`, { cause: err });
     }
-    try {
-      await this.kv.delete(laneId, { previousSeq: expectedRevision });
-    } catch (err) {
-      if (isKvConflict(err)) throw new LaneStoreConflictError(laneId, `expected revision ${expectedRevision}, the record has moved on`);
-      throw new LaneStoreUnavailableError(`cannot delete lane record ${laneId}`, { cause: err });
-    }
+    await this.write(
+      laneId,
+      "delete",
+      undefined,
+      async () => {
+        await this.kv.delete(laneId, { previousSeq: expectedRevision });
+        return 0;
+      },
+      (e) => e?.revision === expectedRevision,
+      `expected revision ${expectedRevision}, the record has moved on`,
+    );
   }
 
   /**
@@ -288,3 +348,4 @@ export class KvLaneStore implements LaneStore {
     throw new LaneStoreUnavailableError("cannot list lane records", { cause: lastErr });
   }
 }
+
