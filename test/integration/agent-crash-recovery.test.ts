@@ -2,62 +2,23 @@
 // systemd sandbox like a production agent) SIGKILLs itself right after each journaled step of create and remove
 // (and while config.sh runs); a restarted agent recovers from the journal, and the suite checks convergence: no
 // half-created unit, no orphaned registration without a note, a lane either fully there or fully gone.
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { signingKeyToPem, verifyAuditChain } from "@lanekeeper/shared";
+import { verifyAuditChain } from "@lanekeeper/shared";
 import { startGitHubEmulator, startSystemdSandbox, type GitHubEmulator, type SystemdSandbox } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  agentParts,
-  auditRecords,
-  eventually,
-  FAST_HEALTH,
-  HOST,
-  installRunnerDist,
-  laneSpec,
-  registrationToken,
-  removeToken,
-  runnerNamed,
-  type AgentParts,
-} from "./agent-fixture.js";
+import { crashAgent, driveAgent, type CrashAgent, type DriveResult } from "./agent-crash-fixture.js";
+import { auditRecords, eventually, installRunnerDist, registrationToken, removeToken, runnerNamed } from "./agent-fixture.js";
 
-const DRIVER = new URL("./agent-crash-driver.mjs", import.meta.url).pathname;
 let gh: GitHubEmulator;
 let sd: SystemdSandbox;
 let dist: string;
 
-interface Agent {
-  parts: AgentParts;
-  paramsPath: string;
-}
+type Agent = CrashAgent;
 
-async function newAgent(name: string, laneIds: string[]): Promise<Agent> {
-  const root = join(sd.root, name);
-  const parts = await agentParts(root);
-  await parts.audit.close();
-  const keyFile = join(root, "identity.key");
-  await writeFile(keyFile, signingKeyToPem(parts.key), { mode: 0o600 });
-  const paramsPath = join(root, "params.json");
-  const specs = Object.fromEntries(laneIds.map((id) => [id, laneSpec(id, gh)]));
-  await writeFile(
-    paramsPath,
-    JSON.stringify({ hostId: HOST, backend: "systemd", keyFile, laneRoot: parts.dirs.root, stateDir: parts.stateDir, auditPath: parts.auditPath, unitDir: sd.unitDir, distPath: dist, health: FAST_HEALTH, specs }),
-  );
-  return { parts, paramsPath };
-}
-
+const newAgent = (name: string, laneIds: string[]): Promise<Agent> => crashAgent(sd, gh, dist, name, laneIds);
 /** Run the driver inside the sandbox; resolves with how it ended. */
-async function drive(a: Agent, op: string, laneId: string, secret: Buffer | undefined, crashAt?: string): Promise<{ code: number | null; signal: string | null; out: string }> {
-  const child = sd.spawn("node", [DRIVER, a.paramsPath, op, laneId], {
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, ...(crashAt ? { LANEKEEPER_TEST_CRASH_AT: crashAt } : {}) },
-  });
-  let out = "";
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stdin?.end(secret ?? "");
-  return new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal, out })));
-}
+const drive = (a: Agent, op: string, laneId: string, secret: Buffer | undefined, crashAt?: string): Promise<DriveResult> => driveAgent(sd, a, op, laneId, secret, crashAt);
 
 async function recover(a: Agent): Promise<{ outcome: string; message: string }[]> {
   const r = await drive(a, "recover", "x", undefined);

@@ -6,12 +6,12 @@
 // chain, and the coordinator's retried upgrade converges on the new version.
 import { cp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { signingKeyToPem, verifyAuditChain } from "@lanekeeper/shared";
+import { verifyAuditChain } from "@lanekeeper/shared";
 import { startGitHubEmulator, startSystemdSandbox, type GitHubEmulator, type SystemdSandbox } from "@lanekeeper/harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentParts, auditRecords, eventually, FAST_HEALTH, HOST, installRunnerDist, laneSpec, registrationToken, runnerNamed, RUNNER_VERSION, type AgentParts } from "./agent-fixture.js";
+import { crashAgent, driveAgent, type CrashAgent, type DriveResult } from "./agent-crash-fixture.js";
+import { auditRecords, eventually, installRunnerDist, registrationToken, runnerNamed, RUNNER_VERSION } from "./agent-fixture.js";
 
-const DRIVER = new URL("./agent-crash-driver.mjs", import.meta.url).pathname;
 /** The release the lanes upgrade to: the runner emulator again, told apart from the first by a marker file. */
 const NEXT_VERSION = "2.337.0";
 /** Written into each release tree: which version a lane's `runner/` files are. */
@@ -21,48 +21,10 @@ let gh: GitHubEmulator;
 let sd: SystemdSandbox;
 let dist: string;
 
-interface Agent {
-  parts: AgentParts;
-  paramsPath: string;
-}
+type Agent = CrashAgent;
 
-async function newAgent(name: string, laneId: string): Promise<Agent> {
-  const root = join(sd.root, name);
-  const parts = await agentParts(root);
-  await parts.audit.close();
-  const keyFile = join(root, "identity.key");
-  await writeFile(keyFile, signingKeyToPem(parts.key), { mode: 0o600 });
-  const paramsPath = join(root, "params.json");
-  await writeFile(
-    paramsPath,
-    JSON.stringify({
-      hostId: HOST,
-      backend: "systemd",
-      keyFile,
-      laneRoot: parts.dirs.root,
-      stateDir: parts.stateDir,
-      auditPath: parts.auditPath,
-      unitDir: sd.unitDir,
-      distPath: dist,
-      health: FAST_HEALTH,
-      specs: { [laneId]: laneSpec(laneId, gh) },
-      upgradeTo: NEXT_VERSION,
-    }),
-  );
-  return { parts, paramsPath };
-}
-
-async function drive(a: Agent, op: string, laneId: string, secret?: Buffer, crashAt?: string): Promise<{ code: number | null; signal: string | null; out: string }> {
-  const child = sd.spawn("node", [DRIVER, a.paramsPath, op, laneId], {
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, ...(crashAt ? { LANEKEEPER_TEST_CRASH_AT: crashAt } : {}) },
-  });
-  let out = "";
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stdin?.end(secret ?? "");
-  return new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal, out })));
-}
+const newAgent = (name: string, laneId: string): Promise<Agent> => crashAgent(sd, gh, dist, name, [laneId], { upgradeTo: NEXT_VERSION });
+const drive = (a: Agent, op: string, laneId: string, secret?: Buffer, crashAt?: string): Promise<DriveResult> => driveAgent(sd, a, op, laneId, secret, crashAt);
 
 /** The lane's runner files, its lane.json version, and what else sits beside runner/. */
 async function onDisk(a: Agent, laneId: string): Promise<{ files: string | undefined; recorded: string; spare: string[] }> {
